@@ -1,0 +1,351 @@
+//! The `#[netns_test]` attribute of [netns-test](https://docs.rs/netns-test).
+//!
+//! Use it through the `netns-test` crate, which re-exports it as both `netns_test::netns_test`
+//! and `netns_test::test`; this crate only turns the attribute into a call of
+//! `::netns_test::__private::run_test`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, LitStr, Path, ReturnType};
+
+/// The valid options, as listed in error messages.
+const VALID_OPTIONS: &str = "valid options are `timeout = \"30s\"`, `topology = path::to::fn`, \
+                             `topology_file = \"path/to/file.toml\"` and `crate = path::to::netns_test`";
+
+/// Runs the test in a fresh child process inside its own network namespace.
+///
+/// See the `netns-test` crate for the full documentation.
+#[proc_macro_attribute]
+pub fn netns_test(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into()).into()
+}
+
+/// The same attribute as [`macro@netns_test`], under the name `test` so that it can be written
+/// `#[netns_test::test]` (rstest recognises a test attribute by its last path segment).
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into()).into()
+}
+
+fn expand(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let error = syn::Error::new_spanned(
+                &item,
+                "#[netns_test] can only be used on a function (`fn` or `async fn`)",
+            );
+            return with_error(item, error);
+        }
+    };
+    let result = Config::parse(args).and_then(|config| {
+        check_function(&func)?;
+        Ok(config)
+    });
+    match result {
+        Ok(config) => generate(config, func),
+        Err(error) => with_error(func.into_token_stream(), error),
+    }
+}
+
+/// Emits the user's item unchanged next to the error, so that the user sees one precise error
+/// instead of a cascade of "function not found" errors.
+fn with_error(item: TokenStream2, error: syn::Error) -> TokenStream2 {
+    let error = error.to_compile_error();
+    quote! { #error #item }
+}
+
+/// Where the topology of a test comes from.
+enum TopologyOption {
+    Function(Path),
+    File(LitStr),
+}
+
+#[derive(Default)]
+struct Config {
+    timeout_ms: Option<u64>,
+    topology: Option<(TopologyOption, Span)>,
+    krate: Option<Path>,
+}
+
+impl Config {
+    fn parse(args: TokenStream2) -> syn::Result<Self> {
+        let mut config = Config::default();
+        let mut seen: Vec<String> = Vec::new();
+        let parser = syn::meta::parser(|meta| {
+            let name = match meta.path.get_ident() {
+                Some(ident) => ident.to_string(),
+                None => meta.path.to_token_stream().to_string().replace(' ', ""),
+            };
+            if seen.contains(&name) {
+                return Err(meta.error(format!("duplicate option `{name}`")));
+            }
+            match name.as_str() {
+                "timeout" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    let ms = parse_duration_ms(&value.value())
+                        .map_err(|reason| syn::Error::new(value.span(), reason))?;
+                    config.timeout_ms = Some(ms);
+                }
+                "topology" | "topology_file" => {
+                    if let Some((_, _)) = &config.topology {
+                        return Err(meta.error(
+                            "`topology` and `topology_file` cannot be used together: \
+                             a test has one topology",
+                        ));
+                    }
+                    let span = meta.path.span();
+                    let option = if name == "topology" {
+                        TopologyOption::Function(meta.value()?.parse()?)
+                    } else {
+                        let file: LitStr = meta.value()?.parse()?;
+                        if file.value().is_empty() || file.value().starts_with('/') {
+                            return Err(syn::Error::new(
+                                file.span(),
+                                "`topology_file` must be a path relative to the crate's \
+                                 Cargo.toml directory, e.g. \"tests/topologies/star.toml\"",
+                            ));
+                        }
+                        TopologyOption::File(file)
+                    };
+                    config.topology = Some((option, span));
+                }
+                "crate" => {
+                    let value = meta.value()?;
+                    let path: Path = if value.peek(LitStr) {
+                        value.parse::<LitStr>()?.parse()?
+                    } else {
+                        value.parse()?
+                    };
+                    config.krate = Some(path);
+                }
+                _ => {
+                    return Err(meta.error(format!("unknown option `{name}`; {VALID_OPTIONS}")));
+                }
+            }
+            seen.push(name);
+            Ok(())
+        });
+        syn::parse::Parser::parse2(parser, args)?;
+        Ok(config)
+    }
+}
+
+/// Parses `"30s"`, `"500ms"`, `"2m"`, `"1h"` or a sum such as `"1m 30s"` into milliseconds.
+fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let invalid = || {
+        format!(
+            "invalid duration `{text}`: expected whole numbers with a unit (ms, s, m, h), \
+             e.g. \"30s\", \"500ms\" or \"1m 30s\""
+        )
+    };
+    let mut total: u64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(invalid()),
+        };
+        total = number
+            .checked_mul(factor)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(invalid)?;
+        rest = rest[unit_len..].trim_start();
+    }
+    if total == 0 {
+        return Err(format!("invalid duration `{text}`: a timeout must be greater than zero"));
+    }
+    Ok(total)
+}
+
+fn check_function(func: &ItemFn) -> syn::Result<()> {
+    let sig = &func.sig;
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "#[netns_test] functions cannot be generic",
+        ));
+    }
+    if let Some(token) = &sig.constness {
+        return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `const`"));
+    }
+    if let Some(token) = &sig.unsafety {
+        return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `unsafe`"));
+    }
+    if let Some(abi) = &sig.abi {
+        return Err(syn::Error::new_spanned(abi, "#[netns_test] functions cannot be `extern`"));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new_spanned(variadic, "#[netns_test] functions cannot be variadic"));
+    }
+    for input in &sig.inputs {
+        if let FnArg::Receiver(receiver) = input {
+            return Err(syn::Error::new_spanned(
+                receiver,
+                "#[netns_test] functions cannot take `self`",
+            ));
+        }
+    }
+    if sig.inputs.len() > 1 {
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
+            "#[netns_test] functions take at most one parameter, the network \
+             (`net: &netns_test::Network`); with rstest, put #[rstest] above \
+             #[netns_test::test] and call `netns_test::network()` in the body",
+        ));
+    }
+    for attr in &func.attrs {
+        let path = attr.path();
+        let last = path.segments.last().map(|segment| segment.ident.to_string());
+        if last.as_deref() == Some("rstest") {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "#[rstest] must come above #[netns_test::test] so that it expands first",
+            ));
+        }
+        if last.as_deref() == Some("test") && !is_builtin_test(path) {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "#[netns_test] cannot be combined with another test attribute; it already runs \
+                 `async fn` tests on its own runtime",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `#[test]`, possibly written with its full prelude path (`::core::prelude::v1::test`).
+fn is_builtin_test(path: &Path) -> bool {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segments.as_slice() {
+        [only] => only == "test",
+        [root, prelude, .., last] => {
+            matches!(root.as_str(), "core" | "std") && prelude == "prelude" && last == "test"
+        }
+        _ => false,
+    }
+}
+
+/// Whether the function already carries the built-in test attribute, or the marker rustc leaves
+/// when a `#[test]` written above us has already expanded.
+fn has_test_attribute(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|attr| {
+        let path = attr.path();
+        is_builtin_test(path) || path.is_ident("rustc_test_marker")
+    })
+}
+
+fn generate(config: Config, func: ItemFn) -> TokenStream2 {
+    let krate = config.krate.clone().unwrap_or_else(|| syn::parse_quote!(::netns_test));
+    let ItemFn { attrs, vis, sig, block } = func;
+    let ident = &sig.ident;
+    let name = ident.to_string();
+    let test_attr = if has_test_attribute(&attrs) {
+        TokenStream2::new()
+    } else {
+        quote! { #[::core::prelude::v1::test] }
+    };
+    let ret_ty = match &sig.output {
+        ReturnType::Default => quote! { () },
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    let network = quote! { __netns_test_network };
+    let binding = match sig.inputs.first() {
+        Some(FnArg::Typed(arg)) => {
+            let pat = &arg.pat;
+            let ty = &arg.ty;
+            quote_spanned! { arg.span() =>
+                let #pat: #ty = #krate::__private::FromNetwork::from_network(#network);
+            }
+        }
+        _ => TokenStream2::new(),
+    };
+    let stmts = &block.stmts;
+    let body = if sig.asyncness.is_some() {
+        quote! {
+            #binding
+            let __netns_test_future = async move { #(#stmts)* };
+            let __netns_test_future: ::core::pin::Pin<
+                &mut dyn ::core::future::Future<Output = #ret_ty>,
+            > = ::core::pin::pin!(__netns_test_future);
+            #krate::__private::block_on(__netns_test_future)
+        }
+    } else {
+        quote! {
+            #binding
+            #(#stmts)*
+        }
+    };
+    let timeout = match config.timeout_ms {
+        Some(ms) => quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)) },
+        None => quote! { ::core::option::Option::None },
+    };
+    let topology = match &config.topology {
+        None => quote! { #krate::__private::TopologySource::Default },
+        Some((TopologyOption::Function(path), span)) => quote_spanned! { *span =>
+            #krate::__private::TopologySource::from_fn(#path)
+        },
+        Some((TopologyOption::File(file), span)) => quote_spanned! { *span =>
+            #krate::__private::TopologySource::File {
+                path: #file,
+                contents: ::core::include_str!(::core::concat!(
+                    ::core::env!("CARGO_MANIFEST_DIR"), "/", #file
+                )),
+            }
+        },
+    };
+    quote! {
+        #(#attrs)*
+        #test_attr
+        #vis fn #ident() {
+            #[allow(clippy::needless_return, clippy::let_unit_value, unused_braces)]
+            let __netns_test_body = move |#network: &'static #krate::Network| -> #ret_ty {
+                #body
+            };
+            #krate::__private::run_test(
+                #krate::__private::TestSpec {
+                    name: #krate::__private::test_name(::core::module_path!(), #name),
+                    timeout: #timeout,
+                    topology: #topology,
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                },
+                __netns_test_body,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("1m 30s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert!(parse_duration_ms("").is_err());
+        assert!(parse_duration_ms("30").is_err());
+        assert!(parse_duration_ms("s").is_err());
+        assert!(parse_duration_ms("3x").is_err());
+        assert!(parse_duration_ms("0s").is_err());
+        assert!(parse_duration_ms("99999999999999999999h").is_err());
+    }
+}

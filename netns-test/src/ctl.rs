@@ -1,0 +1,82 @@
+//! The control runtime: one background thread that drives every netlink connection of a
+//! network.
+//!
+//! rtnetlink is asynchronous, while the test body may be synchronous or run its own runtime.
+//! Keeping the netlink connections on a dedicated current-thread runtime lets both kinds of test
+//! call the control API (cut a link, wait for a carrier) without nesting runtimes.
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::thread;
+
+use tokio::runtime::{Builder, Handle};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+/// A current-thread tokio runtime running on its own thread until dropped.
+#[derive(Debug)]
+pub(crate) struct Ctl {
+    handle: Handle,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Ctl {
+    /// Starts the control thread.
+    pub(crate) fn start() -> Result<Self> {
+        let runtime = Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| Error::io("starting the control runtime", error))?;
+        let handle = runtime.handle().clone();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("netns-test-ctl".into())
+            .spawn(move || {
+                // Either a shutdown message or the sender being dropped ends the loop.
+                let _ = runtime.block_on(stopped);
+            })
+            .map_err(|error| Error::io("starting the control thread", error))?;
+        Ok(Ctl { handle, shutdown: Some(shutdown), thread: Some(thread) })
+    }
+
+    /// The runtime's handle, for spawning connection tasks and entering its context.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Runs `future` on the control thread and blocks the caller until it completes.
+    ///
+    /// # Panics
+    /// When called from the control thread itself, which would deadlock.
+    pub(crate) fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let control_thread = self.thread.as_ref().map(|thread| thread.thread().id());
+        assert!(
+            control_thread != Some(thread::current().id()),
+            "netns-test: a blocking control call was made from the control thread"
+        );
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = sender.send(future.await);
+        });
+        receiver.recv().expect("the netns-test control thread stopped while a request was pending")
+    }
+}
+
+impl Drop for Ctl {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}

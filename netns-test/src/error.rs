@@ -1,0 +1,151 @@
+//! The one error type of the crate.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::topology::TopologyError;
+
+/// Everything that can go wrong in netns-test.
+///
+/// Messages say what failed and name the item (node, link, address); environment problems
+/// (missing privileges, a kernel feature that is not there) carry the remedy in the message.
+/// `Debug` prints the message followed by its chain of causes, so a test returning
+/// `Result<(), netns_test::Error>` fails with a readable report.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The process may not create the namespaces a test needs.
+    #[error("cannot isolate the test: {step} failed ({source})\n\n{remedy}")]
+    Isolation {
+        /// The step that failed, e.g. `unshare(CLONE_NEWUSER | CLONE_NEWNET)`.
+        step: String,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+        /// What to do about it.
+        remedy: String,
+    },
+    /// A netlink request failed.
+    #[error("{what} in node `{node}` failed")]
+    Netlink {
+        /// The node whose namespace the request was for.
+        node: String,
+        /// The request, in the words of the `ip` command it mirrors.
+        what: String,
+        /// The error netlink returned.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A system call or file operation failed.
+    #[error("{what} failed")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A readiness wait did not see its condition before its deadline.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// The condition that was awaited.
+        what: String,
+        /// How long the wait lasted.
+        after: Duration,
+    },
+    /// A node name that the network does not have.
+    #[error("unknown node `{name}`; the network has {known}")]
+    UnknownNode {
+        /// The name that was asked for.
+        name: String,
+        /// The names that exist, for the message.
+        known: String,
+    },
+    /// An interface name that a node does not have.
+    #[error("node `{node}` has no interface `{name}`; it has {known}")]
+    UnknownInterface {
+        /// The node that was asked.
+        node: String,
+        /// The interface name that was asked for.
+        name: String,
+        /// The interfaces the node has, for the message.
+        known: String,
+    },
+    /// The topology is invalid.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// A kernel feature the request needs is missing.
+    #[error("{feature} is not available: {reason}")]
+    Unsupported {
+        /// The feature, e.g. `sch_netem`.
+        feature: String,
+        /// Why, and what would provide it.
+        reason: String,
+    },
+    /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
+    #[error("{0}")]
+    Child(String),
+    /// A function that only works inside a netns test was called elsewhere.
+    #[error("{0} can only be called inside a #[netns_test] test or a netns_test::sandbox body")]
+    NotInTest(&'static str),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { what: what.into(), source }
+    }
+
+    pub(crate) fn netlink(
+        node: impl Into<String>,
+        what: impl Into<String>,
+        source: rtnetlink::Error,
+    ) -> Self {
+        Error::Netlink { node: node.into(), what: what.into(), source }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Formats a list of names for an error message: "`a`, `b` and `c`".
+pub(crate) fn name_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    match names.as_slice() {
+        [] => "none".to_string(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_the_cause_chain() {
+        let error = Error::io("opening /proc/self/ns/net", io::Error::from_raw_os_error(2));
+        let text = format!("{error:?}");
+        assert!(text.starts_with("opening /proc/self/ns/net failed"), "{text}");
+        assert!(text.contains("caused by: No such file or directory"), "{text}");
+    }
+
+    #[test]
+    fn name_lists_read_naturally() {
+        assert_eq!(name_list([]), "none");
+        assert_eq!(name_list(["a"]), "`a`");
+        assert_eq!(name_list(["a", "b", "c"]), "`a`, `b` and `c`");
+    }
+}

@@ -1,0 +1,125 @@
+//! Run each test in its own network, under plain `cargo test`.
+//!
+//! Put `#[netns_test]` on a test and it runs in a fresh child process inside its own network
+//! namespace, wired to a peer namespace by a veth pair, with nothing left behind on the host:
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//!
+//! use netns_test::{Network, netns_test};
+//!
+//! #[netns_test]
+//! fn echo_across_the_veth(net: &Network) {
+//!     // The peer node `test1` holds veth1 = 1.1.1.1/24; the body runs in `test0`
+//!     // (veth0 = 1.1.1.2/24). A socket created in a node stays in it.
+//!     let listener = net.node("test1").run(|| TcpListener::bind("1.1.1.1:7000")).unwrap();
+//!     let server = std::thread::spawn(move || {
+//!         let (mut stream, _) = listener.accept().unwrap();
+//!         let mut buffer = [0u8; 5];
+//!         stream.read_exact(&mut buffer).unwrap();
+//!         stream.write_all(&buffer).unwrap();
+//!     });
+//!     let mut client = TcpStream::connect("1.1.1.1:7000").unwrap();
+//!     client.write_all(b"hello").unwrap();
+//!     let mut reply = [0u8; 5];
+//!     client.read_exact(&mut reply).unwrap();
+//!     assert_eq!(&reply, b"hello");
+//!     server.join().unwrap();
+//! }
+//! ```
+//!
+//! # How it works
+//! The attribute turns the function into an ordinary `#[test]`. When libtest (or nextest) runs
+//! it, the test re-executes its own binary for exactly this test, in new network, mount, UTS
+//! and PID namespaces (plus a user namespace when not root). The child builds the topology
+//! in-process with netlink, waits until every link reports carrier, then runs the body. The
+//! parent relays the child's output (libtest shows it when the test fails) and reports a panic
+//! with its message and location, an error, a signal, or a timeout. Namespaces are held by file
+//! descriptor only, so however the child dies, the kernel removes everything it made.
+//!
+//! # The attribute
+//! - `#[netns_test]` or `#[netns_test::test]`, on `fn` or `async fn` (a current-thread tokio
+//!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug`.
+//! - At most one parameter, the network: `net: &Network` (or `net: Network`). With rstest, put
+//!   `#[rstest]` above `#[netns_test::test]` and call [`network()`] in the body.
+//! - `timeout = "30s"`: the child is killed after that long (default 60 s, or
+//!   `NETNS_TEST_TIMEOUT`).
+//! - `topology = function`: a function returning a [`Topology`], a [`TopologyBuilder`] or a
+//!   `Result<Topology, _>`; `topology_file = "tests/topologies/x.toml"`: a topology file,
+//!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
+//!
+//! # Environment
+//! - `NETNS_TEST_TIMEOUT=90s`: the timeout of tests that set none.
+//! - `NETNS_TEST_KEEP_ON_FAILURE=1` (or a duration such as `10m`): keep a failed test's child
+//!   alive and print an `nsenter` command for each node, until Enter is pressed.
+//! - `NETNS_TEST_MODE=rootless`: use a user namespace even when running as root.
+
+mod ctl;
+mod error;
+mod network;
+mod ns;
+pub mod probe;
+mod runner;
+mod topology;
+mod wiring;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use error::{Error, Result};
+pub use netns_test_macros::{netns_test, test};
+pub use network::{Interface, Network, Node};
+pub use runner::DEFAULT_TIMEOUT;
+pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};
+
+/// The network of the running test, for code that does not get it as a parameter (rstest
+/// cases, helpers).
+///
+/// # Panics
+/// Outside a `#[netns_test]` body or a [`sandbox`] body. [`try_network`] returns an error
+/// instead.
+#[track_caller]
+pub fn network() -> &'static Network {
+    match try_network() {
+        Ok(network) => network,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// The network of the running test, or [`Error::NotInTest`].
+pub fn try_network() -> Result<&'static Network> {
+    runner::child::network().ok_or(Error::NotInTest("netns_test::network()"))
+}
+
+/// Runs `body` in a fresh child process of the current program, inside `topology`, and waits
+/// for it: the same machinery as `#[netns_test]`, for programs (examples, tools) rather than
+/// tests.
+///
+/// The child re-executes the program from `main`, so code before this call runs twice (its
+/// standard output is discarded in the child). Call `sandbox` once per program run.
+///
+/// # Errors
+/// [`Error::Child`] when the body panics, returns `Err` or the network cannot be built, with
+/// the same message a test would fail with; [`Error::Isolation`] when this machine does not let
+/// the program create namespaces.
+///
+/// ```no_run
+/// use netns_test::{sandbox, Topology};
+///
+/// fn main() -> Result<(), netns_test::Error> {
+///     sandbox(Topology::seed(), |net| {
+///         println!("nodes: {:?}", net.nodes().iter().map(|n| n.name()).collect::<Vec<_>>());
+///     })
+/// }
+/// ```
+#[track_caller]
+pub fn sandbox<R>(topology: Topology, body: impl FnOnce(&'static Network) -> R) -> Result<()>
+where
+    R: __private::TestResult,
+{
+    let caller = std::panic::Location::caller();
+    let key = format!("sandbox@{}:{}", caller.file(), caller.line());
+    runner::run_sandbox(key, topology, |network| body(network).into_outcome())
+}

@@ -1,0 +1,524 @@
+//! The live network of a test: its nodes, their interfaces, and running code inside them.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::sync::oneshot;
+
+use crate::ctl::Ctl;
+use crate::error::{Error, Result, name_list};
+use crate::ns::{self, NsFds, NsRequest};
+use crate::runner::protocol::{NodeFds, env};
+use crate::topology::{NodeKind, Plan, Topology};
+use crate::wiring::{At, NodeNetlink, VethEnd};
+
+/// How long bringing a network up may wait for the kernel to report its links ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The network of a test: every node of its topology, alive for the whole test.
+///
+/// Get it as the test function's parameter (`fn t(net: &Network)`) or with
+/// [`network()`](crate::network()). Cloning is cheap: clones share one network.
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<NetworkInner>,
+}
+
+struct NetworkInner {
+    nodes: Vec<Node>,
+    local: usize,
+    topology: Topology,
+    // Dropped last: the nodes' netlink connections run on it.
+    _ctl: Arc<Ctl>,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Network")
+            .field("local", &self.local().name())
+            .field("nodes", &self.inner.nodes)
+            .finish()
+    }
+}
+
+impl Network {
+    /// Builds `topology`. Its local node is the calling process's own network namespace, so
+    /// this only ever runs inside a test's child process.
+    pub(crate) fn start(topology: &Topology) -> Result<Network> {
+        let plan = topology.plan()?;
+        let ctl = Arc::new(Ctl::start()?);
+        let local = plan.local;
+
+        // The local node is the namespace the child process was born in.
+        let local_spec = &plan.nodes[local];
+        if local_spec.hostname {
+            nix::unistd::sethostname(&local_spec.name)
+                .map_err(|e| Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into()))?;
+        }
+        configure_namespace(&plan, local)?;
+        let local_fds = NsFds::of_current_thread(local_spec.hostname)
+            .map_err(|e| Error::io("opening the test's own namespaces", e))?;
+        let local_netlink = NodeNetlink::open(ctl.handle())
+            .map_err(|e| Error::io(format!("opening netlink in node `{}`", local_spec.name), e))?;
+
+        let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
+        let requests: Vec<NsRequest<'_>> = others
+            .iter()
+            .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
+            .collect();
+        let made = ns::create_namespaces(&requests, |k, _| {
+            let index = others[k];
+            configure_namespace(&plan, index)?;
+            NodeNetlink::open(ctl.handle())
+                .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
+        })?;
+
+        let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
+        slots[local] = Some((local_fds, local_netlink));
+        for (k, made) in made.into_iter().enumerate() {
+            slots[others[k]] = Some(made);
+        }
+        let nodes: Vec<Node> = slots
+            .into_iter()
+            .zip(&plan.nodes)
+            .enumerate()
+            .map(|(index, (slot, spec))| {
+                let (fds, netlink) = slot.expect("every node has namespaces");
+                Node::new(&plan, index, spec.kind, fds, netlink, Arc::clone(&ctl))
+            })
+            .collect();
+
+        let plan = Arc::new(plan);
+        let wiring: Vec<(String, NodeNetlink, i32)> = nodes
+            .iter()
+            .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
+            .collect();
+        ctl.block_on(wire(Arc::clone(&plan), wiring))?;
+
+        Ok(Network { inner: Arc::new(NetworkInner { nodes, local, topology: topology.clone(), _ctl: ctl }) })
+    }
+
+    /// The node the test body runs in.
+    pub fn local(&self) -> &Node {
+        &self.inner.nodes[self.inner.local]
+    }
+
+    /// The node called `name`.
+    ///
+    /// # Panics
+    /// When there is no such node; the message lists the nodes there are. Use
+    /// [`try_node`](Self::try_node) to get an error instead.
+    #[track_caller]
+    pub fn node(&self, name: &str) -> &Node {
+        match self.try_node(name) {
+            Ok(node) => node,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The node called `name`, or [`Error::UnknownNode`].
+    pub fn try_node(&self, name: &str) -> Result<&Node> {
+        self.inner.nodes.iter().find(|node| node.name() == name).ok_or_else(|| Error::UnknownNode {
+            name: name.to_string(),
+            known: name_list(self.inner.nodes.iter().map(Node::name)),
+        })
+    }
+
+    /// All nodes, in the order of the topology.
+    pub fn nodes(&self) -> &[Node] {
+        &self.inner.nodes
+    }
+
+    /// The topology this network was built from.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    pub(crate) fn node_fds(&self) -> Vec<NodeFds> {
+        self.inner
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| {
+                let (net, uts) = node.inner.fds.raw();
+                let own = index == self.inner.local;
+                NodeFds { name: node.name().to_string(), net: (!own).then_some(net), uts: if own { None } else { uts } }
+            })
+            .collect()
+    }
+}
+
+/// The sysctls of a fresh namespace, written from a thread inside it.
+fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
+    let node = &plan.nodes[index];
+    let mut settings: Vec<(&str, &str)> = vec![
+        // Let unprivileged programs in the node use ICMP echo sockets (`ping` without setuid).
+        ("net.ipv4.ping_group_range", "0 2147483647"),
+    ];
+    if plan.ipv6 {
+        // Addresses are added with IFA_F_NODAD; link-local ones must not wait for DAD either,
+        // and addresses must survive a link going down and up again.
+        settings.extend([
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.keep_addr_on_down", "1"),
+            ("net.ipv6.conf.default.keep_addr_on_down", "1"),
+        ]);
+    } else {
+        // No IPv6 link-local addresses, hence no router solicitations or MLD reports.
+        settings.push(("net.ipv6.conf.default.addr_gen_mode", "1"));
+    }
+    if node.kind == NodeKind::Router {
+        settings.push(("net.ipv4.ip_forward", "1"));
+        if plan.ipv6 {
+            settings.push(("net.ipv6.conf.all.forwarding", "1"));
+        }
+    }
+    for (key, value) in settings {
+        ns::write_sysctl(key, value)
+            .map_err(|e| Error::io(format!("setting {key}={value} in node `{}`", node.name), e))?;
+    }
+    Ok(())
+}
+
+/// Creates links, addresses and routes, and waits until every link is ready.
+async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result<()> {
+    use futures_util::future::try_join_all;
+    let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
+
+    try_join_all(plan.nodes.iter().enumerate().map(|(index, node)| async move {
+        at(index).set_link_up(1, "lo", true).await?;
+        if let Some(bridge) = node.bridge {
+            at(index).add_bridge(bridge, crate::topology::BRIDGE_NAME).await?;
+        }
+        Ok::<(), Error>(())
+    }))
+    .await?;
+
+    try_join_all(plan.links.iter().map(|link| {
+        // A switch's port is created in the switch's namespace, where its bridge is known.
+        let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
+        let end = |slot: usize| {
+            let (node, iface) = link.ends[slot];
+            let spec = &plan.nodes[node];
+            VethEnd {
+                node: &spec.name,
+                name: &spec.ifaces[iface].name,
+                index: spec.ifaces[iface].index,
+                netns: nodes[node].2,
+                mtu: link.mtu,
+                controller: spec.bridge,
+            }
+        };
+        let (a, b) = (end(main), end(1 - main));
+        let (sender, receiver) = (link.ends[main].0, link.ends[1 - main].0);
+        async move {
+            at(sender).add_veth(&a, &b).await?;
+            at(receiver).set_link_up(b.index, b.name, true).await
+        }
+    }))
+    .await?;
+
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.ifaces.iter().flat_map(move |iface| {
+            iface.addrs.iter().map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
+        })
+    }))
+    .await?;
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        let nodes = &nodes;
+        node.ifaces.iter().map(move |iface| async move {
+            let netlink = &nodes[index].1;
+            netlink.links.wait(&netlink.handle, iface.index, deadline, |s| s.ready()).await.map_err(|last| {
+                Error::Timeout {
+                    what: format!(
+                        "interface `{}` of node `{}` to be up with carrier (last state: {last:?})",
+                        iface.name, node.name
+                    ),
+                    after: READY_TIMEOUT,
+                }
+            })
+        })
+    }))
+    .await?;
+
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.routes.iter().map(move |route| async move { at(index).add_route(route.to, route.via).await })
+    }))
+    .await?;
+    Ok(())
+}
+
+/// One interface of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    name: String,
+    index: u32,
+    addrs: Vec<IpNet>,
+    peer_node: String,
+    peer_name: String,
+}
+
+impl Interface {
+    /// The interface name, e.g. `veth0`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kernel's interface index in the node's namespace.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The addresses with their prefix lengths.
+    pub fn addrs(&self) -> &[IpNet] {
+        &self.addrs
+    }
+
+    /// The node at the other end of the link.
+    pub fn peer_node(&self) -> &str {
+        &self.peer_node
+    }
+
+    /// The interface at the other end of the link.
+    pub fn peer_name(&self) -> &str {
+        &self.peer_name
+    }
+}
+
+/// One node: a network namespace, its interfaces, and ways to run code inside it.
+///
+/// Sockets stay in the namespace they were created in, so a socket made inside a node (in
+/// [`run`](Self::run), [`spawn`](Self::spawn) or a [`command`](Self::command)) may be used from
+/// anywhere afterwards. Cloning is cheap.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    name: String,
+    kind: NodeKind,
+    interfaces: Vec<Interface>,
+    fds: Arc<NsFds>,
+    netlink: NodeNetlink,
+    runtime: OnceLock<NodeRuntime>,
+    ctl: Arc<Ctl>,
+}
+
+/// A current-thread runtime on a thread inside the node, started on first use.
+struct NodeRuntime {
+    handle: tokio::runtime::Handle,
+    // Dropping the sender ends the runtime's thread.
+    _stop: oneshot::Sender<()>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.inner.name)
+            .field("kind", &self.inner.kind)
+            .field("interfaces", &self.inner.interfaces)
+            .finish()
+    }
+}
+
+impl Node {
+    fn new(plan: &Plan, index: usize, kind: NodeKind, fds: NsFds, netlink: NodeNetlink, ctl: Arc<Ctl>) -> Node {
+        let spec = &plan.nodes[index];
+        let interfaces = spec
+            .ifaces
+            .iter()
+            .map(|iface| {
+                let link = &plan.links[iface.link];
+                let (peer, peer_iface) =
+                    *link.ends.iter().find(|(node, _)| *node != index).expect("links join two nodes");
+                Interface {
+                    name: iface.name.clone(),
+                    index: iface.index,
+                    addrs: iface.addrs.clone(),
+                    peer_node: plan.nodes[peer].name.clone(),
+                    peer_name: plan.nodes[peer].ifaces[peer_iface].name.clone(),
+                }
+            })
+            .collect();
+        Node {
+            inner: Arc::new(NodeInner {
+                name: spec.name.clone(),
+                kind,
+                interfaces,
+                fds: Arc::new(fds),
+                netlink,
+                runtime: OnceLock::new(),
+                ctl,
+            }),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Host, router or switch.
+    pub fn kind(&self) -> NodeKind {
+        self.inner.kind
+    }
+
+    /// The node's interfaces (not counting `lo` and a switch's bridge).
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.inner.interfaces
+    }
+
+    /// The interface called `name`, or [`Error::UnknownInterface`].
+    pub fn interface(&self, name: &str) -> Result<&Interface> {
+        self.inner.interfaces.iter().find(|i| i.name == name).ok_or_else(|| Error::UnknownInterface {
+            node: self.inner.name.clone(),
+            name: name.to_string(),
+            known: name_list(self.inner.interfaces.iter().map(|i| i.name.as_str())),
+        })
+    }
+
+    /// Every address of the node, IPv4 first, in interface order.
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        let all = self.inner.interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr));
+        let (mut v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = all.partition(IpAddr::is_ipv4);
+        v4.extend(v6);
+        v4
+    }
+
+    /// The node's first address (IPv4 preferred), if it has one.
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.addrs().first().copied()
+    }
+
+    /// Runs `f` on a new thread inside the node and returns its result; a panic in `f` is
+    /// resumed in the caller. `f` may borrow from the caller.
+    ///
+    /// # Panics
+    /// When the thread cannot be started or cannot enter the node's namespace.
+    pub fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let fds = &self.inner.fds;
+        let name = &self.inner.name;
+        thread::scope(|scope| {
+            let thread = thread::Builder::new()
+                .name(format!("node-{name}"))
+                .spawn_scoped(scope, move || {
+                    fds.enter().unwrap_or_else(|e| panic!("cannot enter the namespace of node `{name}`: {e}"));
+                    f()
+                })
+                .unwrap_or_else(|e| panic!("cannot start a thread for node `{name}`: {e}"));
+            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Spawns `future` on the node's runtime: a current-thread tokio runtime on a thread inside
+    /// the node, started on first use. Sockets the task creates are in the node.
+    ///
+    /// # Panics
+    /// When the runtime's thread cannot be started or cannot enter the node's namespace.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime().spawn(future)
+    }
+
+    /// The handle of the node's runtime (see [`spawn`](Self::spawn)).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        let runtime = self.inner.runtime.get_or_init(|| {
+            start_runtime(&self.inner.name, Arc::clone(&self.inner.fds))
+                .unwrap_or_else(|e| panic!("cannot start the runtime of node `{}`: {e:?}", self.inner.name))
+        });
+        &runtime.handle
+    }
+
+    /// A [`Command`] that runs `program` inside the node (its network namespace, and its UTS
+    /// namespace when it has its own hostname). Programs also stay in the test's PID namespace,
+    /// so nothing they start outlives the test.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new(program);
+        for name in env::ALL {
+            command.env_remove(name);
+        }
+        let fds = Arc::clone(&self.inner.fds);
+        // SAFETY: the closure makes raw setns(2) calls on descriptors that `fds` keeps open.
+        unsafe {
+            command.pre_exec(move || {
+                let (net, uts) = fds.raw();
+                if libc::setns(net, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(uts) = uts {
+                    if libc::setns(uts, libc::CLONE_NEWUTS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
+    pub(crate) fn netlink(&self) -> &NodeNetlink {
+        &self.inner.netlink
+    }
+
+    pub(crate) fn ctl(&self) -> &Ctl {
+        &self.inner.ctl
+    }
+}
+
+fn start_runtime(name: &str, fds: Arc<NsFds>) -> Result<NodeRuntime> {
+    let (ready, receive) = mpsc::sync_channel(1);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread_name = format!("node-{name}-rt");
+    thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let setup = || -> std::io::Result<tokio::runtime::Runtime> {
+                fds.enter()?;
+                let for_workers = Arc::clone(&fds);
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    // Blocking-pool threads may be started from any thread; put them in the
+                    // node too.
+                    .on_thread_start(move || {
+                        if let Err(error) = for_workers.enter() {
+                            panic!("a runtime thread could not enter its node's namespace: {error}");
+                        }
+                    })
+                    .build()
+            };
+            match setup() {
+                Ok(runtime) => {
+                    let _ = ready.send(Ok(runtime.handle().clone()));
+                    let _ = runtime.block_on(stopped);
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            }
+        })
+        .map_err(|e| Error::io(format!("starting the runtime thread of node `{name}`"), e))?;
+    let handle = receive
+        .recv()
+        .map_err(|_| Error::io(format!("starting the runtime of node `{name}`"), std::io::ErrorKind::Other.into()))?
+        .map_err(|e| Error::io(format!("starting the runtime of node `{name}`"), e))?;
+    Ok(NodeRuntime { handle, _stop: stop })
+}

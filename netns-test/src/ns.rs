@@ -1,0 +1,136 @@
+//! Namespaces held by file descriptor, and moving threads into them.
+//!
+//! A namespace lives as long as something refers to it: a process inside it or an open file
+//! descriptor. netns-test only ever holds descriptors (never a `/run/netns` bind mount), so
+//! when the test process dies, however it dies, its namespaces go with it.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::thread;
+
+use nix::sched::{CloneFlags, setns, unshare};
+
+use crate::error::{Error, Result};
+
+/// The namespaces of one node: its network namespace and, when the node has its own hostname,
+/// its UTS namespace.
+#[derive(Debug)]
+pub(crate) struct NsFds {
+    pub(crate) net: OwnedFd,
+    pub(crate) uts: Option<OwnedFd>,
+}
+
+impl NsFds {
+    /// The namespaces the calling thread is in now.
+    pub(crate) fn of_current_thread(with_uts: bool) -> io::Result<Self> {
+        Ok(NsFds {
+            net: open_thread_ns("net")?,
+            uts: if with_uts { Some(open_thread_ns("uts")?) } else { None },
+        })
+    }
+
+    /// Moves the calling thread into these namespaces. Only this thread moves: other threads
+    /// and the process as a whole stay where they are.
+    pub(crate) fn enter(&self) -> io::Result<()> {
+        setns(self.net.as_fd(), CloneFlags::CLONE_NEWNET)?;
+        if let Some(uts) = &self.uts {
+            setns(uts.as_fd(), CloneFlags::CLONE_NEWUTS)?;
+        }
+        Ok(())
+    }
+
+    /// The raw descriptors, for code that runs between `fork` and `exec` where nothing may
+    /// allocate.
+    pub(crate) fn raw(&self) -> (RawFd, Option<RawFd>) {
+        (self.net.as_raw_fd(), self.uts.as_ref().map(|fd| fd.as_raw_fd()))
+    }
+}
+
+/// Opens `/proc/thread-self/ns/<kind>`: the namespace of the calling thread, which after a
+/// per-thread `unshare` or `setns` differs from `/proc/self/ns/<kind>`.
+fn open_thread_ns(kind: &str) -> io::Result<OwnedFd> {
+    let file = File::open(format!("/proc/thread-self/ns/{kind}"))?;
+    Ok(file.into())
+}
+
+/// Writes a sysctl of the calling thread's network namespace (`/proc/sys/net` shows the
+/// namespace of the thread that opens it).
+pub(crate) fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    file.write_all(value.as_bytes())
+}
+
+/// What each new namespace needs: a name for messages, whether it gets its own hostname.
+pub(crate) struct NsRequest<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) hostname: bool,
+}
+
+/// Creates one network namespace (and UTS namespace where asked) per request and runs `setup`
+/// inside each, on a few short-lived threads.
+///
+/// Each worker thread `unshare`s again for every namespace it makes, so a hundred nodes cost a
+/// couple of threads, not a hundred (thread pressure on small CI machines ends in `EAGAIN`).
+pub(crate) fn create_namespaces<T, F>(requests: &[NsRequest<'_>], setup: F) -> Result<Vec<(NsFds, T)>>
+where
+    T: Send,
+    F: Fn(usize, &NsFds) -> Result<T> + Sync,
+{
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workers = requests.len().min(thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4));
+    let setup = &setup;
+    let results: Vec<Vec<(usize, Result<(NsFds, T)>)>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                thread::Builder::new()
+                    .name("netns-test-mkns".into())
+                    .spawn_scoped(scope, move || {
+                        (worker..requests.len())
+                            .step_by(workers)
+                            .map(|index| (index, make_one(&requests[index], index, setup)))
+                            .collect()
+                    })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| match handle {
+                Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(error) => vec![(usize::MAX, Err(Error::io("starting a namespace thread", error)))],
+            })
+            .collect()
+    });
+    let mut slots: Vec<Option<(NsFds, T)>> = (0..requests.len()).map(|_| None).collect();
+    for (index, result) in results.into_iter().flatten() {
+        let made = result?;
+        slots[index] = Some(made);
+    }
+    Ok(slots.into_iter().map(|slot| slot.expect("every namespace request is handled")).collect())
+}
+
+fn make_one<T, F>(request: &NsRequest<'_>, index: usize, setup: &F) -> Result<(NsFds, T)>
+where
+    F: Fn(usize, &NsFds) -> Result<T>,
+{
+    let mut flags = CloneFlags::CLONE_NEWNET;
+    if request.hostname {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+    unshare(flags).map_err(|errno| {
+        Error::io(format!("creating the namespace of node `{}` (unshare)", request.name), errno.into())
+    })?;
+    if request.hostname {
+        nix::unistd::sethostname(request.name).map_err(|errno| {
+            Error::io(format!("setting the hostname of node `{}`", request.name), errno.into())
+        })?;
+    }
+    let fds = NsFds::of_current_thread(request.hostname).map_err(|error| {
+        Error::io(format!("opening the namespace of node `{}`", request.name), error)
+    })?;
+    let value = setup(index, &fds)?;
+    Ok((fds, value))
+}

@@ -1,0 +1,159 @@
+//! What the `#[netns_test]` expansion calls. Not a public API: it may change in any release.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::network::Network;
+use crate::topology::{Topology, TopologyBuilder};
+
+/// Where a test's topology comes from.
+pub enum TopologySource {
+    /// [`Topology::seed`].
+    Default,
+    /// A function of the user's.
+    Function(Box<dyn FnOnce() -> Result<Topology>>),
+    /// A topology file, included at compile time.
+    File {
+        /// The path as written in the attribute, for messages.
+        path: &'static str,
+        /// The file's contents.
+        contents: &'static str,
+    },
+}
+
+impl TopologySource {
+    /// Wraps the `topology = ...` function.
+    pub fn from_fn<F, T>(function: F) -> Self
+    where
+        F: FnOnce() -> T + 'static,
+        T: IntoTopology,
+    {
+        TopologySource::Function(Box::new(move || function().into_topology()))
+    }
+
+    fn load(self) -> Result<Topology> {
+        match self {
+            TopologySource::Default => Ok(Topology::seed()),
+            TopologySource::Function(function) => function(),
+            TopologySource::File { path, contents } => Ok(Topology::from_toml(contents, path)?),
+        }
+    }
+}
+
+/// What a `topology = ...` function may return.
+#[diagnostic::on_unimplemented(
+    message = "a netns_test topology function must return a Topology, a TopologyBuilder or a Result<Topology, _>"
+)]
+pub trait IntoTopology {
+    /// Converts into a validated topology.
+    fn into_topology(self) -> Result<Topology>;
+}
+
+impl IntoTopology for Topology {
+    fn into_topology(self) -> Result<Topology> {
+        Ok(self)
+    }
+}
+
+impl IntoTopology for TopologyBuilder {
+    fn into_topology(self) -> Result<Topology> {
+        Ok(self.build()?)
+    }
+}
+
+impl<E: Into<Error>> IntoTopology for std::result::Result<Topology, E> {
+    fn into_topology(self) -> Result<Topology> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The attribute's options.
+pub struct TestSpec {
+    /// The test's name as libtest knows it (`module::path::function`).
+    pub name: String,
+    /// `timeout = "..."`.
+    pub timeout: Option<Duration>,
+    /// `topology = ...` or `topology_file = "..."`.
+    pub topology: TopologySource,
+    /// The file of the test function.
+    pub file: &'static str,
+    /// The line of the test function.
+    pub line: u32,
+}
+
+/// libtest's name for a test: the module path without the crate name, then the function.
+pub fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, rest)) => format!("{rest}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+/// What a test body may return.
+#[diagnostic::on_unimplemented(message = "a #[netns_test] function must return () or Result<(), E> with E: Debug")]
+pub trait TestResult {
+    /// `Err` with the message of a failure.
+    fn into_outcome(self) -> std::result::Result<(), String>;
+}
+
+impl TestResult for () {
+    fn into_outcome(self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Debug> TestResult for std::result::Result<(), E> {
+    fn into_outcome(self) -> std::result::Result<(), String> {
+        self.map_err(|error| format!("{error:?}"))
+    }
+}
+
+/// What a test function's parameter may be.
+#[diagnostic::on_unimplemented(
+    message = "the parameter of a #[netns_test] function must be the network: `net: &netns_test::Network`"
+)]
+pub trait FromNetwork {
+    /// Gets the parameter from the network.
+    fn from_network(network: &'static Network) -> Self;
+}
+
+impl FromNetwork for &'static Network {
+    fn from_network(network: &'static Network) -> Self {
+        network
+    }
+}
+
+impl FromNetwork for Network {
+    fn from_network(network: &'static Network) -> Self {
+        network.clone()
+    }
+}
+
+/// Runs an `async fn` test body on a current-thread tokio runtime in the child.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("netns-test: cannot start the test's tokio runtime")
+        .block_on(future)
+}
+
+/// The expansion of `#[netns_test]`: runs `body` in a fresh child with the network of `spec`.
+///
+/// # Panics
+/// When the test fails, with a message that says how.
+#[track_caller]
+pub fn run_test<R: TestResult>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
+    let TestSpec { name, timeout, topology, file, line } = spec;
+    let result = crate::runner::run_test(&name, timeout, move || topology.load(), |network| {
+        body(network).into_outcome()
+    });
+    if let Err(error) = result {
+        match error {
+            Error::Child(message) => panic!("{message}"),
+            other => panic!("test `{name}` ({file}:{line}) could not run: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The child side: build the network, run the body, report, exit.
+
+use std::any::Any;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::RawFd;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Mutex, OnceLock};
+
+use super::protocol::{Failure, Report, env};
+use super::spawn::adopt_fd;
+use crate::error::Result;
+use crate::network::Network;
+use crate::topology::Topology;
+
+/// What the parent handed to this child.
+pub(crate) struct ChildContext {
+    status: File,
+    release: File,
+    stdout: RawFd,
+}
+
+/// Returns the context when this process is the child for `key`: the marker names `key` and
+/// the process is PID 1 of its own PID namespace, as the parent started it. (Programs started
+/// in a node do not get the marker, and would not be PID 1.)
+pub(crate) fn context(key: &str) -> Option<ChildContext> {
+    if std::env::var_os(env::CHILD)? != key || nix::unistd::getpid().as_raw() != 1 {
+        return None;
+    }
+    let fds: Vec<RawFd> = std::env::var(env::FDS).ok()?.split(',').filter_map(|fd| fd.parse().ok()).collect();
+    let [status, release, stdout] = fds[..] else { return None };
+    // SAFETY: the parent passed these descriptors for this process alone, and this function
+    // runs once per child (it exits at the end of `run`).
+    let (status, release) = unsafe { (adopt_fd(status), adopt_fd(release)) };
+    Some(ChildContext { status, release, stdout })
+}
+
+/// Whether this child runs in its own user namespace.
+pub(crate) fn rootless() -> bool {
+    std::env::var(env::ROOTLESS).is_ok_and(|v| v == "1")
+}
+
+/// The network of this child, once built.
+static NETWORK: OnceLock<Network> = OnceLock::new();
+
+pub(crate) fn network() -> Option<&'static Network> {
+    NETWORK.get()
+}
+
+/// The last panics seen by the hook: message, location and thread, so that the failure report
+/// can say where the body panicked (a payload carries no location).
+static PANICS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+fn install_panic_hook() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        let message = payload_message(info.payload());
+        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        if let (Some(location), Ok(mut panics)) = (location, PANICS.lock()) {
+            if panics.len() >= 16 {
+                panics.remove(0);
+            }
+            panics.push((message, location));
+        }
+        previous(info);
+    }));
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// Builds the network, runs `body` in it and exits the process with the verdict. Never returns.
+pub(crate) fn run(
+    mut context: ChildContext,
+    topology: impl FnOnce() -> Result<Topology>,
+    body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
+) -> ! {
+    install_panic_hook();
+    // From here on, standard output is the parent's pipe: what the test harness printed before
+    // (its "running 1 test" banner) went to /dev/null.
+    let _ = std::io::stdout().flush();
+    // SAFETY: dup2 onto standard output of a descriptor the parent passed us; then close it.
+    unsafe {
+        libc::dup2(context.stdout, libc::STDOUT_FILENO);
+        libc::close(context.stdout);
+    }
+
+    let network = match topology().and_then(|topology| Network::start(&topology)) {
+        Ok(network) => network,
+        Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
+    };
+    let nodes = network.node_fds();
+    let network: &'static Network = NETWORK.get_or_init(|| network);
+    // /proc belongs to the parent's PID namespace, so /proc/self names this process as the
+    // parent (and a person running nsenter) sees it.
+    let pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|link| link.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    let _ = Report::Ready { pid, nodes }.write_to(&mut context.status);
+
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(network)));
+    let verdict = match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(Failure::Error { message }),
+        Err(payload) => {
+            let message = payload_message(payload.as_ref());
+            let location = PANICS
+                .lock()
+                .ok()
+                .and_then(|panics| panics.iter().rev().find(|(m, _)| *m == message).map(|(_, l)| l.clone()));
+            Err(Failure::Panic { message, location })
+        }
+    };
+    finish(&mut context, verdict)
+}
+
+/// Reports the verdict, waits for the parent's release after a failure, and exits without
+/// running destructors: the kernel frees the namespaces with the process, faster than any
+/// orderly teardown.
+fn finish(context: &mut ChildContext, verdict: std::result::Result<(), Failure>) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let failed = verdict.is_err();
+    let report = match verdict {
+        Ok(()) => Report::Passed,
+        Err(failure) => Report::Failed(failure),
+    };
+    let _ = report.write_to(&mut context.status);
+    if failed {
+        // The parent closes the release pipe at once, or after a person has looked inside
+        // (keep-on-failure). Either way, read returns end of file.
+        let mut byte = [0u8; 1];
+        let _ = context.release.read(&mut byte);
+    }
+    std::process::exit(i32::from(failed));
+}

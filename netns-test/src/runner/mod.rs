@@ -1,0 +1,84 @@
+//! The test runner: one fresh child process per test, in its own namespaces.
+//!
+//! The parent side ([`parent`]) re-executes the current binary for exactly one test (or one
+//! [`sandbox`](crate::sandbox) call), relays its output and judges the outcome; the child side
+//! ([`child`]) builds the network, runs the body and reports over a pipe ([`protocol`]).
+
+pub(crate) mod child;
+pub(crate) mod parent;
+pub(crate) mod protocol;
+pub(crate) mod spawn;
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+pub(crate) use spawn::Mode;
+
+use crate::error::{Error, Result};
+use crate::network::Network;
+use crate::topology::Topology;
+
+/// The timeout of a test that sets none and runs without `NETNS_TEST_TIMEOUT`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The remedy text for a failure to create namespaces.
+pub(crate) fn probe_hint(mode: Mode) -> String {
+    crate::probe::isolation_remedy(mode == Mode::Rootless)
+}
+
+/// The timeout for a test: its own, else `NETNS_TEST_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
+pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
+    if let Some(own) = own {
+        return Ok(own);
+    }
+    match std::env::var("NETNS_TEST_TIMEOUT") {
+        Ok(text) => humantime::parse_duration(text.trim()).map_err(|error| {
+            Error::io(
+                format!("reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
+            )
+        }),
+        Err(_) => Ok(DEFAULT_TIMEOUT),
+    }
+}
+
+/// Runs one test: in the parent, starts and judges the child; in the child, runs the body.
+pub(crate) fn run_test(
+    name: &str,
+    timeout: Option<Duration>,
+    topology: impl FnOnce() -> Result<Topology>,
+    body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
+) -> Result<()> {
+    if let Some(context) = child::context(name) {
+        child::run(context, topology, body);
+    }
+    let launch = parent::Launch {
+        key: name.to_string(),
+        label: format!("test `{name}`"),
+        args: ["--exact", "--nocapture", "--test-threads=1", "--include-ignored"]
+            .into_iter()
+            .map(OsString::from)
+            .chain(std::iter::once(OsString::from(name)))
+            .collect(),
+        timeout: Some(timeout_for(timeout)?),
+    };
+    parent::run(&launch)
+}
+
+/// Runs `body` in a child process of the current program (see [`crate::sandbox`]).
+pub(crate) fn run_sandbox(
+    key: String,
+    topology: Topology,
+    body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
+) -> Result<()> {
+    if let Some(context) = child::context(&key) {
+        child::run(context, || Ok(topology), body);
+    }
+    let launch = parent::Launch {
+        label: "the sandbox".to_string(),
+        args: std::env::args_os().skip(1).collect(),
+        timeout: None,
+        key,
+    };
+    parent::run(&launch)
+}

@@ -1,0 +1,92 @@
+//! What the child tells the parent, one JSON object per line on a dedicated pipe (the child's
+//! stdout and stderr belong to the test body).
+
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables from parent to child. They carry the leading double underscore of
+/// internal names; the user-facing variables are documented in the crate docs.
+pub(crate) mod env {
+    /// The key (exact test name, or sandbox call site) the child runs.
+    pub(crate) const CHILD: &str = "__NETNS_TEST_CHILD";
+    /// `status,release,stdout` descriptor numbers.
+    pub(crate) const FDS: &str = "__NETNS_TEST_FDS";
+    /// `1` when the child runs in its own user namespace.
+    pub(crate) const ROOTLESS: &str = "__NETNS_TEST_ROOTLESS";
+    /// All of them, to clear from programs started in nodes.
+    pub(crate) const ALL: [&str; 3] = [CHILD, FDS, ROOTLESS];
+}
+
+/// One message from the child.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub(crate) enum Report {
+    /// The network is up and the body is about to run.
+    Ready {
+        /// The test process's PID in the parent's PID namespace (it is PID 1 in its own).
+        pid: u32,
+        /// The nodes and the descriptors (in the child) that hold their namespaces.
+        nodes: Vec<NodeFds>,
+    },
+    /// The body finished successfully.
+    Passed,
+    /// The body or the setup failed.
+    Failed(Failure),
+}
+
+/// Where a node's namespaces are held in the child, for `nsenter` hints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeFds {
+    pub(crate) name: String,
+    /// `None`: the child's own network namespace (`/proc/PID/ns/net`).
+    pub(crate) net: Option<i32>,
+    /// `None`: the child's own UTS namespace.
+    pub(crate) uts: Option<i32>,
+}
+
+/// Why a child failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "failure", rename_all = "snake_case")]
+pub(crate) enum Failure {
+    /// The body panicked.
+    Panic { message: String, location: Option<String> },
+    /// The body returned `Err`.
+    Error { message: String },
+    /// The network could not be built.
+    Setup { message: String },
+}
+
+impl Report {
+    pub(crate) fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut line = serde_json::to_vec(self).map_err(io::Error::other)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+        out.flush()
+    }
+
+    pub(crate) fn parse(line: &[u8]) -> Option<Report> {
+        serde_json::from_slice(line).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        let reports = [
+            Report::Ready { pid: 42, nodes: vec![NodeFds { name: "test1".into(), net: Some(7), uts: None }] },
+            Report::Passed,
+            Report::Failed(Failure::Panic { message: "boom\nsecond line".into(), location: Some("a.rs:1:2".into()) }),
+            Report::Failed(Failure::Error { message: "Err(\"x\")".into() }),
+        ];
+        for report in reports {
+            let mut buffer = Vec::new();
+            report.write_to(&mut buffer).unwrap();
+            assert_eq!(buffer.iter().filter(|b| **b == b'\n').count(), 1, "one line per report");
+            assert_eq!(Report::parse(buffer.trim_ascii_end()), Some(report));
+        }
+    }
+}

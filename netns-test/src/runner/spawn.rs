@@ -1,0 +1,378 @@
+//! Starting the child: re-executing the current binary in fresh namespaces.
+//!
+//! The namespaces are made in `pre_exec`, between `fork` and `exec`, where the child is still
+//! single-threaded: `unshare(CLONE_NEWUSER)` is only allowed there, and the whole process
+//! (`/proc/self/net` included) ends up inside. Only raw system calls run at that point.
+
+use std::ffi::{CStr, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use super::probe_hint;
+use super::protocol::env;
+use crate::error::Error;
+
+/// How the child gets its privileges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The parent is root: new namespaces owned by the initial user namespace.
+    Root,
+    /// The parent is not root: a new user namespace in which the child is root.
+    Rootless,
+}
+
+impl Mode {
+    /// `NETNS_TEST_MODE=root|rootless` forces a mode; otherwise root when the effective user is
+    /// root.
+    pub(crate) fn detect() -> Mode {
+        match std::env::var("NETNS_TEST_MODE").as_deref() {
+            Ok("rootless") => Mode::Rootless,
+            Ok("root") => Mode::Root,
+            _ if nix::unistd::geteuid().is_root() => Mode::Root,
+            _ => Mode::Rootless,
+        }
+    }
+}
+
+/// A started child and the parent's ends of its pipes.
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) status: File,
+    pub(crate) release: Option<File>,
+    pub(crate) stdout: File,
+    pub(crate) stderr: File,
+    pub(crate) mode: Mode,
+}
+
+/// The steps of `pre_exec` that can fail, reported to the parent as `!<step>` on the status pipe
+/// (the error value alone would not say which step it came from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    ProcessGroup = b'g',
+    ParentDeath = b'd',
+    Inherit = b'i',
+    Unshare = b'u',
+    Setgroups = b's',
+    UidMap = b'm',
+    GidMap = b'n',
+    MountPrivate = b'p',
+    Init = b'c',
+}
+
+impl Step {
+    fn from_byte(byte: u8) -> Option<Step> {
+        [
+            Step::ProcessGroup,
+            Step::ParentDeath,
+            Step::Inherit,
+            Step::Unshare,
+            Step::Setgroups,
+            Step::UidMap,
+            Step::GidMap,
+            Step::MountPrivate,
+            Step::Init,
+        ]
+        .into_iter()
+        .find(|step| *step as u8 == byte)
+    }
+
+    fn describe(self, mode: Mode) -> &'static str {
+        match self {
+            Step::ProcessGroup => "setpgid(0, 0)",
+            Step::ParentDeath => "prctl(PR_SET_PDEATHSIG)",
+            Step::Inherit => "passing the report pipes to the child",
+            Step::Unshare => match mode {
+                Mode::Root => "unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID)",
+                Mode::Rootless => {
+                    "unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID)"
+                }
+            },
+            Step::Setgroups => "writing /proc/self/setgroups",
+            Step::UidMap => "writing /proc/self/uid_map",
+            Step::GidMap => "writing /proc/self/gid_map",
+            Step::MountPrivate => "making the child's mounts private (mount --make-rprivate /)",
+            Step::Init => "starting the test process in its PID namespace (clone)",
+        }
+    }
+}
+
+/// Everything `pre_exec` needs, prepared before `fork` so that nothing allocates after it.
+struct PreExec {
+    parent: libc::pid_t,
+    report_fd: RawFd,
+    inherit: [RawFd; 3],
+    flags: libc::c_int,
+    /// `uid_map` and `gid_map` contents for rootless mode.
+    maps: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((read, write))
+}
+
+/// Starts `args` of the current executable as the child for `key`.
+pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
+    // A process started as the child for `key` that did not recognise itself as such must not
+    // start another child: that would recurse until the kernel's namespace limits stop it.
+    if std::env::var_os(env::CHILD).is_some_and(|marker| marker == key) {
+        return Err(Error::io(
+            format!("starting the child for `{key}` from a process that was itself started as that child"),
+            io::Error::new(io::ErrorKind::InvalidInput, "refusing to recurse"),
+        ));
+    }
+    let mode = Mode::detect();
+    let io_error = |what: &str| {
+        let what = what.to_string();
+        move |source| Error::io(what, source)
+    };
+    let (status_read, status_write) = pipe().map_err(io_error("creating the report pipe"))?;
+    let (release_read, release_write) = pipe().map_err(io_error("creating the release pipe"))?;
+    let (stdout_read, stdout_write) = pipe().map_err(io_error("creating the output pipe"))?;
+
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    let maps = match mode {
+        Mode::Root => None,
+        Mode::Rootless => {
+            flags |= libc::CLONE_NEWUSER;
+            Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()))
+        }
+    };
+    let inherit = [status_write.as_raw_fd(), release_read.as_raw_fd(), stdout_write.as_raw_fd()];
+    let pre_exec = PreExec {
+        parent: nix::unistd::getpid().as_raw(),
+        report_fd: status_write.as_raw_fd(),
+        inherit,
+        flags,
+        maps,
+    };
+
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    // Executing /proc/self/exe works even when cargo has replaced the file on disk meanwhile.
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .arg0(&exe)
+        .args(args)
+        .env(env::CHILD, key)
+        .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
+        .env(env::ROOTLESS, if mode == Mode::Rootless { "1" } else { "0" })
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes raw system calls on data prepared before fork (see
+    // `PreExec::run`), which is what `pre_exec` requires.
+    unsafe {
+        command.pre_exec(move || pre_exec.run());
+    }
+    let spawned = command.spawn();
+    drop((status_write, release_read, stdout_write));
+    let mut status = File::from(status_read);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => return Err(spawn_error(&mut status, source, mode)),
+    };
+    let stderr = File::from(OwnedFd::from(child.stderr.take().expect("stderr is piped")));
+    Ok(Spawned {
+        child,
+        status,
+        release: Some(File::from(release_write)),
+        stdout: File::from(stdout_read),
+        stderr,
+        mode,
+    })
+}
+
+/// Turns a failed spawn into an error that names the step and says how to fix it.
+fn spawn_error(status: &mut File, source: io::Error, mode: Mode) -> Error {
+    let mut marker = [0u8; 2];
+    // The child wrote its marker before failing; it has exited, so the read cannot block.
+    let step = match status.read(&mut marker) {
+        Ok(2) if marker[0] == b'!' => Step::from_byte(marker[1]),
+        _ => None,
+    };
+    match step {
+        Some(step @ (Step::Unshare | Step::Setgroups | Step::UidMap | Step::GidMap | Step::MountPrivate)) => {
+            Error::Isolation { step: step.describe(mode).to_string(), source, remedy: probe_hint(mode) }
+        }
+        Some(step) => Error::io(format!("starting the test's child process: {}", step.describe(mode)), source),
+        None => Error::io("starting the test's child process", source),
+    }
+}
+
+impl PreExec {
+    /// Runs in the child between `fork` and `exec`.
+    fn run(&self) -> io::Result<()> {
+        // SAFETY: only async-signal-safe system calls on memory prepared before fork.
+        unsafe {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(self.fail(Step::ProcessGroup));
+            }
+            // The child dies with the thread that started it, whatever kills that thread.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(self.fail(Step::ParentDeath));
+            }
+            if libc::getppid() != self.parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            for fd in self.inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(self.fail(Step::Inherit));
+                }
+            }
+            if libc::unshare(self.flags) != 0 {
+                return Err(self.fail(Step::Unshare));
+            }
+            if let Some((uid_map, gid_map)) = &self.maps {
+                if !write_file(c"/proc/self/setgroups", b"deny") {
+                    return Err(self.fail(Step::Setgroups));
+                }
+                if !write_file(c"/proc/self/uid_map", uid_map) {
+                    return Err(self.fail(Step::UidMap));
+                }
+                if !write_file(c"/proc/self/gid_map", gid_map) {
+                    return Err(self.fail(Step::GidMap));
+                }
+            }
+            // Mounts made by the test (the generated hosts file) must never propagate back to
+            // the host's mount namespace.
+            let root = c"/";
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(self.fail(Step::MountPrivate));
+            }
+            self.enter_pid_namespace()
+        }
+    }
+
+    /// Records which step failed on the report pipe and returns the error.
+    fn fail(&self, step: Step) -> io::Error {
+        let error = io::Error::last_os_error();
+        let marker = [b'!', step as u8];
+        // SAFETY: write(2) on a descriptor we own, from a buffer on the stack.
+        unsafe {
+            libc::write(self.report_fd, marker.as_ptr().cast(), marker.len());
+        }
+        error
+    }
+
+    /// Makes the process that will `exec` PID 1 of the new PID namespace.
+    ///
+    /// `unshare(CLONE_NEWPID)` only moves the caller's future children, and a process whose
+    /// children go to another PID namespace cannot start threads (`EINVAL`). So this process
+    /// forks once more: the fork child is PID 1 of the new namespace and returns to `exec` the
+    /// test; this process stays behind as a small supervisor that waits for it and exits the
+    /// same way, so the parent sees the test's own exit status. When PID 1 exits, the kernel
+    /// kills everything left in the namespace, including daemons that programs started in
+    /// nodes forked into the background.
+    ///
+    /// # Safety
+    /// Only between `fork` and `exec`.
+    unsafe fn enter_pid_namespace(&self) -> io::Result<()> {
+        // SAFETY: raw system calls; the supervisor branch never returns (see `supervise`).
+        unsafe {
+            let supervisor = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as libc::c_int;
+            // A raw clone without CLONE_VM is a fork that skips libc's atfork handlers, which
+            // must not run in a child of a multi-threaded process.
+            let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
+            if pid < 0 {
+                return Err(self.fail(Step::Init));
+            }
+            if pid > 0 {
+                supervise(pid as libc::pid_t);
+            }
+            // PID 1 of the new namespace: die with the supervisor, which dies with the parent.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(self.fail(Step::ParentDeath));
+            }
+            if supervisor >= 0 {
+                let mut poll = libc::pollfd { fd: supervisor, events: libc::POLLIN, revents: 0 };
+                if libc::poll(&mut poll, 1, 0) != 0 {
+                    libc::_exit(1);
+                }
+                libc::close(supervisor);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The supervisor between the parent and the test process: waits for it and exits with its
+/// status (re-raising the signal that killed it).
+///
+/// # Safety
+/// Only in the fork parent of `enter_pid_namespace`.
+unsafe fn supervise(test_process: libc::pid_t) -> ! {
+    // SAFETY: raw system calls only.
+    unsafe {
+        let name: &CStr = c"netns-test-sup";
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        // Holding none of the inherited descriptors means that end of file on the parent's
+        // pipes marks the end of the test process.
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            for fd in 0..1024 {
+                libc::close(fd);
+            }
+        }
+        let mut status: libc::c_int = 0;
+        loop {
+            let waited = libc::waitpid(test_process, &mut status, 0);
+            if waited == test_process {
+                break;
+            }
+            if waited < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(127);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        let signal = libc::WTERMSIG(status);
+        // Die of the same signal, without a core dump of this process.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), signal);
+        libc::_exit(128 + signal);
+    }
+}
+
+/// `open` + `write` + `close`, allocation-free, for `pre_exec`.
+///
+/// # Safety
+/// Only raw system calls; callable between `fork` and `exec`.
+unsafe fn write_file(path: &CStr, contents: &[u8]) -> bool {
+    // SAFETY: raw system calls on a NUL-terminated path and a borrowed buffer.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let written = libc::write(fd, contents.as_ptr().cast(), contents.len());
+        libc::close(fd);
+        written == contents.len() as isize
+    }
+}
+
+/// Takes ownership of a descriptor number passed in the environment.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else in this process.
+pub(crate) unsafe fn adopt_fd(fd: RawFd) -> File {
+    // SAFETY: guaranteed by the caller.
+    unsafe { File::from_raw_fd(fd) }
+}

@@ -1,0 +1,182 @@
+//! Topology files: the same model as the builder, written in TOML so that a bug report can
+//! carry the topology that breaks.
+//!
+//! ```toml
+//! # Optional settings.
+//! local = "client"     # the node the test body runs in (default: the first host or router)
+//! auto_routes = true   # shortest-path routes between all subnets
+//! hostnames = true     # every host and router gets its own hostname
+//!
+//! # Nodes in order: name = "host" | "router" | "switch".
+//! [nodes]
+//! client = "host"
+//! r1 = "router"
+//! server = "host"
+//!
+//! # Links: `a` and `b` are "node" or "node:interface".
+//! [[links]]
+//! a = "client:eth0"
+//! b = "r1:eth0"
+//! addrs = { client = "10.0.1.2/24", r1 = ["10.0.1.1/24", "fd00:1::1/64"] }
+//! mtu = 1400
+//!
+//! [[links]]
+//! a = "r1"
+//! b = "server"
+//! addrs = { r1 = "10.0.2.1/24", server = "10.0.2.2/24" }
+//!
+//! # Static routes; `to` may be "default".
+//! [[routes]]
+//! node = "server"
+//! to = "default"
+//! via = "10.0.2.1"
+//! ```
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError, TopologyErrorKind};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    local: Option<String>,
+    #[serde(default)]
+    auto_routes: bool,
+    #[serde(default)]
+    hostnames: bool,
+    #[serde(default)]
+    nodes: IndexMap<String, Spanned<Kind>>,
+    #[serde(default)]
+    links: Vec<Spanned<FileLink>>,
+    #[serde(default)]
+    routes: Vec<Spanned<FileRoute>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Host,
+    Router,
+    Switch,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLink {
+    a: String,
+    b: String,
+    #[serde(default)]
+    addrs: BTreeMap<String, OneOrMany>,
+    mtu: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    node: String,
+    to: String,
+    via: String,
+}
+
+/// Maps byte offsets of a file to line and column.
+struct Lines<'a> {
+    path: &'a Path,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(path: &'a Path, text: &str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Lines { path, starts }
+    }
+
+    fn at(&self, span: Range<usize>) -> Location {
+        let line = self.starts.partition_point(|start| *start <= span.start);
+        let column = span.start - self.starts[line - 1] + 1;
+        Location { file: self.path.to_path_buf(), line, column }
+    }
+}
+
+/// Splits "node:interface".
+fn endpoint(text: &str) -> EndSpec {
+    match text.split_once(':') {
+        Some((node, ifname)) => {
+            EndSpec { node: node.trim().to_string(), ifname: Some(ifname.trim().to_string()), addrs: Vec::new() }
+        }
+        None => EndSpec { node: text.trim().to_string(), ifname: None, addrs: Vec::new() },
+    }
+}
+
+pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> {
+    let lines = Lines::new(path, text);
+    let file: File = toml::from_str(text).map_err(|error| TopologyError {
+        kind: TopologyErrorKind::Parse { message: error.message().trim().to_string() },
+        location: error.span().map(|span| lines.at(span)),
+    })?;
+    let nodes = file
+        .nodes
+        .into_iter()
+        .map(|(name, kind)| NodeSpec {
+            name,
+            kind: match *kind.get_ref() {
+                Kind::Host => NodeKind::Host,
+                Kind::Router => NodeKind::Router,
+                Kind::Switch => NodeKind::Switch,
+            },
+            location: Some(lines.at(kind.span())),
+        })
+        .collect();
+    let links = file
+        .links
+        .into_iter()
+        .map(|spanned| {
+            let location = lines.at(spanned.span());
+            let link = spanned.into_inner();
+            let mut ends = [endpoint(&link.a), endpoint(&link.b)];
+            let mut stray_addrs = Vec::new();
+            for (node, addrs) in link.addrs {
+                let addrs = match addrs {
+                    OneOrMany::One(addr) => vec![addr],
+                    OneOrMany::Many(addrs) => addrs,
+                };
+                match ends.iter_mut().find(|end| end.node == node) {
+                    Some(end) => end.addrs.extend(addrs),
+                    None => stray_addrs.extend(addrs.into_iter().map(|addr| (node.clone(), addr))),
+                }
+            }
+            Link { ends, mtu: link.mtu, stray_addrs, location: Some(location) }
+        })
+        .collect();
+    let routes = file
+        .routes
+        .into_iter()
+        .map(|spanned| {
+            let location = lines.at(spanned.span());
+            let route = spanned.into_inner();
+            RouteSpec { node: route.node, to: route.to, via: route.via, location: Some(location) }
+        })
+        .collect();
+    let topology = Topology {
+        nodes,
+        links,
+        routes,
+        local: file.local,
+        auto_routes: file.auto_routes,
+        hostnames: file.hostnames,
+    };
+    topology.plan()?;
+    Ok(topology)
+}

@@ -1,0 +1,307 @@
+//! Topologies: which nodes exist, how they are linked, their addresses and routes.
+//!
+//! One model, two front ends: the [`TopologyBuilder`] in Rust and topology files (see
+//! [`Topology::from_toml`]). Both are validated completely before anything is created; a bad
+//! topology gives a [`TopologyError`] naming the offending item.
+
+mod error;
+mod file;
+mod plan;
+
+pub use error::{Location, TopologyError, TopologyErrorKind};
+pub(crate) use plan::{BRIDGE_NAME, Plan};
+
+/// What a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// An end host: it does not forward packets.
+    Host,
+    /// A router: IPv4 and IPv6 forwarding are on.
+    Router,
+    /// A switch: a Linux bridge in its own namespace; its links are bridge ports without
+    /// addresses.
+    Switch,
+}
+
+impl NodeKind {
+    /// The lowercase name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Host => "host",
+            NodeKind::Router => "router",
+            NodeKind::Switch => "switch",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NodeSpec {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) location: Option<Location>,
+}
+
+/// A static route as written: `to` is a prefix (or `default`), `via` a gateway address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RouteSpec {
+    pub(crate) node: String,
+    pub(crate) to: String,
+    pub(crate) via: String,
+    pub(crate) location: Option<Location>,
+}
+
+/// One end of a [`Link`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EndSpec {
+    pub(crate) node: String,
+    pub(crate) ifname: Option<String>,
+    pub(crate) addrs: Vec<String>,
+}
+
+/// A point-to-point link (a veth pair) between two nodes, as given to
+/// [`TopologyBuilder::link`].
+///
+/// ```
+/// use netns_test::Link;
+/// let link = Link::new("client", "router")
+///     .ifnames("eth0", "eth1")
+///     .addrs("10.0.1.2/24", "10.0.1.1/24")
+///     .addr("client", "fd00:1::2/64")
+///     .addr("router", "fd00:1::1/64")
+///     .mtu(1400);
+/// # let _ = link;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub(crate) ends: [EndSpec; 2],
+    pub(crate) mtu: Option<u32>,
+    /// Addresses given with [`Link::addr`] for a node that is not an end, kept to report them.
+    pub(crate) stray_addrs: Vec<(String, String)>,
+    pub(crate) location: Option<Location>,
+}
+
+impl Link {
+    /// A link between nodes `a` and `b`. Interface names default to `eth0`, `eth1`, ... in the
+    /// order each node's links are declared.
+    pub fn new(a: impl Into<String>, b: impl Into<String>) -> Self {
+        let end = |node: String| EndSpec { node, ifname: None, addrs: Vec::new() };
+        Link { ends: [end(a.into()), end(b.into())], mtu: None, stray_addrs: Vec::new(), location: None }
+    }
+
+    /// Names the interfaces at end `a` and end `b` (at most 15 bytes each).
+    pub fn ifnames(mut self, a: impl Into<String>, b: impl Into<String>) -> Self {
+        self.ends[0].ifname = Some(a.into());
+        self.ends[1].ifname = Some(b.into());
+        self
+    }
+
+    /// Gives one address in CIDR notation (`10.0.0.1/24`, `fd00::1/64`) to end `a` and one to
+    /// end `b`.
+    pub fn addrs(mut self, a: impl Into<String>, b: impl Into<String>) -> Self {
+        self.ends[0].addrs.push(a.into());
+        self.ends[1].addrs.push(b.into());
+        self
+    }
+
+    /// Gives an address in CIDR notation to the end at `node`; call it again for more addresses
+    /// on the same interface.
+    pub fn addr(mut self, node: &str, addr: impl Into<String>) -> Self {
+        match self.ends.iter_mut().find(|end| end.node == node) {
+            Some(end) => end.addrs.push(addr.into()),
+            None => self.stray_addrs.push((node.to_string(), addr.into())),
+        }
+        self
+    }
+
+    /// Sets the MTU of both ends.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+}
+
+/// A validated network topology: nodes, links, addresses and routes.
+///
+/// Build one with [`Topology::builder`], read one with [`Topology::from_toml`], or use
+/// [`Topology::seed`], the default of `#[netns_test]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    pub(crate) nodes: Vec<NodeSpec>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) routes: Vec<RouteSpec>,
+    pub(crate) local: Option<String>,
+    pub(crate) auto_routes: bool,
+    pub(crate) hostnames: bool,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology::seed()
+    }
+}
+
+impl Topology {
+    /// Starts a topology.
+    pub fn builder() -> TopologyBuilder {
+        TopologyBuilder {
+            topology: Topology {
+                nodes: Vec::new(),
+                links: Vec::new(),
+                routes: Vec::new(),
+                local: None,
+                auto_routes: false,
+                hostnames: false,
+            },
+        }
+    }
+
+    /// The default topology of `#[netns_test]`: the test body's node `test0` holds `veth0` with
+    /// 1.1.1.2/24; the peer node `test1` holds `veth1` with 1.1.1.1/24.
+    pub fn seed() -> Topology {
+        Topology::builder()
+            .host("test0")
+            .host("test1")
+            .link(Link::new("test0", "test1").ifnames("veth0", "veth1").addrs("1.1.1.2/24", "1.1.1.1/24"))
+            .build()
+            .expect("the seed topology is valid")
+    }
+
+    /// Parses and validates the contents of a topology file (the format is described in the
+    /// crate's README and under `tests/topologies/`); `path` names the file in error messages.
+    ///
+    /// # Errors
+    /// A [`TopologyError`] with the file, line and column of the offending item.
+    pub fn from_toml(text: &str, path: impl AsRef<std::path::Path>) -> Result<Topology, TopologyError> {
+        file::parse(text, path.as_ref())
+    }
+
+    /// Reads, parses and validates a topology file.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when the file cannot be read, [`crate::Error::Topology`] when it is
+    /// invalid.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> crate::Result<Topology> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::io(format!("reading topology file {}", path.display()), e))?;
+        Ok(Topology::from_toml(&text, path)?)
+    }
+
+    /// The node names, in declaration order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|node| node.name.as_str())
+    }
+
+    /// The node the test body runs in: the one named with [`TopologyBuilder::local`], else the
+    /// first host.
+    pub fn local(&self) -> &str {
+        match &self.local {
+            Some(local) => local,
+            None => self
+                .nodes
+                .iter()
+                .find(|node| node.kind != NodeKind::Switch)
+                .map_or("", |node| node.name.as_str()),
+        }
+    }
+
+    pub(crate) fn plan(&self) -> Result<Plan, TopologyError> {
+        plan::plan(self)
+    }
+}
+
+/// Builds a [`Topology`]; nothing is checked until [`build`](TopologyBuilder::build), which
+/// checks everything.
+///
+/// ```
+/// use netns_test::{Link, Topology};
+/// let topology = Topology::builder()
+///     .host("client")
+///     .router("r1")
+///     .host("server")
+///     .link(Link::new("client", "r1").addrs("10.0.1.2/24", "10.0.1.1/24"))
+///     .link(Link::new("r1", "server").addrs("10.0.2.1/24", "10.0.2.2/24"))
+///     .auto_routes()
+///     .build()?;
+/// assert_eq!(topology.local(), "client");
+/// # Ok::<(), netns_test::TopologyError>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct TopologyBuilder {
+    topology: Topology,
+}
+
+impl TopologyBuilder {
+    fn node(mut self, name: impl Into<String>, kind: NodeKind) -> Self {
+        self.topology.nodes.push(NodeSpec { name: name.into(), kind, location: None });
+        self
+    }
+
+    /// Adds a host.
+    pub fn host(self, name: impl Into<String>) -> Self {
+        self.node(name, NodeKind::Host)
+    }
+
+    /// Adds a router (forwarding on).
+    pub fn router(self, name: impl Into<String>) -> Self {
+        self.node(name, NodeKind::Router)
+    }
+
+    /// Adds a switch (a Linux bridge in its own namespace).
+    pub fn switch(self, name: impl Into<String>) -> Self {
+        self.node(name, NodeKind::Switch)
+    }
+
+    /// Adds a link.
+    pub fn link(mut self, link: Link) -> Self {
+        self.topology.links.push(link);
+        self
+    }
+
+    /// Adds a static route to `node`: `to` is a prefix such as `10.0.3.0/24` or `default`
+    /// (`default` means `0.0.0.0/0` or `::/0`, following the gateway's family), `via` the
+    /// gateway, which must be on a subnet the node is connected to.
+    pub fn route(mut self, node: &str, to: impl Into<String>, via: impl Into<String>) -> Self {
+        self.topology.routes.push(RouteSpec {
+            node: node.to_string(),
+            to: to.into(),
+            via: via.into(),
+            location: None,
+        });
+        self
+    }
+
+    /// Adds a default route to `node` via `gateway`.
+    pub fn default_route(self, node: &str, gateway: impl Into<String>) -> Self {
+        self.route(node, "default", gateway)
+    }
+
+    /// Installs shortest-path routes so that every host reaches every subnet, through routers.
+    pub fn auto_routes(mut self) -> Self {
+        self.topology.auto_routes = true;
+        self
+    }
+
+    /// Gives every host and router its own UTS namespace with its name as hostname.
+    pub fn hostnames(mut self) -> Self {
+        self.topology.hostnames = true;
+        self
+    }
+
+    /// Names the node the test body runs in (default: the first host or router).
+    pub fn local(mut self, name: impl Into<String>) -> Self {
+        self.topology.local = Some(name.into());
+        self
+    }
+
+    /// Validates the topology.
+    ///
+    /// # Errors
+    /// A [`TopologyError`] naming the first invalid item.
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        self.topology.plan()?;
+        Ok(self.topology)
+    }
+}
