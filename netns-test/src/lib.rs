@@ -55,6 +55,9 @@
 //!   alive and print an `nsenter` command for each node, until Enter is pressed.
 //! - `NETNS_TEST_MODE=rootless`: use a user namespace even when running as root.
 
+// Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
+extern crate self as netns_test;
+
 mod ctl;
 mod error;
 mod network;

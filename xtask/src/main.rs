@@ -1,2 +1,44 @@
-//! Placeholder.
-fn main() {}
+//! Repository automation, reached as `cargo xtask <command>`: the same commands for people and
+//! for CI.
+
+mod bench;
+mod ci;
+mod doctor;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "netns-test repository automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// What CI runs: fmt, clippy, tests (root and rootless), docs, the root-namespace check.
+    Ci(ci::Args),
+    /// Checks what this machine can do: privileges, user namespaces, kernel features.
+    Doctor,
+    /// Benchmarks that compare side by side in one run and print ratios.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ci(args) => ci::run(&args),
+        Command::Doctor => doctor::run(),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
