@@ -1,0 +1,18 @@
+//! Link conditions: delay, jitter, loss, rate, reorder, duplicate and corrupt, per direction,
+//! seeded so that a run can be replayed.
+//!
+//! [`Conditions`] is the model, used in topologies and changed at runtime. The conditions are
+//! applied by the user-space engine, which works on any kernel: the frames of an impaired
+//! link cross a hidden "wire" namespace where an engine thread of the test process reads them
+//! from one veth end and writes them to the other through AF_PACKET sockets, deciding each
+//! packet's fate with a seeded random generator and precise timers. The engine sees every
+//! frame, which gives packet capture for free. netem, where the kernel has it, is the other
+//! path (see `netem_available`).
+
+mod conditions;
+mod decide;
+
+pub use conditions::{
+    ConditionError, Conditions, DEFAULT_LIMIT, Direction, Distribution, GilbertElliott, Loss,
+    MAX_DELAY,
+};
