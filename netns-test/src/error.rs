@@ -83,6 +83,17 @@ pub enum Error {
         /// Why, and what would provide it.
         reason: String,
     },
+    /// Link conditions out of range.
+    #[error("invalid conditions for link `{link}` {direction}")]
+    InvalidConditions {
+        /// The link.
+        link: String,
+        /// The direction the conditions were for.
+        direction: crate::link::Direction,
+        /// The field, the value and the allowed range.
+        #[source]
+        source: crate::link::ConditionError,
+    },
     /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
     #[error("{0}")]
     Child(String),

@@ -1,0 +1,789 @@
+//! The user-space engine: one thread that carries the frames of every impaired link of a test
+//! between the link's two middle veth ends, applying each direction's conditions.
+//!
+//! The thread waits in `epoll` on the AF_PACKET socket of each middle end, a `timerfd` armed
+//! for the next departure (absolute, on the monotonic clock, with 1 ns timer slack: sub-ms
+//! precision) and an `eventfd` that wakes it for commands. Frames are decided in the order
+//! they arrive, per direction, by that direction's [`Decider`], and held in one departure
+//! heap until their time comes.
+
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+use super::capture::Capture;
+use super::conditions::{Conditions, Direction};
+use super::decide::{Decider, Fate, Offer};
+use super::gso::{self, VNET_LEN, VnetHdr};
+use super::packet::{MAX_FRAME, PacketSocket, Port};
+
+/// How long a caller waits for the engine thread to answer a command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most frames read from one socket before the engine looks at its other work, so that a
+/// busy direction cannot starve the timers or the other links.
+const BATCH: usize = 64;
+
+/// Frames held per direction at most (in delay or in the rate queue), whatever the
+/// conditions: a bound on memory for a fast sender behind a long delay. Frames beyond it
+/// count as queue drops.
+const MAX_HELD: u64 = 100_000;
+
+/// What the engine needs to carry one link.
+pub(crate) struct WireSpec {
+    /// The link's name, for messages and counters.
+    pub(crate) label: String,
+    /// The middle end on node `a`'s side.
+    pub(crate) a: Port,
+    /// The middle end on node `b`'s side.
+    pub(crate) b: Port,
+    /// The conditions a→b and b→a.
+    pub(crate) conditions: [Conditions; 2],
+    /// The seed of both directions (a direction's own seed in its conditions wins).
+    pub(crate) seed: u64,
+    /// Where to write a pcap file of every frame the link delivers.
+    pub(crate) capture: Option<PathBuf>,
+}
+
+/// A link carried by an [`Engine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct WireId(usize);
+
+/// What one direction of a link has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirectionCounters {
+    /// Wire packets that entered the link (a GSO superframe counts as its segments).
+    pub frames_in: u64,
+    /// Their bytes, Ethernet headers included.
+    pub bytes_in: u64,
+    /// Wire packets that left the link, duplicates included.
+    pub frames_out: u64,
+    /// Their bytes.
+    pub bytes_out: u64,
+    /// Packets dropped by the loss model.
+    pub lost: u64,
+    /// Packets dropped because the rate limiter's queue (or the engine's bound) was full.
+    pub queue_drops: u64,
+    /// Extra copies sent.
+    pub duplicated: u64,
+    /// Packets sent with a flipped bit.
+    pub corrupted: u64,
+    /// Packets sent early, skipping the delay.
+    pub reordered: u64,
+    /// Frames the kernel dropped before the engine could read them (socket buffer full).
+    pub overruns: u64,
+    /// Frames that could not be sent on (the receiving veth refused them, e.g. over its MTU).
+    pub send_errors: u64,
+}
+
+impl fmt::Display for DirectionCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "in {} frames/{} B, out {} frames/{} B, lost {}, queue drops {}, duplicated {}, corrupted {}, \
+             reordered {}, overruns {}, send errors {}",
+            self.frames_in,
+            self.bytes_in,
+            self.frames_out,
+            self.bytes_out,
+            self.lost,
+            self.queue_drops,
+            self.duplicated,
+            self.corrupted,
+            self.reordered,
+            self.overruns,
+            self.send_errors
+        )
+    }
+}
+
+/// The counters of one direction, written by the engine thread, read by anyone.
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+    lost: AtomicU64,
+    queue_drops: AtomicU64,
+    duplicated: AtomicU64,
+    corrupted: AtomicU64,
+    reordered: AtomicU64,
+    overruns: AtomicU64,
+    send_errors: AtomicU64,
+    /// Frames held now (not a counter: goes down as frames leave).
+    held: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    // One writer (the engine thread): a relaxed load and store is enough and cheaper than an
+    // atomic read-modify-write.
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> DirectionCounters {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        DirectionCounters {
+            frames_in: get(&self.frames_in),
+            bytes_in: get(&self.bytes_in),
+            frames_out: get(&self.frames_out),
+            bytes_out: get(&self.bytes_out),
+            lost: get(&self.lost),
+            queue_drops: get(&self.queue_drops),
+            duplicated: get(&self.duplicated),
+            corrupted: get(&self.corrupted),
+            reordered: get(&self.reordered),
+            overruns: get(&self.overruns),
+            send_errors: get(&self.send_errors),
+        }
+    }
+}
+
+/// What the engine knows of a link outside its thread.
+struct WireShared {
+    label: String,
+    counters: [Counters; 2],
+}
+
+/// A link as the engine thread holds it.
+struct Wire {
+    shared: Arc<WireShared>,
+    sockets: [PacketSocket; 2],
+    deciders: [Decider; 2],
+    capture: Option<Capture>,
+}
+
+enum Command {
+    Attach(Box<Wire>, SyncSender<io::Result<()>>),
+    SetConditions(
+        WireId,
+        Direction,
+        Box<Conditions>,
+        SyncSender<io::Result<()>>,
+    ),
+    Flush(SyncSender<io::Result<()>>),
+}
+
+/// The state shared by the engine's handle and its thread.
+struct Shared {
+    commands: Mutex<Vec<Command>>,
+    wake: OwnedFd,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a u64 to an eventfd, as eventfd(2) requires.
+        unsafe { libc::write(self.wake.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+}
+
+/// The engine: one thread carrying every impaired link of the test.
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    wires: Mutex<Vec<Arc<WireShared>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Engine")
+            .field(
+                "links",
+                &wires.iter().map(|w| w.label.as_str()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts the engine thread, with no link yet.
+    pub(crate) fn start() -> Result<Engine> {
+        let runner = Runner::new()
+            .map_err(|e| Error::io("starting the link engine (epoll, timerfd, eventfd)", e))?;
+        let shared = Arc::clone(&runner.shared);
+        let thread = thread::Builder::new()
+            .name("netns-test-link".into())
+            .spawn(move || runner.run())
+            .map_err(|e| Error::io("starting the link engine thread", e))?;
+        Ok(Engine {
+            shared,
+            wires: Mutex::new(Vec::new()),
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts carrying a link: opens its sockets in its namespace, then hands it to the
+    /// engine thread. Frames flow from the moment this returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConditions`] for conditions out of range; [`Error::Io`] when a socket or
+    /// the capture file cannot be opened.
+    pub(crate) fn attach(&self, spec: WireSpec) -> Result<WireId> {
+        for direction in Direction::BOTH {
+            spec.conditions[direction.index()]
+                .validate()
+                .map_err(|source| Error::InvalidConditions {
+                    link: spec.label.clone(),
+                    direction,
+                    source,
+                })?;
+        }
+        let sockets = [PacketSocket::open(&spec.a)?, PacketSocket::open(&spec.b)?];
+        let capture = spec.capture.as_deref().map(Capture::create).transpose()?;
+        let [forward, backward] = spec.conditions;
+        let shared = Arc::new(WireShared {
+            label: spec.label.clone(),
+            counters: Default::default(),
+        });
+        let wire = Wire {
+            shared: Arc::clone(&shared),
+            sockets,
+            deciders: [
+                Decider::new(forward, spec.seed, Direction::AToB),
+                Decider::new(backward, spec.seed, Direction::BToA),
+            ],
+            capture,
+        };
+        let mut wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = WireId(wires.len());
+        self.command(&format!("attaching link `{}`", spec.label), |reply| {
+            Command::Attach(Box::new(wire), reply)
+        })?;
+        wires.push(shared);
+        Ok(id)
+    }
+
+    /// Changes the conditions of one direction; they apply from the next frame on (frames
+    /// already in the link keep their departure time). Returns once the engine has them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConditions`] for conditions out of range (nothing changes then).
+    pub(crate) fn set_conditions(
+        &self,
+        id: WireId,
+        direction: Direction,
+        conditions: Conditions,
+    ) -> Result<()> {
+        let label = self.label(id);
+        conditions
+            .validate()
+            .map_err(|source| Error::InvalidConditions {
+                link: label.clone(),
+                direction,
+                source,
+            })?;
+        self.command(
+            &format!("changing the conditions of link `{label}` {direction}"),
+            |reply| Command::SetConditions(id, direction, Box::new(conditions), reply),
+        )
+    }
+
+    /// The counters of both directions (a→b, b→a).
+    pub(crate) fn counters(&self, id: WireId) -> [DirectionCounters; 2] {
+        let wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
+        let wire = &wires[id.0];
+        [wire.counters[0].snapshot(), wire.counters[1].snapshot()]
+    }
+
+    /// Writes out every capture file now (the engine also does after each round of work; call
+    /// this before reporting a failure to be sure).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.command("flushing the link captures", Command::Flush)
+    }
+
+    fn label(&self, id: WireId) -> String {
+        self.wires.lock().unwrap_or_else(PoisonError::into_inner)[id.0]
+            .label
+            .clone()
+    }
+
+    fn command(
+        &self,
+        what: &str,
+        make: impl FnOnce(SyncSender<io::Result<()>>) -> Command,
+    ) -> Result<()> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.shared
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(make(reply));
+        self.shared.wake();
+        match answer.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(result) => result.map_err(|e| Error::io(what, e)),
+            Err(_) => Err(Error::Timeout {
+                what: format!("the link engine ({what})"),
+                after: COMMAND_TIMEOUT,
+            }),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A frame waiting for its departure.
+struct Scheduled {
+    depart: u64,
+    /// Arrival order, so that frames with one departure time leave in the order they came.
+    seq: u64,
+    wire: usize,
+    direction: usize,
+    segments: u32,
+    wire_len: usize,
+    /// `virtio_net_hdr` then the frame.
+    data: Vec<u8>,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.depart, self.seq) == (other.depart, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    /// Reversed, so that `BinaryHeap` (a max-heap) pops the earliest departure first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.depart, other.seq).cmp(&(self.depart, self.seq))
+    }
+}
+
+const WAKE: u64 = 0;
+const TIMER: u64 = 1;
+const FIRST_SOCKET: u64 = 2;
+
+/// The engine thread's state.
+struct Runner {
+    shared: Arc<Shared>,
+    epoll: OwnedFd,
+    timer: OwnedFd,
+    wires: Vec<Wire>,
+    heap: BinaryHeap<Scheduled>,
+    seq: u64,
+    armed: Option<u64>,
+    scratch: Vec<u8>,
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC, for capture timestamps.
+    realtime_offset: i128,
+    last_overrun_check: u64,
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn owned(rc: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `check` passed, so `rc` is a fresh descriptor that nothing else owns.
+    check(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn clock(id: libc::clockid_t) -> i128 {
+    // SAFETY: timespec is plain data, filled by clock_gettime.
+    let mut ts: libc::timespec = unsafe { mem::zeroed() };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// The monotonic clock in nanoseconds: the time base of decisions and of the timer.
+pub(crate) fn monotonic_ns() -> u64 {
+    clock(libc::CLOCK_MONOTONIC) as u64
+}
+
+impl Runner {
+    fn new() -> io::Result<Runner> {
+        // SAFETY: plain syscalls creating descriptors; each result is checked.
+        let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: as above.
+        let timer = owned(unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            )
+        })?;
+        // SAFETY: as above.
+        let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        epoll_add(&epoll, wake.as_raw_fd(), WAKE)?;
+        epoll_add(&epoll, timer.as_raw_fd(), TIMER)?;
+        let realtime_offset = clock(libc::CLOCK_REALTIME) - clock(libc::CLOCK_MONOTONIC);
+        Ok(Runner {
+            shared: Arc::new(Shared {
+                commands: Mutex::new(Vec::new()),
+                wake,
+                stop: AtomicBool::new(false),
+            }),
+            epoll,
+            timer,
+            wires: Vec::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            armed: None,
+            scratch: vec![0; MAX_FRAME],
+            realtime_offset,
+            last_overrun_check: 0,
+        })
+    }
+
+    fn run(mut self) {
+        // Timers fire within 1 ns of their time instead of the default 50 µs slack.
+        // SAFETY: prctl with an integer argument; affects this thread only.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        // SAFETY: epoll_event is plain data.
+        let mut events: [libc::epoll_event; 64] = unsafe { mem::zeroed() };
+        while !self.shared.stop.load(Ordering::Acquire) {
+            // SAFETY: `events` is valid for 64 entries.
+            let n =
+                unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 64, -1) };
+            if n < 0 {
+                // EINTR: wait again.
+                continue;
+            }
+            for event in &events[..n as usize] {
+                match event.u64 {
+                    WAKE => self.commands(),
+                    TIMER => {
+                        drain(self.timer.as_raw_fd());
+                        self.armed = None;
+                    }
+                    token => {
+                        let index = (token - FIRST_SOCKET) as usize;
+                        self.read(index / 2, index % 2);
+                    }
+                }
+            }
+            self.send_due();
+            self.arm();
+            self.check_overruns();
+            for wire in &mut self.wires {
+                if let Some(capture) = &mut wire.capture {
+                    capture.flush();
+                }
+            }
+        }
+    }
+
+    fn commands(&mut self) {
+        drain(self.shared.wake.as_raw_fd());
+        let commands = mem::take(
+            &mut *self
+                .shared
+                .commands
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for command in commands {
+            match command {
+                Command::Attach(wire, reply) => {
+                    let index = self.wires.len() as u64;
+                    let registered =
+                        wire.sockets
+                            .iter()
+                            .enumerate()
+                            .try_for_each(|(side, socket)| {
+                                epoll_add(
+                                    &self.epoll,
+                                    socket.as_raw_fd(),
+                                    FIRST_SOCKET + index * 2 + side as u64,
+                                )
+                            });
+                    if registered.is_ok() {
+                        self.wires.push(*wire);
+                    }
+                    let _ = reply.send(registered);
+                }
+                Command::SetConditions(id, direction, conditions, reply) => {
+                    self.wires[id.0].deciders[direction.index()]
+                        .set_conditions(*conditions, direction);
+                    let _ = reply.send(Ok(()));
+                }
+                Command::Flush(reply) => {
+                    for wire in &mut self.wires {
+                        if let Some(capture) = &mut wire.capture {
+                            capture.flush();
+                        }
+                    }
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Reads up to a batch of frames that entered link `wire` at `side` (0: a's end).
+    fn read(&mut self, wire: usize, side: usize) {
+        for _ in 0..BATCH {
+            let mut scratch = mem::take(&mut self.scratch);
+            let received = self.wires[wire].sockets[side].recv(&mut scratch);
+            match received {
+                Ok(Some(len)) if len > scratch.len() => {
+                    // Larger than any frame a veth can hand over: count it, do not pass half.
+                    add(&self.wires[wire].shared.counters[side].send_errors, 1);
+                }
+                Ok(Some(len)) if len >= VNET_LEN + 14 => {
+                    self.arrive(wire, side, &mut scratch[..len])
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    self.scratch = scratch;
+                    return;
+                }
+            }
+            self.scratch = scratch;
+        }
+    }
+
+    /// One frame arrived in direction `direction` of `wire` (`buffer`: virtio header, frame).
+    fn arrive(&mut self, wire: usize, direction: usize, buffer: &mut [u8]) {
+        let now = monotonic_ns();
+        let header: &[u8; VNET_LEN] = buffer[..VNET_LEN]
+            .try_into()
+            .expect("the buffer holds a header");
+        let hdr = VnetHdr::parse(header);
+        let link = &self.wires[wire];
+        // Frames are turned into real wire packets when single packets are acted on or
+        // captured; otherwise they cross as they came, offloads and all.
+        let materialize = link.deciders[direction].per_packet() || link.capture.is_some();
+        if materialize && hdr.is_gso() {
+            if let Some(segments) = gso::segment(&hdr, &buffer[VNET_LEN..]) {
+                for mut segment in segments {
+                    let len = segment.len() - VNET_LEN;
+                    self.offer(wire, direction, &mut segment, now, 1, len);
+                }
+                return;
+            }
+        }
+        if materialize && gso::complete_checksum(&hdr, &mut buffer[VNET_LEN..]) {
+            buffer[..VNET_LEN].fill(0);
+        }
+        let (segments, wire_len) = gso::wire_size(&hdr, &buffer[VNET_LEN..]);
+        // A superframe that could not be cut is decided as one packet when single packets are
+        // acted on (the decider only treats single packets individually).
+        let segments = if materialize { 1 } else { segments };
+        self.offer(wire, direction, buffer, now, segments, wire_len);
+    }
+
+    /// Decides the fate of one frame and schedules its copies.
+    fn offer(
+        &mut self,
+        wire: usize,
+        direction: usize,
+        buffer: &mut [u8],
+        now: u64,
+        segments: u32,
+        wire_len: usize,
+    ) {
+        let link = &mut self.wires[wire];
+        let counters = &link.shared.counters[direction];
+        add(&counters.frames_in, u64::from(segments));
+        add(&counters.bytes_in, wire_len as u64);
+        let held = counters.held.load(Ordering::Relaxed);
+        if held + u64::from(segments) > MAX_HELD {
+            add(&counters.queue_drops, u64::from(segments));
+            return;
+        }
+        let decision = link.deciders[direction].decide(Offer {
+            now,
+            len: wire_len,
+            segments,
+        });
+        if decision.duplicate.is_some() {
+            add(&counters.duplicated, 1);
+        }
+        for fate in std::iter::once(decision.original).chain(decision.duplicate) {
+            let counters = &self.wires[wire].shared.counters[direction];
+            match fate {
+                Fate::Lost => add(&counters.lost, u64::from(segments)),
+                Fate::QueueFull => add(&counters.queue_drops, u64::from(segments)),
+                Fate::Send {
+                    depart,
+                    corrupt_bit,
+                    reordered,
+                } => {
+                    if reordered {
+                        add(&counters.reordered, 1);
+                    }
+                    let mut copy = None;
+                    if let Some(bit) = corrupt_bit {
+                        add(&counters.corrupted, 1);
+                        let mut data = buffer.to_vec();
+                        let byte = VNET_LEN + (bit / 8) as usize;
+                        if byte < data.len() {
+                            data[byte] ^= 1 << (bit % 8);
+                        }
+                        copy = Some(data);
+                    }
+                    self.schedule(
+                        wire, direction, depart, now, segments, wire_len, copy, buffer,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends a copy at once when it is due and nothing is due before it; holds it otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn schedule(
+        &mut self,
+        wire: usize,
+        direction: usize,
+        depart: u64,
+        now: u64,
+        segments: u32,
+        wire_len: usize,
+        copy: Option<Vec<u8>>,
+        buffer: &[u8],
+    ) {
+        if depart <= now && self.heap.peek().is_none_or(|first| first.depart > depart) {
+            let data = copy.as_deref().unwrap_or(buffer);
+            self.send(wire, direction, segments, wire_len, data);
+            return;
+        }
+        add(
+            &self.wires[wire].shared.counters[direction].held,
+            u64::from(segments),
+        );
+        self.seq += 1;
+        self.heap.push(Scheduled {
+            depart,
+            seq: self.seq,
+            wire,
+            direction,
+            segments,
+            wire_len,
+            data: copy.unwrap_or_else(|| buffer.to_vec()),
+        });
+    }
+
+    fn send_due(&mut self) {
+        let now = monotonic_ns();
+        while self.heap.peek().is_some_and(|first| first.depart <= now) {
+            let Some(frame) = self.heap.pop() else { break };
+            let counters = &self.wires[frame.wire].shared.counters[frame.direction];
+            counters
+                .held
+                .fetch_sub(u64::from(frame.segments), Ordering::Relaxed);
+            self.send(
+                frame.wire,
+                frame.direction,
+                frame.segments,
+                frame.wire_len,
+                &frame.data,
+            );
+        }
+    }
+
+    fn send(&mut self, wire: usize, direction: usize, segments: u32, wire_len: usize, data: &[u8]) {
+        let link = &mut self.wires[wire];
+        let counters = &link.shared.counters[direction];
+        match link.sockets[1 - direction].send(data) {
+            Ok(()) => {
+                add(&counters.frames_out, u64::from(segments));
+                add(&counters.bytes_out, wire_len as u64);
+                if let Some(capture) = &mut link.capture {
+                    let realtime = i128::from(monotonic_ns()) + self.realtime_offset;
+                    capture.write(
+                        Duration::from_nanos(realtime.max(0) as u64),
+                        &data[VNET_LEN..],
+                    );
+                }
+            }
+            Err(_) => add(&counters.send_errors, u64::from(segments)),
+        }
+    }
+
+    /// Arms the timer for the earliest departure, if it is not armed for it already.
+    fn arm(&mut self) {
+        let next = self.heap.peek().map(|first| first.depart);
+        if next == self.armed || next.is_none() {
+            return;
+        }
+        self.armed = next;
+        let at = next.unwrap_or(0);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (at / 1_000_000_000) as libc::time_t,
+                // A zero value would disarm the timer; a departure at 0 ns is in the past anyway.
+                tv_nsec: ((at % 1_000_000_000).max(1)) as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
+        unsafe {
+            libc::timerfd_settime(
+                self.timer.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// Every 100 ms of activity, adds the frames the kernel dropped at each socket.
+    fn check_overruns(&mut self) {
+        let now = monotonic_ns();
+        if now - self.last_overrun_check < 100_000_000 {
+            return;
+        }
+        self.last_overrun_check = now;
+        for wire in &self.wires {
+            for (side, socket) in wire.sockets.iter().enumerate() {
+                let drops = socket.drops();
+                if drops > 0 {
+                    add(&wire.shared.counters[side].overruns, drops);
+                }
+            }
+        }
+    }
+}
+
+fn epoll_add(epoll: &OwnedFd, fd: RawFd, token: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: `event` is a valid epoll_event for the duration of the call.
+    check(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
+        .map(|_| ())
+}
+
+/// Reads the 8-byte counter of an eventfd or timerfd so that it stops being readable.
+fn drain(fd: RawFd) {
+    let mut value: u64 = 0;
+    // SAFETY: reads 8 bytes into a u64.
+    unsafe { libc::read(fd, (&raw mut value).cast(), 8) };
+}
