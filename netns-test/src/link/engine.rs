@@ -461,6 +461,7 @@ impl Runner {
         // Timers fire within 1 ns of their time instead of the default 50 µs slack.
         // SAFETY: prctl with an integer argument; affects this thread only.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        raise_priority();
         // SAFETY: epoll_event is plain data.
         let mut events: [libc::epoll_event; 64] = unsafe { mem::zeroed() };
         while !self.shared.stop.load(Ordering::Acquire) {
@@ -768,6 +769,21 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+/// Lets the engine thread run as soon as it wakes, even on a machine whose CPUs are busy:
+/// otherwise a departure can wait for a time slice (4 ms, one tick, measured under load).
+/// `SCHED_FIFO` preempts ordinary threads at once; the engine never spins (it blocks in
+/// `epoll_wait` whenever nothing is due), and the kernel's real-time throttling keeps 5 % of
+/// each CPU for others even if it were kept busy. Without the privilege for it (rootless mode),
+/// the highest nice value, or else the normal priority.
+fn raise_priority() {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sets this thread's own scheduling policy from a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        // SAFETY: setpriority on this thread's own id.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, -20) };
     }
 }
 

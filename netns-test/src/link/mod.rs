@@ -7,7 +7,8 @@
 //! from one veth end and writes them to the other through AF_PACKET sockets, deciding each
 //! packet's fate with a seeded random generator and precise timers. The engine sees every
 //! frame, which gives packet capture for free. netem, where the kernel has it, is the other
-//! path (see `netem_available`).
+//! path: `netem_available` says whether the kernel has it, `NetemOptions` encodes the
+//! conditions for it and `apply_netem` installs it.
 
 // Until the topology wiring attaches impaired links to the engine, only this module's tests
 // use it. Remove this when that integration lands.
@@ -18,6 +19,7 @@ mod conditions;
 mod decide;
 mod engine;
 mod gso;
+mod netem;
 mod packet;
 
 #[cfg(test)]
@@ -29,4 +31,5 @@ pub use conditions::{
 };
 pub use engine::DirectionCounters;
 pub(crate) use engine::{Engine, WireId, WireSpec};
+pub(crate) use netem::{NetemOptions, apply as apply_netem, netem_available};
 pub(crate) use packet::{Port, set_tx_checksum};

@@ -33,9 +33,10 @@ pub(super) struct Fixture {
     pub(super) b: Arc<NsFds>,
     pub(super) engine: Engine,
     pub(super) id: WireId,
+    /// The netlink connections of `a`, the wire and `b`.
+    pub(super) netlink: Vec<NodeNetlink>,
     // The netlink connections run on the control runtime: dropped last.
-    _netlink: Vec<NodeNetlink>,
-    _ctl: Ctl,
+    pub(super) ctl: Ctl,
 }
 
 impl Fixture {
@@ -151,8 +152,8 @@ impl Fixture {
             b: Arc::new(b),
             engine,
             id,
-            _netlink: netlink,
-            _ctl: ctl,
+            netlink,
+            ctl,
         })
     }
 
@@ -178,21 +179,59 @@ impl Fixture {
         .expect("client socket in a")
     }
 
-    /// Sends `count` probes one after the other, each waiting for its echo, and returns their
-    /// round-trip times.
-    pub(super) fn rtts(&self, client: &UdpSocket, count: u32) -> Vec<Duration> {
-        client
+    /// Pings `b` from `a` `count` times, one after the other, and returns the round-trip
+    /// times. The echo is answered by `b`'s kernel and the reply timed by `a`'s kernel on
+    /// arrival, so no thread waiting for a CPU on a busy machine is in the measurement: only
+    /// the link is.
+    pub(super) fn pings(&self, count: u16) -> Vec<Duration> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+        use socket2::{Domain, Protocol, Socket, Type};
+        use std::os::fd::AsRawFd;
+        use std::time::{SystemTime, UNIX_EPOCH};
+
+        let socket = in_namespace(&self.a, || {
+            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4))
+        })
+        .expect("ICMP echo socket in a");
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
+        socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let mut buffer = [0u8; 64];
+        socket
+            .connect(&SocketAddr::from((B, 0)).into())
+            .expect("connect");
         (0..count)
             .map(|seq| {
-                let start = Instant::now();
-                client.send(&seq.to_be_bytes()).expect("send probe");
+                let mut request = vec![8, 0, 0, 0, 0, 0];
+                request.extend_from_slice(&seq.to_be_bytes());
+                request.extend_from_slice(b"netns-test link");
+                let sent = SystemTime::now();
+                socket.send(&request).expect("send echo request");
                 loop {
-                    let n = client.recv(&mut buffer).expect("no echo within 5 s");
-                    if n == 4 && buffer[..4] == seq.to_be_bytes() {
-                        return start.elapsed();
+                    let mut buffer = [0u8; 128];
+                    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+                    let (len, stamp) = {
+                        let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
+                        let message = recvmsg::<()>(
+                            socket.as_raw_fd(),
+                            &mut iov,
+                            Some(&mut control),
+                            MsgFlags::empty(),
+                        )
+                        .expect("an echo reply within 5 s");
+                        let stamp = message.cmsgs().ok().and_then(|mut all| {
+                            all.find_map(|c| match c {
+                                ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+                                _ => None,
+                            })
+                        });
+                        (message.bytes, stamp)
+                    };
+                    if len >= 8 && buffer[0] == 0 && buffer[6..8] == seq.to_be_bytes() {
+                        let stamp = stamp.expect("a kernel receive timestamp");
+                        let received = UNIX_EPOCH
+                            + Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32);
+                        return received.duration_since(sent).unwrap_or_default();
                     }
                 }
             })
@@ -380,8 +419,7 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 #[crate::test]
 fn a_perfect_link_carries_udp_and_tcp() {
     let link = Fixture::new(Default::default(), 1, None);
-    link.echo_server();
-    let rtts = link.rtts(&link.client(), 20);
+    let rtts = link.pings(20);
     assert!(median(rtts.clone()) < ms(1), "{rtts:?}");
     let data = pattern(10 << 20);
     let received = link.tcp_transfer(&data);
@@ -407,8 +445,7 @@ fn a_perfect_link_carries_udp_and_tcp() {
 fn ten_ms_each_way_gives_a_twenty_ms_round_trip() {
     let delay = Conditions::new().delay(ms(10));
     let link = Fixture::new([delay.clone(), delay], 1, None);
-    link.echo_server();
-    let rtts = link.rtts(&link.client(), 30);
+    let rtts = link.pings(30);
     let median = median(rtts.clone());
     assert!(
         median >= ms(20) && median <= ms(21),
@@ -587,15 +624,13 @@ fn ipv4_udp_checksums_hold(frame: &[u8]) -> bool {
 fn a_delay_change_takes_effect_mid_test() {
     let five = Conditions::new().delay(ms(5));
     let link = Fixture::new([five.clone(), five], 1, None);
-    link.echo_server();
-    let client = link.client();
-    let before = median(link.rtts(&client, 10));
+    let before = median(link.pings(10));
     for direction in Direction::BOTH {
         link.engine
             .set_conditions(link.id, direction, Conditions::new().delay(ms(25)))
             .expect("set");
     }
-    let after = median(link.rtts(&client, 10));
+    let after = median(link.pings(10));
     assert!(before >= ms(10) && before <= ms(11), "before: {before:?}");
     assert!(after >= ms(50) && after <= ms(51), "after: {after:?}");
     let error = link
@@ -668,4 +703,41 @@ fn tcp_crosses_with_tx_checksum_offload_off() {
         format!("{error:?}").contains("ethtool -K nosuchdev tx off"),
         "{error:?}"
     );
+}
+
+#[crate::test]
+fn netem_delays_packets_or_says_precisely_why_it_cannot() {
+    let link = Fixture::new(Default::default(), 1, None);
+    let options = NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 1)
+        .expect("netem can delay");
+    let apply = |node: usize, name: &'static str| {
+        let handle = link.netlink[node].handle.clone();
+        let options = options.clone();
+        link.ctl
+            .block_on(async move { apply_netem(&handle, name, IFINDEX, "eth0", &options).await })
+    };
+    match netem_available() {
+        Ok(()) => {
+            apply(0, "a").expect("netem on a's eth0");
+            apply(2, "b").expect("netem on b's eth0");
+            let median = median(link.pings(20));
+            assert!(median >= ms(20) && median <= ms(21), "median {median:?}");
+        }
+        Err(probed) => {
+            // No netem on this kernel: applying it must fail the same precise way, not pass
+            // silently unimpaired.
+            let applied = apply(0, "a").expect_err("netem applied although the probe found none");
+            for error in [&probed, &applied] {
+                let Error::Unsupported { feature, reason } = error else {
+                    panic!("{error:?}")
+                };
+                assert_eq!(feature, "sch_netem");
+                assert!(
+                    reason.contains("ENOENT") && reason.contains("modprobe sch_netem"),
+                    "{reason}"
+                );
+            }
+            eprintln!("netem is missing here; checked how that is reported instead: {probed}");
+        }
+    }
 }
