@@ -19,6 +19,7 @@ mod conditions;
 mod decide;
 mod engine;
 mod gso;
+pub(crate) mod lab;
 mod netem;
 mod packet;
 

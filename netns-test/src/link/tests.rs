@@ -1,384 +1,15 @@
-//! Traffic through the engine, for real: node `a` ⇄ hidden wire namespace ⇄ node `b`, built
-//! inside each test's own child process, the way the topology wiring builds an impaired link.
-//!
-//! The nodes have static neighbour entries and no IPv6 addresses, so the probes of a test are
-//! the only frames on the link: per-probe outcomes then depend on the seed alone.
+//! Traffic through the engine, for real, over the laboratory link of [`super::lab`].
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
-use rtnetlink::packet_route::link::LinkAttribute;
-
+use super::lab::{A, B, IFINDEX, Lab, wait_until};
 use super::packet::in_namespace;
 use super::*;
-use crate::ctl::Ctl;
 use crate::error::Error;
-use crate::ns::{self, NsFds, NsRequest};
-use crate::wiring::{At, NodeNetlink, VethEnd};
-
-const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-const ECHO_PORT: u16 = 7;
-const IFINDEX: u32 = 10;
-
-/// Node `a`, node `b`, and the engine carrying the link between them.
-pub(super) struct Fixture {
-    pub(super) a: Arc<NsFds>,
-    pub(super) b: Arc<NsFds>,
-    pub(super) engine: Engine,
-    pub(super) id: WireId,
-    /// The netlink connections of `a`, the wire and `b`.
-    pub(super) netlink: Vec<NodeNetlink>,
-    // The netlink connections run on the control runtime: dropped last.
-    pub(super) ctl: Ctl,
-}
-
-impl Fixture {
-    /// Builds `a` ⇄ wire ⇄ `b` and attaches the engine with `a→b` and `b→a` conditions.
-    pub(super) fn new(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> Fixture {
-        Self::try_new(conditions, seed, capture)
-            .unwrap_or_else(|e| panic!("cannot build the link: {e:?}"))
-    }
-
-    fn try_new(
-        conditions: [Conditions; 2],
-        seed: u64,
-        capture: Option<PathBuf>,
-    ) -> crate::Result<Fixture> {
-        let ctl = Ctl::start()?;
-        let requests = ["a", "wire", "b"].map(|name| NsRequest {
-            name,
-            hostname: false,
-        });
-        let made = ns::create_namespaces(&requests, |_, _| {
-            for (key, value) in [
-                ("net.ipv6.conf.default.addr_gen_mode", "1"),
-                ("net.ipv4.ping_group_range", "0 2147483647"),
-            ] {
-                ns::write_sysctl(key, value).map_err(|e| Error::io(format!("setting {key}"), e))?;
-            }
-            NodeNetlink::open(ctl.handle()).map_err(|e| Error::io("opening netlink", e))
-        })?;
-        let mut made = made.into_iter();
-        let mut next = || made.next().expect("three namespaces");
-        let ((a, na), (wire, nw), (b, nb)) = (next(), next(), next());
-        let (fa, fw, fb) = (a.raw().0, wire.raw().0, b.raw().0);
-        let netlink = vec![na.clone(), nw.clone(), nb.clone()];
-        ctl.block_on(async move {
-            let (at_a, at_w, at_b) = (
-                At {
-                    node: "a",
-                    handle: &na.handle,
-                },
-                At {
-                    node: "wire",
-                    handle: &nw.handle,
-                },
-                At {
-                    node: "b",
-                    handle: &nb.handle,
-                },
-            );
-            let end = |node, name, index, netns| VethEnd {
-                node,
-                name,
-                index,
-                netns,
-                mtu: None,
-                controller: None,
-            };
-            at_a.add_veth(
-                &end("a", "eth0", IFINDEX, fa),
-                &end("wire", "ma", IFINDEX, fw),
-            )
-            .await?;
-            at_w.set_link_up(IFINDEX, "ma", true).await?;
-            at_w.add_veth(
-                &end("wire", "mb", IFINDEX + 1, fw),
-                &end("b", "eth0", IFINDEX, fb),
-            )
-            .await?;
-            at_b.set_link_up(IFINDEX, "eth0", true).await?;
-            at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address"))
-                .await?;
-            at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address"))
-                .await?;
-            // Static neighbours: no ARP frame ever shifts the sequence of decisions.
-            let mac_a = mac(&na, "a").await?;
-            let mac_b = mac(&nb, "b").await?;
-            neighbour(&na, "a", B, &mac_b).await?;
-            neighbour(&nb, "b", A, &mac_a).await?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            for (netlink, index) in [
-                (&na, IFINDEX),
-                (&nw, IFINDEX),
-                (&nw, IFINDEX + 1),
-                (&nb, IFINDEX),
-            ] {
-                netlink
-                    .links
-                    .wait(&netlink.handle, index, deadline, |s| s.ready())
-                    .await
-                    .map_err(|last| Error::Timeout {
-                        what: format!("link {index} ready (last: {last:?})"),
-                        after: Duration::from_secs(10),
-                    })?;
-            }
-            Ok::<(), Error>(())
-        })?;
-        let wire = Arc::new(wire);
-        let port = |ifindex, ifname: &str| Port {
-            netns: Arc::clone(&wire),
-            ifindex,
-            ifname: ifname.into(),
-        };
-        let engine = Engine::start()?;
-        let id = engine.attach(WireSpec {
-            label: "a–b".into(),
-            a: port(IFINDEX, "ma"),
-            b: port(IFINDEX + 1, "mb"),
-            conditions,
-            seed,
-            capture,
-        })?;
-        Ok(Fixture {
-            a: Arc::new(a),
-            b: Arc::new(b),
-            engine,
-            id,
-            netlink,
-            ctl,
-        })
-    }
-
-    /// Starts a UDP echo server in `b` (it lives as long as the test process).
-    pub(super) fn echo_server(&self) {
-        let socket =
-            in_namespace(&self.b, || UdpSocket::bind((B, ECHO_PORT))).expect("echo socket in b");
-        thread::spawn(move || {
-            let mut buffer = [0u8; 2048];
-            while let Ok((n, from)) = socket.recv_from(&mut buffer) {
-                let _ = socket.send_to(&buffer[..n], from);
-            }
-        });
-    }
-
-    /// A UDP socket in `a` connected to the echo server.
-    pub(super) fn client(&self) -> UdpSocket {
-        in_namespace(&self.a, || {
-            let socket = UdpSocket::bind((A, 0))?;
-            socket.connect((B, ECHO_PORT))?;
-            Ok(socket)
-        })
-        .expect("client socket in a")
-    }
-
-    /// Pings `b` from `a` `count` times, one after the other, and returns the round-trip
-    /// times. The echo is answered by `b`'s kernel and the reply timed by `a`'s kernel on
-    /// arrival, so no thread waiting for a CPU on a busy machine is in the measurement: only
-    /// the link is.
-    pub(super) fn pings(&self, count: u16) -> Vec<Duration> {
-        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
-        use socket2::{Domain, Protocol, Socket, Type};
-        use std::os::fd::AsRawFd;
-        use std::time::{SystemTime, UNIX_EPOCH};
-
-        let socket = in_namespace(&self.a, || {
-            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4))
-        })
-        .expect("ICMP echo socket in a");
-        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
-        socket
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        socket
-            .connect(&SocketAddr::from((B, 0)).into())
-            .expect("connect");
-        (0..count)
-            .map(|seq| {
-                let mut request = vec![8, 0, 0, 0, 0, 0];
-                request.extend_from_slice(&seq.to_be_bytes());
-                request.extend_from_slice(b"netns-test link");
-                let sent = SystemTime::now();
-                socket.send(&request).expect("send echo request");
-                loop {
-                    let mut buffer = [0u8; 128];
-                    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
-                    let (len, stamp) = {
-                        let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
-                        let message = recvmsg::<()>(
-                            socket.as_raw_fd(),
-                            &mut iov,
-                            Some(&mut control),
-                            MsgFlags::empty(),
-                        )
-                        .expect("an echo reply within 5 s");
-                        let stamp = message.cmsgs().ok().and_then(|mut all| {
-                            all.find_map(|c| match c {
-                                ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
-                                _ => None,
-                            })
-                        });
-                        (message.bytes, stamp)
-                    };
-                    if len >= 8 && buffer[0] == 0 && buffer[6..8] == seq.to_be_bytes() {
-                        let stamp = stamp.expect("a kernel receive timestamp");
-                        let received = UNIX_EPOCH
-                            + Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32);
-                        return received.duration_since(sent).unwrap_or_default();
-                    }
-                }
-            })
-            .collect()
-    }
-
-    /// Sends `count` probes, `interval` apart, without waiting for the echoes; returns which
-    /// came back. Waits until every probe is accounted for: echoed, or lost in the engine.
-    pub(super) fn outcomes(&self, count: u32, interval: Duration) -> Vec<bool> {
-        let client = self.client();
-        let received = Arc::new(Mutex::new(vec![false; count as usize]));
-        let done = Arc::new(AtomicBool::new(false));
-        let reader = {
-            let client = client.try_clone().expect("clone socket");
-            let (received, done) = (Arc::clone(&received), Arc::clone(&done));
-            client
-                .set_read_timeout(Some(Duration::from_millis(20)))
-                .expect("timeout");
-            thread::spawn(move || {
-                let mut buffer = [0u8; 64];
-                while !done.load(Ordering::Relaxed) {
-                    if let Ok(4) = client.recv(&mut buffer) {
-                        let seq =
-                            u32::from_be_bytes(buffer[..4].try_into().expect("4 bytes")) as usize;
-                        if let Some(slot) = received.lock().expect("lock").get_mut(seq) {
-                            *slot = true;
-                        }
-                    }
-                }
-            })
-        };
-        let start = Instant::now();
-        for seq in 0..count {
-            // Pacing the probes (not synchronising anything): one every `interval`.
-            let due = start + interval * seq;
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                thread::sleep(wait);
-            }
-            client.send(&seq.to_be_bytes()).expect("send probe");
-        }
-        let accounted = || {
-            let [ab, ba] = self.engine.counters(self.id);
-            let echoed = received
-                .lock()
-                .expect("lock")
-                .iter()
-                .filter(|r| **r)
-                .count() as u64;
-            echoed + ab.lost + ba.lost >= u64::from(count)
-        };
-        wait_until(
-            "every probe echoed or lost",
-            Duration::from_secs(10),
-            accounted,
-        );
-        done.store(true, Ordering::Relaxed);
-        reader.join().expect("reader");
-        let outcomes = received.lock().expect("lock").clone();
-        outcomes
-    }
-
-    /// Waits until no frame is in the link in either direction, and returns the counters.
-    pub(super) fn settle(&self) -> [DirectionCounters; 2] {
-        let idle = |c: &DirectionCounters| {
-            c.frames_out + c.lost + c.queue_drops + c.send_errors == c.frames_in + c.duplicated
-        };
-        let mut counters = self.engine.counters(self.id);
-        wait_until("the link to be idle", Duration::from_secs(10), || {
-            counters = self.engine.counters(self.id);
-            counters.iter().all(idle)
-        });
-        counters
-    }
-
-    /// Sends `data` from `a` to `b` over TCP and returns what `b` received.
-    pub(super) fn tcp_transfer(&self, data: &Arc<Vec<u8>>) -> Vec<u8> {
-        let listener =
-            in_namespace(&self.b, || TcpListener::bind((B, 5001))).expect("listener in b");
-        let server = thread::spawn(move || {
-            let (mut stream, _) = listener.accept().expect("accept");
-            let mut received = Vec::new();
-            stream.read_to_end(&mut received).expect("read");
-            received
-        });
-        let mut client =
-            in_namespace(&self.a, || TcpStream::connect((B, 5001))).expect("connect from a");
-        client.write_all(data).expect("write");
-        client
-            .shutdown(std::net::Shutdown::Write)
-            .expect("shutdown");
-        server.join().expect("server")
-    }
-}
-
-async fn mac(netlink: &NodeNetlink, node: &str) -> crate::Result<Vec<u8>> {
-    let mut links = netlink.handle.link().get().match_index(IFINDEX).execute();
-    let link = links
-        .try_next()
-        .await
-        .map_err(|e| Error::netlink(node, "ip link show eth0", e))?;
-    link.and_then(|link| {
-        link.attributes.into_iter().find_map(|a| match a {
-            LinkAttribute::Address(mac) => Some(mac),
-            _ => None,
-        })
-    })
-    .ok_or_else(|| {
-        Error::io(
-            format!("reading the MAC address of eth0 in `{node}`"),
-            std::io::ErrorKind::NotFound.into(),
-        )
-    })
-}
-
-async fn neighbour(
-    netlink: &NodeNetlink,
-    node: &str,
-    ip: Ipv4Addr,
-    mac: &[u8],
-) -> crate::Result<()> {
-    netlink
-        .handle
-        .neighbours()
-        .add(IFINDEX, IpAddr::V4(ip))
-        .link_layer_address(mac)
-        .execute()
-        .await
-        .map_err(|e| {
-            Error::netlink(
-                node,
-                format!("ip neigh add {ip} lladdr ... dev eth0 nud permanent"),
-                e,
-            )
-        })
-}
-
-/// Waits for `condition`, checking every millisecond, and panics after `limit`.
-pub(super) fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-}
 
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
@@ -418,7 +49,7 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 
 #[crate::test]
 fn a_perfect_link_carries_udp_and_tcp() {
-    let link = Fixture::new(Default::default(), 1, None);
+    let link = Lab::new(Default::default(), 1, None);
     let rtts = link.pings(20);
     assert!(median(rtts.clone()) < ms(1), "{rtts:?}");
     let data = pattern(10 << 20);
@@ -429,7 +60,7 @@ fn a_perfect_link_carries_udp_and_tcp() {
         received.len(),
         data.len()
     );
-    let [ab, ba] = link.engine.counters(link.id);
+    let [ab, ba] = link.counters();
     assert!(
         ab.bytes_out >= 10 << 20 && ab.frames_out >= (10 << 20) / 1514,
         "{ab}"
@@ -444,7 +75,7 @@ fn a_perfect_link_carries_udp_and_tcp() {
 #[crate::test]
 fn ten_ms_each_way_gives_a_twenty_ms_round_trip() {
     let delay = Conditions::new().delay(ms(10));
-    let link = Fixture::new([delay.clone(), delay], 1, None);
+    let link = Lab::new([delay.clone(), delay], 1, None);
     let rtts = link.pings(30);
     let median = median(rtts.clone());
     assert!(
@@ -456,13 +87,13 @@ fn ten_ms_each_way_gives_a_twenty_ms_round_trip() {
 
 #[crate::test]
 fn ten_percent_loss_lands_in_the_binomial_bound() {
-    let link = Fixture::new([Conditions::new().loss(0.1), Conditions::new()], 2024, None);
+    let link = Lab::new([Conditions::new().loss(0.1), Conditions::new()], 2024, None);
     link.echo_server();
     let outcomes = link.outcomes(2000, Duration::from_micros(200));
     let lost = outcomes.iter().filter(|r| !**r).count();
     // n = 2000, p = 0.1: mean 200, σ = 13.4; 99 % two-sided bound ±2.576 σ.
     assert!((166..=234).contains(&lost), "{lost} of 2000 probes lost");
-    let [ab, ba] = link.engine.counters(link.id);
+    let [ab, ba] = link.counters();
     assert_eq!(ab.lost as usize, lost, "{ab}");
     assert_eq!((ab.frames_in, ba.lost), (2000, 0), "{ab} / {ba}");
 }
@@ -471,7 +102,7 @@ fn ten_percent_loss_lands_in_the_binomial_bound() {
 fn the_same_seed_replays_the_same_outcomes() {
     let conditions = || [Conditions::new().loss(0.2), Conditions::new().loss(0.2)];
     let run = |seed| {
-        let link = Fixture::new(conditions(), seed, None);
+        let link = Lab::new(conditions(), seed, None);
         link.echo_server();
         link.outcomes(300, Duration::from_micros(300))
     };
@@ -485,7 +116,7 @@ fn the_same_seed_replays_the_same_outcomes() {
 fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
     let path = capture_path("tcp");
     let lossy = Conditions::new().delay(ms(5)).loss(0.01).reorder(0.1);
-    let link = Fixture::new([lossy.clone(), lossy], 99, Some(path.clone()));
+    let link = Lab::new([lossy.clone(), lossy], 99, Some(path.clone()));
     let data = pattern(10 << 20);
     let received = link.tcp_transfer(&data);
     assert!(
@@ -499,7 +130,7 @@ fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
         ab.lost > 0 && ab.reordered > 0 && ba.lost > 0,
         "{ab} / {ba}"
     );
-    link.engine.flush().expect("flush");
+    link.flush().expect("flush");
     // Offloads are undone on an impaired link: every frame fits the 1500-byte MTU.
     let frames = read_pcap(&path);
     let largest = frames.iter().map(Vec::len).max().unwrap_or(0);
@@ -512,7 +143,7 @@ fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
 fn a_rate_limit_of_10_mbit_measures_within_5_percent() {
     const RATE: f64 = 10e6;
     const FRAME: usize = 1514;
-    let link = Fixture::new(
+    let link = Lab::new(
         [Conditions::new().rate(10_000_000), Conditions::new()],
         1,
         None,
@@ -554,13 +185,13 @@ fn a_rate_limit_of_10_mbit_measures_within_5_percent() {
     let measured = (times.len() - 11) as f64 * FRAME as f64 * 8.0 / span.as_secs_f64();
     let error = (measured - RATE) / RATE;
     assert!(error.abs() < 0.05, "measured {:.3} Mbit/s", measured / 1e6);
-    assert_eq!(link.engine.counters(link.id)[0].queue_drops, 0);
+    assert_eq!(link.counters()[0].queue_drops, 0);
 }
 
 #[crate::test]
 fn duplicates_and_corruption_show_in_counters_and_capture() {
     let path = capture_path("dup");
-    let link = Fixture::new(
+    let link = Lab::new(
         [
             Conditions::new().duplicate(0.2).corrupt(0.2),
             Conditions::new(),
@@ -577,7 +208,7 @@ fn duplicates_and_corruption_show_in_counters_and_capture() {
         datagram[..8].copy_from_slice(&seq.to_be_bytes());
         sender.send_to(&datagram, (B, 9001)).expect("send");
     }
-    let counters = || link.engine.counters(link.id)[0];
+    let counters = || link.counters()[0];
     wait_until(
         "every datagram through the link",
         Duration::from_secs(10),
@@ -588,7 +219,7 @@ fn duplicates_and_corruption_show_in_counters_and_capture() {
     );
     let ab = counters();
     assert!(ab.duplicated > 20 && ab.corrupted > 20, "{ab}");
-    link.engine.flush().expect("flush");
+    link.flush().expect("flush");
     let frames = read_pcap(&path);
     let udp: Vec<&Vec<u8>> = frames
         .iter()
@@ -623,19 +254,17 @@ fn ipv4_udp_checksums_hold(frame: &[u8]) -> bool {
 #[crate::test]
 fn a_delay_change_takes_effect_mid_test() {
     let five = Conditions::new().delay(ms(5));
-    let link = Fixture::new([five.clone(), five], 1, None);
+    let link = Lab::new([five.clone(), five], 1, None);
     let before = median(link.pings(10));
     for direction in Direction::BOTH {
-        link.engine
-            .set_conditions(link.id, direction, Conditions::new().delay(ms(25)))
+        link.set_conditions(direction, Conditions::new().delay(ms(25)))
             .expect("set");
     }
     let after = median(link.pings(10));
     assert!(before >= ms(10) && before <= ms(11), "before: {before:?}");
     assert!(after >= ms(50) && after <= ms(51), "after: {after:?}");
     let error = link
-        .engine
-        .set_conditions(link.id, Direction::AToB, Conditions::new().loss(3.0))
+        .set_conditions(Direction::AToB, Conditions::new().loss(3.0))
         .unwrap_err();
     assert!(
         format!("{error:?}").contains("invalid condition loss = 3"),
@@ -647,7 +276,7 @@ fn a_delay_change_takes_effect_mid_test() {
 fn the_capture_opens_in_tshark_and_shows_the_ping() {
     let path = capture_path("icmp");
     let delay = Conditions::new().delay(ms(1));
-    let link = Fixture::new([delay.clone(), delay], 1, Some(path.clone()));
+    let link = Lab::new([delay.clone(), delay], 1, Some(path.clone()));
     // An ICMP echo socket: the kernel in `b` answers.
     let socket = in_namespace(&link.a, || {
         socket2::Socket::new(
@@ -671,7 +300,7 @@ fn the_capture_opens_in_tshark_and_shows_the_ping() {
         let n = socket.recv(&mut reply).expect("an echo reply");
         assert!(n >= 8);
     }
-    link.engine.flush().expect("flush");
+    link.flush().expect("flush");
     let output = std::process::Command::new("tshark")
         .arg("-r")
         .arg(&path)
@@ -693,7 +322,7 @@ fn the_capture_opens_in_tshark_and_shows_the_ping() {
 
 #[crate::test]
 fn tcp_crosses_with_tx_checksum_offload_off() {
-    let link = Fixture::new(Default::default(), 1, None);
+    let link = Lab::new(Default::default(), 1, None);
     set_tx_checksum(&link.a, "eth0", false).expect("ethtool -K eth0 tx off in a");
     set_tx_checksum(&link.b, "eth0", false).expect("ethtool -K eth0 tx off in b");
     let data = pattern(1 << 20);
@@ -707,7 +336,7 @@ fn tcp_crosses_with_tx_checksum_offload_off() {
 
 #[crate::test]
 fn netem_delays_packets_or_says_precisely_why_it_cannot() {
-    let link = Fixture::new(Default::default(), 1, None);
+    let link = Lab::new(Default::default(), 1, None);
     let options = NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 1)
         .expect("netem can delay");
     let apply = |node: usize, name: &'static str| {

@@ -121,9 +121,7 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
     // start another child: that would recurse until the kernel's namespace limits stop it.
     if std::env::var_os(env::CHILD).is_some_and(|marker| marker == key) {
         return Err(Error::io(
-            format!(
-                "starting the child for `{key}` from a process that was itself started as that child"
-            ),
+            format!("starting the child for `{key}` from a process that was itself started as that child"),
             io::Error::new(io::ErrorKind::InvalidInput, "refusing to recurse"),
         ));
     }
@@ -138,23 +136,15 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
 
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let mut flags =
-        libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
     let maps = match mode {
         Mode::Root => None,
         Mode::Rootless => {
             flags |= libc::CLONE_NEWUSER;
-            Some((
-                format!("0 {uid} 1\n").into_bytes(),
-                format!("0 {gid} 1\n").into_bytes(),
-            ))
+            Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()))
         }
     };
-    let inherit = [
-        status_write.as_raw_fd(),
-        release_read.as_raw_fd(),
-        stdout_write.as_raw_fd(),
-    ];
+    let inherit = [status_write.as_raw_fd(), release_read.as_raw_fd(), stdout_write.as_raw_fd()];
     let pre_exec = PreExec {
         parent: nix::unistd::getpid().as_raw(),
         report_fd: status_write.as_raw_fd(),
@@ -170,14 +160,8 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
         .arg0(&exe)
         .args(args)
         .env(env::CHILD, key)
-        .env(
-            env::FDS,
-            format!("{},{},{}", inherit[0], inherit[1], inherit[2]),
-        )
-        .env(
-            env::ROOTLESS,
-            if mode == Mode::Rootless { "1" } else { "0" },
-        )
+        .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
+        .env(env::ROOTLESS, if mode == Mode::Rootless { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -213,21 +197,10 @@ fn spawn_error(status: &mut File, source: io::Error, mode: Mode) -> Error {
         _ => None,
     };
     match step {
-        Some(
-            step @ (Step::Unshare
-            | Step::Setgroups
-            | Step::UidMap
-            | Step::GidMap
-            | Step::MountPrivate),
-        ) => Error::Isolation {
-            step: step.describe(mode).to_string(),
-            source,
-            remedy: probe_hint(mode),
-        },
-        Some(step) => Error::io(
-            format!("starting the test's child process: {}", step.describe(mode)),
-            source,
-        ),
+        Some(step @ (Step::Unshare | Step::Setgroups | Step::UidMap | Step::GidMap | Step::MountPrivate)) => {
+            Error::Isolation { step: step.describe(mode).to_string(), source, remedy: probe_hint(mode) }
+        }
+        Some(step) => Error::io(format!("starting the test's child process: {}", step.describe(mode)), source),
         None => Error::io("starting the test's child process", source),
     }
 }
@@ -312,14 +285,7 @@ impl PreExec {
             let supervisor = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as libc::c_int;
             // A raw clone without CLONE_VM is a fork that skips libc's atfork handlers, which
             // must not run in a child of a multi-threaded process.
-            let pid = libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            );
+            let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
             if pid < 0 {
                 return Err(self.fail(Step::Init));
             }
@@ -331,11 +297,7 @@ impl PreExec {
                 return Err(self.fail(Step::ParentDeath));
             }
             if supervisor >= 0 {
-                let mut poll = libc::pollfd {
-                    fd: supervisor,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
+                let mut poll = libc::pollfd { fd: supervisor, events: libc::POLLIN, revents: 0 };
                 if libc::poll(&mut poll, 1, 0) != 0 {
                     libc::_exit(1);
                 }

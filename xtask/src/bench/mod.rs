@@ -1,6 +1,7 @@
 //! `cargo xtask bench [overhead|ping|topology|link|all]`: side-by-side comparisons in one run,
 //! each ending with one `name: key=value ...` summary line.
 
+mod link;
 mod overhead;
 
 use clap::ValueEnum;
@@ -12,6 +13,8 @@ use crate::util::Result;
 pub(crate) enum Which {
     /// Cost per test: plain #[test], #[netns_test], and the seed's shell procedure.
     Overhead,
+    /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
+    Link,
     /// Everything.
     All,
 }
@@ -30,6 +33,9 @@ pub(crate) fn run(args: &Args) -> Result {
     let all = args.which == Which::All;
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;
+    }
+    if all || args.which == Which::Link {
+        link::run(args.quick)?;
     }
     Ok(())
 }

@@ -1,0 +1,536 @@
+//! A laboratory link for tests and benchmarks: node `a` ⇄ hidden wire namespace ⇄ node `b`,
+//! built inside the calling (child) process the way the topology wiring builds an impaired
+//! link, or a plain veth between `a` and `b` to compare against.
+//!
+//! The nodes have static neighbour entries and no IPv6 addresses, so the probes sent are the
+//! only frames on the link: per-probe outcomes then depend on the seed alone. It panics on
+//! failure, with a message, as test code does; it is not for user input.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::LinkAttribute;
+
+use super::packet::in_namespace;
+use super::{Conditions, Direction, DirectionCounters, Engine, Port, WireId, WireSpec};
+use crate::ctl::Ctl;
+use crate::error::Error;
+use crate::ns::{self, NsFds, NsRequest};
+use crate::wiring::{At, NodeNetlink, VethEnd};
+
+/// The address of node `a`.
+pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// The address of node `b`.
+pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// The UDP port of the echo server in `b`.
+const ECHO_PORT: u16 = 7;
+/// The index of `eth0` in `a` and `b` (and of `ma` in the wire; `mb` is the next).
+pub(crate) const IFINDEX: u32 = 10;
+
+/// Node `a`, node `b`, and the link between them.
+pub(crate) struct Lab {
+    pub(crate) a: Arc<NsFds>,
+    pub(crate) b: Arc<NsFds>,
+    /// The engine and the link it carries; `None` for a plain veth.
+    wire: Option<(Engine, WireId)>,
+    /// The netlink connections of `a`, (the wire) and `b`.
+    pub(crate) netlink: Vec<NodeNetlink>,
+    // The netlink connections run on the control runtime: dropped last.
+    pub(crate) ctl: Ctl,
+}
+
+impl Lab {
+    /// Builds `a` ⇄ wire ⇄ `b` and attaches an engine with `a→b` and `b→a` conditions.
+    pub(crate) fn new(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> Lab {
+        Self::build(Some((conditions, seed, capture)))
+            .unwrap_or_else(|e| panic!("cannot build the link: {e:?}"))
+    }
+
+    /// Builds `a` ⇄ `b` over one plain veth pair, to compare against.
+    pub(crate) fn plain() -> Lab {
+        Self::build(None).unwrap_or_else(|e| panic!("cannot build the veth: {e:?}"))
+    }
+
+    fn build(engine: Option<([Conditions; 2], u64, Option<PathBuf>)>) -> crate::Result<Lab> {
+        let ctl = Ctl::start()?;
+        let names: &[&str] = if engine.is_some() {
+            &["a", "wire", "b"]
+        } else {
+            &["a", "b"]
+        };
+        let requests: Vec<NsRequest<'_>> = names
+            .iter()
+            .map(|name| NsRequest {
+                name,
+                hostname: false,
+            })
+            .collect();
+        let made = ns::create_namespaces(&requests, |_, _| {
+            for (key, value) in [
+                ("net.ipv6.conf.default.addr_gen_mode", "1"),
+                ("net.ipv4.ping_group_range", "0 2147483647"),
+            ] {
+                ns::write_sysctl(key, value).map_err(|e| Error::io(format!("setting {key}"), e))?;
+            }
+            NodeNetlink::open(ctl.handle()).map_err(|e| Error::io("opening netlink", e))
+        })?;
+        let (fds, netlink): (Vec<NsFds>, Vec<NodeNetlink>) = made.into_iter().unzip();
+        let raw: Vec<i32> = fds.iter().map(|fds| fds.raw().0).collect();
+        let wired = netlink.clone();
+        ctl.block_on(async move { wire(&wired, &raw).await })?;
+        let mut fds: Vec<Arc<NsFds>> = fds.into_iter().map(Arc::new).collect();
+        let b = fds.pop().expect("node b");
+        let wire = match engine {
+            None => None,
+            Some((conditions, seed, capture)) => {
+                let port = |ifindex, ifname: &str| Port {
+                    netns: Arc::clone(&fds[1]),
+                    ifindex,
+                    ifname: ifname.into(),
+                };
+                let engine = Engine::start()?;
+                let id = engine.attach(WireSpec {
+                    label: "a–b".into(),
+                    a: port(IFINDEX, "ma"),
+                    b: port(IFINDEX + 1, "mb"),
+                    conditions,
+                    seed,
+                    capture,
+                })?;
+                Some((engine, id))
+            }
+        };
+        Ok(Lab {
+            a: Arc::clone(&fds[0]),
+            b,
+            wire,
+            netlink,
+            ctl,
+        })
+    }
+
+    fn engine(&self) -> (&Engine, WireId) {
+        let (engine, id) = self.wire.as_ref().expect("a plain veth has no engine");
+        (engine, *id)
+    }
+
+    /// The engine's counters (a→b, b→a); zero for a plain veth.
+    pub(crate) fn counters(&self) -> [DirectionCounters; 2] {
+        self.wire
+            .as_ref()
+            .map(|(engine, id)| engine.counters(*id))
+            .unwrap_or_default()
+    }
+
+    /// Changes the conditions of one direction.
+    pub(crate) fn set_conditions(
+        &self,
+        direction: Direction,
+        conditions: Conditions,
+    ) -> crate::Result<()> {
+        let (engine, id) = self.engine();
+        engine.set_conditions(id, direction, conditions)
+    }
+
+    /// Writes out the capture.
+    pub(crate) fn flush(&self) -> crate::Result<()> {
+        self.engine().0.flush()
+    }
+
+    /// Starts a UDP echo server in `b` (it lives as long as the test process).
+    pub(crate) fn echo_server(&self) {
+        let socket =
+            in_namespace(&self.b, || UdpSocket::bind((B, ECHO_PORT))).expect("echo socket in b");
+        thread::spawn(move || {
+            let mut buffer = [0u8; 2048];
+            while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+                let _ = socket.send_to(&buffer[..n], from);
+            }
+        });
+    }
+
+    /// A UDP socket in `a` connected to the echo server.
+    pub(crate) fn client(&self) -> UdpSocket {
+        in_namespace(&self.a, || {
+            let socket = UdpSocket::bind((A, 0))?;
+            socket.connect((B, ECHO_PORT))?;
+            Ok(socket)
+        })
+        .expect("client socket in a")
+    }
+
+    /// Pings `b` from `a` `count` times, one after the other, and returns the round-trip
+    /// times. The echo is answered by `b`'s kernel and the reply timed by `a`'s kernel on
+    /// arrival, so no thread waiting for a CPU on a busy machine is in the measurement: only
+    /// the link is.
+    pub(crate) fn pings(&self, count: u16) -> Vec<Duration> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+        use socket2::{Domain, Protocol, Socket, Type};
+        use std::os::fd::AsRawFd;
+        use std::time::{SystemTime, UNIX_EPOCH};
+
+        let socket = in_namespace(&self.a, || {
+            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4))
+        })
+        .expect("ICMP echo socket in a");
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        socket
+            .connect(&SocketAddr::from((B, 0)).into())
+            .expect("connect");
+        (0..count)
+            .map(|seq| {
+                let mut request = vec![8, 0, 0, 0, 0, 0];
+                request.extend_from_slice(&seq.to_be_bytes());
+                request.extend_from_slice(b"netns-test link");
+                let sent = SystemTime::now();
+                socket.send(&request).expect("send echo request");
+                loop {
+                    let mut buffer = [0u8; 128];
+                    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+                    let (len, stamp) = {
+                        let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
+                        let message = recvmsg::<()>(
+                            socket.as_raw_fd(),
+                            &mut iov,
+                            Some(&mut control),
+                            MsgFlags::empty(),
+                        )
+                        .expect("an echo reply within 5 s");
+                        let stamp = message.cmsgs().ok().and_then(|mut all| {
+                            all.find_map(|c| match c {
+                                ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+                                _ => None,
+                            })
+                        });
+                        (message.bytes, stamp)
+                    };
+                    if len >= 8 && buffer[0] == 0 && buffer[6..8] == seq.to_be_bytes() {
+                        let stamp = stamp.expect("a kernel receive timestamp");
+                        let received = UNIX_EPOCH
+                            + Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32);
+                        return received.duration_since(sent).unwrap_or_default();
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Sends `count` probes, `interval` apart, without waiting for the echoes; returns which
+    /// came back. Waits until every probe is accounted for: echoed, or lost in the engine.
+    pub(crate) fn outcomes(&self, count: u32, interval: Duration) -> Vec<bool> {
+        let client = self.client();
+        let received = Arc::new(Mutex::new(vec![false; count as usize]));
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let client = client.try_clone().expect("clone socket");
+            let (received, done) = (Arc::clone(&received), Arc::clone(&done));
+            client
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("timeout");
+            thread::spawn(move || {
+                let mut buffer = [0u8; 64];
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(4) = client.recv(&mut buffer) {
+                        let seq =
+                            u32::from_be_bytes(buffer[..4].try_into().expect("4 bytes")) as usize;
+                        if let Some(slot) = received.lock().expect("lock").get_mut(seq) {
+                            *slot = true;
+                        }
+                    }
+                }
+            })
+        };
+        let start = Instant::now();
+        for seq in 0..count {
+            // Pacing the probes (not synchronising anything): one every `interval`.
+            let due = start + interval * seq;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+            client.send(&seq.to_be_bytes()).expect("send probe");
+        }
+        let accounted = || {
+            let [ab, ba] = self.counters();
+            let echoed = received
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|r| **r)
+                .count() as u64;
+            echoed + ab.lost + ba.lost >= u64::from(count)
+        };
+        wait_until(
+            "every probe echoed or lost",
+            Duration::from_secs(10),
+            accounted,
+        );
+        done.store(true, Ordering::Relaxed);
+        reader.join().expect("reader");
+        let outcomes = received.lock().expect("lock").clone();
+        outcomes
+    }
+
+    /// Waits until no frame is in the link in either direction, and returns the counters.
+    pub(crate) fn settle(&self) -> [DirectionCounters; 2] {
+        let idle = |c: &DirectionCounters| {
+            c.frames_out + c.lost + c.queue_drops + c.send_errors == c.frames_in + c.duplicated
+        };
+        let mut counters = self.counters();
+        wait_until("the link to be idle", Duration::from_secs(10), || {
+            counters = self.counters();
+            counters.iter().all(idle)
+        });
+        counters
+    }
+
+    /// Sends `data` from `a` to `b` over TCP and returns what `b` received.
+    pub(crate) fn tcp_transfer(&self, data: &Arc<Vec<u8>>) -> Vec<u8> {
+        let listener =
+            in_namespace(&self.b, || TcpListener::bind((B, 5001))).expect("listener in b");
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut received = Vec::new();
+            stream.read_to_end(&mut received).expect("read");
+            received
+        });
+        let mut client =
+            in_namespace(&self.a, || TcpStream::connect((B, 5001))).expect("connect from a");
+        client.write_all(data).expect("write");
+        client
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        server.join().expect("server")
+    }
+}
+
+/// Creates the veths (through the wire when `netlink` has three namespaces), addresses and
+/// static neighbours, and waits until every link is ready.
+async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
+    let (na, nb) = (&netlink[0], &netlink[netlink.len() - 1]);
+    let (fa, fb) = (fds[0], fds[fds.len() - 1]);
+    let at_a = At {
+        node: "a",
+        handle: &na.handle,
+    };
+    let at_b = At {
+        node: "b",
+        handle: &nb.handle,
+    };
+    let end = |node, name, index, netns| VethEnd {
+        node,
+        name,
+        index,
+        netns,
+        mtu: None,
+        controller: None,
+    };
+    let mut ready = vec![(na, IFINDEX), (nb, IFINDEX)];
+    if netlink.len() == 3 {
+        let (nw, fw) = (&netlink[1], fds[1]);
+        let at_w = At {
+            node: "wire",
+            handle: &nw.handle,
+        };
+        at_a.add_veth(
+            &end("a", "eth0", IFINDEX, fa),
+            &end("wire", "ma", IFINDEX, fw),
+        )
+        .await?;
+        at_w.set_link_up(IFINDEX, "ma", true).await?;
+        at_w.add_veth(
+            &end("wire", "mb", IFINDEX + 1, fw),
+            &end("b", "eth0", IFINDEX, fb),
+        )
+        .await?;
+        ready.extend([(nw, IFINDEX), (nw, IFINDEX + 1)]);
+    } else {
+        at_a.add_veth(
+            &end("a", "eth0", IFINDEX, fa),
+            &end("b", "eth0", IFINDEX, fb),
+        )
+        .await?;
+    }
+    at_b.set_link_up(IFINDEX, "eth0", true).await?;
+    at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address"))
+        .await?;
+    at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address"))
+        .await?;
+    // Static neighbours: no ARP frame ever shifts the sequence of decisions.
+    let mac_a = mac(na, "a").await?;
+    let mac_b = mac(nb, "b").await?;
+    neighbour(na, "a", B, &mac_b).await?;
+    neighbour(nb, "b", A, &mac_a).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (netlink, index) in ready {
+        netlink
+            .links
+            .wait(&netlink.handle, index, deadline, |s| s.ready())
+            .await
+            .map_err(|last| Error::Timeout {
+                what: format!("link {index} ready (last: {last:?})"),
+                after: Duration::from_secs(10),
+            })?;
+    }
+    Ok(())
+}
+
+impl Lab {
+    /// Sends `total` bytes over TCP from `a` to `b` as fast as they go, and returns the
+    /// throughput in Mbit/s (from connect to the last byte read).
+    pub(crate) fn tcp_throughput(&self, total: u64) -> f64 {
+        let listener =
+            in_namespace(&self.b, || TcpListener::bind((B, 5002))).expect("listener in b");
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut buffer = vec![0u8; 1 << 18];
+            let mut received = 0u64;
+            loop {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => received += n as u64,
+                }
+            }
+            (received, Instant::now())
+        });
+        let chunk = vec![0x5au8; 1 << 20];
+        let start = Instant::now();
+        let mut client =
+            in_namespace(&self.a, || TcpStream::connect((B, 5002))).expect("connect from a");
+        let mut sent = 0u64;
+        while sent < total {
+            let n = chunk.len().min((total - sent) as usize);
+            client.write_all(&chunk[..n]).expect("write");
+            sent += n as u64;
+        }
+        client
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        let (received, end) = server.join().expect("server");
+        assert_eq!(received, total, "the transfer was cut short");
+        total as f64 * 8.0 / (end - start).as_secs_f64() / 1e6
+    }
+}
+
+/// The figures of `cargo xtask bench link`.
+#[derive(Clone, Debug)]
+pub struct LinkBench {
+    /// TCP throughput over a plain veth pair, Mbit/s (median of the runs).
+    pub veth_mbps: f64,
+    /// TCP throughput over an engine link without impairment, Mbit/s (median of the runs).
+    pub engine_mbps: f64,
+    /// Every throughput run, plain veth and engine alternating.
+    pub runs: Vec<(f64, f64)>,
+    /// Median ping RTT over a link with 10 ms of delay each way, ms.
+    pub rtt_20ms_median_ms: f64,
+    /// The 90th percentile of the same, ms.
+    pub rtt_20ms_p90_ms: f64,
+    /// Pings sent for the RTT figures.
+    pub pings: u16,
+    /// Probes lost over a link with 10 % loss a→b, percent.
+    pub loss10_measured_pct: f64,
+    /// Probes sent for the loss figure.
+    pub loss_probes: u32,
+}
+
+/// Runs the link benchmark in the calling process (a sandbox child): throughput over a plain
+/// veth and over the engine, delay and loss accuracy.
+pub(crate) fn bench(quick: bool) -> LinkBench {
+    let (total, rounds, pings, probes) = if quick {
+        (256 << 20, 1, 20, 500)
+    } else {
+        (2 << 30, 3, 200, 2000)
+    };
+    let runs: Vec<(f64, f64)> = (0..rounds)
+        .map(|_| {
+            (
+                Lab::plain().tcp_throughput(total),
+                Lab::new(Default::default(), 1, None).tcp_throughput(total),
+            )
+        })
+        .collect();
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let delay = Conditions::new().delay(Duration::from_millis(10));
+    let mut rtts = Lab::new([delay.clone(), delay], 1, None).pings(pings);
+    rtts.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let lossy = Lab::new([Conditions::new().loss(0.1), Conditions::new()], 2024, None);
+    lossy.echo_server();
+    let outcomes = lossy.outcomes(probes, Duration::from_micros(200));
+    let lost = outcomes.iter().filter(|echoed| !**echoed).count();
+    LinkBench {
+        veth_mbps: median(runs.iter().map(|r| r.0).collect()),
+        engine_mbps: median(runs.iter().map(|r| r.1).collect()),
+        runs,
+        rtt_20ms_median_ms: ms(rtts[rtts.len() / 2]),
+        rtt_20ms_p90_ms: ms(rtts[rtts.len() * 9 / 10]),
+        pings,
+        loss10_measured_pct: lost as f64 * 100.0 / f64::from(probes),
+        loss_probes: probes,
+    }
+}
+
+async fn mac(netlink: &NodeNetlink, node: &str) -> crate::Result<Vec<u8>> {
+    let mut links = netlink.handle.link().get().match_index(IFINDEX).execute();
+    let link = links
+        .try_next()
+        .await
+        .map_err(|e| Error::netlink(node, "ip link show eth0", e))?;
+    link.and_then(|link| {
+        link.attributes.into_iter().find_map(|a| match a {
+            LinkAttribute::Address(mac) => Some(mac),
+            _ => None,
+        })
+    })
+    .ok_or_else(|| {
+        Error::io(
+            format!("reading the MAC address of eth0 in `{node}`"),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })
+}
+
+async fn neighbour(
+    netlink: &NodeNetlink,
+    node: &str,
+    ip: Ipv4Addr,
+    mac: &[u8],
+) -> crate::Result<()> {
+    netlink
+        .handle
+        .neighbours()
+        .add(IFINDEX, IpAddr::V4(ip))
+        .link_layer_address(mac)
+        .execute()
+        .await
+        .map_err(|e| {
+            Error::netlink(
+                node,
+                format!("ip neigh add {ip} lladdr ... dev eth0 nud permanent"),
+                e,
+            )
+        })
+}
+
+/// Waits for `condition`, checking every millisecond, and panics after `limit`.
+pub(crate) fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
