@@ -147,13 +147,17 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
         return Err(invalid());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(invalid());
         }
         let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -168,7 +172,9 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
         rest = rest[unit_len..].trim_start();
     }
     if total == 0 {
-        return Err(format!("invalid duration `{text}`: a timeout must be greater than zero"));
+        return Err(format!(
+            "invalid duration `{text}`: a timeout must be greater than zero"
+        ));
     }
     Ok(total)
 }
@@ -182,16 +188,28 @@ fn check_function(func: &ItemFn) -> syn::Result<()> {
         ));
     }
     if let Some(token) = &sig.constness {
-        return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `const`"));
+        return Err(syn::Error::new_spanned(
+            token,
+            "#[netns_test] functions cannot be `const`",
+        ));
     }
     if let Some(token) = &sig.unsafety {
-        return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `unsafe`"));
+        return Err(syn::Error::new_spanned(
+            token,
+            "#[netns_test] functions cannot be `unsafe`",
+        ));
     }
     if let Some(abi) = &sig.abi {
-        return Err(syn::Error::new_spanned(abi, "#[netns_test] functions cannot be `extern`"));
+        return Err(syn::Error::new_spanned(
+            abi,
+            "#[netns_test] functions cannot be `extern`",
+        ));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new_spanned(variadic, "#[netns_test] functions cannot be variadic"));
+        return Err(syn::Error::new_spanned(
+            variadic,
+            "#[netns_test] functions cannot be variadic",
+        ));
     }
     for input in &sig.inputs {
         if let FnArg::Receiver(receiver) = input {
@@ -211,7 +229,10 @@ fn check_function(func: &ItemFn) -> syn::Result<()> {
     }
     for attr in &func.attrs {
         let path = attr.path();
-        let last = path.segments.last().map(|segment| segment.ident.to_string());
+        let last = path
+            .segments
+            .last()
+            .map(|segment| segment.ident.to_string());
         if last.as_deref() == Some("rstest") {
             return Err(syn::Error::new_spanned(
                 attr,
@@ -251,8 +272,16 @@ fn has_test_attribute(attrs: &[syn::Attribute]) -> bool {
 }
 
 fn generate(config: Config, func: ItemFn) -> TokenStream2 {
-    let krate = config.krate.clone().unwrap_or_else(|| syn::parse_quote!(::netns_test));
-    let ItemFn { attrs, vis, sig, block } = func;
+    let krate = config
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::netns_test));
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
     let ident = &sig.ident;
     let name = ident.to_string();
     let test_attr = if has_test_attribute(&attrs) {
@@ -292,7 +321,9 @@ fn generate(config: Config, func: ItemFn) -> TokenStream2 {
         }
     };
     let timeout = match config.timeout_ms {
-        Some(ms) => quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)) },
+        Some(ms) => {
+            quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)) }
+        }
         None => quote! { ::core::option::Option::None },
     };
     let topology = match &config.topology {

@@ -50,7 +50,9 @@ impl fmt::Display for Check {
 }
 
 fn read_sysctl(key: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/"))).ok().map(|v| v.trim().to_string())
+    fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
+        .ok()
+        .map(|v| v.trim().to_string())
 }
 
 /// Why unprivileged user namespaces are unavailable here, if a sysctl says so.
@@ -81,7 +83,9 @@ pub(crate) fn isolation_remedy(rootless: bool) -> String {
     );
     if rootless {
         if let Some(blocker) = userns_blocker() {
-            text.push_str(&format!("This machine blocks the rootless mode: {blocker}\n"));
+            text.push_str(&format!(
+                "This machine blocks the rootless mode: {blocker}\n"
+            ));
         }
     }
     text.push_str(
@@ -105,19 +109,32 @@ pub fn host_checks() -> Vec<Check> {
     let mut checks = Vec::new();
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let release = release.trim();
-    let version: Vec<u32> = release.split(['.', '-']).take(2).filter_map(|p| p.parse().ok()).collect();
+    let version: Vec<u32> = release
+        .split(['.', '-'])
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
     let recent = version.as_slice() >= [5, 3].as_slice();
     checks.push(Check {
         name: "kernel",
-        verdict: if recent { Verdict::Ok } else { Verdict::Warning },
+        verdict: if recent {
+            Verdict::Ok
+        } else {
+            Verdict::Warning
+        },
         detail: format!("Linux {release}"),
-        remedy: (!recent).then(|| "kernels before 5.3 lack pidfd; timeouts fall back to polling".into()),
+        remedy: (!recent)
+            .then(|| "kernels before 5.3 lack pidfd; timeouts fall back to polling".into()),
     });
     let root = nix::unistd::geteuid().is_root();
     checks.push(Check {
         name: "privileges",
         verdict: Verdict::Ok,
-        detail: if root { "root: tests run in root mode".into() } else { "not root: tests run in rootless mode".into() },
+        detail: if root {
+            "root: tests run in root mode".into()
+        } else {
+            "not root: tests run in rootless mode".into()
+        },
         remedy: None,
     });
     let blocker = userns_blocker();

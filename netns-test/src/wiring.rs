@@ -39,7 +39,8 @@ impl NodeNetlink {
         let _context = runtime.enter();
         let (connection, handle, _) = rtnetlink::new_connection()?;
         runtime.spawn(connection);
-        let (mut connection, _, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])?;
+        let (mut connection, _, messages) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Link])?;
         // A larger buffer makes overruns rare on big switches; the monitor resynchronises
         // after one anyway.
         let _ = connection.socket_mut().socket_mut().set_rx_buf_sz(1 << 20);
@@ -64,7 +65,10 @@ pub(crate) struct LinkStatus {
 impl LinkStatus {
     fn from_message(message: &LinkMessage) -> Self {
         let flags = message.header.flags;
-        let oper_up = message.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
+        let oper_up = message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
         LinkStatus {
             up: flags.contains(LinkFlags::Up),
             lower_up: flags.contains(LinkFlags::LowerUp),
@@ -98,7 +102,10 @@ impl LinkMonitor {
                     self.record(&link);
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                    self.links.lock().expect("monitor lock").remove(&link.header.index);
+                    self.links
+                        .lock()
+                        .expect("monitor lock")
+                        .remove(&link.header.index);
                 }
                 // Notifications were dropped: read the whole table again.
                 NetlinkPayload::Overrun(_) => {
@@ -114,11 +121,18 @@ impl LinkMonitor {
     }
 
     fn record(&self, link: &LinkMessage) {
-        self.links.lock().expect("monitor lock").insert(link.header.index, LinkStatus::from_message(link));
+        self.links
+            .lock()
+            .expect("monitor lock")
+            .insert(link.header.index, LinkStatus::from_message(link));
     }
 
     pub(crate) fn status(&self, index: u32) -> Option<LinkStatus> {
-        self.links.lock().expect("monitor lock").get(&index).copied()
+        self.links
+            .lock()
+            .expect("monitor lock")
+            .get(&index)
+            .copied()
     }
 
     /// Waits until `condition` holds for link `index`, or `deadline` passes (then returns the
@@ -186,10 +200,15 @@ impl At<'_> {
     /// `b` cannot be created up (the kernel opens it before the pair is joined and refuses with
     /// `ENOTCONN`); set it up through its own namespace afterwards.
     pub(crate) async fn add_veth(&self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> Result<()> {
-        let peer = end_message(LinkMessageBuilder::<LinkUnspec>::new(), b).setns_by_fd(b.netns).build();
-        let mut builder = end_message(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth), a)
-            .up()
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
+        let peer = end_message(LinkMessageBuilder::<LinkUnspec>::new(), b)
+            .setns_by_fd(b.netns)
+            .build();
+        let mut builder = end_message(
+            LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth),
+            a,
+        )
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
         if let Some(controller) = a.controller {
             builder = builder.controller(controller);
         }
@@ -198,7 +217,10 @@ impl At<'_> {
             .add(builder.build())
             .execute()
             .await
-            .map_err(self.fail(format!("ip link add {} type veth peer name {} (in node `{}`)", a.name, b.name, b.node)))
+            .map_err(self.fail(format!(
+                "ip link add {} type veth peer name {} (in node `{}`)",
+                a.name, b.name, b.node
+            )))
     }
 
     /// `ip link add br0 type bridge forward_delay 0 mcast_snooping 0` and up.
@@ -207,7 +229,10 @@ impl At<'_> {
             .name(name.to_string())
             .index(index)
             .up()
-            .set_info_data(InfoData::Bridge(vec![InfoBridge::ForwardDelay(0), InfoBridge::MulticastSnooping(false)]))
+            .set_info_data(InfoData::Bridge(vec![
+                InfoBridge::ForwardDelay(0),
+                InfoBridge::MulticastSnooping(false),
+            ]))
             .build();
         self.handle
             .link()
@@ -219,11 +244,20 @@ impl At<'_> {
 
     /// `ip addr add <addr> dev <name>`, without duplicate-address detection for IPv6.
     pub(crate) async fn add_address(&self, index: u32, name: &str, addr: IpNet) -> Result<()> {
-        let mut request = self.handle.address().add(index, addr.addr(), addr.prefix_len());
+        let mut request = self
+            .handle
+            .address()
+            .add(index, addr.addr(), addr.prefix_len());
         if addr.addr().is_ipv6() {
-            request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
-        request.execute().await.map_err(self.fail(format!("ip addr add {addr} dev {name}")))
+        request
+            .execute()
+            .await
+            .map_err(self.fail(format!("ip addr add {addr} dev {name}")))
     }
 
     /// `ip route add <to> via <via>`.
@@ -232,9 +266,19 @@ impl At<'_> {
         let message = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(to.addr(), to.prefix_len())
             .and_then(|builder| builder.gateway(via))
-            .map_err(|error| Error::io(what.clone(), io::Error::new(io::ErrorKind::InvalidInput, error)))?
+            .map_err(|error| {
+                Error::io(
+                    what.clone(),
+                    io::Error::new(io::ErrorKind::InvalidInput, error),
+                )
+            })?
             .build();
-        self.handle.route().add(message).execute().await.map_err(self.fail(what))
+        self.handle
+            .route()
+            .add(message)
+            .execute()
+            .await
+            .map_err(self.fail(what))
     }
 }
 

@@ -55,11 +55,16 @@ pub(crate) fn run_test(
     let launch = parent::Launch {
         key: name.to_string(),
         label: format!("test `{name}`"),
-        args: ["--exact", "--nocapture", "--test-threads=1", "--include-ignored"]
-            .into_iter()
-            .map(OsString::from)
-            .chain(std::iter::once(OsString::from(name)))
-            .collect(),
+        args: [
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .chain(std::iter::once(OsString::from(name)))
+        .collect(),
         timeout: Some(timeout_for(timeout)?),
     };
     parent::run(&launch)

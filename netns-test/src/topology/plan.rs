@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{EndSpec, Link, Location, NodeKind, RouteSpec, Topology, TopologyError, TopologyErrorKind};
+use super::{
+    EndSpec, Link, Location, NodeKind, RouteSpec, Topology, TopologyError, TopologyErrorKind,
+};
 
 /// The largest number of ports a Linux bridge accepts.
 const MAX_BRIDGE_PORTS: usize = 1023;
@@ -67,11 +69,19 @@ impl Plan {
 }
 
 fn err(kind: TopologyErrorKind, location: Option<&Location>) -> TopologyError {
-    TopologyError { kind, location: location.cloned() }
+    TopologyError {
+        kind,
+        location: location.cloned(),
+    }
 }
 
 fn link_label(index: usize, link: &Link) -> String {
-    format!("link {} (`{}` – `{}`)", index + 1, link.ends[0].node, link.ends[1].node)
+    format!(
+        "link {} (`{}` – `{}`)",
+        index + 1,
+        link.ends[0].node,
+        link.ends[1].node
+    )
 }
 
 pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
@@ -82,10 +92,21 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for spec in &topology.nodes {
         check_node_name(&spec.name).map_err(|reason| {
-            err(TopologyErrorKind::InvalidNodeName { name: spec.name.clone(), reason }, spec.location.as_ref())
+            err(
+                TopologyErrorKind::InvalidNodeName {
+                    name: spec.name.clone(),
+                    reason,
+                },
+                spec.location.as_ref(),
+            )
         })?;
         if by_name.insert(&spec.name, nodes.len()).is_some() {
-            return Err(err(TopologyErrorKind::DuplicateNode { name: spec.name.clone() }, spec.location.as_ref()));
+            return Err(err(
+                TopologyErrorKind::DuplicateNode {
+                    name: spec.name.clone(),
+                },
+                spec.location.as_ref(),
+            ));
         }
         nodes.push(PlannedNode {
             name: spec.name.clone(),
@@ -105,7 +126,11 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
     assign_indexes(&mut nodes);
     for node in &nodes {
         if node.kind == NodeKind::Switch && node.ifaces.len() > MAX_BRIDGE_PORTS {
-            return Err(TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() }.into());
+            return Err(TopologyErrorKind::TooManySwitchPorts {
+                switch: node.name.clone(),
+                ports: node.ifaces.len(),
+            }
+            .into());
         }
     }
     check_duplicate_addresses(&nodes)?;
@@ -114,10 +139,13 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
 
     let local = match &topology.local {
         Some(name) => {
-            let index = *by_name.get(name.as_str()).ok_or_else(|| TopologyErrorKind::UnknownNode {
-                name: name.clone(),
-                context: "the `local` setting".into(),
-            })?;
+            let index =
+                *by_name
+                    .get(name.as_str())
+                    .ok_or_else(|| TopologyErrorKind::UnknownNode {
+                        name: name.clone(),
+                        context: "the `local` setting".into(),
+                    })?;
             if nodes[index].kind == NodeKind::Switch {
                 return Err(TopologyErrorKind::LocalIsSwitch { name: name.clone() }.into());
             }
@@ -125,7 +153,12 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         }
         None => match nodes.iter().position(|node| node.kind != NodeKind::Switch) {
             Some(index) => index,
-            None => return Err(TopologyErrorKind::LocalIsSwitch { name: nodes[0].name.clone() }.into()),
+            None => {
+                return Err(TopologyErrorKind::LocalIsSwitch {
+                    name: nodes[0].name.clone(),
+                }
+                .into());
+            }
         },
     };
 
@@ -136,8 +169,17 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         add_auto_routes(&mut nodes, &segments);
     }
 
-    let ipv6 = nodes.iter().flat_map(|n| &n.ifaces).flat_map(|i| &i.addrs).any(|a| matches!(a, IpNet::V6(_)));
-    Ok(Plan { nodes, links, local, ipv6 })
+    let ipv6 = nodes
+        .iter()
+        .flat_map(|n| &n.ifaces)
+        .flat_map(|i| &i.addrs)
+        .any(|a| matches!(a, IpNet::V6(_)));
+    Ok(Plan {
+        nodes,
+        links,
+        local,
+        ipv6,
+    })
 }
 
 /// Gives every bridge and interface an index unique across the whole topology (`lo` is 1 in
@@ -166,10 +208,18 @@ fn check_node_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > 63 {
-        return Err(format!("it is {} bytes long; node names become hostnames, at most 63 bytes", name.len()));
+        return Err(format!(
+            "it is {} bytes long; node names become hostnames, at most 63 bytes",
+            name.len()
+        ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-        return Err(format!("character {bad:?} is not allowed; use letters, digits, `-` and `_`"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "character {bad:?} is not allowed; use letters, digits, `-` and `_`"
+        ));
     }
     if name.starts_with('-') {
         return Err("it starts with `-`".into());
@@ -187,16 +237,25 @@ fn check_ifname(node: &str, name: &str, is_switch: bool) -> Result<(), TopologyE
         return Err(invalid("it is empty"));
     }
     if name.len() > 15 {
-        return Err(TopologyErrorKind::InterfaceNameTooLong { node: node.into(), name: name.into(), len: name.len() });
+        return Err(TopologyErrorKind::InterfaceNameTooLong {
+            node: node.into(),
+            name: name.into(),
+            len: name.len(),
+        });
     }
     if name == "." || name == ".." {
         return Err(invalid("`.` and `..` are not interface names"));
     }
-    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
         return Err(invalid("`/`, `:` and whitespace are not allowed"));
     }
     if name == "lo" || (is_switch && name == BRIDGE_NAME) {
-        return Err(invalid("the name is already taken by the node's own device"));
+        return Err(invalid(
+            "the name is already taken by the node's own device",
+        ));
     }
     Ok(())
 }
@@ -212,26 +271,50 @@ fn plan_link(
     let mut node_of = [0usize; 2];
     for (slot, end) in link.ends.iter().enumerate() {
         node_of[slot] = *by_name.get(end.node.as_str()).ok_or_else(|| {
-            err(TopologyErrorKind::UnknownNode { name: end.node.clone(), context: label.clone() }, at)
+            err(
+                TopologyErrorKind::UnknownNode {
+                    name: end.node.clone(),
+                    context: label.clone(),
+                },
+                at,
+            )
         })?;
     }
     if node_of[0] == node_of[1] {
-        return Err(err(TopologyErrorKind::SelfLink { node: link.ends[0].node.clone(), link: label }, at));
+        return Err(err(
+            TopologyErrorKind::SelfLink {
+                node: link.ends[0].node.clone(),
+                link: label,
+            },
+            at,
+        ));
     }
     if let Some((node, address)) = link.stray_addrs.first() {
         return Err(err(
-            TopologyErrorKind::AddressForOtherNode { link: label, node: node.clone(), address: address.clone() },
+            TopologyErrorKind::AddressForOtherNode {
+                link: label,
+                node: node.clone(),
+                address: address.clone(),
+            },
             at,
         ));
     }
     let kinds = [nodes[node_of[0]].kind, nodes[node_of[1]].kind];
     if kinds == [NodeKind::Switch, NodeKind::Switch] {
         return Err(err(
-            TopologyErrorKind::SwitchToSwitch { link: label, a: link.ends[0].node.clone(), b: link.ends[1].node.clone() },
+            TopologyErrorKind::SwitchToSwitch {
+                link: label,
+                a: link.ends[0].node.clone(),
+                b: link.ends[1].node.clone(),
+            },
             at,
         ));
     }
-    let has_v6 = link.ends.iter().flat_map(|e| &e.addrs).any(|a| a.contains(':'));
+    let has_v6 = link
+        .ends
+        .iter()
+        .flat_map(|e| &e.addrs)
+        .any(|a| a.contains(':'));
     if let Some(mtu) = link.mtu {
         let min = if has_v6 { 1280 } else { 68 };
         if !(min..=65535).contains(&mtu) {
@@ -240,7 +323,14 @@ fn plan_link(
             } else {
                 "the MTU must be between 68 and 65535".to_string()
             };
-            return Err(err(TopologyErrorKind::InvalidMtu { link: label, mtu, reason }, at));
+            return Err(err(
+                TopologyErrorKind::InvalidMtu {
+                    link: label,
+                    mtu,
+                    reason,
+                },
+                at,
+            ));
         }
     }
     let mut ends = [(0usize, 0usize); 2];
@@ -250,7 +340,11 @@ fn plan_link(
         ends[slot] = (node_of[slot], node.ifaces.len());
         node.ifaces.push(iface);
     }
-    Ok(PlannedLink { ends, mtu: link.mtu, label })
+    Ok(PlannedLink {
+        ends,
+        mtu: link.mtu,
+        label,
+    })
 }
 
 fn plan_end(
@@ -265,7 +359,10 @@ fn plan_end(
         Some(name) => {
             check_ifname(&node.name, name, is_switch)?;
             if node.ifaces.iter().any(|iface| &iface.name == name) {
-                return Err(TopologyErrorKind::DuplicateInterface { node: node.name.clone(), name: name.clone() });
+                return Err(TopologyErrorKind::DuplicateInterface {
+                    node: node.name.clone(),
+                    name: name.clone(),
+                });
             }
             name.clone()
         }
@@ -286,7 +383,13 @@ fn plan_end(
         }
         addrs.push(parse_host_addr(text, &context)?);
     }
-    Ok(PlannedIface { name, index: 0, addrs, link, mtu })
+    Ok(PlannedIface {
+        name,
+        index: 0,
+        addrs,
+        link,
+        mtu,
+    })
 }
 
 /// Parses an interface address in CIDR notation.
@@ -297,16 +400,25 @@ pub(crate) fn parse_host_addr(text: &str, context: &str) -> Result<IpNet, Topolo
         reason,
     };
     if !text.contains('/') {
-        return Err(invalid("the prefix length is missing, e.g. `10.0.0.1/24`".into()));
+        return Err(invalid(
+            "the prefix length is missing, e.g. `10.0.0.1/24`".into(),
+        ));
     }
     let net: IpNet = text.trim().parse().map_err(|e| invalid(format!("{e}")))?;
     let addr = net.addr();
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-        return Err(invalid("unspecified, multicast and loopback addresses cannot be given to an interface".into()));
+        return Err(invalid(
+            "unspecified, multicast and loopback addresses cannot be given to an interface".into(),
+        ));
     }
     if let IpNet::V4(v4) = net {
-        if v4.prefix_len() < 31 && (addr == IpAddr::V4(v4.network()) || addr == IpAddr::V4(v4.broadcast())) {
-            return Err(invalid(format!("it is the network or broadcast address of {}", net.trunc())));
+        if v4.prefix_len() < 31
+            && (addr == IpAddr::V4(v4.network()) || addr == IpAddr::V4(v4.broadcast()))
+        {
+            return Err(invalid(format!(
+                "it is the network or broadcast address of {}",
+                net.trunc()
+            )));
         }
     }
     Ok(net)
@@ -346,17 +458,28 @@ fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
     let mut switch_segment: BTreeMap<usize, usize> = BTreeMap::new();
     let mut segments: Vec<Segment> = Vec::new();
     for link in links {
-        let switch_end = link.ends.iter().find(|(node, _)| nodes[*node].kind == NodeKind::Switch);
+        let switch_end = link
+            .ends
+            .iter()
+            .find(|(node, _)| nodes[*node].kind == NodeKind::Switch);
         match switch_end {
             Some(&(switch, _)) => {
-                let other = *link.ends.iter().find(|(node, _)| *node != switch).expect("switch links have two ends");
+                let other = *link
+                    .ends
+                    .iter()
+                    .find(|(node, _)| *node != switch)
+                    .expect("switch links have two ends");
                 let index = *switch_segment.entry(switch).or_insert_with(|| {
-                    segments.push(Segment { members: Vec::new() });
+                    segments.push(Segment {
+                        members: Vec::new(),
+                    });
                     segments.len() - 1
                 });
                 segments[index].members.push(other);
             }
-            None => segments.push(Segment { members: link.ends.to_vec() }),
+            None => segments.push(Segment {
+                members: link.ends.to_vec(),
+            }),
         }
     }
     segments
@@ -373,14 +496,21 @@ fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), Topo
                     .flat_map(|&(n, i)| nodes[n].ifaces[i].addrs.iter().map(move |a| (*a, n, i)))
                     .filter(|(other, _, _)| other.addr().is_ipv4() == addr.addr().is_ipv4())
                     .collect();
-                let Some(&(first, n, i)) = others.first() else { continue };
-                let shares = others.iter().any(|(other, _, _)| other.trunc() == addr.trunc());
+                let Some(&(first, n, i)) = others.first() else {
+                    continue;
+                };
+                let shares = others
+                    .iter()
+                    .any(|(other, _, _)| other.trunc() == addr.trunc());
                 if !shares {
                     return Err(TopologyErrorKind::AddressOutsideSubnet {
                         address: addr.to_string(),
                         interface: iface_label(&nodes[node], &nodes[node].ifaces[iface]),
                         subnet: first.trunc().to_string(),
-                        other: format!("{first} on {}", iface_label(&nodes[n], &nodes[n].ifaces[i])),
+                        other: format!(
+                            "{first} on {}",
+                            iface_label(&nodes[n], &nodes[n].ifaces[i])
+                        ),
                     }
                     .into());
                 }
@@ -390,52 +520,94 @@ fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), Topo
     Ok(())
 }
 
-fn plan_route(route: &RouteSpec, by_name: &HashMap<&str, usize>, nodes: &mut [PlannedNode]) -> Result<(), TopologyError> {
+fn plan_route(
+    route: &RouteSpec,
+    by_name: &HashMap<&str, usize>,
+    nodes: &mut [PlannedNode],
+) -> Result<(), TopologyError> {
     let at = route.location.as_ref();
     let written = format!("{} via {}", route.to, route.via);
     let node_index = *by_name.get(route.node.as_str()).ok_or_else(|| {
         err(
-            TopologyErrorKind::UnknownNode { name: route.node.clone(), context: format!("route `{written}`") },
+            TopologyErrorKind::UnknownNode {
+                name: route.node.clone(),
+                context: format!("route `{written}`"),
+            },
             at,
         )
     })?;
     let node = &mut nodes[node_index];
     let invalid = |reason: String| {
-        err(TopologyErrorKind::InvalidRoute { node: route.node.clone(), route: written.clone(), reason }, at)
+        err(
+            TopologyErrorKind::InvalidRoute {
+                node: route.node.clone(),
+                route: written.clone(),
+                reason,
+            },
+            at,
+        )
     };
     if node.kind == NodeKind::Switch {
         return Err(invalid("a switch has no routes".into()));
     }
-    let via: IpAddr = route.via.trim().parse().map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
+    let via: IpAddr = route
+        .via
+        .trim()
+        .parse()
+        .map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
     let to: IpNet = if route.to.trim() == "default" {
         match via {
             IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid prefix"),
             IpAddr::V6(_) => "::/0".parse().expect("valid prefix"),
         }
     } else {
-        let net: IpNet = route.to.trim().parse().map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
+        let net: IpNet = route
+            .to
+            .trim()
+            .parse()
+            .map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
         if net != net.trunc() {
-            return Err(invalid(format!("destination {net} has host bits set; did you mean {}?", net.trunc())));
+            return Err(invalid(format!(
+                "destination {net} has host bits set; did you mean {}?",
+                net.trunc()
+            )));
         }
         net
     };
     if to.addr().is_ipv4() != via.is_ipv4() {
-        return Err(invalid("the destination and the gateway are of different address families".into()));
+        return Err(invalid(
+            "the destination and the gateway are of different address families".into(),
+        ));
     }
-    let connected: Vec<IpNet> = node.ifaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::trunc)).collect();
+    let connected: Vec<IpNet> = node
+        .ifaces
+        .iter()
+        .flat_map(|i| i.addrs.iter().map(IpNet::trunc))
+        .collect();
     if !connected.iter().any(|subnet| subnet.contains(&via)) {
         let subnets = if connected.is_empty() {
             "it has no addresses".to_string()
         } else {
-            connected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            connected
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         return Err(err(
-            TopologyErrorKind::GatewayNotOnSubnet { node: node.name.clone(), gateway: via.to_string(), subnets },
+            TopologyErrorKind::GatewayNotOnSubnet {
+                node: node.name.clone(),
+                gateway: via.to_string(),
+                subnets,
+            },
             at,
         ));
     }
     if node.routes.iter().any(|existing| existing.to == to) {
-        return Err(invalid(format!("node `{}` already has a route to {to}", node.name)));
+        return Err(invalid(format!(
+            "node `{}` already has a route to {to}",
+            node.name
+        )));
     }
     node.routes.push(PlannedRoute { to, via });
     Ok(())
@@ -499,11 +671,18 @@ fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
                         if visited[neighbour] || nodes[neighbour].kind == NodeKind::Switch {
                             continue;
                         }
-                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4).first().map(IpNet::addr) else {
+                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4)
+                            .first()
+                            .map(IpNet::addr)
+                        else {
                             continue;
                         };
                         visited[neighbour] = true;
-                        first_hop[neighbour] = Some(if current == start { gateway } else { first_hop[current].expect("set") });
+                        first_hop[neighbour] = Some(if current == start {
+                            gateway
+                        } else {
+                            first_hop[current].expect("set")
+                        });
                         queue.push_back(neighbour);
                     }
                 }
@@ -516,7 +695,9 @@ fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
                             continue;
                         }
                         let exists = nodes[start].routes.iter().any(|r| r.to == subnet)
-                            || new_routes.iter().any(|(n, r)| *n == start && r.to == subnet);
+                            || new_routes
+                                .iter()
+                                .any(|(n, r)| *n == start && r.to == subnet);
                         if !exists {
                             new_routes.push((start, PlannedRoute { to: subnet, via }));
                         }
@@ -545,7 +726,11 @@ mod tests {
         assert_eq!((a.name.as_str(), a.index), ("veth0", 2));
         assert_eq!(a.addrs, vec!["1.1.1.2/24".parse::<IpNet>().unwrap()]);
         let b = &plan.nodes[1].ifaces[0];
-        assert_eq!((b.name.as_str(), b.index), ("veth1", 3), "indexes are unique across nodes");
+        assert_eq!(
+            (b.name.as_str(), b.index),
+            ("veth1", 3),
+            "indexes are unique across nodes"
+        );
     }
 
     #[test]
@@ -564,12 +749,21 @@ mod tests {
         let plan = topology.plan().unwrap();
         let routes = |name: &str| -> Vec<String> {
             let node = &plan.nodes[plan.node_index(name).unwrap()];
-            node.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect()
+            node.routes
+                .iter()
+                .map(|r| format!("{} via {}", r.to, r.via))
+                .collect()
         };
-        assert_eq!(routes("a"), ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]);
+        assert_eq!(
+            routes("a"),
+            ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]
+        );
         assert_eq!(routes("r1"), ["10.0.3.0/24 via 10.0.2.2"]);
         assert_eq!(routes("r2"), ["10.0.1.0/24 via 10.0.2.1"]);
-        assert_eq!(routes("b"), ["10.0.2.0/24 via 10.0.3.1", "10.0.1.0/24 via 10.0.3.1"]);
+        assert_eq!(
+            routes("b"),
+            ["10.0.2.0/24 via 10.0.3.1", "10.0.1.0/24 via 10.0.3.1"]
+        );
     }
 
     #[test]
@@ -602,7 +796,10 @@ mod tests {
         assert_eq!(plan.local, 1, "the first non-switch node is local");
         let sw = &plan.nodes[0];
         assert_eq!(sw.bridge, Some(2));
-        assert_eq!(sw.ifaces.iter().map(|i| i.index).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(
+            sw.ifaces.iter().map(|i| i.index).collect::<Vec<_>>(),
+            [3, 4]
+        );
         assert_eq!(plan.nodes[1].ifaces[0].index, 5);
     }
 }
