@@ -93,10 +93,15 @@ pub enum Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
+        let message = self.to_string();
+        f.write_str(&message)?;
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            write!(f, "\n  caused by: {cause}")?;
+            // Some messages already quote their cause; do not say it twice.
+            let cause_text = cause.to_string();
+            if !message.contains(&cause_text) {
+                write!(f, "\n  caused by: {cause_text}")?;
+            }
             source = cause.source();
         }
         Ok(())

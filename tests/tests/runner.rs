@@ -219,3 +219,30 @@ fn driver_keep_on_failure() {
 fn should_panic_composes() {
     panic!("expected failure");
 }
+
+#[netns_test]
+#[ignore = "run without privileges by driver_without_privileges_the_failure_says_how_to_fix_it"]
+fn subject_needs_namespaces() {}
+
+#[test]
+fn driver_without_privileges_the_failure_says_how_to_fix_it() {
+    // Root mode forced on an unprivileged user: unshare(CLONE_NEWNET) fails with EPERM, as it
+    // does for a user without root and without user namespaces.
+    let mut command = if nix::unistd::geteuid().is_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "subject_needs_namespaces", "--include-ignored", "--nocapture"]);
+        command
+    } else {
+        subject("subject_needs_namespaces")
+    };
+    let outcome = run_subject(command.env("NETNS_TEST_MODE", "root"));
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
+    assert!(text.contains("Operation not permitted"), "{text}");
+    assert!(text.contains("runner = \"sudo -E\""), "{text}");
+    assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
+}

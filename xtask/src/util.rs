@@ -71,3 +71,26 @@ pub(crate) fn median(samples: &mut [Duration]) -> Duration {
 pub(crate) fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1000.0)
 }
+
+/// Builds the tests of `package` and returns the path of its test binary `target`.
+pub(crate) fn test_binary(package: &str, target: &str) -> Result<PathBuf> {
+    let json = output(Command::new(env!("CARGO")).args([
+        "test",
+        "--no-run",
+        "--quiet",
+        "--message-format=json",
+        "--package",
+        package,
+        "--test",
+        target,
+    ]))?;
+    json.lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"test\":true"))
+        .filter(|line| line.contains(&format!("\"name\":\"{target}\"")))
+        .find_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = line[start..].find('"')?;
+            Some(PathBuf::from(&line[start..start + end]))
+        })
+        .ok_or_else(|| format!("cargo did not report the test binary `{target}` of `{package}`"))
+}
