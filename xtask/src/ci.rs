@@ -65,25 +65,33 @@ fn diff_lines(before: &str, after: &str) -> String {
     gone.chain(new).collect::<Vec<_>>().join("\n")
 }
 
-/// Runs every namespace test binary of the workspace as `nobody`.
+/// Runs every namespace test binary of the workspace as `nobody`, from copies in a temporary
+/// directory (the checkout itself need not be readable by `nobody`).
 fn rootless_run() -> Result {
+    use std::os::unix::fs::PermissionsExt;
     let binaries = test_binaries()?;
-    let artifacts = std::env::temp_dir().join("netns-test-rootless");
-    std::fs::create_dir_all(&artifacts).map_err(|e| format!("creating {}: {e}", artifacts.display()))?;
-    sh(Command::new("chown").arg("nobody").arg(&artifacts))?;
+    let dir = std::env::temp_dir().join("netns-test-rootless");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    sh(Command::new("chown").arg("nobody").arg(&out))?;
     for (name, binary) in binaries {
         if COMPILE_ONLY.contains(&name.as_str()) {
             continue;
         }
+        let copy = dir.join(&name);
+        std::fs::copy(&binary, &copy).map_err(|e| format!("copying {}: {e}", binary.display()))?;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod {}: {e}", copy.display()))?;
         eprintln!("xtask: rootless: {name}");
         sh(Command::new("setpriv")
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", "--"])
-            .arg(&binary)
+            .arg(&copy)
             .args(["--test-threads=2"])
-            .env("HOME", &artifacts)
-            .env("NETNS_TEST_ARTIFACTS", &artifacts))?;
+            .env("HOME", &out)
+            .env("NETNS_TEST_ARTIFACTS", &out))?;
     }
-    Ok(())
+    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))
 }
 
 /// `(target name, path)` of every test binary of the workspace, built if needed.
