@@ -58,8 +58,10 @@
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
 
+mod control;
 mod ctl;
 mod error;
+mod names;
 mod network;
 mod ns;
 pub mod probe;
@@ -71,6 +73,7 @@ mod wiring;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use control::{Cut, DEFAULT_WAIT, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};

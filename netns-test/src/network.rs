@@ -65,6 +65,9 @@ impl Network {
         let ctl = Arc::new(Ctl::start()?);
         let local = plan.local;
 
+        // Node names resolve for the body and for every program it starts.
+        crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
+
         // The local node is the namespace the child process was born in.
         let local_spec = &plan.nodes[local];
         if local_spec.hostname {
@@ -177,6 +180,20 @@ impl Network {
     /// The topology this network was built from.
     pub fn topology(&self) -> &Topology {
         &self.inner.topology
+    }
+
+    /// What the kernel reports about every node, in a stable text form: interfaces with their
+    /// state, MTU and addresses, and routes. Two networks built from equivalent topologies
+    /// (a file and builder code, say) have equal dumps.
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn dump(&self) -> Result<String> {
+        let mut text = String::new();
+        for node in &self.inner.nodes {
+            text.push_str(&node.dump()?);
+        }
+        Ok(text)
     }
 
     pub(crate) fn node_fds(&self) -> Vec<NodeFds> {
@@ -567,6 +584,22 @@ impl Node {
             });
         }
         command
+    }
+
+    /// This node's part of [`Network::dump`].
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn dump(&self) -> Result<String> {
+        let handle = self.inner.netlink.handle.clone();
+        let header = format!("node {} ({})\n", self.inner.name, self.inner.kind.as_str());
+        let name = self.inner.name.clone();
+        let body = self
+            .inner
+            .ctl
+            .block_on(async move { crate::wiring::dump(&handle).await });
+        body.map(|body| header + &body)
+            .map_err(|source| Error::netlink(name, "ip addr show; ip route show", source))
     }
 
     pub(crate) fn netlink(&self) -> &NodeNetlink {

@@ -205,21 +205,33 @@ async fn scratch_checks() -> Vec<Check> {
             return checks;
         }
     };
-    let veth = handle.link().add(LinkVeth::new("probe0", "probe1").build()).execute().await;
+    let veth = handle
+        .link()
+        .add(LinkVeth::new("probe0", "probe1").build())
+        .execute()
+        .await;
     checks.push(feature_check(
         "veth",
         veth.map_err(|e| e.to_string()),
         "veth pairs can be created",
         "the kernel needs CONFIG_VETH (module veth)",
     ));
-    let bridge = handle.link().add(LinkBridge::new("probebr").build()).execute().await;
+    let bridge = handle
+        .link()
+        .add(LinkBridge::new("probebr").build())
+        .execute()
+        .await;
     checks.push(feature_check(
         "bridge",
         bridge.map_err(|e| e.to_string()),
         "Linux bridges can be created (switch nodes)",
         "the kernel needs CONFIG_BRIDGE (module bridge); switch nodes fail without it",
     ));
-    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::ICMPV4));
+    let raw = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::ICMPV4),
+    );
     checks.push(feature_check(
         "raw ICMP sockets",
         raw.map(drop).map_err(|e| e.to_string()),
@@ -236,7 +248,11 @@ async fn scratch_checks() -> Vec<Check> {
     let ipv6 = std::path::Path::new("/proc/sys/net/ipv6").is_dir();
     checks.push(feature_check(
         "IPv6",
-        if ipv6 { Ok(()) } else { Err("/proc/sys/net/ipv6 is missing".to_string()) },
+        if ipv6 {
+            Ok(())
+        } else {
+            Err("/proc/sys/net/ipv6 is missing".to_string())
+        },
         "IPv6 is enabled",
         "boot without ipv6.disable=1; IPv6 topologies fail without it",
     ));
@@ -245,7 +261,17 @@ async fn scratch_checks() -> Vec<Check> {
 
 fn feature_check(name: &'static str, result: Result<(), String>, ok: &str, remedy: &str) -> Check {
     match result {
-        Ok(()) => Check { name, verdict: Verdict::Ok, detail: ok.to_string(), remedy: None },
-        Err(error) => Check { name, verdict: Verdict::Missing, detail: error, remedy: Some(remedy.to_string()) },
+        Ok(()) => Check {
+            name,
+            verdict: Verdict::Ok,
+            detail: ok.to_string(),
+            remedy: None,
+        },
+        Err(error) => Check {
+            name,
+            verdict: Verdict::Missing,
+            detail: error,
+            remedy: Some(remedy.to_string()),
+        },
     }
 }

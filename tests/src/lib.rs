@@ -201,3 +201,13 @@ pub fn netns_inode(path: impl AsRef<Path>) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// Whether a TCP connection from node `from` reaches a listener that node `to` opens on
+/// `addr` (within two seconds).
+pub fn tcp_reaches(from: &netns_test::Node, to: &netns_test::Node, addr: std::net::IpAddr) -> bool {
+    let listener = to
+        .run(|| std::net::TcpListener::bind((addr, 0)))
+        .unwrap_or_else(|e| panic!("binding {addr} in node `{}`: {e}", to.name()));
+    let target = std::net::SocketAddr::new(addr, listener.local_addr().expect("bound").port());
+    from.run(|| std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok())
+}

@@ -233,7 +233,12 @@ fn driver_without_privileges_the_failure_says_how_to_fix_it() {
         command
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
             .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "subject_needs_namespaces", "--include-ignored", "--nocapture"]);
+            .args([
+                "--exact",
+                "subject_needs_namespaces",
+                "--include-ignored",
+                "--nocapture",
+            ]);
         command
     } else {
         subject("subject_needs_namespaces")
@@ -241,8 +246,14 @@ fn driver_without_privileges_the_failure_says_how_to_fix_it() {
     let outcome = run_subject(command.env("NETNS_TEST_MODE", "root"));
     assert!(!outcome.status.success());
     let text = outcome.all();
-    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
+    assert!(
+        text.contains("cannot isolate the test: unshare(CLONE_NEWNET"),
+        "{text}"
+    );
     assert!(text.contains("Operation not permitted"), "{text}");
     assert!(text.contains("runner = \"sudo -E\""), "{text}");
-    assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
+    assert!(
+        text.contains("kernel.apparmor_restrict_unprivileged_userns=0"),
+        "{text}"
+    );
 }

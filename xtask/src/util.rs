@@ -85,7 +85,9 @@ pub(crate) fn test_binary(package: &str, target: &str) -> Result<PathBuf> {
         target,
     ]))?;
     json.lines()
-        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"test\":true"))
+        .filter(|line| {
+            line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"test\":true")
+        })
         .filter(|line| line.contains(&format!("\"name\":\"{target}\"")))
         .find_map(|line| {
             let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
