@@ -114,11 +114,8 @@ impl Config {
                 }
                 "crate" => {
                     let value = meta.value()?;
-                    let path: Path = if value.peek(LitStr) {
-                        value.parse::<LitStr>()?.parse()?
-                    } else {
-                        value.parse()?
-                    };
+                    let path: Path =
+                        if value.peek(LitStr) { value.parse::<LitStr>()?.parse()? } else { value.parse()? };
                     config.krate = Some(path);
                 }
                 _ => {
@@ -147,17 +144,13 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
         return Err(invalid());
     }
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(invalid());
         }
         let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -165,16 +158,11 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
             "h" => 3_600_000,
             _ => return Err(invalid()),
         };
-        total = number
-            .checked_mul(factor)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(invalid)?;
+        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(invalid)?;
         rest = rest[unit_len..].trim_start();
     }
     if total == 0 {
-        return Err(format!(
-            "invalid duration `{text}`: a timeout must be greater than zero"
-        ));
+        return Err(format!("invalid duration `{text}`: a timeout must be greater than zero"));
     }
     Ok(total)
 }
@@ -182,41 +170,23 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
 fn check_function(func: &ItemFn) -> syn::Result<()> {
     let sig = &func.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new_spanned(
-            &sig.generics,
-            "#[netns_test] functions cannot be generic",
-        ));
+        return Err(syn::Error::new_spanned(&sig.generics, "#[netns_test] functions cannot be generic"));
     }
     if let Some(token) = &sig.constness {
-        return Err(syn::Error::new_spanned(
-            token,
-            "#[netns_test] functions cannot be `const`",
-        ));
+        return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `const`"));
     }
     if let Some(token) = &sig.unsafety {
-        return Err(syn::Error::new_spanned(
-            token,
-            "#[netns_test] functions cannot be `unsafe`",
-        ));
+        return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `unsafe`"));
     }
     if let Some(abi) = &sig.abi {
-        return Err(syn::Error::new_spanned(
-            abi,
-            "#[netns_test] functions cannot be `extern`",
-        ));
+        return Err(syn::Error::new_spanned(abi, "#[netns_test] functions cannot be `extern`"));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new_spanned(
-            variadic,
-            "#[netns_test] functions cannot be variadic",
-        ));
+        return Err(syn::Error::new_spanned(variadic, "#[netns_test] functions cannot be variadic"));
     }
     for input in &sig.inputs {
         if let FnArg::Receiver(receiver) = input {
-            return Err(syn::Error::new_spanned(
-                receiver,
-                "#[netns_test] functions cannot take `self`",
-            ));
+            return Err(syn::Error::new_spanned(receiver, "#[netns_test] functions cannot take `self`"));
         }
     }
     if sig.inputs.len() > 1 {
@@ -229,10 +199,7 @@ fn check_function(func: &ItemFn) -> syn::Result<()> {
     }
     for attr in &func.attrs {
         let path = attr.path();
-        let last = path
-            .segments
-            .last()
-            .map(|segment| segment.ident.to_string());
+        let last = path.segments.last().map(|segment| segment.ident.to_string());
         if last.as_deref() == Some("rstest") {
             return Err(syn::Error::new_spanned(
                 attr,
@@ -272,16 +239,8 @@ fn has_test_attribute(attrs: &[syn::Attribute]) -> bool {
 }
 
 fn generate(config: Config, func: ItemFn) -> TokenStream2 {
-    let krate = config
-        .krate
-        .clone()
-        .unwrap_or_else(|| syn::parse_quote!(::netns_test));
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = func;
+    let krate = config.krate.clone().unwrap_or_else(|| syn::parse_quote!(::netns_test));
+    let ItemFn { attrs, vis, sig, block } = func;
     let ident = &sig.ident;
     let name = ident.to_string();
     let test_attr = if has_test_attribute(&attrs) {

@@ -41,10 +41,7 @@ pub struct Wait {
 
 impl std::fmt::Debug for Wait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wait")
-            .field("what", &self.what)
-            .field("timeout", &self.timeout)
-            .finish()
+        f.debug_struct("Wait").field("what", &self.what).field("timeout", &self.timeout).finish()
     }
 }
 
@@ -54,12 +51,7 @@ impl Wait {
         what: String,
         check: impl FnOnce(Instant) -> BoxFuture<Result<()>> + Send + 'static,
     ) -> Wait {
-        Wait {
-            what,
-            timeout: DEFAULT_WAIT,
-            ctl: ctl.clone(),
-            check: Box::new(check),
-        }
+        Wait { what, timeout: DEFAULT_WAIT, ctl: ctl.clone(), check: Box::new(check) }
     }
 
     /// Waits at most `timeout` (default 10 s) before failing with [`Error::Timeout`].
@@ -79,18 +71,13 @@ impl Wait {
         ctl.spawn(async move {
             let _ = sender.send(self.run().await);
         });
-        receiver
-            .recv()
-            .unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
+        receiver.recv().unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
     }
 
     async fn run(self) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
         match (self.check)(deadline).await {
-            Err(Error::Timeout { .. }) => Err(Error::Timeout {
-                what: self.what,
-                after: self.timeout,
-            }),
+            Err(Error::Timeout { .. }) => Err(Error::Timeout { what: self.what, after: self.timeout }),
             other => other,
         }
     }
@@ -104,9 +91,7 @@ impl IntoFuture for Wait {
         let ctl = self.ctl.clone();
         let task = ctl.spawn(self.run());
         Box::pin(async move {
-            task.await.unwrap_or_else(|_| {
-                Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into()))
-            })
+            task.await.unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
         })
     }
 }
@@ -120,10 +105,7 @@ async fn poll_until(deadline: Instant, mut check: impl FnMut() -> Result<bool>) 
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(Error::Timeout {
-                what: String::new(),
-                after: Duration::ZERO,
-            });
+            return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
         }
         tokio::time::sleep(interval.min(deadline - now)).await;
         interval = (interval * 2).min(Duration::from_millis(10));
@@ -144,23 +126,20 @@ impl Network {
     /// When there is no such link; [`try_link`](Self::try_link) returns an error instead.
     #[track_caller]
     pub fn link(&self, a: &str, b: &str) -> LinkHandle {
-        self.try_link(a, b)
-            .unwrap_or_else(|error| panic!("{error}"))
+        self.try_link(a, b).unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// The link between nodes `a` and `b`, or an error naming what is missing.
     pub fn try_link(&self, a: &str, b: &str) -> Result<LinkHandle> {
         let first = self.try_node(a)?;
         self.try_node(b)?;
-        let iface = first
-            .interfaces()
-            .iter()
-            .find(|i| i.peer_node() == b)
-            .ok_or_else(|| Error::UnknownInterface {
+        let iface = first.interfaces().iter().find(|i| i.peer_node() == b).ok_or_else(|| {
+            Error::UnknownInterface {
                 node: a.to_string(),
                 name: format!("(a link to `{b}`)"),
                 known: name_list(first.interfaces().iter().map(|i| i.name())),
-            })?;
+            }
+        })?;
         Ok(LinkHandle {
             network: self.clone(),
             ends: [
@@ -208,11 +187,8 @@ impl Network {
         let mut filters = Vec::new();
         let prio = next_prio();
         for (group, node) in &members {
-            let foreign: Vec<IpAddr> = members
-                .iter()
-                .filter(|(g, _)| g != group)
-                .flat_map(|(_, other)| other.addrs())
-                .collect();
+            let foreign: Vec<IpAddr> =
+                members.iter().filter(|(g, _)| g != group).flat_map(|(_, other)| other.addrs()).collect();
             if foreign.is_empty() {
                 continue;
             }
@@ -225,16 +201,9 @@ impl Network {
                     prio,
                 });
             }
-            install(
-                node,
-                &filters[filters.len() - node.interfaces().len()..],
-                &program,
-            )?;
+            install(node, &filters[filters.len() - node.interfaces().len()..], &program)?;
         }
-        Ok(Partition {
-            filters,
-            healed: false,
-        })
+        Ok(Partition { filters, healed: false })
     }
 }
 
@@ -253,14 +222,10 @@ fn install(node: &Node, filters: &[Filter], program: &[SockFilter]) -> Result<()
     let filters: Vec<Filter> = filters.to_vec();
     let program = program.to_vec();
     node.ctl().block_on(async move {
-        let at = At {
-            node: &name,
-            handle: &netlink.handle,
-        };
+        let at = At { node: &name, handle: &netlink.handle };
         for filter in &filters {
             at.ensure_clsact(filter.index, &filter.name).await?;
-            at.add_ingress_filter(filter.index, &filter.name, filter.prio, &program)
-                .await?;
+            at.add_ingress_filter(filter.index, &filter.name, filter.prio, &program).await?;
         }
         Ok(())
     })
@@ -273,12 +238,7 @@ fn remove(filters: &[Filter]) -> Result<()> {
         let name = filter.node.name().to_string();
         let (index, ifname, prio) = (filter.index, filter.name.clone(), filter.prio);
         let result = filter.node.ctl().block_on(async move {
-            At {
-                node: &name,
-                handle: &netlink.handle,
-            }
-            .del_ingress_filter(index, &ifname, prio)
-            .await
+            At { node: &name, handle: &netlink.handle }.del_ingress_filter(index, &ifname, prio).await
         });
         if let Err(error) = result {
             first_error.get_or_insert(error);
@@ -349,10 +309,7 @@ impl Drop for Cut {
 impl LinkHandle {
     /// The two ends: each node and its interface name.
     pub fn ends(&self) -> [(&Node, &str); 2] {
-        [
-            (&self.ends[0].0, self.ends[0].1.as_str()),
-            (&self.ends[1].0, self.ends[1].1.as_str()),
-        ]
+        [(&self.ends[0].0, self.ends[0].1.as_str()), (&self.ends[1].0, self.ends[1].1.as_str())]
     }
 
     fn describe(&self) -> String {
@@ -376,19 +333,11 @@ impl LinkHandle {
         let mut filters = Vec::new();
         for (node, ifname) in &self.ends {
             let iface = node.interface(ifname)?;
-            let filter = Filter {
-                node: node.clone(),
-                index: iface.index(),
-                name: ifname.clone(),
-                prio,
-            };
+            let filter = Filter { node: node.clone(), index: iface.index(), name: ifname.clone(), prio };
             install(node, std::slice::from_ref(&filter), &cbpf::drop_all())?;
             filters.push(filter);
         }
-        Ok(Cut {
-            filters,
-            healed: false,
-        })
+        Ok(Cut { filters, healed: false })
     }
 
     /// Sets both ends administratively down (`ip link set <dev> down`): unlike a cut, the
@@ -416,12 +365,7 @@ impl LinkHandle {
             let netlink = node.netlink().clone();
             let node_name = node.name().to_string();
             node.ctl().block_on(async move {
-                At {
-                    node: &node_name,
-                    handle: &netlink.handle,
-                }
-                .set_link_up(index, &name, up)
-                .await
+                At { node: &node_name, handle: &netlink.handle }.set_link_up(index, &name, up).await
             })?;
         }
         Ok(())
@@ -432,11 +376,7 @@ impl LinkHandle {
         let ends: Vec<(Node, u32)> = self
             .ends
             .iter()
-            .filter_map(|(node, ifname)| {
-                node.interface(ifname)
-                    .ok()
-                    .map(|i| (node.clone(), i.index()))
-            })
+            .filter_map(|(node, ifname)| node.interface(ifname).ok().map(|i| (node.clone(), i.index())))
             .collect();
         Wait::new(
             self.ends[0].0.ctl().handle(),
@@ -449,10 +389,7 @@ impl LinkHandle {
                             .links
                             .wait(&netlink.handle, index, deadline, |status| status.ready())
                             .await
-                            .map_err(|_| Error::Timeout {
-                                what: String::new(),
-                                after: Duration::ZERO,
-                            })?;
+                            .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
                     }
                     Ok(())
                 })
@@ -482,23 +419,19 @@ impl Node {
         // /proc/net files show the namespace of the thread that opened them, for as long as
         // they stay open: open them inside the node once, then re-read them from anywhere.
         let opened: Vec<std::io::Result<std::fs::File>> = self.run(|| {
-            tables
-                .iter()
-                .map(|table| std::fs::File::open(format!("/proc/thread-self/net/{table}")))
-                .collect()
+            tables.iter().map(|table| std::fs::File::open(format!("/proc/thread-self/net/{table}"))).collect()
         });
-        let what = format!(
-            "a {protocol:?} socket bound to {addr} in node `{}`",
-            self.name()
-        );
+        let what = format!("a {protocol:?} socket bound to {addr} in node `{}`", self.name());
         let node = self.name().to_string();
         Wait::new(self.ctl().handle(), what, move |deadline| {
             Box::pin(async move {
                 let mut files = Vec::new();
                 for file in opened {
-                    files.push(file.map_err(|e| {
-                        Error::io(format!("reading the socket tables of node `{node}`"), e)
-                    })?);
+                    files.push(
+                        file.map_err(|e| {
+                            Error::io(format!("reading the socket tables of node `{node}`"), e)
+                        })?,
+                    );
                 }
                 let state = match protocol {
                     Protocol::Tcp => "0A",
@@ -530,10 +463,7 @@ impl Node {
                         return Ok(());
                     }
                     if Instant::now() >= deadline {
-                        return Err(Error::Timeout {
-                            what: String::new(),
-                            after: Duration::ZERO,
-                        });
+                        return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -553,10 +483,7 @@ impl Node {
                         return Ok(());
                     }
                     if Instant::now() >= deadline {
-                        return Err(Error::Timeout {
-                            what: String::new(),
-                            after: Duration::ZERO,
-                        });
+                        return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -567,11 +494,7 @@ impl Node {
 
 /// Whether a `/proc/net/{tcp,udp}{,6}` table lists a socket in `state` bound to `addr` (or
 /// the wildcard address) with its port.
-fn socket_table_has(
-    file: &mut std::fs::File,
-    state: &str,
-    addr: SocketAddr,
-) -> std::io::Result<bool> {
+fn socket_table_has(file: &mut std::fs::File, state: &str, addr: SocketAddr) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
     file.seek(SeekFrom::Start(0))?;
     let mut text = String::new();
@@ -591,9 +514,7 @@ fn socket_table_has(
             return false;
         }
         match parse_proc_ip(ip_hex) {
-            Some(bound) => {
-                bound.is_unspecified() || bound == addr.ip() || mapped(bound) == Some(addr.ip())
-            }
+            Some(bound) => bound.is_unspecified() || bound == addr.ip() || mapped(bound) == Some(addr.ip()),
             None => false,
         }
     }))
@@ -601,9 +522,8 @@ fn socket_table_has(
 
 /// An address of /proc/net: 8 hex digits (IPv4) or 32 (IPv6), each 32-bit word in host order.
 fn parse_proc_ip(hex: &str) -> Option<IpAddr> {
-    let words: Option<Vec<u32>> = (0..hex.len() / 8)
-        .map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok())
-        .collect();
+    let words: Option<Vec<u32>> =
+        (0..hex.len() / 8).map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()).collect();
     let bytes: Vec<u8> = words?.iter().flat_map(|w| w.to_ne_bytes()).collect();
     match bytes.len() {
         4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
@@ -624,11 +544,15 @@ async fn address_usable(handle: &rtnetlink::Handle, addr: IpAddr) -> bool {
     use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
     let mut dump = handle.address().get().execute();
     while let Some(Ok(message)) = dump.next().await {
-        let matches = message.attributes.iter().any(|a| matches!(a, AddressAttribute::Address(a) | AddressAttribute::Local(a) if *a == addr));
+        let matches = message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Address(a) | AddressAttribute::Local(a) if *a == addr));
         if matches {
-            let tentative = message.attributes.iter().any(
-                |a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)),
-            );
+            let tentative = message
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)));
             return !tentative;
         }
     }
@@ -650,9 +574,7 @@ async fn has_route(handle: &rtnetlink::Handle, destination: IpAddr) -> bool {
             _ => None,
         });
         let covers = match prefix {
-            Some(prefix) => {
-                IpNet::new(prefix, prefix_len).is_ok_and(|net| net.contains(&destination))
-            }
+            Some(prefix) => IpNet::new(prefix, prefix_len).is_ok_and(|net| net.contains(&destination)),
             None => prefix_len == 0,
         };
         if covers {
@@ -668,15 +590,9 @@ mod tests {
 
     #[test]
     fn proc_net_addresses() {
-        assert_eq!(
-            parse_proc_ip("0101A8C0"),
-            Some("192.168.1.1".parse().unwrap())
-        );
+        assert_eq!(parse_proc_ip("0101A8C0"), Some("192.168.1.1".parse().unwrap()));
         assert_eq!(parse_proc_ip("00000000"), Some("0.0.0.0".parse().unwrap()));
-        assert_eq!(
-            parse_proc_ip("00000000000000000000000001000000"),
-            Some("::1".parse().unwrap())
-        );
+        assert_eq!(parse_proc_ip("00000000000000000000000001000000"), Some("::1".parse().unwrap()));
         assert_eq!(parse_proc_ip("xyz"), None);
     }
 }

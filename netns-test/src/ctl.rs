@@ -38,11 +38,7 @@ impl Ctl {
                 let _ = runtime.block_on(stopped);
             })
             .map_err(|error| Error::io("starting the control thread", error))?;
-        Ok(Ctl {
-            handle,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        Ok(Ctl { handle, shutdown: Some(shutdown), thread: Some(thread) })
     }
 
     /// The runtime's handle, for spawning connection tasks and entering its context.
@@ -68,9 +64,7 @@ impl Ctl {
         self.handle.spawn(async move {
             let _ = sender.send(future.await);
         });
-        receiver
-            .recv()
-            .expect("the netns-test control thread stopped while a request was pending")
+        receiver.recv().expect("the netns-test control thread stopped while a request was pending")
     }
 }
 

@@ -110,10 +110,7 @@ impl fmt::Debug for Error {
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            what: what.into(),
-            source,
-        }
+        Error::Io { what: what.into(), source }
     }
 
     pub(crate) fn netlink(
@@ -121,11 +118,7 @@ impl Error {
         what: impl Into<String>,
         source: rtnetlink::Error,
     ) -> Self {
-        Error::Netlink {
-            node: node.into(),
-            what: what.into(),
-            source,
-        }
+        Error::Netlink { node: node.into(), what: what.into(), source }
     }
 }
 
@@ -150,14 +143,8 @@ mod tests {
     fn debug_prints_the_cause_chain() {
         let error = Error::io("opening /proc/self/ns/net", io::Error::from_raw_os_error(2));
         let text = format!("{error:?}");
-        assert!(
-            text.starts_with("opening /proc/self/ns/net failed"),
-            "{text}"
-        );
-        assert!(
-            text.contains("caused by: No such file or directory"),
-            "{text}"
-        );
+        assert!(text.starts_with("opening /proc/self/ns/net failed"), "{text}");
+        assert!(text.contains("caused by: No such file or directory"), "{text}");
     }
 
     #[test]

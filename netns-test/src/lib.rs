@@ -78,9 +78,7 @@ pub use error::{Error, Result};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use runner::DEFAULT_TIMEOUT;
-pub use topology::{
-    Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind,
-};
+pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};
 
 /// The network of the running test, for code that does not get it as a parameter (rstest
 /// cases, helpers).

@@ -19,17 +19,8 @@ pub(crate) fn hosts_file(plan: &Plan) -> String {
          ::1\tlocalhost ip6-localhost ip6-loopback\n",
     );
     for v4 in [true, false] {
-        for node in plan
-            .nodes
-            .iter()
-            .filter(|node| node.kind != NodeKind::Switch)
-        {
-            for addr in node
-                .ifaces
-                .iter()
-                .flat_map(|iface| &iface.addrs)
-                .map(IpNet::addr)
-            {
+        for node in plan.nodes.iter().filter(|node| node.kind != NodeKind::Switch) {
+            for addr in node.ifaces.iter().flat_map(|iface| &iface.addrs).map(IpNet::addr) {
                 if addr.is_ipv4() == v4 {
                     text.push_str(&format!("{addr}\t{}\n", node.name));
                 }
@@ -50,11 +41,7 @@ const OPEN_TREE_CLONE: libc::c_uint = 0x1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 fn check(what: &str, result: libc::c_long) -> Result<libc::c_long> {
-    if result < 0 {
-        Err(Error::io(what.to_string(), io::Error::last_os_error()))
-    } else {
-        Ok(result)
-    }
+    if result < 0 { Err(Error::io(what.to_string(), io::Error::last_os_error())) } else { Ok(result) }
 }
 
 /// Puts `contents` over `/etc/hosts` in the calling process's mount namespace (the test's own,

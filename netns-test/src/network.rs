@@ -72,10 +72,7 @@ impl Network {
         let local_spec = &plan.nodes[local];
         if local_spec.hostname {
             nix::unistd::sethostname(&local_spec.name).map_err(|e| {
-                Error::io(
-                    format!("setting the hostname of node `{}`", local_spec.name),
-                    e.into(),
-                )
+                Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into())
             })?;
         }
         configure_namespace(&plan, local)?;
@@ -87,24 +84,16 @@ impl Network {
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
         let requests: Vec<NsRequest<'_>> = others
             .iter()
-            .map(|&i| NsRequest {
-                name: &plan.nodes[i].name,
-                hostname: plan.nodes[i].hostname,
-            })
+            .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
             .collect();
         let made = ns::create_namespaces(&requests, |k, _| {
             let index = others[k];
             configure_namespace(&plan, index)?;
-            NodeNetlink::open(ctl.handle()).map_err(|e| {
-                Error::io(
-                    format!("opening netlink in node `{}`", plan.nodes[index].name),
-                    e,
-                )
-            })
+            NodeNetlink::open(ctl.handle())
+                .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
         })?;
 
-        let mut slots: Vec<Option<(NsFds, NodeNetlink)>> =
-            (0..plan.nodes.len()).map(|_| None).collect();
+        let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
         slots[local] = Some((local_fds, local_netlink));
         for (k, made) in made.into_iter().enumerate() {
             slots[others[k]] = Some(made);
@@ -122,24 +111,11 @@ impl Network {
         let plan = Arc::new(plan);
         let wiring: Vec<(String, NodeNetlink, i32)> = nodes
             .iter()
-            .map(|node| {
-                (
-                    node.name().to_string(),
-                    node.inner.netlink.clone(),
-                    node.inner.fds.raw().0,
-                )
-            })
+            .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
             .collect();
         ctl.block_on(wire(Arc::clone(&plan), wiring))?;
 
-        Ok(Network {
-            inner: Arc::new(NetworkInner {
-                nodes,
-                local,
-                topology: topology.clone(),
-                _ctl: ctl,
-            }),
-        })
+        Ok(Network { inner: Arc::new(NetworkInner { nodes, local, topology: topology.clone(), _ctl: ctl }) })
     }
 
     /// The node the test body runs in.
@@ -162,14 +138,10 @@ impl Network {
 
     /// The node called `name`, or [`Error::UnknownNode`].
     pub fn try_node(&self, name: &str) -> Result<&Node> {
-        self.inner
-            .nodes
-            .iter()
-            .find(|node| node.name() == name)
-            .ok_or_else(|| Error::UnknownNode {
-                name: name.to_string(),
-                known: name_list(self.inner.nodes.iter().map(Node::name)),
-            })
+        self.inner.nodes.iter().find(|node| node.name() == name).ok_or_else(|| Error::UnknownNode {
+            name: name.to_string(),
+            known: name_list(self.inner.nodes.iter().map(Node::name)),
+        })
     }
 
     /// All nodes, in the order of the topology.
@@ -221,10 +193,7 @@ fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
     // user namespace maps only group 0, and the kernel refuses a range with unmapped groups.
     if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
         ns::write_sysctl("net.ipv4.ping_group_range", "0 0").map_err(|e| {
-            Error::io(
-                format!("setting net.ipv4.ping_group_range in node `{}`", node.name),
-                e,
-            )
+            Error::io(format!("setting net.ipv4.ping_group_range in node `{}`", node.name), e)
         })?;
     }
     let mut settings: Vec<(&str, &str)> = Vec::new();
@@ -257,34 +226,20 @@ fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
 /// Creates links, addresses and routes, and waits until every link is ready.
 async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result<()> {
     use futures_util::future::try_join_all;
-    let at = |index: usize| At {
-        node: &nodes[index].0,
-        handle: &nodes[index].1.handle,
-    };
+    let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
 
-    try_join_all(
-        plan.nodes
-            .iter()
-            .enumerate()
-            .map(|(index, node)| async move {
-                at(index).set_link_up(1, "lo", true).await?;
-                if let Some(bridge) = node.bridge {
-                    at(index)
-                        .add_bridge(bridge, crate::topology::BRIDGE_NAME)
-                        .await?;
-                }
-                Ok::<(), Error>(())
-            }),
-    )
+    try_join_all(plan.nodes.iter().enumerate().map(|(index, node)| async move {
+        at(index).set_link_up(1, "lo", true).await?;
+        if let Some(bridge) = node.bridge {
+            at(index).add_bridge(bridge, crate::topology::BRIDGE_NAME).await?;
+        }
+        Ok::<(), Error>(())
+    }))
     .await?;
 
     try_join_all(plan.links.iter().map(|link| {
         // A switch's port is created in the switch's namespace, where its bridge is known.
-        let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch {
-            1
-        } else {
-            0
-        };
+        let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
         let end = |slot: usize| {
             let (node, iface) = link.ends[slot];
             let spec = &plan.nodes[node];
@@ -308,9 +263,10 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
         node.ifaces.iter().flat_map(move |iface| {
-            iface.addrs.iter().map(move |addr| async move {
-                at(index).add_address(iface.index, &iface.name, *addr).await
-            })
+            iface
+                .addrs
+                .iter()
+                .map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
         })
     }))
     .await?;
@@ -320,25 +276,21 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         let nodes = &nodes;
         node.ifaces.iter().map(move |iface| async move {
             let netlink = &nodes[index].1;
-            netlink
-                .links
-                .wait(&netlink.handle, iface.index, deadline, |s| s.ready())
-                .await
-                .map_err(|last| Error::Timeout {
+            netlink.links.wait(&netlink.handle, iface.index, deadline, |s| s.ready()).await.map_err(|last| {
+                Error::Timeout {
                     what: format!(
                         "interface `{}` of node `{}` to be up with carrier (last state: {last:?})",
                         iface.name, node.name
                     ),
                     after: READY_TIMEOUT,
-                })
+                }
+            })
         })
     }))
     .await?;
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
-        node.routes
-            .iter()
-            .map(move |route| async move { at(index).add_route(route.to, route.via).await })
+        node.routes.iter().map(move |route| async move { at(index).add_route(route.to, route.via).await })
     }))
     .await?;
     Ok(())
@@ -433,11 +385,8 @@ impl Node {
             .iter()
             .map(|iface| {
                 let link = &plan.links[iface.link];
-                let (peer, peer_iface) = *link
-                    .ends
-                    .iter()
-                    .find(|(node, _)| *node != index)
-                    .expect("links join two nodes");
+                let (peer, peer_iface) =
+                    *link.ends.iter().find(|(node, _)| *node != index).expect("links join two nodes");
                 Interface {
                     name: iface.name.clone(),
                     index: iface.index,
@@ -477,24 +426,16 @@ impl Node {
 
     /// The interface called `name`, or [`Error::UnknownInterface`].
     pub fn interface(&self, name: &str) -> Result<&Interface> {
-        self.inner
-            .interfaces
-            .iter()
-            .find(|i| i.name == name)
-            .ok_or_else(|| Error::UnknownInterface {
-                node: self.inner.name.clone(),
-                name: name.to_string(),
-                known: name_list(self.inner.interfaces.iter().map(|i| i.name.as_str())),
-            })
+        self.inner.interfaces.iter().find(|i| i.name == name).ok_or_else(|| Error::UnknownInterface {
+            node: self.inner.name.clone(),
+            name: name.to_string(),
+            known: name_list(self.inner.interfaces.iter().map(|i| i.name.as_str())),
+        })
     }
 
     /// Every address of the node, IPv4 first, in interface order.
     pub fn addrs(&self) -> Vec<IpAddr> {
-        let all = self
-            .inner
-            .interfaces
-            .iter()
-            .flat_map(|i| i.addrs.iter().map(IpNet::addr));
+        let all = self.inner.interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr));
         let (mut v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = all.partition(IpAddr::is_ipv4);
         v4.extend(v6);
         v4
@@ -521,15 +462,12 @@ impl Node {
             let thread = thread::Builder::new()
                 .name(format!("node-{name}"))
                 .spawn_scoped(scope, move || {
-                    fds.enter().unwrap_or_else(|e| {
-                        panic!("cannot enter the namespace of node `{name}`: {e}")
-                    });
+                    fds.enter()
+                        .unwrap_or_else(|e| panic!("cannot enter the namespace of node `{name}`: {e}"));
                     f()
                 })
                 .unwrap_or_else(|e| panic!("cannot start a thread for node `{name}`: {e}"));
-            thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 
@@ -549,12 +487,8 @@ impl Node {
     /// The handle of the node's runtime (see [`spawn`](Self::spawn)).
     pub fn runtime(&self) -> &tokio::runtime::Handle {
         let runtime = self.inner.runtime.get_or_init(|| {
-            start_runtime(&self.inner.name, Arc::clone(&self.inner.fds)).unwrap_or_else(|e| {
-                panic!(
-                    "cannot start the runtime of node `{}`: {e:?}",
-                    self.inner.name
-                )
-            })
+            start_runtime(&self.inner.name, Arc::clone(&self.inner.fds))
+                .unwrap_or_else(|e| panic!("cannot start the runtime of node `{}`: {e:?}", self.inner.name))
         });
         &runtime.handle
     }
@@ -594,10 +528,7 @@ impl Node {
         let handle = self.inner.netlink.handle.clone();
         let header = format!("node {} ({})\n", self.inner.name, self.inner.kind.as_str());
         let name = self.inner.name.clone();
-        let body = self
-            .inner
-            .ctl
-            .block_on(async move { crate::wiring::dump(&handle).await });
+        let body = self.inner.ctl.block_on(async move { crate::wiring::dump(&handle).await });
         body.map(|body| header + &body)
             .map_err(|source| Error::netlink(name, "ip addr show; ip route show", source))
     }
@@ -627,9 +558,7 @@ fn start_runtime(name: &str, fds: Arc<NsFds>) -> Result<NodeRuntime> {
                     // node too.
                     .on_thread_start(move || {
                         if let Err(error) = for_workers.enter() {
-                            panic!(
-                                "a runtime thread could not enter its node's namespace: {error}"
-                            );
+                            panic!("a runtime thread could not enter its node's namespace: {error}");
                         }
                     })
                     .build()
@@ -648,14 +577,8 @@ fn start_runtime(name: &str, fds: Arc<NsFds>) -> Result<NodeRuntime> {
     let handle = receive
         .recv()
         .map_err(|_| {
-            Error::io(
-                format!("starting the runtime of node `{name}`"),
-                std::io::ErrorKind::Other.into(),
-            )
+            Error::io(format!("starting the runtime of node `{name}`"), std::io::ErrorKind::Other.into())
         })?
         .map_err(|e| Error::io(format!("starting the runtime of node `{name}`"), e))?;
-    Ok(NodeRuntime {
-        handle,
-        _stop: stop,
-    })
+    Ok(NodeRuntime { handle, _stop: stop })
 }

@@ -26,11 +26,7 @@ impl NsFds {
     pub(crate) fn of_current_thread(with_uts: bool) -> io::Result<Self> {
         Ok(NsFds {
             net: open_thread_ns("net")?,
-            uts: if with_uts {
-                Some(open_thread_ns("uts")?)
-            } else {
-                None
-            },
+            uts: if with_uts { Some(open_thread_ns("uts")?) } else { None },
         })
     }
 
@@ -47,10 +43,7 @@ impl NsFds {
     /// The raw descriptors, for code that runs between `fork` and `exec` where nothing may
     /// allocate.
     pub(crate) fn raw(&self) -> (RawFd, Option<RawFd>) {
-        (
-            self.net.as_raw_fd(),
-            self.uts.as_ref().map(|fd| fd.as_raw_fd()),
-        )
+        (self.net.as_raw_fd(), self.uts.as_ref().map(|fd| fd.as_raw_fd()))
     }
 }
 
@@ -80,10 +73,7 @@ pub(crate) struct NsRequest<'a> {
 ///
 /// Each worker thread `unshare`s again for every namespace it makes, so a hundred nodes cost a
 /// couple of threads, not a hundred (thread pressure on small CI machines ends in `EAGAIN`).
-pub(crate) fn create_namespaces<T, F>(
-    requests: &[NsRequest<'_>],
-    setup: F,
-) -> Result<Vec<(NsFds, T)>>
+pub(crate) fn create_namespaces<T, F>(requests: &[NsRequest<'_>], setup: F) -> Result<Vec<(NsFds, T)>>
 where
     T: Send,
     F: Fn(usize, &NsFds) -> Result<T> + Sync,
@@ -91,35 +81,24 @@ where
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    let workers = requests.len().min(
-        thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4),
-    );
+    let workers = requests.len().min(thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4));
     let setup = &setup;
     let results: Vec<Vec<(usize, Result<(NsFds, T)>)>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
-                thread::Builder::new()
-                    .name("netns-test-mkns".into())
-                    .spawn_scoped(scope, move || {
-                        (worker..requests.len())
-                            .step_by(workers)
-                            .map(|index| (index, make_one(&requests[index], index, setup)))
-                            .collect()
-                    })
+                thread::Builder::new().name("netns-test-mkns".into()).spawn_scoped(scope, move || {
+                    (worker..requests.len())
+                        .step_by(workers)
+                        .map(|index| (index, make_one(&requests[index], index, setup)))
+                        .collect()
+                })
             })
             .collect();
         handles
             .into_iter()
             .map(|handle| match handle {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(error) => vec![(
-                    usize::MAX,
-                    Err(Error::io("starting a namespace thread", error)),
-                )],
+                Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(error) => vec![(usize::MAX, Err(Error::io("starting a namespace thread", error)))],
             })
             .collect()
     });
@@ -128,10 +107,7 @@ where
         let made = result?;
         slots[index] = Some(made);
     }
-    Ok(slots
-        .into_iter()
-        .map(|slot| slot.expect("every namespace request is handled"))
-        .collect())
+    Ok(slots.into_iter().map(|slot| slot.expect("every namespace request is handled")).collect())
 }
 
 fn make_one<T, F>(request: &NsRequest<'_>, index: usize, setup: &F) -> Result<(NsFds, T)>
@@ -143,28 +119,15 @@ where
         flags |= CloneFlags::CLONE_NEWUTS;
     }
     unshare(flags).map_err(|errno| {
-        Error::io(
-            format!(
-                "creating the namespace of node `{}` (unshare)",
-                request.name
-            ),
-            errno.into(),
-        )
+        Error::io(format!("creating the namespace of node `{}` (unshare)", request.name), errno.into())
     })?;
     if request.hostname {
         nix::unistd::sethostname(request.name).map_err(|errno| {
-            Error::io(
-                format!("setting the hostname of node `{}`", request.name),
-                errno.into(),
-            )
+            Error::io(format!("setting the hostname of node `{}`", request.name), errno.into())
         })?;
     }
-    let fds = NsFds::of_current_thread(request.hostname).map_err(|error| {
-        Error::io(
-            format!("opening the namespace of node `{}`", request.name),
-            error,
-        )
-    })?;
+    let fds = NsFds::of_current_thread(request.hostname)
+        .map_err(|error| Error::io(format!("opening the namespace of node `{}`", request.name), error))?;
     let value = setup(index, &fds)?;
     Ok((fds, value))
 }

@@ -148,13 +148,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// When the test fails, with a message that says how.
 #[track_caller]
 pub fn run_test<R: TestResult>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
-    let TestSpec {
-        name,
-        timeout,
-        topology,
-        file,
-        line,
-    } = spec;
+    let TestSpec { name, timeout, topology, file, line } = spec;
     let result = crate::runner::run_test(
         &name,
         timeout,

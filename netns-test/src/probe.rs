@@ -50,9 +50,7 @@ impl fmt::Display for Check {
 }
 
 fn read_sysctl(key: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
-        .ok()
-        .map(|v| v.trim().to_string())
+    fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/"))).ok().map(|v| v.trim().to_string())
 }
 
 /// Why unprivileged user namespaces are unavailable here, if a sysctl says so.
@@ -64,7 +62,9 @@ fn userns_blocker() -> Option<String> {
         );
     }
     if read_sysctl("user.max_user_namespaces").as_deref() == Some("0") {
-        return Some("user.max_user_namespaces is 0; raise it: sudo sysctl -w user.max_user_namespaces=65536".into());
+        return Some(
+            "user.max_user_namespaces is 0; raise it: sudo sysctl -w user.max_user_namespaces=65536".into(),
+        );
     }
     if read_sysctl("kernel.apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         return Some(
@@ -83,9 +83,7 @@ pub(crate) fn isolation_remedy(rootless: bool) -> String {
     );
     if rootless {
         if let Some(blocker) = userns_blocker() {
-            text.push_str(&format!(
-                "This machine blocks the rootless mode: {blocker}\n"
-            ));
+            text.push_str(&format!("This machine blocks the rootless mode: {blocker}\n"));
         }
     }
     text.push_str(
@@ -109,22 +107,13 @@ pub fn host_checks() -> Vec<Check> {
     let mut checks = Vec::new();
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let release = release.trim();
-    let version: Vec<u32> = release
-        .split(['.', '-'])
-        .take(2)
-        .filter_map(|p| p.parse().ok())
-        .collect();
+    let version: Vec<u32> = release.split(['.', '-']).take(2).filter_map(|p| p.parse().ok()).collect();
     let recent = version.as_slice() >= [5, 3].as_slice();
     checks.push(Check {
         name: "kernel",
-        verdict: if recent {
-            Verdict::Ok
-        } else {
-            Verdict::Warning
-        },
+        verdict: if recent { Verdict::Ok } else { Verdict::Warning },
         detail: format!("Linux {release}"),
-        remedy: (!recent)
-            .then(|| "kernels before 5.3 lack pidfd; timeouts fall back to polling".into()),
+        remedy: (!recent).then(|| "kernels before 5.3 lack pidfd; timeouts fall back to polling".into()),
     });
     let root = nix::unistd::geteuid().is_root();
     checks.push(Check {
@@ -205,33 +194,22 @@ async fn scratch_checks() -> Vec<Check> {
             return checks;
         }
     };
-    let veth = handle
-        .link()
-        .add(LinkVeth::new("probe0", "probe1").build())
-        .execute()
-        .await;
+    let veth = handle.link().add(LinkVeth::new("probe0", "probe1").build()).execute().await;
     checks.push(feature_check(
         "veth",
         veth.map_err(|e| e.to_string()),
         "veth pairs can be created",
         "the kernel needs CONFIG_VETH (module veth)",
     ));
-    let bridge = handle
-        .link()
-        .add(LinkBridge::new("probebr").build())
-        .execute()
-        .await;
+    let bridge = handle.link().add(LinkBridge::new("probebr").build()).execute().await;
     checks.push(feature_check(
         "bridge",
         bridge.map_err(|e| e.to_string()),
         "Linux bridges can be created (switch nodes)",
         "the kernel needs CONFIG_BRIDGE (module bridge); switch nodes fail without it",
     ));
-    let raw = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::RAW,
-        Some(socket2::Protocol::ICMPV4),
-    );
+    let raw =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::ICMPV4));
     checks.push(feature_check(
         "raw ICMP sockets",
         raw.map(drop).map_err(|e| e.to_string()),
@@ -248,11 +226,7 @@ async fn scratch_checks() -> Vec<Check> {
     let ipv6 = std::path::Path::new("/proc/sys/net/ipv6").is_dir();
     checks.push(feature_check(
         "IPv6",
-        if ipv6 {
-            Ok(())
-        } else {
-            Err("/proc/sys/net/ipv6 is missing".to_string())
-        },
+        if ipv6 { Ok(()) } else { Err("/proc/sys/net/ipv6 is missing".to_string()) },
         "IPv6 is enabled",
         "boot without ipv6.disable=1; IPv6 topologies fail without it",
     ));
@@ -261,17 +235,9 @@ async fn scratch_checks() -> Vec<Check> {
 
 fn feature_check(name: &'static str, result: Result<(), String>, ok: &str, remedy: &str) -> Check {
     match result {
-        Ok(()) => Check {
-            name,
-            verdict: Verdict::Ok,
-            detail: ok.to_string(),
-            remedy: None,
-        },
-        Err(error) => Check {
-            name,
-            verdict: Verdict::Missing,
-            detail: error,
-            remedy: Some(remedy.to_string()),
-        },
+        Ok(()) => Check { name, verdict: Verdict::Ok, detail: ok.to_string(), remedy: None },
+        Err(error) => {
+            Check { name, verdict: Verdict::Missing, detail: error, remedy: Some(remedy.to_string()) }
+        }
     }
 }

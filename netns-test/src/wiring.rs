@@ -42,8 +42,7 @@ impl NodeNetlink {
         let _context = runtime.enter();
         let (connection, handle, _) = rtnetlink::new_connection()?;
         runtime.spawn(connection);
-        let (mut connection, _, messages) =
-            rtnetlink::new_multicast_connection(&[MulticastGroup::Link])?;
+        let (mut connection, _, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])?;
         // A larger buffer makes overruns rare on big switches; the monitor resynchronises
         // after one anyway.
         let _ = connection.socket_mut().socket_mut().set_rx_buf_sz(1 << 20);
@@ -68,10 +67,7 @@ pub(crate) struct LinkStatus {
 impl LinkStatus {
     fn from_message(message: &LinkMessage) -> Self {
         let flags = message.header.flags;
-        let oper_up = message
-            .attributes
-            .iter()
-            .any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
+        let oper_up = message.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
         LinkStatus {
             up: flags.contains(LinkFlags::Up),
             lower_up: flags.contains(LinkFlags::LowerUp),
@@ -105,10 +101,7 @@ impl LinkMonitor {
                     self.record(&link);
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                    self.links
-                        .lock()
-                        .expect("monitor lock")
-                        .remove(&link.header.index);
+                    self.links.lock().expect("monitor lock").remove(&link.header.index);
                 }
                 // Notifications were dropped: read the whole table again.
                 NetlinkPayload::Overrun(_) => {
@@ -124,18 +117,11 @@ impl LinkMonitor {
     }
 
     fn record(&self, link: &LinkMessage) {
-        self.links
-            .lock()
-            .expect("monitor lock")
-            .insert(link.header.index, LinkStatus::from_message(link));
+        self.links.lock().expect("monitor lock").insert(link.header.index, LinkStatus::from_message(link));
     }
 
     pub(crate) fn status(&self, index: u32) -> Option<LinkStatus> {
-        self.links
-            .lock()
-            .expect("monitor lock")
-            .get(&index)
-            .copied()
+        self.links.lock().expect("monitor lock").get(&index).copied()
     }
 
     /// Waits until `condition` holds for link `index`, or `deadline` passes (then returns the
@@ -203,27 +189,20 @@ impl At<'_> {
     /// `b` cannot be created up (the kernel opens it before the pair is joined and refuses with
     /// `ENOTCONN`); set it up through its own namespace afterwards.
     pub(crate) async fn add_veth(&self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> Result<()> {
-        let peer = end_message(LinkMessageBuilder::<LinkUnspec>::new(), b)
-            .setns_by_fd(b.netns)
-            .build();
-        let mut builder = end_message(
-            LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth),
-            a,
-        )
-        .up()
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
+        let peer = end_message(LinkMessageBuilder::<LinkUnspec>::new(), b).setns_by_fd(b.netns).build();
+        let mut builder =
+            end_message(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth), a)
+                .up()
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
         if let Some(controller) = a.controller {
             builder = builder.controller(controller);
         }
-        self.handle
-            .link()
-            .add(builder.build())
-            .execute()
-            .await
-            .map_err(self.fail(format!(
+        self.handle.link().add(builder.build()).execute().await.map_err(
+            self.fail(format!(
                 "ip link add {} type veth peer name {} (in node `{}`)",
                 a.name, b.name, b.node
-            )))
+            )),
+        )
     }
 
     /// `ip link add br0 type bridge forward_delay 0 mcast_snooping 0` and up.
@@ -247,20 +226,11 @@ impl At<'_> {
 
     /// `ip addr add <addr> dev <name>`, without duplicate-address detection for IPv6.
     pub(crate) async fn add_address(&self, index: u32, name: &str, addr: IpNet) -> Result<()> {
-        let mut request = self
-            .handle
-            .address()
-            .add(index, addr.addr(), addr.prefix_len());
+        let mut request = self.handle.address().add(index, addr.addr(), addr.prefix_len());
         if addr.addr().is_ipv6() {
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
-        request
-            .execute()
-            .await
-            .map_err(self.fail(format!("ip addr add {addr} dev {name}")))
+        request.execute().await.map_err(self.fail(format!("ip addr add {addr} dev {name}")))
     }
 
     /// `ip route add <to> via <via>`.
@@ -269,28 +239,15 @@ impl At<'_> {
         let message = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(to.addr(), to.prefix_len())
             .and_then(|builder| builder.gateway(via))
-            .map_err(|error| {
-                Error::io(
-                    what.clone(),
-                    io::Error::new(io::ErrorKind::InvalidInput, error),
-                )
-            })?
+            .map_err(|error| Error::io(what.clone(), io::Error::new(io::ErrorKind::InvalidInput, error)))?
             .build();
-        self.handle
-            .route()
-            .add(message)
-            .execute()
-            .await
-            .map_err(self.fail(what))
+        self.handle.route().add(message).execute().await.map_err(self.fail(what))
     }
 }
 
 /// The ingress hook of the `clsact` qdisc, where link cuts and partitions install their
 /// filters.
-const CLSACT_INGRESS: TcHandle = TcHandle {
-    major: 0xFFFF,
-    minor: TcHandle::MIN_INGRESS,
-};
+const CLSACT_INGRESS: TcHandle = TcHandle { major: 0xFFFF, minor: TcHandle::MIN_INGRESS };
 /// `TCA_BPF_OPS_LEN`, `TCA_BPF_OPS`, `TCA_BPF_FLAGS` of `linux/pkt_cls.h`.
 const TCA_BPF_OPS_LEN: u16 = 4;
 const TCA_BPF_OPS: u16 = 5;
@@ -308,11 +265,7 @@ impl At<'_> {
         let mut response = handle.request(request).map_err(self.fail(what.clone()))?;
         while let Some(message) = response.next().await {
             if let NetlinkPayload::Error(error) = message.payload {
-                return Err(Error::netlink(
-                    self.node,
-                    what,
-                    rtnetlink::Error::NetlinkError(error),
-                ));
+                return Err(Error::netlink(self.node, what, rtnetlink::Error::NetlinkError(error)));
             }
         }
         Ok(())
@@ -322,10 +275,7 @@ impl At<'_> {
     pub(crate) async fn ensure_clsact(&self, index: u32, name: &str) -> Result<()> {
         let mut message = TcMessage::with_index(index as i32);
         message.header.parent = TcHandle::CLSACT;
-        message.header.handle = TcHandle {
-            major: 0xFFFF,
-            minor: 0,
-        };
+        message.header.handle = TcHandle { major: 0xFFFF, minor: 0 };
         message.attributes.push(TcAttribute::Kind("clsact".into()));
         let result = self
             .send(
@@ -335,10 +285,11 @@ impl At<'_> {
             )
             .await;
         match result {
-            Err(Error::Netlink {
-                source: rtnetlink::Error::NetlinkError(ref e),
-                ..
-            }) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(Error::Netlink { source: rtnetlink::Error::NetlinkError(ref e), .. })
+                if e.raw_code() == -libc::EEXIST =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
@@ -358,22 +309,16 @@ impl At<'_> {
             ops.push(ins.jf);
             ops.extend_from_slice(&ins.k.to_ne_bytes());
         }
-        let count = u16::try_from(program.len())
-            .expect("classic BPF programs have at most 4096 instructions");
+        let count =
+            u16::try_from(program.len()).expect("classic BPF programs have at most 4096 instructions");
         let mut message = TcMessage::with_index(index as i32);
         message.header.parent = CLSACT_INGRESS;
         message.header.info = (u32::from(prio) << 16) | ETH_P_ALL_BE;
         message.attributes.push(TcAttribute::Kind("bpf".into()));
         message.attributes.push(TcAttribute::Options(vec![
-            TcOption::Other(DefaultNla::new(
-                TCA_BPF_OPS_LEN,
-                count.to_ne_bytes().to_vec(),
-            )),
+            TcOption::Other(DefaultNla::new(TCA_BPF_OPS_LEN, count.to_ne_bytes().to_vec())),
             TcOption::Other(DefaultNla::new(TCA_BPF_OPS, ops)),
-            TcOption::Other(DefaultNla::new(
-                TCA_BPF_FLAGS,
-                TCA_BPF_FLAG_ACT_DIRECT.to_ne_bytes().to_vec(),
-            )),
+            TcOption::Other(DefaultNla::new(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT.to_ne_bytes().to_vec())),
         ]));
         self.send(
             RouteNetlinkMessage::NewTrafficFilter(message),
@@ -426,10 +371,7 @@ pub(crate) async fn dump(handle: &Handle) -> std::result::Result<String, rtnetli
             "DOWN"
         };
         let line = format!("{state} mtu {}", mtu.unwrap_or(0));
-        names.insert(
-            link.header.index,
-            (name.unwrap_or_else(|| link.header.index.to_string()), line),
-        );
+        names.insert(link.header.index, (name.unwrap_or_else(|| link.header.index.to_string()), line));
     }
     let mut addresses: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     let mut dump = handle.address().get().execute();
@@ -457,10 +399,7 @@ pub(crate) async fn dump(handle: &Handle) -> std::result::Result<String, rtnetli
         let _ = writeln!(text, "  {name} {line} {}", addrs.join(" "));
     }
     let mut routes = Vec::new();
-    for family in [
-        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    ] {
+    for family in [IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)] {
         let message = match family {
             IpAddr::V4(_) => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
             IpAddr::V6(_) => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
@@ -618,12 +557,7 @@ pub(crate) mod cbpf {
             op(JA, 0, 0, 3),
             op(JEQ_K, 1, 0, ETH_P_IPV6),
             pass,
-            op(
-                JA,
-                0,
-                0,
-                u32::try_from(v4_block).expect("programs are small"),
-            ),
+            op(JA, 0, 0, u32::try_from(v4_block).expect("programs are small")),
             op(LD_W_ABS, 0, 0, 14 + 12),
         ];
         program.extend(v4);
@@ -648,9 +582,7 @@ mod tests {
             let k = ins.k as usize;
             match ins.code {
                 0x28 => a = u32::from(u16::from_be_bytes([frame[k], frame[k + 1]])),
-                0x20 => {
-                    a = u32::from_be_bytes([frame[k], frame[k + 1], frame[k + 2], frame[k + 3]])
-                }
+                0x20 => a = u32::from_be_bytes([frame[k], frame[k + 1], frame[k + 2], frame[k + 3]]),
                 0x15 => {
                     pc += usize::from(if a == ins.k { ins.jt } else { ins.jf });
                 }
@@ -677,10 +609,8 @@ mod tests {
 
     #[test]
     fn drop_from_matches_exactly_the_listed_sources() {
-        let listed: Vec<IpAddr> = ["10.0.0.1", "10.0.0.3", "fd00::1", "fd00::1:3"]
-            .iter()
-            .map(|a| a.parse().unwrap())
-            .collect();
+        let listed: Vec<IpAddr> =
+            ["10.0.0.1", "10.0.0.3", "fd00::1", "fd00::1:3"].iter().map(|a| a.parse().unwrap()).collect();
         let program = cbpf::drop_from(&listed);
         for source in &listed {
             let ethertype = if source.is_ipv4() { 0x0800 } else { 0x86dd };
@@ -692,29 +622,14 @@ mod tests {
             assert_eq!(run(&program, &frame(ethertype, source)), PASS, "{other}");
         }
         // ARP passes whatever it carries.
-        assert_eq!(
-            run(&program, &frame(0x0806, "10.0.0.1".parse().unwrap())),
-            PASS
-        );
-        assert_eq!(
-            run(
-                &cbpf::drop_all(),
-                &frame(0x0806, "10.0.0.1".parse().unwrap())
-            ),
-            SHOT
-        );
+        assert_eq!(run(&program, &frame(0x0806, "10.0.0.1".parse().unwrap())), PASS);
+        assert_eq!(run(&cbpf::drop_all(), &frame(0x0806, "10.0.0.1".parse().unwrap())), SHOT);
     }
 
     #[test]
     fn drop_from_nothing_passes_everything() {
         let program = cbpf::drop_from(&[]);
-        assert_eq!(
-            run(&program, &frame(0x0800, "10.0.0.1".parse().unwrap())),
-            PASS
-        );
-        assert_eq!(
-            run(&program, &frame(0x86dd, "fd00::1".parse().unwrap())),
-            PASS
-        );
+        assert_eq!(run(&program, &frame(0x0800, "10.0.0.1".parse().unwrap())), PASS);
+        assert_eq!(run(&program, &frame(0x86dd, "fd00::1".parse().unwrap())), PASS);
     }
 }

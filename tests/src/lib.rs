@@ -31,16 +31,9 @@ impl Outcome {
 /// A command that runs exactly one test of the current test binary (ignored tests included),
 /// without a controlling terminal (so that keep-on-failure cannot wait on a person).
 pub fn subject(name: &str) -> Command {
-    let mut command =
-        Command::new(std::env::current_exe().expect("the test binary knows its path"));
+    let mut command = Command::new(std::env::current_exe().expect("the test binary knows its path"));
     command
-        .args([
-            "--exact",
-            name,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", name, "--include-ignored", "--nocapture", "--test-threads=1"])
         .env_remove("NETNS_TEST_KEEP_ON_FAILURE")
         .stdin(Stdio::null());
     // SAFETY: setsid(2) is async-signal-safe.
@@ -76,11 +69,8 @@ pub struct Running {
 impl Running {
     /// Starts `command` with standard output and error piped.
     pub fn start(command: &mut Command) -> Running {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the test binary starts");
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the test binary starts");
         let (sender, lines) = std::sync::mpsc::channel();
         let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped"));
         let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped"));
@@ -114,9 +104,7 @@ impl Running {
     /// the test's name on the same line first.)
     pub fn wait_for(&self, marker: &str, limit: Duration) -> String {
         let line = self.wait_for_line(marker, limit);
-        let (_, rest) = line
-            .split_once(marker)
-            .expect("the line contains the marker");
+        let (_, rest) = line.split_once(marker).expect("the line contains the marker");
         rest.trim().to_string()
     }
 }
@@ -131,10 +119,7 @@ impl Drop for Running {
 /// The processes whose command line contains `marker`.
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc")
-        .expect("/proc is readable")
-        .flatten()
-    {
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
@@ -154,26 +139,18 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
 /// through an open descriptor. Only the processes this user may inspect are seen.
 pub fn holders_of_netns(inode: &str) -> Vec<u32> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc")
-        .expect("/proc is readable")
-        .flatten()
-    {
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let links = std::fs::read_link(entry.path().join("ns/net"))
-            .into_iter()
-            .chain(
-                std::fs::read_dir(entry.path().join("fd"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter_map(|fd| std::fs::read_link(fd.path()).ok()),
-            );
-        if links
-            .into_iter()
-            .any(|link| link.to_string_lossy() == inode)
-        {
+        let links = std::fs::read_link(entry.path().join("ns/net")).into_iter().chain(
+            std::fs::read_dir(entry.path().join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok()),
+        );
+        if links.into_iter().any(|link| link.to_string_lossy() == inode) {
             found.push(pid);
         }
     }
@@ -196,10 +173,7 @@ pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
 
 /// The inode name (`net:[4026532...]`) of a network namespace file.
 pub fn netns_inode(path: impl AsRef<Path>) -> String {
-    std::fs::read_link(path)
-        .expect("a namespace link")
-        .to_string_lossy()
-        .into_owned()
+    std::fs::read_link(path).expect("a namespace link").to_string_lossy().into_owned()
 }
 
 /// Whether a TCP connection from node `from` reaches a listener that node `to` opens on

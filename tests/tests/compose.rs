@@ -6,11 +6,7 @@ use rstest::rstest;
 
 #[netns_test]
 fn sync_without_parameter() {
-    assert!(
-        std::fs::read_to_string("/proc/self/net/dev")
-            .unwrap()
-            .contains("veth0")
-    );
+    assert!(std::fs::read_to_string("/proc/self/net/dev").unwrap().contains("veth0"));
 }
 
 #[netns_test]
@@ -56,11 +52,8 @@ fn test_attribute_above() {
 #[netns_test::test]
 fn rstest_cases(#[case] last: u8, #[case] address: &str) {
     let net = netns_test::network();
-    let owner = net
-        .nodes()
-        .iter()
-        .find(|node| node.addrs().iter().any(|a| a.to_string() == address))
-        .unwrap();
+    let owner =
+        net.nodes().iter().find(|node| node.addrs().iter().any(|a| a.to_string() == address)).unwrap();
     assert_eq!(owner.name(), if last == 1 { "test1" } else { "test0" });
 }
 

@@ -8,9 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use netns_test::{Network, netns_test};
-use netns_test_tests::{
-    Running, eventually, holders_of_netns, processes_with, run_subject, subject,
-};
+use netns_test_tests::{Running, eventually, holders_of_netns, processes_with, run_subject, subject};
 
 /// Starts, in node `test1`, a shell that forks a `sleep` into the background and exits: the
 /// kind of daemon that escapes its parent. `marker` appears in its command line.
@@ -43,10 +41,7 @@ fn driver_panic_message_and_location() {
     let outcome = run_subject(&mut subject("subject_panics"));
     assert!(!outcome.status.success(), "{}", outcome.all());
     let text = outcome.all();
-    assert!(
-        text.contains("test `subject_panics` panicked at tests/tests/runner.rs:"),
-        "{text}"
-    );
+    assert!(text.contains("test `subject_panics` panicked at tests/tests/runner.rs:"), "{text}");
     assert!(text.contains("the body says no: 42"), "{text}");
 }
 
@@ -61,9 +56,7 @@ fn driver_error_result() {
     let outcome = run_subject(&mut subject("subject_returns_err"));
     assert!(!outcome.status.success());
     assert!(
-        outcome
-            .all()
-            .contains("test `subject_returns_err` returned an error: \"the peer hung up\""),
+        outcome.all().contains("test `subject_returns_err` returned an error: \"the peer hung up\""),
         "{}",
         outcome.all()
     );
@@ -80,9 +73,7 @@ fn driver_signal() {
     let outcome = run_subject(&mut subject("subject_aborts"));
     assert!(!outcome.status.success());
     assert!(
-        outcome
-            .all()
-            .contains("test `subject_aborts`: the child process was killed by SIGABRT (signal 6)"),
+        outcome.all().contains("test `subject_aborts`: the child process was killed by SIGABRT (signal 6)"),
         "{}",
         outcome.all()
     );
@@ -104,16 +95,9 @@ fn driver_timeout_kills_everything() {
         text.contains("test `subject_hangs` timed out after 1s while the test body was running"),
         "{text}"
     );
+    assert!(outcome.elapsed < Duration::from_secs(20), "took {:?}", outcome.elapsed);
     assert!(
-        outcome.elapsed < Duration::from_secs(20),
-        "took {:?}",
-        outcome.elapsed
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || processes_with(
-            "netns-test-marker-timeout"
-        )
-        .is_empty()),
+        eventually(Duration::from_secs(10), || processes_with("netns-test-marker-timeout").is_empty()),
         "the daemon outlived the timed-out test: {:?}",
         processes_with("netns-test-marker-timeout")
     );
@@ -124,9 +108,7 @@ fn driver_timeout_kills_everything() {
 fn subject_until_killed(net: &Network) {
     start_daemon(net, "netns-test-marker-sigkill");
     let local = netns_test_tests::netns_inode("/proc/thread-self/ns/net");
-    let peer = net
-        .node("test1")
-        .run(|| netns_test_tests::netns_inode("/proc/thread-self/ns/net"));
+    let peer = net.node("test1").run(|| netns_test_tests::netns_inode("/proc/thread-self/ns/net"));
     println!("namespaces: {local} {peer}");
     hang();
 }
@@ -137,15 +119,9 @@ fn driver_sigkill_leaves_nothing() {
     let line = running.wait_for("namespaces:", Duration::from_secs(30));
     let inodes: Vec<String> = line.split_whitespace().map(str::to_string).collect();
     assert_eq!(inodes.len(), 2, "{line}");
-    assert!(
-        !processes_with("netns-test-marker-sigkill").is_empty(),
-        "the daemon runs while the test does"
-    );
+    assert!(!processes_with("netns-test-marker-sigkill").is_empty(), "the daemon runs while the test does");
     for inode in &inodes {
-        assert!(
-            !holders_of_netns(inode).is_empty(),
-            "{inode} is alive while the test runs"
-        );
+        assert!(!holders_of_netns(inode).is_empty(), "{inode} is alive while the test runs");
     }
 
     // SIGKILL the test binary itself: no destructor, no handler, nothing of ours runs.
@@ -154,17 +130,13 @@ fn driver_sigkill_leaves_nothing() {
     running.child.wait().expect("reap it");
 
     assert!(
-        eventually(Duration::from_secs(10), || processes_with(
-            "netns-test-marker-sigkill"
-        )
-        .is_empty()),
+        eventually(Duration::from_secs(10), || processes_with("netns-test-marker-sigkill").is_empty()),
         "processes outlived the killed test binary: {:?}",
         processes_with("netns-test-marker-sigkill")
     );
     for inode in &inodes {
         assert!(
-            eventually(Duration::from_secs(10), || holders_of_netns(inode)
-                .is_empty()),
+            eventually(Duration::from_secs(10), || holders_of_netns(inode).is_empty()),
             "namespace {inode} is still held by {:?}",
             holders_of_netns(inode)
         );
@@ -180,26 +152,16 @@ fn subject_fails_and_is_kept() {
 #[test]
 fn driver_keep_on_failure() {
     let started = std::time::Instant::now();
-    let running = Running::start(
-        subject("subject_fails_and_is_kept").env("NETNS_TEST_KEEP_ON_FAILURE", "6s"),
-    );
+    let running =
+        Running::start(subject("subject_fails_and_is_kept").env("NETNS_TEST_KEEP_ON_FAILURE", "6s"));
     running.wait_for_line("is kept alive for inspection", Duration::from_secs(30));
     let hint = running.wait_for_line("  test1 ", Duration::from_secs(5));
-    let command = hint
-        .split_once("nsenter")
-        .map(|(_, rest)| rest.trim())
-        .expect("an nsenter command");
+    let command = hint.split_once("nsenter").map(|(_, rest)| rest.trim()).expect("an nsenter command");
     let mut nsenter = Command::new("nsenter");
-    nsenter
-        .args(command.split_whitespace())
-        .args(["cat", "/proc/self/net/dev"]);
+    nsenter.args(command.split_whitespace()).args(["cat", "/proc/self/net/dev"]);
     let output = nsenter.output().expect("nsenter runs");
     let dev = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{hint}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
     assert!(dev.contains("veth1") && !dev.contains("veth0"), "{dev}");
     running.wait_for_line("it ends by itself in 6s", Duration::from_secs(5));
     // Without a terminal nobody presses Enter: the kept child ends when the bound elapses,
@@ -207,11 +169,7 @@ fn driver_keep_on_failure() {
     let mut running = running;
     let status = running.child.wait().expect("reap");
     assert!(!status.success());
-    assert!(
-        started.elapsed() >= Duration::from_secs(6),
-        "ended after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_secs(6), "ended after {:?}", started.elapsed());
 }
 
 #[netns_test]
@@ -233,12 +191,7 @@ fn driver_without_privileges_the_failure_says_how_to_fix_it() {
         command
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
             .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "subject_needs_namespaces",
-                "--include-ignored",
-                "--nocapture",
-            ]);
+            .args(["--exact", "subject_needs_namespaces", "--include-ignored", "--nocapture"]);
         command
     } else {
         subject("subject_needs_namespaces")
@@ -246,14 +199,8 @@ fn driver_without_privileges_the_failure_says_how_to_fix_it() {
     let outcome = run_subject(command.env("NETNS_TEST_MODE", "root"));
     assert!(!outcome.status.success());
     let text = outcome.all();
-    assert!(
-        text.contains("cannot isolate the test: unshare(CLONE_NEWNET"),
-        "{text}"
-    );
+    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
     assert!(text.contains("Operation not permitted"), "{text}");
     assert!(text.contains("runner = \"sudo -E\""), "{text}");
-    assert!(
-        text.contains("kernel.apparmor_restrict_unprivileged_userns=0"),
-        "{text}"
-    );
+    assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
 }

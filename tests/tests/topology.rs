@@ -15,21 +15,9 @@ fn two_routers() -> TopologyBuilder {
         .router("r2")
         .host("server")
         .host("monitor")
-        .link(
-            Link::new("client", "r1")
-                .ifnames("eth0", "eth0")
-                .addrs("10.0.1.2/24", "10.0.1.1/24"),
-        )
-        .link(
-            Link::new("r1", "r2")
-                .ifnames("eth1", "eth0")
-                .addrs("10.0.2.1/24", "10.0.2.2/24"),
-        )
-        .link(
-            Link::new("r2", "server")
-                .ifnames("eth1", "eth0")
-                .addrs("10.0.3.1/24", "10.0.3.2/24"),
-        )
+        .link(Link::new("client", "r1").ifnames("eth0", "eth0").addrs("10.0.1.2/24", "10.0.1.1/24"))
+        .link(Link::new("r1", "r2").ifnames("eth1", "eth0").addrs("10.0.2.1/24", "10.0.2.2/24"))
+        .link(Link::new("r2", "server").ifnames("eth1", "eth0").addrs("10.0.3.1/24", "10.0.3.2/24"))
         .link(Link::new("monitor", "r1").addrs("10.0.4.2/24", "10.0.4.1/24"))
         .auto_routes()
         .hostnames()
@@ -48,10 +36,7 @@ fn auto_routes_reach_every_host_across_two_routers(net: &Network) {
             }
             let target = net.node(to);
             for addr in target.addrs() {
-                assert!(
-                    tcp_reaches(net.node(from), target, addr),
-                    "{from} cannot reach {to} at {addr}"
-                );
+                assert!(tcp_reaches(net.node(from), target, addr), "{from} cannot reach {to} at {addr}");
             }
         }
     }
@@ -74,10 +59,7 @@ fn four_hosts_on_a_switch_reach_each_other(net: &Network) {
         for to in ["h1", "h2", "h3", "h4"] {
             if from != to {
                 let addr = net.node(to).addr().unwrap();
-                assert!(
-                    tcp_reaches(net.node(from), net.node(to), addr),
-                    "{from} -> {to}"
-                );
+                assert!(tcp_reaches(net.node(from), net.node(to), addr), "{from} -> {to}");
             }
         }
     }
@@ -109,18 +91,9 @@ fn a_partition_blocks_then_heals(net: &Network) {
     assert!(tcp_reaches(n1, n2, addr(n2)) && tcp_reaches(n1, n3, addr(n3)));
 
     let split = net.partition(&[&["n1"], &["n2", "n3"]]).unwrap();
-    assert!(
-        !tcp_reaches(n1, n2, addr(n2)),
-        "n1 reaches n2 across the partition"
-    );
-    assert!(
-        !tcp_reaches(n3, n1, addr(n1)),
-        "n3 reaches n1 across the partition"
-    );
-    assert!(
-        tcp_reaches(n2, n3, addr(n3)),
-        "n2 and n3 are on the same side"
-    );
+    assert!(!tcp_reaches(n1, n2, addr(n2)), "n1 reaches n2 across the partition");
+    assert!(!tcp_reaches(n3, n1, addr(n1)), "n3 reaches n1 across the partition");
+    assert!(tcp_reaches(n2, n3, addr(n3)), "n2 and n3 are on the same side");
     split.heal().unwrap();
 
     assert!(tcp_reaches(n1, n2, addr(n2)) && tcp_reaches(n3, n1, addr(n1)));
@@ -137,11 +110,7 @@ fn a_cut_link_drops_silently_and_heals(net: &Network) {
     let peer: IpAddr = "1.1.1.1".parse().unwrap();
     let cut = net.link("test0", "test1").cut().unwrap();
     // Both ends keep their carrier: the break is in the middle, not at the ends.
-    net.link("test0", "test1")
-        .ready()
-        .timeout(Duration::from_millis(100))
-        .wait()
-        .unwrap();
+    net.link("test0", "test1").ready().timeout(Duration::from_millis(100)).wait().unwrap();
     assert!(!tcp_reaches(net.local(), test1, peer));
     drop(cut);
     assert!(tcp_reaches(net.local(), test1, peer));
@@ -152,15 +121,11 @@ fn a_link_goes_down_and_comes_back(net: &Network) {
     let link = net.link("test0", "test1");
     link.down().unwrap();
     // Down is visible locally: there is no route any more, so connecting fails at once.
-    let error = TcpStream::connect_timeout(&"1.1.1.1:9".parse().unwrap(), Duration::from_secs(2))
-        .unwrap_err();
+    let error =
+        TcpStream::connect_timeout(&"1.1.1.1:9".parse().unwrap(), Duration::from_secs(2)).unwrap_err();
     assert_eq!(error.raw_os_error(), Some(libc::ENETUNREACH), "{error}");
     link.up().unwrap();
-    assert!(tcp_reaches(
-        net.local(),
-        net.node("test1"),
-        "1.1.1.1".parse().unwrap()
-    ));
+    assert!(tcp_reaches(net.local(), net.node("test1"), "1.1.1.1".parse().unwrap()));
 }
 
 #[netns_test(topology_file = "topologies/two-routers.toml")]
@@ -171,18 +136,8 @@ fn node_names_resolve_in_the_body_and_in_programs(net: &Network) {
     TcpStream::connect("server:8080").expect("`server` resolves and is reachable");
     accepted.join().unwrap().unwrap();
 
-    let output = net
-        .node("monitor")
-        .command("getent")
-        .args(["hosts", "server"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout)
-            .split_whitespace()
-            .next(),
-        Some("10.0.3.2")
-    );
+    let output = net.node("monitor").command("getent").args(["hosts", "server"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).split_whitespace().next(), Some("10.0.3.2"));
     // `hostnames = true`: each node has its own hostname.
     let hostname = net.node("r2").command("hostname").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&hostname.stdout).trim(), "r2");
@@ -195,17 +150,8 @@ fn readiness_waits(net: &Network) {
     let test1 = net.node("test1");
     let addr: SocketAddr = "1.1.1.1:7100".parse().unwrap();
     // Nothing listens yet: the wait times out with a message naming the condition.
-    let error = test1
-        .listening(Protocol::Tcp, addr)
-        .timeout(Duration::from_millis(50))
-        .wait()
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("a Tcp socket bound to 1.1.1.1:7100 in node `test1`"),
-        "{error}"
-    );
+    let error = test1.listening(Protocol::Tcp, addr).timeout(Duration::from_millis(50)).wait().unwrap_err();
+    assert!(error.to_string().contains("a Tcp socket bound to 1.1.1.1:7100 in node `test1`"), "{error}");
 
     // A server started in the background becomes ready some time later.
     let server = test1.clone();
@@ -217,45 +163,22 @@ fn readiness_waits(net: &Network) {
     TcpStream::connect(addr).expect("the listener is there once the wait returns");
     started.join().unwrap().unwrap();
 
-    let udp = test1
-        .run(|| std::net::UdpSocket::bind("0.0.0.0:7101"))
-        .unwrap();
-    test1
-        .listening(Protocol::Udp, "1.1.1.1:7101".parse().unwrap())
-        .wait()
-        .unwrap();
+    let udp = test1.run(|| std::net::UdpSocket::bind("0.0.0.0:7101")).unwrap();
+    test1.listening(Protocol::Udp, "1.1.1.1:7101".parse().unwrap()).wait().unwrap();
     drop(udp);
 
-    test1
-        .address_ready("1.1.1.1".parse().unwrap())
-        .wait()
-        .unwrap();
-    net.local()
-        .route_ready("1.1.1.77".parse().unwrap())
-        .wait()
-        .unwrap();
-    let no_route = net
-        .local()
-        .route_ready("8.8.8.8".parse().unwrap())
-        .timeout(Duration::from_millis(20))
-        .wait();
-    assert!(
-        no_route.is_err(),
-        "the test network has no route to the outside"
-    );
+    test1.address_ready("1.1.1.1".parse().unwrap()).wait().unwrap();
+    net.local().route_ready("1.1.1.77".parse().unwrap()).wait().unwrap();
+    let no_route =
+        net.local().route_ready("8.8.8.8".parse().unwrap()).timeout(Duration::from_millis(20)).wait();
+    assert!(no_route.is_err(), "the test network has no route to the outside");
 }
 
 #[netns_test]
 async fn readiness_waits_are_awaitable(net: &Network) {
     let test1 = net.node("test1");
-    let listener =
-        test1.spawn(async { tokio::net::TcpListener::bind("1.1.1.1:7200").await.unwrap() });
-    test1
-        .listening(Protocol::Tcp, "1.1.1.1:7200".parse().unwrap())
-        .await
-        .unwrap();
+    let listener = test1.spawn(async { tokio::net::TcpListener::bind("1.1.1.1:7200").await.unwrap() });
+    test1.listening(Protocol::Tcp, "1.1.1.1:7200".parse().unwrap()).await.unwrap();
     let _listener = listener.await.unwrap();
-    tokio::net::TcpStream::connect("1.1.1.1:7200")
-        .await
-        .unwrap();
+    tokio::net::TcpStream::connect("1.1.1.1:7200").await.unwrap();
 }

@@ -27,14 +27,7 @@ const COMPILE_ONLY: &[&str] = &["ui"];
 pub(crate) fn run(args: &Args) -> Result {
     let cargo = env!("CARGO");
     sh(Command::new(cargo).args(["fmt", "--all", "--", "--check"]))?;
-    sh(Command::new(cargo).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    sh(Command::new(cargo).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
 
     let before = snapshot()?;
     sh(Command::new(cargo).args(["test", "--workspace"]))?;
@@ -57,15 +50,11 @@ pub(crate) fn run(args: &Args) -> Result {
     }
     let after = snapshot()?;
 
-    sh(Command::new(cargo)
-        .args(["doc", "--workspace", "--no-deps"])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    sh(Command::new(cargo).args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
 
     if before != after {
         let diff = diff_lines(&before, &after);
-        return Err(format!(
-            "the root network namespace changed during the tests:\n{diff}"
-        ));
+        return Err(format!("the root network namespace changed during the tests:\n{diff}"));
     }
     eprintln!("xtask: the root network namespace is unchanged");
     eprintln!("xtask: ci passed");
@@ -75,23 +64,13 @@ pub(crate) fn run(args: &Args) -> Result {
 /// The root namespace snapshot, from the shared tool when present, else the repository's copy.
 fn snapshot() -> Result<String> {
     let shared = root().join("../shared/tools/rootns-snapshot");
-    let tool = if shared.is_file() {
-        shared
-    } else {
-        root().join(".ci/rootns-snapshot")
-    };
+    let tool = if shared.is_file() { shared } else { root().join(".ci/rootns-snapshot") };
     output(Command::new("bash").arg(tool))
 }
 
 fn diff_lines(before: &str, after: &str) -> String {
-    let gone = before
-        .lines()
-        .filter(|line| !after.lines().any(|l| l == *line))
-        .map(|l| format!("- {l}"));
-    let new = after
-        .lines()
-        .filter(|line| !before.lines().any(|l| l == *line))
-        .map(|l| format!("+ {l}"));
+    let gone = before.lines().filter(|line| !after.lines().any(|l| l == *line)).map(|l| format!("- {l}"));
+    let new = after.lines().filter(|line| !before.lines().any(|l| l == *line)).map(|l| format!("+ {l}"));
     gone.chain(new).collect::<Vec<_>>().join("\n")
 }
 
@@ -115,13 +94,7 @@ fn rootless_run() -> Result {
             .map_err(|e| format!("chmod {}: {e}", copy.display()))?;
         eprintln!("xtask: rootless: {name}");
         sh(Command::new("setpriv")
-            .args([
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--",
-            ])
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", "--"])
             .arg(&copy)
             .args(["--test-threads=2"])
             .env("HOME", &out)
@@ -150,10 +123,7 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
             line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"executable\":\"")
         })
         .filter_map(|line| {
-            Some((
-                field(line, "\"name\":\"")?,
-                PathBuf::from(field(line, "\"executable\":\"")?),
-            ))
+            Some((field(line, "\"name\":\"")?, PathBuf::from(field(line, "\"executable\":\"")?)))
         })
         .collect())
 }

@@ -26,7 +26,8 @@ pub(crate) fn run() -> Result {
             Ok(())
         }
         Err(netns_test::Error::Child(message)) if message.contains("some features are missing") => {
-            Err("some kernel features are missing; the tests that need them fail with the reason shown".into())
+            Err("some kernel features are missing; the tests that need them fail with the reason shown"
+                .into())
         }
         Err(error) => {
             println!("MISSING  namespaces             {error}");

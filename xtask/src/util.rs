@@ -9,32 +9,21 @@ pub(crate) type Result<T = ()> = std::result::Result<T, String>;
 
 /// The workspace root (the parent of `xtask/`).
 pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 /// Runs a command in the workspace root, echoing it, and fails unless it succeeds.
 pub(crate) fn run(command: &mut Command) -> Result {
     eprintln!("$ {}", render(command));
-    let status = command
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", render(command)))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` failed: {status}", render(command)))
-    }
+    let status =
+        command.current_dir(root()).status().map_err(|e| format!("cannot run {}: {e}", render(command)))?;
+    if status.success() { Ok(()) } else { Err(format!("`{}` failed: {status}", render(command))) }
 }
 
 /// Runs a command and returns its standard output.
 pub(crate) fn output(command: &mut Command) -> Result<String> {
-    let out = command
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", render(command)))?;
+    let out =
+        command.current_dir(root()).output().map_err(|e| format!("cannot run {}: {e}", render(command)))?;
     if !out.status.success() {
         return Err(format!(
             "`{}` failed: {}\n{}",
@@ -60,11 +49,7 @@ pub(crate) fn median(samples: &mut [Duration]) -> Duration {
     assert!(!samples.is_empty(), "median of no samples");
     samples.sort();
     let mid = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2
-    }
+    if samples.len() % 2 == 1 { samples[mid] } else { (samples[mid - 1] + samples[mid]) / 2 }
 }
 
 /// Milliseconds with two decimals.
@@ -85,9 +70,7 @@ pub(crate) fn test_binary(package: &str, target: &str) -> Result<PathBuf> {
         target,
     ]))?;
     json.lines()
-        .filter(|line| {
-            line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"test\":true")
-        })
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"test\":true"))
         .filter(|line| line.contains(&format!("\"name\":\"{target}\"")))
         .find_map(|line| {
             let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();

@@ -24,27 +24,18 @@ pub(crate) struct ChildContext {
 /// the process is PID 2 of its own PID namespace, under the init the parent started. (Programs
 /// started in a node lose the marker and get other PIDs.)
 pub(crate) fn context(key: &str) -> Option<ChildContext> {
-    let started_as_child =
-        nix::unistd::getpid().as_raw() == 2 && nix::unistd::getppid().as_raw() == 1;
+    let started_as_child = nix::unistd::getpid().as_raw() == 2 && nix::unistd::getppid().as_raw() == 1;
     if std::env::var_os(env::CHILD)? != key || !started_as_child {
         return None;
     }
-    let fds: Vec<RawFd> = std::env::var(env::FDS)
-        .ok()?
-        .split(',')
-        .filter_map(|fd| fd.parse().ok())
-        .collect();
+    let fds: Vec<RawFd> = std::env::var(env::FDS).ok()?.split(',').filter_map(|fd| fd.parse().ok()).collect();
     let [status, release, stdout] = fds[..] else {
         return None;
     };
     // SAFETY: the parent passed these descriptors for this process alone, and this function
     // runs once per child (it exits at the end of `run`).
     let (status, release) = unsafe { (adopt_fd(status), adopt_fd(release)) };
-    Some(ChildContext {
-        status,
-        release,
-        stdout,
-    })
+    Some(ChildContext { status, release, stdout })
 }
 
 /// Whether this child runs in its own user namespace.
@@ -67,9 +58,7 @@ fn install_panic_hook() {
     let previous = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         let message = payload_message(info.payload());
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         if let (Some(location), Ok(mut panics)) = (location, PANICS.lock()) {
             if panics.len() >= 16 {
                 panics.remove(0);
@@ -108,12 +97,7 @@ pub(crate) fn run(
 
     let network = match topology().and_then(|topology| Network::start(&topology)) {
         Ok(network) => network,
-        Err(error) => finish(
-            &mut context,
-            Err(Failure::Setup {
-                message: format!("{error:?}"),
-            }),
-        ),
+        Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
     };
     let nodes = network.node_fds();
     let network: &'static Network = NETWORK.get_or_init(|| network);
@@ -131,13 +115,10 @@ pub(crate) fn run(
         Ok(Err(message)) => Err(Failure::Error { message }),
         Err(payload) => {
             let message = payload_message(payload.as_ref());
-            let location = PANICS.lock().ok().and_then(|panics| {
-                panics
-                    .iter()
-                    .rev()
-                    .find(|(m, _)| *m == message)
-                    .map(|(_, l)| l.clone())
-            });
+            let location = PANICS
+                .lock()
+                .ok()
+                .and_then(|panics| panics.iter().rev().find(|(m, _)| *m == message).map(|(_, l)| l.clone()));
             Err(Failure::Panic { message, location })
         }
     };

@@ -34,7 +34,9 @@ pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
     match std::env::var("NETNS_TEST_TIMEOUT") {
         Ok(text) => humantime::parse_duration(text.trim()).map_err(|error| {
             Error::io(
-                format!("reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"),
+                format!(
+                    "reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"
+                ),
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
             )
         }),
@@ -55,16 +57,11 @@ pub(crate) fn run_test(
     let launch = parent::Launch {
         key: name.to_string(),
         label: format!("test `{name}`"),
-        args: [
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .chain(std::iter::once(OsString::from(name)))
-        .collect(),
+        args: ["--exact", "--nocapture", "--test-threads=1", "--include-ignored"]
+            .into_iter()
+            .map(OsString::from)
+            .chain(std::iter::once(OsString::from(name)))
+            .collect(),
         timeout: Some(timeout_for(timeout)?),
     };
     parent::run(&launch)

@@ -61,10 +61,7 @@ struct Stream {
 
 impl Stream {
     fn new(file: File) -> Self {
-        Stream {
-            file: Some(file),
-            pending: Vec::new(),
-        }
+        Stream { file: Some(file), pending: Vec::new() }
     }
 
     /// Reads what is available; returns the complete lines (or everything, at end of file).
@@ -111,14 +108,7 @@ struct Supervisor<'a> {
 
 impl<'a> Supervisor<'a> {
     fn new(spawned: Spawned, launch: &'a Launch, keep: Option<Duration>) -> Self {
-        let Spawned {
-            child,
-            status,
-            release,
-            stdout,
-            stderr,
-            mode,
-        } = spawned;
+        let Spawned { child, status, release, stdout, stderr, mode } = spawned;
         let pid = child.id() as libc::pid_t;
         // SAFETY: pidfd_open(2) has no memory arguments; a negative result means unsupported.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
@@ -151,9 +141,7 @@ impl<'a> Supervisor<'a> {
         let mut kill_at: Option<Instant> = None;
         let mut drain_until: Option<Instant> = None;
         loop {
-            let open = self.stdout.file.is_some()
-                || self.stderr.file.is_some()
-                || self.status.file.is_some();
+            let open = self.stdout.file.is_some() || self.stderr.file.is_some() || self.status.file.is_some();
             if self.exit.is_some() && !open {
                 break;
             }
@@ -175,10 +163,8 @@ impl<'a> Supervisor<'a> {
                 let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
                 kill_at = None;
             }
-            let wake = [deadline.filter(|_| !self.timed_out), kill_at, drain_until]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake =
+                [deadline.filter(|_| !self.timed_out), kill_at, drain_until].into_iter().flatten().min();
             self.poll_once(wake);
             if self.exit.is_none() {
                 if let Ok(Some(status)) = self.child.try_wait() {
@@ -195,19 +181,17 @@ impl<'a> Supervisor<'a> {
 
     fn poll_once(&mut self, wake: Option<Instant>) {
         // Without a pidfd (kernels before 5.3) exit is noticed by polling every 20 ms.
-        let tick = if self.pidfd.is_some() || self.exit.is_some() {
-            None
-        } else {
-            Some(Duration::from_millis(20))
-        };
+        let tick =
+            if self.pidfd.is_some() || self.exit.is_some() { None } else { Some(Duration::from_millis(20)) };
         let until = wake.map(|at| at.saturating_duration_since(Instant::now()));
         let timeout = match (until, tick) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let timeout = match timeout {
-            Some(duration) => PollTimeout::try_from(duration.as_millis().min(60_000) as i32 + 1)
-                .unwrap_or(PollTimeout::MAX),
+            Some(duration) => {
+                PollTimeout::try_from(duration.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+            }
             None => PollTimeout::NONE,
         };
         let flags = PollFlags::POLLIN;
@@ -215,16 +199,11 @@ impl<'a> Supervisor<'a> {
             self.stdout.file.as_ref().map(|f| f.as_fd()),
             self.stderr.file.as_ref().map(|f| f.as_fd()),
             self.status.file.as_ref().map(|f| f.as_fd()),
-            self.pidfd
-                .as_ref()
-                .filter(|_| self.exit.is_none())
-                .map(|f| f.as_fd()),
+            self.pidfd.as_ref().filter(|_| self.exit.is_none()).map(|f| f.as_fd()),
         ];
         let slots: Vec<usize> = (0..4).filter(|i| borrowed[*i].is_some()).collect();
-        let mut fds: Vec<PollFd<'_>> = slots
-            .iter()
-            .map(|i| PollFd::new(borrowed[*i].expect("present"), flags))
-            .collect();
+        let mut fds: Vec<PollFd<'_>> =
+            slots.iter().map(|i| PollFd::new(borrowed[*i].expect("present"), flags)).collect();
         if poll(&mut fds, timeout).is_err() {
             return;
         }
@@ -275,9 +254,7 @@ impl<'a> Supervisor<'a> {
         });
         let keep = self.keep.unwrap_or(DEFAULT_KEEP);
         let text = match &ready {
-            Some((pid, nodes)) => {
-                keep_message(&self.launch.label, what, *pid, self.mode, Some(nodes), keep)
-            }
+            Some((pid, nodes)) => keep_message(&self.launch.label, what, *pid, self.mode, Some(nodes), keep),
             None => keep_message(&self.launch.label, what, self.pid(), self.mode, None, keep),
         };
         let mut terminal = Terminal::open();
@@ -299,16 +276,9 @@ impl<'a> Supervisor<'a> {
         let passed = self.reports.contains(&Report::Passed);
         let exit = self.exit;
         let message = if self.timed_out {
-            let timeout = self
-                .launch
-                .timeout
-                .map(|t| humantime::format_duration(t).to_string())
-                .unwrap_or_default();
-            let phase = if self
-                .reports
-                .iter()
-                .any(|r| matches!(r, Report::Ready { .. }))
-            {
+            let timeout =
+                self.launch.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default();
+            let phase = if self.reports.iter().any(|r| matches!(r, Report::Ready { .. })) {
                 "while the test body was running"
             } else {
                 "while the network was being set up"
@@ -319,16 +289,10 @@ impl<'a> Supervisor<'a> {
             )
         } else if let Some(failure) = failure {
             match failure {
-                Failure::Panic {
-                    message,
-                    location: Some(location),
-                } => {
+                Failure::Panic { message, location: Some(location) } => {
                     format!("{label} panicked at {location}:\n{message}")
                 }
-                Failure::Panic {
-                    message,
-                    location: None,
-                } => format!("{label} panicked:\n{message}"),
+                Failure::Panic { message, location: None } => format!("{label} panicked:\n{message}"),
                 Failure::Error { message } => format!("{label} returned an error: {message}"),
                 Failure::Setup { message } => {
                     format!("{label}: could not set up the network: {message}")
@@ -340,17 +304,9 @@ impl<'a> Supervisor<'a> {
             match exit {
                 Some(status) if status.signal().is_some() => {
                     let signal = status.signal().expect("checked");
-                    let name = Signal::try_from(signal)
-                        .map(|s| s.as_str())
-                        .unwrap_or("an unknown signal");
-                    let core = if status.core_dumped() {
-                        " (core dumped)"
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "{label}: the child process was killed by {name} (signal {signal}){core}"
-                    )
+                    let name = Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("an unknown signal");
+                    let core = if status.core_dumped() { " (core dumped)" } else { "" };
+                    format!("{label}: the child process was killed by {name} (signal {signal}){core}")
                 }
                 Some(status) if status.success() => format!(
                     "{label}: the child process ran no test: `{}` did not select exactly this test \
@@ -359,9 +315,7 @@ impl<'a> Supervisor<'a> {
                 ),
                 Some(status) => format!(
                     "{label}: the child process exited with {} before reporting a result",
-                    status
-                        .code()
-                        .map_or("an unknown status".to_string(), |c| format!("code {c}"))
+                    status.code().map_or("an unknown status".to_string(), |c| format!("code {c}"))
                 ),
                 None => format!("{label}: the child process could not be waited for"),
             }
@@ -422,12 +376,8 @@ fn keep_message(
             text.push_str("Enter a node with:\n");
             let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
             for node in nodes {
-                let net = node.net.map_or(format!("/proc/{pid}/ns/net"), |fd| {
-                    format!("/proc/{pid}/fd/{fd}")
-                });
-                let uts = node.uts.map_or(format!("/proc/{pid}/ns/uts"), |fd| {
-                    format!("/proc/{pid}/fd/{fd}")
-                });
+                let net = node.net.map_or(format!("/proc/{pid}/ns/net"), |fd| format!("/proc/{pid}/fd/{fd}"));
+                let uts = node.uts.map_or(format!("/proc/{pid}/ns/uts"), |fd| format!("/proc/{pid}/fd/{fd}"));
                 text.push_str(&format!(
                     "  {:width$}  nsenter {user}--mount=/proc/{pid}/ns/mnt --uts={uts} --net={net}\n",
                     node.name
@@ -454,19 +404,12 @@ struct Terminal {
 
 impl Terminal {
     fn open() -> Self {
-        let tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .ok();
+        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok();
         Terminal { tty }
     }
 
     fn say(&mut self, text: &str) {
-        let written = self
-            .tty
-            .as_mut()
-            .is_some_and(|tty| tty.write_all(text.as_bytes()).is_ok());
+        let written = self.tty.as_mut().is_some_and(|tty| tty.write_all(text.as_bytes()).is_ok());
         if !written {
             let _ = io::stderr().write_all(text.as_bytes());
         }
@@ -486,10 +429,7 @@ impl Terminal {
             };
             let millis = left.as_millis().min(i32::MAX as u128) as i32;
             let mut fds = [PollFd::new(tty.as_fd(), PollFlags::POLLIN)];
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
-            ) {
+            match poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)) {
                 Ok(0) => return,
                 Ok(_) => {
                     let mut byte = [0u8; 256];

@@ -50,10 +50,7 @@ pub(crate) struct NodeFds {
 #[serde(tag = "failure", rename_all = "snake_case")]
 pub(crate) enum Failure {
     /// The body panicked.
-    Panic {
-        message: String,
-        location: Option<String>,
-    },
+    Panic { message: String, location: Option<String> },
     /// The body returned `Err`.
     Error { message: String },
     /// The network could not be built.
@@ -80,31 +77,18 @@ mod tests {
     #[test]
     fn reports_round_trip() {
         let reports = [
-            Report::Ready {
-                pid: 42,
-                nodes: vec![NodeFds {
-                    name: "test1".into(),
-                    net: Some(7),
-                    uts: None,
-                }],
-            },
+            Report::Ready { pid: 42, nodes: vec![NodeFds { name: "test1".into(), net: Some(7), uts: None }] },
             Report::Passed,
             Report::Failed(Failure::Panic {
                 message: "boom\nsecond line".into(),
                 location: Some("a.rs:1:2".into()),
             }),
-            Report::Failed(Failure::Error {
-                message: "Err(\"x\")".into(),
-            }),
+            Report::Failed(Failure::Error { message: "Err(\"x\")".into() }),
         ];
         for report in reports {
             let mut buffer = Vec::new();
             report.write_to(&mut buffer).unwrap();
-            assert_eq!(
-                buffer.iter().filter(|b| **b == b'\n').count(),
-                1,
-                "one line per report"
-            );
+            assert_eq!(buffer.iter().filter(|b| **b == b'\n').count(), 1, "one line per report");
             assert_eq!(Report::parse(buffer.trim_ascii_end()), Some(report));
         }
     }

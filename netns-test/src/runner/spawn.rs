@@ -121,9 +121,7 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
     // start another child: that would recurse until the kernel's namespace limits stop it.
     if std::env::var_os(env::CHILD).is_some_and(|marker| marker == key) {
         return Err(Error::io(
-            format!(
-                "starting the child for `{key}` from a process that was itself started as that child"
-            ),
+            format!("starting the child for `{key}` from a process that was itself started as that child"),
             io::Error::new(io::ErrorKind::InvalidInput, "refusing to recurse"),
         ));
     }
@@ -138,23 +136,15 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
 
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let mut flags =
-        libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
     let maps = match mode {
         Mode::Root => None,
         Mode::Rootless => {
             flags |= libc::CLONE_NEWUSER;
-            Some((
-                format!("0 {uid} 1\n").into_bytes(),
-                format!("0 {gid} 1\n").into_bytes(),
-            ))
+            Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()))
         }
     };
-    let inherit = [
-        status_write.as_raw_fd(),
-        release_read.as_raw_fd(),
-        stdout_write.as_raw_fd(),
-    ];
+    let inherit = [status_write.as_raw_fd(), release_read.as_raw_fd(), stdout_write.as_raw_fd()];
     let pre_exec = PreExec {
         parent: nix::unistd::getpid().as_raw(),
         report_fd: status_write.as_raw_fd(),
@@ -170,14 +160,8 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
         .arg0(&exe)
         .args(args)
         .env(env::CHILD, key)
-        .env(
-            env::FDS,
-            format!("{},{},{}", inherit[0], inherit[1], inherit[2]),
-        )
-        .env(
-            env::ROOTLESS,
-            if mode == Mode::Rootless { "1" } else { "0" },
-        )
+        .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
+        .env(env::ROOTLESS, if mode == Mode::Rootless { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -213,21 +197,12 @@ fn spawn_error(status: &mut File, source: io::Error, mode: Mode) -> Error {
         _ => None,
     };
     match step {
-        Some(
-            step @ (Step::Unshare
-            | Step::Setgroups
-            | Step::UidMap
-            | Step::GidMap
-            | Step::MountPrivate),
-        ) => Error::Isolation {
-            step: step.describe(mode).to_string(),
-            source,
-            remedy: probe_hint(mode),
-        },
-        Some(step) => Error::io(
-            format!("starting the test's child process: {}", step.describe(mode)),
-            source,
-        ),
+        Some(step @ (Step::Unshare | Step::Setgroups | Step::UidMap | Step::GidMap | Step::MountPrivate)) => {
+            Error::Isolation { step: step.describe(mode).to_string(), source, remedy: probe_hint(mode) }
+        }
+        Some(step) => {
+            Error::io(format!("starting the test's child process: {}", step.describe(mode)), source)
+        }
         None => Error::io("starting the test's child process", source),
     }
 }
@@ -366,14 +341,8 @@ unsafe fn pidfd_of_self() -> libc::c_int {
 unsafe fn fork_raw() -> libc::pid_t {
     // SAFETY: clone(2) with only SIGCHLD behaves as fork(2).
     unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        ) as libc::pid_t
+        libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+            as libc::pid_t
     }
 }
 
@@ -387,11 +356,7 @@ unsafe fn die_with_parent(parent_fd: libc::c_int) {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if parent_fd >= 0 {
-            let mut poll = libc::pollfd {
-                fd: parent_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut poll = libc::pollfd { fd: parent_fd, events: libc::POLLIN, revents: 0 };
             if libc::poll(&mut poll, 1, 0) != 0 {
                 libc::_exit(1);
             }
@@ -472,9 +437,7 @@ unsafe fn supervise(init_pid: libc::pid_t, status_fd: libc::c_int) -> ! {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         close_all_but(status_fd);
         let mut init_status: libc::c_int = 0;
-        while libc::waitpid(init_pid, &mut init_status, 0) < 0
-            && *libc::__errno_location() == libc::EINTR
-        {}
+        while libc::waitpid(init_pid, &mut init_status, 0) < 0 && *libc::__errno_location() == libc::EINTR {}
         let mut bytes = [0u8; 4];
         let read = libc::read(status_fd, bytes.as_mut_ptr().cast(), bytes.len());
         if read != bytes.len() as isize {

@@ -32,10 +32,7 @@ pub struct TopologyError {
 
 impl TopologyError {
     pub(crate) fn new(kind: TopologyErrorKind) -> Self {
-        TopologyError {
-            kind,
-            location: None,
-        }
+        TopologyError { kind, location: None }
     }
 }
 
@@ -83,9 +80,7 @@ pub enum TopologyErrorKind {
         link: String,
     },
     /// An interface name longer than the kernel's limit.
-    #[error(
-        "interface name `{name}` of node `{node}` is {len} bytes long; Linux allows at most 15"
-    )]
+    #[error("interface name `{name}` of node `{node}` is {len} bytes long; Linux allows at most 15")]
     InterfaceNameTooLong {
         /// The node.
         node: String,
@@ -143,9 +138,7 @@ pub enum TopologyErrorKind {
         address: String,
     },
     /// The two ends of a link (or the ports of one switch) are in different subnets.
-    #[error(
-        "address {address} of {interface} is outside the subnet {subnet} of its link ({other})"
-    )]
+    #[error("address {address} of {interface} is outside the subnet {subnet} of its link ({other})")]
     AddressOutsideSubnet {
         /// The address.
         address: String,
@@ -167,9 +160,7 @@ pub enum TopologyErrorKind {
         address: String,
     },
     /// Two switches linked to each other.
-    #[error(
-        "{link} connects switch `{a}` to switch `{b}`; link switches through a router or a host"
-    )]
+    #[error("{link} connects switch `{a}` to switch `{b}`; link switches through a router or a host")]
     SwitchToSwitch {
         /// The link.
         link: String,
@@ -207,9 +198,7 @@ pub enum TopologyErrorKind {
         reason: String,
     },
     /// A gateway that is not on any subnet the node is connected to.
-    #[error(
-        "gateway {gateway} of node `{node}` is not on a subnet the node is connected to ({subnets})"
-    )]
+    #[error("gateway {gateway} of node `{node}` is not on a subnet the node is connected to ({subnets})")]
     GatewayNotOnSubnet {
         /// The node.
         node: String,

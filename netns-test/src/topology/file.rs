@@ -41,8 +41,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError,
-    TopologyErrorKind,
+    EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError, TopologyErrorKind,
 };
 
 #[derive(Deserialize)]
@@ -102,20 +101,14 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn new(path: &'a Path, text: &str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         Lines { path, starts }
     }
 
     fn at(&self, span: Range<usize>) -> Location {
         let line = self.starts.partition_point(|start| *start <= span.start);
         let column = span.start - self.starts[line - 1] + 1;
-        Location {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-        }
+        Location { file: self.path.to_path_buf(), line, column }
     }
 }
 
@@ -127,20 +120,14 @@ fn endpoint(text: &str) -> EndSpec {
             ifname: Some(ifname.trim().to_string()),
             addrs: Vec::new(),
         },
-        None => EndSpec {
-            node: text.trim().to_string(),
-            ifname: None,
-            addrs: Vec::new(),
-        },
+        None => EndSpec { node: text.trim().to_string(), ifname: None, addrs: Vec::new() },
     }
 }
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> {
     let lines = Lines::new(path, text);
     let file: File = toml::from_str(text).map_err(|error| TopologyError {
-        kind: TopologyErrorKind::Parse {
-            message: error.message().trim().to_string(),
-        },
+        kind: TopologyErrorKind::Parse { message: error.message().trim().to_string() },
         location: error.span().map(|span| lines.at(span)),
     })?;
     let nodes = file
@@ -174,12 +161,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
                     None => stray_addrs.extend(addrs.into_iter().map(|addr| (node.clone(), addr))),
                 }
             }
-            Link {
-                ends,
-                mtu: link.mtu,
-                stray_addrs,
-                location: Some(location),
-            }
+            Link { ends, mtu: link.mtu, stray_addrs, location: Some(location) }
         })
         .collect();
     let routes = file
@@ -188,12 +170,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
         .map(|spanned| {
             let location = lines.at(spanned.span());
             let route = spanned.into_inner();
-            RouteSpec {
-                node: route.node,
-                to: route.to,
-                via: route.via,
-                location: Some(location),
-            }
+            RouteSpec { node: route.node, to: route.to, via: route.via, location: Some(location) }
         })
         .collect();
     let topology = Topology {

@@ -85,17 +85,8 @@ impl Link {
     /// A link between nodes `a` and `b`. Interface names default to `eth0`, `eth1`, ... in the
     /// order each node's links are declared.
     pub fn new(a: impl Into<String>, b: impl Into<String>) -> Self {
-        let end = |node: String| EndSpec {
-            node,
-            ifname: None,
-            addrs: Vec::new(),
-        };
-        Link {
-            ends: [end(a.into()), end(b.into())],
-            mtu: None,
-            stray_addrs: Vec::new(),
-            location: None,
-        }
+        let end = |node: String| EndSpec { node, ifname: None, addrs: Vec::new() };
+        Link { ends: [end(a.into()), end(b.into())], mtu: None, stray_addrs: Vec::new(), location: None }
     }
 
     /// Names the interfaces at end `a` and end `b` (at most 15 bytes each).
@@ -171,11 +162,7 @@ impl Topology {
         Topology::builder()
             .host("test0")
             .host("test1")
-            .link(
-                Link::new("test0", "test1")
-                    .ifnames("veth0", "veth1")
-                    .addrs("1.1.1.2/24", "1.1.1.1/24"),
-            )
+            .link(Link::new("test0", "test1").ifnames("veth0", "veth1").addrs("1.1.1.2/24", "1.1.1.1/24"))
             .build()
             .expect("the seed topology is valid")
     }
@@ -185,10 +172,7 @@ impl Topology {
     ///
     /// # Errors
     /// A [`TopologyError`] with the file, line and column of the offending item.
-    pub fn from_toml(
-        text: &str,
-        path: impl AsRef<std::path::Path>,
-    ) -> Result<Topology, TopologyError> {
+    pub fn from_toml(text: &str, path: impl AsRef<std::path::Path>) -> Result<Topology, TopologyError> {
         file::parse(text, path.as_ref())
     }
 
@@ -199,9 +183,8 @@ impl Topology {
     /// invalid.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> crate::Result<Topology> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            crate::Error::io(format!("reading topology file {}", path.display()), e)
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::io(format!("reading topology file {}", path.display()), e))?;
         Ok(Topology::from_toml(&text, path)?)
     }
 
@@ -252,11 +235,7 @@ pub struct TopologyBuilder {
 
 impl TopologyBuilder {
     fn node(mut self, name: impl Into<String>, kind: NodeKind) -> Self {
-        self.topology.nodes.push(NodeSpec {
-            name: name.into(),
-            kind,
-            location: None,
-        });
+        self.topology.nodes.push(NodeSpec { name: name.into(), kind, location: None });
         self
     }
 

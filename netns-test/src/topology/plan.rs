@@ -7,9 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{
-    EndSpec, Link, Location, NodeKind, RouteSpec, Topology, TopologyError, TopologyErrorKind,
-};
+use super::{EndSpec, Link, Location, NodeKind, RouteSpec, Topology, TopologyError, TopologyErrorKind};
 
 /// The largest number of ports a Linux bridge accepts.
 const MAX_BRIDGE_PORTS: usize = 1023;
@@ -69,19 +67,11 @@ impl Plan {
 }
 
 fn err(kind: TopologyErrorKind, location: Option<&Location>) -> TopologyError {
-    TopologyError {
-        kind,
-        location: location.cloned(),
-    }
+    TopologyError { kind, location: location.cloned() }
 }
 
 fn link_label(index: usize, link: &Link) -> String {
-    format!(
-        "link {} (`{}` – `{}`)",
-        index + 1,
-        link.ends[0].node,
-        link.ends[1].node
-    )
+    format!("link {} (`{}` – `{}`)", index + 1, link.ends[0].node, link.ends[1].node)
 }
 
 pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
@@ -93,18 +83,13 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
     for spec in &topology.nodes {
         check_node_name(&spec.name).map_err(|reason| {
             err(
-                TopologyErrorKind::InvalidNodeName {
-                    name: spec.name.clone(),
-                    reason,
-                },
+                TopologyErrorKind::InvalidNodeName { name: spec.name.clone(), reason },
                 spec.location.as_ref(),
             )
         })?;
         if by_name.insert(&spec.name, nodes.len()).is_some() {
             return Err(err(
-                TopologyErrorKind::DuplicateNode {
-                    name: spec.name.clone(),
-                },
+                TopologyErrorKind::DuplicateNode { name: spec.name.clone() },
                 spec.location.as_ref(),
             ));
         }
@@ -124,28 +109,26 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
     }
 
     assign_indexes(&mut nodes);
-    for node in &nodes {
+    for (node, spec) in nodes.iter().zip(&topology.nodes) {
         if node.kind == NodeKind::Switch && node.ifaces.len() > MAX_BRIDGE_PORTS {
-            return Err(TopologyErrorKind::TooManySwitchPorts {
-                switch: node.name.clone(),
-                ports: node.ifaces.len(),
-            }
-            .into());
+            let kind =
+                TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() };
+            return Err(err(kind, spec.location.as_ref()));
         }
     }
-    check_duplicate_addresses(&nodes)?;
+    // These errors concern an interface; report them at the link that declares it.
+    let at_link =
+        |(kind, link): (TopologyErrorKind, usize)| err(kind, topology.links[link].location.as_ref());
+    check_duplicate_addresses(&nodes).map_err(at_link)?;
     let segments = segments(&nodes, &links);
-    check_subnets(&nodes, &segments)?;
+    check_subnets(&nodes, &segments).map_err(at_link)?;
 
     let local = match &topology.local {
         Some(name) => {
-            let index =
-                *by_name
-                    .get(name.as_str())
-                    .ok_or_else(|| TopologyErrorKind::UnknownNode {
-                        name: name.clone(),
-                        context: "the `local` setting".into(),
-                    })?;
+            let index = *by_name.get(name.as_str()).ok_or_else(|| TopologyErrorKind::UnknownNode {
+                name: name.clone(),
+                context: "the `local` setting".into(),
+            })?;
             if nodes[index].kind == NodeKind::Switch {
                 return Err(TopologyErrorKind::LocalIsSwitch { name: name.clone() }.into());
             }
@@ -154,10 +137,7 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         None => match nodes.iter().position(|node| node.kind != NodeKind::Switch) {
             Some(index) => index,
             None => {
-                return Err(TopologyErrorKind::LocalIsSwitch {
-                    name: nodes[0].name.clone(),
-                }
-                .into());
+                return Err(TopologyErrorKind::LocalIsSwitch { name: nodes[0].name.clone() }.into());
             }
         },
     };
@@ -169,17 +149,8 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         add_auto_routes(&mut nodes, &segments);
     }
 
-    let ipv6 = nodes
-        .iter()
-        .flat_map(|n| &n.ifaces)
-        .flat_map(|i| &i.addrs)
-        .any(|a| matches!(a, IpNet::V6(_)));
-    Ok(Plan {
-        nodes,
-        links,
-        local,
-        ipv6,
-    })
+    let ipv6 = nodes.iter().flat_map(|n| &n.ifaces).flat_map(|i| &i.addrs).any(|a| matches!(a, IpNet::V6(_)));
+    Ok(Plan { nodes, links, local, ipv6 })
 }
 
 /// Gives every bridge and interface an index unique across the whole topology (`lo` is 1 in
@@ -213,13 +184,8 @@ fn check_node_name(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
-            "character {bad:?} is not allowed; use letters, digits, `-` and `_`"
-        ));
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        return Err(format!("character {bad:?} is not allowed; use letters, digits, `-` and `_`"));
     }
     if name.starts_with('-') {
         return Err("it starts with `-`".into());
@@ -246,16 +212,11 @@ fn check_ifname(node: &str, name: &str, is_switch: bool) -> Result<(), TopologyE
     if name == "." || name == ".." {
         return Err(invalid("`.` and `..` are not interface names"));
     }
-    if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
-    {
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
         return Err(invalid("`/`, `:` and whitespace are not allowed"));
     }
     if name == "lo" || (is_switch && name == BRIDGE_NAME) {
-        return Err(invalid(
-            "the name is already taken by the node's own device",
-        ));
+        return Err(invalid("the name is already taken by the node's own device"));
     }
     Ok(())
 }
@@ -271,23 +232,11 @@ fn plan_link(
     let mut node_of = [0usize; 2];
     for (slot, end) in link.ends.iter().enumerate() {
         node_of[slot] = *by_name.get(end.node.as_str()).ok_or_else(|| {
-            err(
-                TopologyErrorKind::UnknownNode {
-                    name: end.node.clone(),
-                    context: label.clone(),
-                },
-                at,
-            )
+            err(TopologyErrorKind::UnknownNode { name: end.node.clone(), context: label.clone() }, at)
         })?;
     }
     if node_of[0] == node_of[1] {
-        return Err(err(
-            TopologyErrorKind::SelfLink {
-                node: link.ends[0].node.clone(),
-                link: label,
-            },
-            at,
-        ));
+        return Err(err(TopologyErrorKind::SelfLink { node: link.ends[0].node.clone(), link: label }, at));
     }
     if let Some((node, address)) = link.stray_addrs.first() {
         return Err(err(
@@ -310,11 +259,7 @@ fn plan_link(
             at,
         ));
     }
-    let has_v6 = link
-        .ends
-        .iter()
-        .flat_map(|e| &e.addrs)
-        .any(|a| a.contains(':'));
+    let has_v6 = link.ends.iter().flat_map(|e| &e.addrs).any(|a| a.contains(':'));
     if let Some(mtu) = link.mtu {
         let min = if has_v6 { 1280 } else { 68 };
         if !(min..=65535).contains(&mtu) {
@@ -323,14 +268,7 @@ fn plan_link(
             } else {
                 "the MTU must be between 68 and 65535".to_string()
             };
-            return Err(err(
-                TopologyErrorKind::InvalidMtu {
-                    link: label,
-                    mtu,
-                    reason,
-                },
-                at,
-            ));
+            return Err(err(TopologyErrorKind::InvalidMtu { link: label, mtu, reason }, at));
         }
     }
     let mut ends = [(0usize, 0usize); 2];
@@ -340,11 +278,7 @@ fn plan_link(
         ends[slot] = (node_of[slot], node.ifaces.len());
         node.ifaces.push(iface);
     }
-    Ok(PlannedLink {
-        ends,
-        mtu: link.mtu,
-        label,
-    })
+    Ok(PlannedLink { ends, mtu: link.mtu, label })
 }
 
 fn plan_end(
@@ -383,13 +317,7 @@ fn plan_end(
         }
         addrs.push(parse_host_addr(text, &context)?);
     }
-    Ok(PlannedIface {
-        name,
-        index: 0,
-        addrs,
-        link,
-        mtu,
-    })
+    Ok(PlannedIface { name, index: 0, addrs, link, mtu })
 }
 
 /// Parses an interface address in CIDR notation.
@@ -400,9 +328,7 @@ pub(crate) fn parse_host_addr(text: &str, context: &str) -> Result<IpNet, Topolo
         reason,
     };
     if !text.contains('/') {
-        return Err(invalid(
-            "the prefix length is missing, e.g. `10.0.0.1/24`".into(),
-        ));
+        return Err(invalid("the prefix length is missing, e.g. `10.0.0.1/24`".into()));
     }
     let net: IpNet = text.trim().parse().map_err(|e| invalid(format!("{e}")))?;
     let addr = net.addr();
@@ -412,13 +338,8 @@ pub(crate) fn parse_host_addr(text: &str, context: &str) -> Result<IpNet, Topolo
         ));
     }
     if let IpNet::V4(v4) = net {
-        if v4.prefix_len() < 31
-            && (addr == IpAddr::V4(v4.network()) || addr == IpAddr::V4(v4.broadcast()))
-        {
-            return Err(invalid(format!(
-                "it is the network or broadcast address of {}",
-                net.trunc()
-            )));
+        if v4.prefix_len() < 31 && (addr == IpAddr::V4(v4.network()) || addr == IpAddr::V4(v4.broadcast())) {
+            return Err(invalid(format!("it is the network or broadcast address of {}", net.trunc())));
         }
     }
     Ok(net)
@@ -428,19 +349,20 @@ fn iface_label(node: &PlannedNode, iface: &PlannedIface) -> String {
     format!("interface `{}` of node `{}`", iface.name, node.name)
 }
 
-fn check_duplicate_addresses(nodes: &[PlannedNode]) -> Result<(), TopologyError> {
+/// The first address given twice, with the link of its second occurrence.
+fn check_duplicate_addresses(nodes: &[PlannedNode]) -> Result<(), (TopologyErrorKind, usize)> {
     let mut seen: HashMap<IpAddr, String> = HashMap::new();
     for node in nodes {
         for iface in &node.ifaces {
             for addr in &iface.addrs {
                 let here = iface_label(node, iface);
                 if let Some(first) = seen.insert(addr.addr(), here.clone()) {
-                    return Err(TopologyErrorKind::DuplicateAddress {
+                    let kind = TopologyErrorKind::DuplicateAddress {
                         address: addr.addr().to_string(),
                         first,
                         second: here,
-                    }
-                    .into());
+                    };
+                    return Err((kind, iface.link));
                 }
             }
         }
@@ -458,34 +380,25 @@ fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
     let mut switch_segment: BTreeMap<usize, usize> = BTreeMap::new();
     let mut segments: Vec<Segment> = Vec::new();
     for link in links {
-        let switch_end = link
-            .ends
-            .iter()
-            .find(|(node, _)| nodes[*node].kind == NodeKind::Switch);
+        let switch_end = link.ends.iter().find(|(node, _)| nodes[*node].kind == NodeKind::Switch);
         match switch_end {
             Some(&(switch, _)) => {
-                let other = *link
-                    .ends
-                    .iter()
-                    .find(|(node, _)| *node != switch)
-                    .expect("switch links have two ends");
+                let other =
+                    *link.ends.iter().find(|(node, _)| *node != switch).expect("switch links have two ends");
                 let index = *switch_segment.entry(switch).or_insert_with(|| {
-                    segments.push(Segment {
-                        members: Vec::new(),
-                    });
+                    segments.push(Segment { members: Vec::new() });
                     segments.len() - 1
                 });
                 segments[index].members.push(other);
             }
-            None => segments.push(Segment {
-                members: link.ends.to_vec(),
-            }),
+            None => segments.push(Segment { members: link.ends.to_vec() }),
         }
     }
     segments
 }
 
-fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), TopologyError> {
+/// The first address that shares no subnet with the rest of its segment, with its link.
+fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), (TopologyErrorKind, usize)> {
     for segment in segments {
         for &(node, iface) in &segment.members {
             for addr in &nodes[node].ifaces[iface].addrs {
@@ -499,20 +412,15 @@ fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), Topo
                 let Some(&(first, n, i)) = others.first() else {
                     continue;
                 };
-                let shares = others
-                    .iter()
-                    .any(|(other, _, _)| other.trunc() == addr.trunc());
+                let shares = others.iter().any(|(other, _, _)| other.trunc() == addr.trunc());
                 if !shares {
-                    return Err(TopologyErrorKind::AddressOutsideSubnet {
+                    let kind = TopologyErrorKind::AddressOutsideSubnet {
                         address: addr.to_string(),
                         interface: iface_label(&nodes[node], &nodes[node].ifaces[iface]),
                         subnet: first.trunc().to_string(),
-                        other: format!(
-                            "{first} on {}",
-                            iface_label(&nodes[n], &nodes[n].ifaces[i])
-                        ),
-                    }
-                    .into());
+                        other: format!("{first} on {}", iface_label(&nodes[n], &nodes[n].ifaces[i])),
+                    };
+                    return Err((kind, nodes[node].ifaces[iface].link));
                 }
             }
         }
@@ -538,34 +446,21 @@ fn plan_route(
     })?;
     let node = &mut nodes[node_index];
     let invalid = |reason: String| {
-        err(
-            TopologyErrorKind::InvalidRoute {
-                node: route.node.clone(),
-                route: written.clone(),
-                reason,
-            },
-            at,
-        )
+        err(TopologyErrorKind::InvalidRoute { node: route.node.clone(), route: written.clone(), reason }, at)
     };
     if node.kind == NodeKind::Switch {
         return Err(invalid("a switch has no routes".into()));
     }
-    let via: IpAddr = route
-        .via
-        .trim()
-        .parse()
-        .map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
+    let via: IpAddr =
+        route.via.trim().parse().map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
     let to: IpNet = if route.to.trim() == "default" {
         match via {
             IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid prefix"),
             IpAddr::V6(_) => "::/0".parse().expect("valid prefix"),
         }
     } else {
-        let net: IpNet = route
-            .to
-            .trim()
-            .parse()
-            .map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
+        let net: IpNet =
+            route.to.trim().parse().map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
         if net != net.trunc() {
             return Err(invalid(format!(
                 "destination {net} has host bits set; did you mean {}?",
@@ -575,24 +470,14 @@ fn plan_route(
         net
     };
     if to.addr().is_ipv4() != via.is_ipv4() {
-        return Err(invalid(
-            "the destination and the gateway are of different address families".into(),
-        ));
+        return Err(invalid("the destination and the gateway are of different address families".into()));
     }
-    let connected: Vec<IpNet> = node
-        .ifaces
-        .iter()
-        .flat_map(|i| i.addrs.iter().map(IpNet::trunc))
-        .collect();
+    let connected: Vec<IpNet> = node.ifaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::trunc)).collect();
     if !connected.iter().any(|subnet| subnet.contains(&via)) {
         let subnets = if connected.is_empty() {
             "it has no addresses".to_string()
         } else {
-            connected
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            connected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         };
         return Err(err(
             TopologyErrorKind::GatewayNotOnSubnet {
@@ -604,10 +489,7 @@ fn plan_route(
         ));
     }
     if node.routes.iter().any(|existing| existing.to == to) {
-        return Err(invalid(format!(
-            "node `{}` already has a route to {to}",
-            node.name
-        )));
+        return Err(invalid(format!("node `{}` already has a route to {to}", node.name)));
     }
     node.routes.push(PlannedRoute { to, via });
     Ok(())
@@ -671,18 +553,13 @@ fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
                         if visited[neighbour] || nodes[neighbour].kind == NodeKind::Switch {
                             continue;
                         }
-                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4)
-                            .first()
-                            .map(IpNet::addr)
+                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4).first().map(IpNet::addr)
                         else {
                             continue;
                         };
                         visited[neighbour] = true;
-                        first_hop[neighbour] = Some(if current == start {
-                            gateway
-                        } else {
-                            first_hop[current].expect("set")
-                        });
+                        first_hop[neighbour] =
+                            Some(if current == start { gateway } else { first_hop[current].expect("set") });
                         queue.push_back(neighbour);
                     }
                 }
@@ -695,9 +572,7 @@ fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
                             continue;
                         }
                         let exists = nodes[start].routes.iter().any(|r| r.to == subnet)
-                            || new_routes
-                                .iter()
-                                .any(|(n, r)| *n == start && r.to == subnet);
+                            || new_routes.iter().any(|(n, r)| *n == start && r.to == subnet);
                         if !exists {
                             new_routes.push((start, PlannedRoute { to: subnet, via }));
                         }
@@ -726,11 +601,7 @@ mod tests {
         assert_eq!((a.name.as_str(), a.index), ("veth0", 2));
         assert_eq!(a.addrs, vec!["1.1.1.2/24".parse::<IpNet>().unwrap()]);
         let b = &plan.nodes[1].ifaces[0];
-        assert_eq!(
-            (b.name.as_str(), b.index),
-            ("veth1", 3),
-            "indexes are unique across nodes"
-        );
+        assert_eq!((b.name.as_str(), b.index), ("veth1", 3), "indexes are unique across nodes");
     }
 
     #[test]
@@ -749,21 +620,12 @@ mod tests {
         let plan = topology.plan().unwrap();
         let routes = |name: &str| -> Vec<String> {
             let node = &plan.nodes[plan.node_index(name).unwrap()];
-            node.routes
-                .iter()
-                .map(|r| format!("{} via {}", r.to, r.via))
-                .collect()
+            node.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect()
         };
-        assert_eq!(
-            routes("a"),
-            ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]
-        );
+        assert_eq!(routes("a"), ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]);
         assert_eq!(routes("r1"), ["10.0.3.0/24 via 10.0.2.2"]);
         assert_eq!(routes("r2"), ["10.0.1.0/24 via 10.0.2.1"]);
-        assert_eq!(
-            routes("b"),
-            ["10.0.2.0/24 via 10.0.3.1", "10.0.1.0/24 via 10.0.3.1"]
-        );
+        assert_eq!(routes("b"), ["10.0.2.0/24 via 10.0.3.1", "10.0.1.0/24 via 10.0.3.1"]);
     }
 
     #[test]
@@ -796,10 +658,7 @@ mod tests {
         assert_eq!(plan.local, 1, "the first non-switch node is local");
         let sw = &plan.nodes[0];
         assert_eq!(sw.bridge, Some(2));
-        assert_eq!(
-            sw.ifaces.iter().map(|i| i.index).collect::<Vec<_>>(),
-            [3, 4]
-        );
+        assert_eq!(sw.ifaces.iter().map(|i| i.index).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(plan.nodes[1].ifaces[0].index, 5);
     }
 }

@@ -43,15 +43,7 @@ pub(crate) fn run(quick: bool) -> Result {
     let mut netns_cmd = Command::new(&binary);
     netns_cmd.args(["--exact", "netns_seed", "--test-threads=1", "-q"]);
     let mut script_cmd = Command::new("unshare");
-    script_cmd.args([
-        "--net",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        SEED_SCRIPT,
-    ]);
+    script_cmd.args(["--net", "--mount", "--propagation", "private", "sh", "-c", SEED_SCRIPT]);
 
     // One untimed round warms the page cache and the binaries.
     for command in [&mut plain_cmd, &mut netns_cmd, &mut script_cmd] {
@@ -63,10 +55,7 @@ pub(crate) fn run(quick: bool) -> Result {
         netns.push(time(&mut netns_cmd)?);
         script.push(time(&mut script_cmd)?);
     }
-    let slow_scripts = script
-        .iter()
-        .filter(|d| **d > Duration::from_millis(900))
-        .count();
+    let slow_scripts = script.iter().filter(|d| **d > Duration::from_millis(900)).count();
     let (plain, netns, script) = (median(&mut plain), median(&mut netns), median(&mut script));
     let over = netns.saturating_sub(plain);
     let speedup = script.as_secs_f64() / netns.as_secs_f64();
@@ -81,9 +70,7 @@ pub(crate) fn run(quick: bool) -> Result {
         "  seed shell procedure           {:>9} ms   ({slow_scripts} of {runs} runs stalled on the first ARP)",
         ms(script)
     );
-    println!(
-        "  #[netns_test] is {speedup:.1}x cheaper than the shell procedure (goal: at least 10x)"
-    );
+    println!("  #[netns_test] is {speedup:.1}x cheaper than the shell procedure (goal: at least 10x)");
     println!(
         "overhead: plain_ms={} netns_test_ms={} seed_script_ms={} speedup_vs_script={speedup:.1}",
         ms(plain),
@@ -95,9 +82,7 @@ pub(crate) fn run(quick: bool) -> Result {
 
 fn time(command: &mut Command) -> Result<Duration> {
     let started = Instant::now();
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", crate::util::render(command)))?;
+    let output = command.output().map_err(|e| format!("cannot run {}: {e}", crate::util::render(command)))?;
     let elapsed = started.elapsed();
     if !output.status.success() {
         return Err(format!(
@@ -118,8 +103,6 @@ fn which(program: &str) -> Result {
     if found {
         Ok(())
     } else {
-        Err(format!(
-            "`{program}` is not installed (apt-get install iproute2 iputils-ping)"
-        ))
+        Err(format!("`{program}` is not installed (apt-get install iproute2 iputils-ping)"))
     }
 }
