@@ -115,7 +115,6 @@ async fn poll_until(deadline: Instant, mut check: impl FnMut() -> Result<bool>) 
 /// A link of the network, between two node interfaces.
 #[derive(Clone, Debug)]
 pub struct LinkHandle {
-    network: Network,
     ends: [(Node, String); 2],
 }
 
@@ -141,7 +140,6 @@ impl Network {
             }
         })?;
         Ok(LinkHandle {
-            network: self.clone(),
             ends: [
                 (first.clone(), iface.name().to_string()),
                 (self.node(b).clone(), iface.peer_name().to_string()),

@@ -61,8 +61,10 @@ impl Network {
     /// Builds `topology`. Its local node is the calling process's own network namespace, so
     /// this only ever runs inside a test's child process.
     pub(crate) fn start(topology: &Topology) -> Result<Network> {
+        let trace = Trace::new();
         let plan = topology.plan()?;
         let ctl = Arc::new(Ctl::start()?);
+        trace.mark("planned, control thread started");
         let local = plan.local;
 
         // Node names resolve for the body and for every program it starts.
@@ -81,6 +83,7 @@ impl Network {
         let local_netlink = NodeNetlink::open(ctl.handle())
             .map_err(|e| Error::io(format!("opening netlink in node `{}`", local_spec.name), e))?;
 
+        trace.mark("local node configured");
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
         let requests: Vec<NsRequest<'_>> = others
             .iter()
@@ -93,6 +96,7 @@ impl Network {
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
         })?;
 
+        trace.mark(&format!("{} namespaces created", others.len()));
         let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
         slots[local] = Some((local_fds, local_netlink));
         for (k, made) in made.into_iter().enumerate() {
@@ -113,7 +117,7 @@ impl Network {
             .iter()
             .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
             .collect();
-        ctl.block_on(wire(Arc::clone(&plan), wiring))?;
+        ctl.block_on(wire(Arc::clone(&plan), wiring, trace))?;
 
         Ok(Network { inner: Arc::new(NetworkInner { nodes, local, topology: topology.clone(), _ctl: ctl }) })
     }
@@ -224,7 +228,7 @@ fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
 }
 
 /// Creates links, addresses and routes, and waits until every link is ready.
-async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result<()> {
+async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Trace) -> Result<()> {
     use futures_util::future::try_join_all;
     let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
 
@@ -236,6 +240,7 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         Ok::<(), Error>(())
     }))
     .await?;
+    trace.mark("loopbacks up, bridges created");
 
     try_join_all(plan.links.iter().map(|link| {
         // A switch's port is created in the switch's namespace, where its bridge is known.
@@ -260,6 +265,7 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         }
     }))
     .await?;
+    trace.mark(&format!("{} veth pairs created", plan.links.len()));
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
         node.ifaces.iter().flat_map(move |iface| {
@@ -270,6 +276,7 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         })
     }))
     .await?;
+    trace.mark("addresses added");
 
     let deadline = Instant::now() + READY_TIMEOUT;
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
@@ -288,12 +295,34 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         })
     }))
     .await?;
+    trace.mark("every link reported ready");
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
         node.routes.iter().map(move |route| async move { at(index).add_route(route.to, route.via).await })
     }))
     .await?;
+    trace.mark("routes added");
     Ok(())
+}
+
+/// `NETNS_TEST_TRACE=1`: the time each step of bringing a network up took, on standard error
+/// (shown with the test's output).
+#[derive(Clone, Copy)]
+struct Trace {
+    start: Option<Instant>,
+}
+
+impl Trace {
+    fn new() -> Self {
+        let on = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|v| v != "0");
+        Trace { start: on.then(Instant::now) }
+    }
+
+    fn mark(&self, step: &str) {
+        if let Some(start) = self.start {
+            eprintln!("netns-test: {:>8.3} ms  {step}", start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
 }
 
 /// One interface of a node.

@@ -52,11 +52,19 @@ fn link_to_itself() {
 #[test]
 fn interface_names() {
     let error = builder_error(two_hosts().link(Link::new("a", "b").ifnames("a-very-long-name0", "eth0")));
-    assert_eq!(error.to_string(), "interface name `a-very-long-name0` of node `a` is 17 bytes long; Linux allows at most 15");
+    assert_eq!(
+        error.to_string(),
+        "interface name `a-very-long-name0` of node `a` is 17 bytes long; Linux allows at most 15"
+    );
     let error = builder_error(two_hosts().link(Link::new("a", "b").ifnames("eth/0", "eth0")));
-    assert_eq!(error.to_string(), "invalid interface name `eth/0` of node `a`: `/`, `:` and whitespace are not allowed");
+    assert_eq!(
+        error.to_string(),
+        "invalid interface name `eth/0` of node `a`: `/`, `:` and whitespace are not allowed"
+    );
     let error = builder_error(
-        two_hosts().link(Link::new("a", "b").ifnames("eth0", "eth0")).link(Link::new("a", "b").ifnames("eth0", "eth1")),
+        two_hosts()
+            .link(Link::new("a", "b").ifnames("eth0", "eth0"))
+            .link(Link::new("a", "b").ifnames("eth0", "eth1")),
     );
     assert_eq!(error.to_string(), "node `a` has two interfaces named `eth0`");
     let error = builder_error(two_hosts().link(Link::new("a", "b").ifnames("lo", "eth0")));
@@ -66,7 +74,10 @@ fn interface_names() {
 #[test]
 fn bad_addresses() {
     let error = builder_error(two_hosts().link(Link::new("a", "b").addrs("10.0.0.300/24", "10.0.0.2/24")));
-    assert_eq!(error.to_string(), "invalid address `10.0.0.300/24` for interface `eth0` of node `a`: invalid IP address syntax");
+    assert_eq!(
+        error.to_string(),
+        "invalid address `10.0.0.300/24` for interface `eth0` of node `a`: invalid IP address syntax"
+    );
     let error = builder_error(two_hosts().link(Link::new("a", "b").addrs("10.0.0.1", "10.0.0.2/24")));
     assert_eq!(
         error.to_string(),
@@ -97,7 +108,10 @@ fn address_for_a_node_that_is_not_an_end() {
     let error = builder_error(
         Topology::builder().host("a").host("b").host("c").link(Link::new("a", "b").addr("c", "10.0.0.3/24")),
     );
-    assert_eq!(error.to_string(), "link 1 (`a` – `b`) gives address 10.0.0.3/24 to node `c`, which is not one of its ends");
+    assert_eq!(
+        error.to_string(),
+        "link 1 (`a` – `b`) gives address 10.0.0.3/24 to node `c`, which is not one of its ends"
+    );
 }
 
 #[test]
@@ -113,16 +127,26 @@ fn address_outside_the_link_subnet() {
 #[test]
 fn switches() {
     let error = builder_error(
-        Topology::builder().host("h").switch("sw").link(Link::new("h", "sw").addrs("10.0.0.1/24", "10.0.0.2/24")),
+        Topology::builder()
+            .host("h")
+            .switch("sw")
+            .link(Link::new("h", "sw").addrs("10.0.0.1/24", "10.0.0.2/24")),
     );
-    assert_eq!(error.to_string(), "link 1 (`h` – `sw`) gives address 10.0.0.2/24 to switch `sw`; switches have no addresses");
+    assert_eq!(
+        error.to_string(),
+        "link 1 (`h` – `sw`) gives address 10.0.0.2/24 to switch `sw`; switches have no addresses"
+    );
     let error = builder_error(Topology::builder().switch("s1").switch("s2").link(Link::new("s1", "s2")));
     assert_eq!(
         error.to_string(),
         "link 1 (`s1` – `s2`) connects switch `s1` to switch `s2`; link switches through a router or a host"
     );
-    let error = builder_error(Topology::builder().switch("sw").host("h").link(Link::new("h", "sw")).local("sw"));
-    assert_eq!(error.to_string(), "the local node `sw` is a switch; the test body must run in a host or router");
+    let error =
+        builder_error(Topology::builder().switch("sw").host("h").link(Link::new("h", "sw")).local("sw"));
+    assert_eq!(
+        error.to_string(),
+        "the local node `sw` is a switch; the test body must run in a host or router"
+    );
 }
 
 #[test]
@@ -139,7 +163,8 @@ fn a_switch_takes_at_most_1023_ports() {
 fn mtu_range() {
     let error = builder_error(two_hosts().link(Link::new("a", "b").mtu(40)));
     assert_eq!(error.to_string(), "link 1 (`a` – `b`) has MTU 40; the MTU must be between 68 and 65535");
-    let error = builder_error(two_hosts().link(Link::new("a", "b").addrs("fd00::1/64", "fd00::2/64").mtu(1000)));
+    let error =
+        builder_error(two_hosts().link(Link::new("a", "b").addrs("fd00::1/64", "fd00::2/64").mtu(1000)));
     assert_eq!(
         error.to_string(),
         "link 1 (`a` – `b`) has MTU 1000; with IPv6 addresses the MTU must be between 1280 and 65535"
@@ -150,9 +175,15 @@ fn mtu_range() {
 fn routes() {
     let linked = || two_hosts().link(Link::new("a", "b").addrs("10.0.0.1/24", "10.0.0.2/24"));
     let error = builder_error(linked().route("a", "10.9.0.0/16", "10.5.0.1"));
-    assert_eq!(error.to_string(), "gateway 10.5.0.1 of node `a` is not on a subnet the node is connected to (10.0.0.0/24)");
+    assert_eq!(
+        error.to_string(),
+        "gateway 10.5.0.1 of node `a` is not on a subnet the node is connected to (10.0.0.0/24)"
+    );
     let error = builder_error(linked().route("a", "10.9.0.0/33", "10.0.0.2"));
-    assert!(error.to_string().starts_with("invalid route `10.9.0.0/33 via 10.0.0.2` of node `a`: destination"), "{error}");
+    assert!(
+        error.to_string().starts_with("invalid route `10.9.0.0/33 via 10.0.0.2` of node `a`: destination"),
+        "{error}"
+    );
     let error = builder_error(linked().route("a", "10.9.0.1/16", "10.0.0.2"));
     assert!(error.to_string().ends_with("has host bits set; did you mean 10.9.0.0/16?"), "{error}");
     let error = builder_error(linked().route("zz", "default", "10.0.0.2"));
@@ -190,7 +221,10 @@ fn file_errors_carry_file_line_and_column() {
          b = \"b\"\n\
          addrs = { a = \"10.0.0.1/24\", b = \"10.0.1.2/24\" }\n",
     );
-    assert!(error.to_string().starts_with("bug.toml:4:1: address 10.0.0.1/24 of interface `eth0` of node `a`"), "{error}");
+    assert!(
+        error.to_string().starts_with("bug.toml:4:1: address 10.0.0.1/24 of interface `eth0` of node `a`"),
+        "{error}"
+    );
 
     let error = file_error(
         "[nodes]\n\
@@ -219,7 +253,10 @@ fn file_syntax_and_schema_errors() {
 
     let error = file_error("[nodes]\na = \"hub\"\n");
     assert_eq!(error.location.as_ref().map(|l| l.line), Some(2), "{error}");
-    assert!(error.to_string().contains("unknown variant `hub`, expected one of `host`, `router`, `switch`"), "{error}");
+    assert!(
+        error.to_string().contains("unknown variant `hub`, expected one of `host`, `router`, `switch`"),
+        "{error}"
+    );
 
     let error = file_error("[nodes]\na = \"host\"\n[[links]]\na = \"a\"\nb = \"a\"\nmtuu = 1400\n");
     assert!(error.to_string().contains("unknown field `mtuu`"), "{error}");

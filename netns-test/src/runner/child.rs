@@ -38,9 +38,11 @@ pub(crate) fn context(key: &str) -> Option<ChildContext> {
     Some(ChildContext { status, release, stdout })
 }
 
-/// Whether this child runs in its own user namespace.
-pub(crate) fn rootless() -> bool {
-    std::env::var(env::ROOTLESS).is_ok_and(|v| v == "1")
+/// Whether this process is a sandbox child (started for some `sandbox` call of this program).
+pub(crate) fn is_sandbox_child() -> bool {
+    std::env::var(env::CHILD).is_ok_and(|key| key.starts_with("sandbox#"))
+        && nix::unistd::getpid().as_raw() == 2
+        && nix::unistd::getppid().as_raw() == 1
 }
 
 /// The network of this child, once built.

@@ -12,10 +12,8 @@ pub(crate) mod env {
     pub(crate) const CHILD: &str = "__NETNS_TEST_CHILD";
     /// `status,release,stdout` descriptor numbers.
     pub(crate) const FDS: &str = "__NETNS_TEST_FDS";
-    /// `1` when the child runs in its own user namespace.
-    pub(crate) const ROOTLESS: &str = "__NETNS_TEST_ROOTLESS";
     /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 3] = [CHILD, FDS, ROOTLESS];
+    pub(crate) const ALL: [&str; 2] = [CHILD, FDS];
 }
 
 /// One message from the child.

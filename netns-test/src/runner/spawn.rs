@@ -161,7 +161,6 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
         .args(args)
         .env(env::CHILD, key)
         .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
-        .env(env::ROOTLESS, if mode == Mode::Rootless { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

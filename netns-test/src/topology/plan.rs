@@ -60,12 +60,6 @@ pub(crate) struct PlannedRoute {
     pub(crate) via: IpAddr,
 }
 
-impl Plan {
-    pub(crate) fn node_index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|node| node.name == name)
-    }
-}
-
 fn err(kind: TopologyErrorKind, location: Option<&Location>) -> TopologyError {
     TopologyError { kind, location: location.cloned() }
 }
@@ -619,7 +613,7 @@ mod tests {
             .unwrap();
         let plan = topology.plan().unwrap();
         let routes = |name: &str| -> Vec<String> {
-            let node = &plan.nodes[plan.node_index(name).unwrap()];
+            let node = plan.nodes.iter().find(|n| n.name == name).unwrap();
             node.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect()
         };
         assert_eq!(routes("a"), ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]);

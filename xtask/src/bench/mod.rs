@@ -2,6 +2,7 @@
 //! each ending with one `name: key=value ...` summary line.
 
 mod overhead;
+mod topology;
 
 use clap::ValueEnum;
 
@@ -12,6 +13,8 @@ use crate::util::Result;
 pub(crate) enum Which {
     /// Cost per test: plain #[test], #[netns_test], and the seed's shell procedure.
     Overhead,
+    /// A 10- and a 100-host star: bring-up, all-pairs reachability, teardown; Mininet beside.
+    Topology,
     /// Everything.
     All,
 }
@@ -30,6 +33,9 @@ pub(crate) fn run(args: &Args) -> Result {
     let all = args.which == Which::All;
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;
+    }
+    if all || args.which == Which::Topology {
+        topology::run(args.quick)?;
     }
     Ok(())
 }
