@@ -35,7 +35,7 @@ pub enum Error {
         what: String,
         /// The error netlink returned.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// A system call or file operation failed.
     #[error("{what} failed")]
@@ -74,7 +74,7 @@ pub enum Error {
     },
     /// The topology is invalid.
     #[error(transparent)]
-    Topology(#[from] TopologyError),
+    Topology(Box<TopologyError>),
     /// A kernel feature the request needs is missing.
     #[error("{feature} is not available: {reason}")]
     Unsupported {
@@ -108,6 +108,12 @@ impl fmt::Debug for Error {
     }
 }
 
+impl From<TopologyError> for Error {
+    fn from(error: TopologyError) -> Self {
+        Error::Topology(Box::new(error))
+    }
+}
+
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
         Error::Io { what: what.into(), source }
@@ -118,7 +124,7 @@ impl Error {
         what: impl Into<String>,
         source: rtnetlink::Error,
     ) -> Self {
-        Error::Netlink { node: node.into(), what: what.into(), source }
+        Error::Netlink { node: node.into(), what: what.into(), source: Box::new(source) }
     }
 }
 

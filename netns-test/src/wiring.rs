@@ -285,9 +285,7 @@ impl At<'_> {
             )
             .await;
         match result {
-            Err(Error::Netlink { source: rtnetlink::Error::NetlinkError(ref e), .. })
-                if e.raw_code() == -libc::EEXIST =>
-            {
+            Err(Error::Netlink { ref source, .. }) if matches!(**source, rtnetlink::Error::NetlinkError(ref e) if e.raw_code() == -libc::EEXIST) => {
                 Ok(())
             }
             other => other,

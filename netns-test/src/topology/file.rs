@@ -128,7 +128,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
     let lines = Lines::new(path, text);
     let file: File = toml::from_str(text).map_err(|error| TopologyError {
         kind: TopologyErrorKind::Parse { message: error.message().trim().to_string() },
-        location: error.span().map(|span| lines.at(span)),
+        location: error.span().map(|span| Box::new(lines.at(span))),
     })?;
     let nodes = file
         .nodes

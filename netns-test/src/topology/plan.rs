@@ -61,7 +61,7 @@ pub(crate) struct PlannedRoute {
 }
 
 fn err(kind: TopologyErrorKind, location: Option<&Location>) -> TopologyError {
-    TopologyError { kind, location: location.cloned() }
+    TopologyError { kind, location: location.cloned().map(Box::new) }
 }
 
 fn link_label(index: usize, link: &Link) -> String {
