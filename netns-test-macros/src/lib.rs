@@ -114,11 +114,8 @@ impl Config {
                 }
                 "crate" => {
                     let value = meta.value()?;
-                    let path: Path = if value.peek(LitStr) {
-                        value.parse::<LitStr>()?.parse()?
-                    } else {
-                        value.parse()?
-                    };
+                    let path: Path =
+                        if value.peek(LitStr) { value.parse::<LitStr>()?.parse()? } else { value.parse()? };
                     config.krate = Some(path);
                 }
                 _ => {
@@ -161,10 +158,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
             "h" => 3_600_000,
             _ => return Err(invalid()),
         };
-        total = number
-            .checked_mul(factor)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(invalid)?;
+        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(invalid)?;
         rest = rest[unit_len..].trim_start();
     }
     if total == 0 {
@@ -176,10 +170,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
 fn check_function(func: &ItemFn) -> syn::Result<()> {
     let sig = &func.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new_spanned(
-            &sig.generics,
-            "#[netns_test] functions cannot be generic",
-        ));
+        return Err(syn::Error::new_spanned(&sig.generics, "#[netns_test] functions cannot be generic"));
     }
     if let Some(token) = &sig.constness {
         return Err(syn::Error::new_spanned(token, "#[netns_test] functions cannot be `const`"));
@@ -195,10 +186,7 @@ fn check_function(func: &ItemFn) -> syn::Result<()> {
     }
     for input in &sig.inputs {
         if let FnArg::Receiver(receiver) = input {
-            return Err(syn::Error::new_spanned(
-                receiver,
-                "#[netns_test] functions cannot take `self`",
-            ));
+            return Err(syn::Error::new_spanned(receiver, "#[netns_test] functions cannot take `self`"));
         }
     }
     if sig.inputs.len() > 1 {
@@ -292,7 +280,9 @@ fn generate(config: Config, func: ItemFn) -> TokenStream2 {
         }
     };
     let timeout = match config.timeout_ms {
-        Some(ms) => quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)) },
+        Some(ms) => {
+            quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)) }
+        }
         None => quote! { ::core::option::Option::None },
     };
     let topology = match &config.topology {

@@ -35,7 +35,7 @@ pub enum Error {
         what: String,
         /// The error netlink returned.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// A system call or file operation failed.
     #[error("{what} failed")]
@@ -74,7 +74,7 @@ pub enum Error {
     },
     /// The topology is invalid.
     #[error(transparent)]
-    Topology(#[from] TopologyError),
+    Topology(Box<TopologyError>),
     /// A kernel feature the request needs is missing.
     #[error("{feature} is not available: {reason}")]
     Unsupported {
@@ -104,13 +104,24 @@ pub enum Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
+        let message = self.to_string();
+        f.write_str(&message)?;
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            write!(f, "\n  caused by: {cause}")?;
+            // Some messages already quote their cause; do not say it twice.
+            let cause_text = cause.to_string();
+            if !message.contains(&cause_text) {
+                write!(f, "\n  caused by: {cause_text}")?;
+            }
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+impl From<TopologyError> for Error {
+    fn from(error: TopologyError) -> Self {
+        Error::Topology(Box::new(error))
     }
 }
 
@@ -124,7 +135,7 @@ impl Error {
         what: impl Into<String>,
         source: rtnetlink::Error,
     ) -> Self {
-        Error::Netlink { node: node.into(), what: what.into(), source }
+        Error::Netlink { node: node.into(), what: what.into(), source: Box::new(source) }
     }
 }
 

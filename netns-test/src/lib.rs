@@ -58,9 +58,11 @@
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
 
+mod control;
 mod ctl;
 mod error;
 pub mod link;
+mod names;
 mod network;
 mod ns;
 pub mod probe;
@@ -72,6 +74,7 @@ mod wiring;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use control::{Cut, DEFAULT_WAIT, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
@@ -101,8 +104,10 @@ pub fn try_network() -> Result<&'static Network> {
 /// for it: the same machinery as `#[netns_test]`, for programs (examples, tools) rather than
 /// tests.
 ///
-/// The child re-executes the program from `main`, so code before this call runs twice (its
-/// standard output is discarded in the child). Call `sandbox` once per program run.
+/// The child re-executes the program from `main`, so code before this call runs again in the
+/// child (with its standard output discarded). A program may call `sandbox` several times, in
+/// a loop too, as long as it makes the same calls in the same order on every run: the child
+/// skips the calls before its own (they return `Ok(())` at once) and exits after its body.
 ///
 /// # Errors
 /// [`Error::Child`] when the body panics, returns `Err` or the network cannot be built, with
@@ -124,6 +129,6 @@ where
     R: __private::TestResult,
 {
     let caller = std::panic::Location::caller();
-    let key = format!("sandbox@{}:{}", caller.file(), caller.line());
-    runner::run_sandbox(key, topology, |network| body(network).into_outcome())
+    let site = format!("{}:{}", caller.file(), caller.line());
+    runner::run_sandbox(site, topology, |network| body(network).into_outcome())
 }

@@ -40,6 +40,14 @@ struct NetworkInner {
     _ctl: Arc<Ctl>,
 }
 
+// A panic cannot leave a network or node half-updated: their state is the kernel's, reached
+// through channels to the control thread. So they may cross `catch_unwind`, as a test that
+// expects a panic needs.
+impl std::panic::UnwindSafe for Network {}
+impl std::panic::RefUnwindSafe for Network {}
+impl std::panic::UnwindSafe for Node {}
+impl std::panic::RefUnwindSafe for Node {}
+
 impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Network")
@@ -53,15 +61,21 @@ impl Network {
     /// Builds `topology`. Its local node is the calling process's own network namespace, so
     /// this only ever runs inside a test's child process.
     pub(crate) fn start(topology: &Topology) -> Result<Network> {
+        let trace = Trace::new();
         let plan = topology.plan()?;
         let ctl = Arc::new(Ctl::start()?);
+        trace.mark("planned, control thread started");
         let local = plan.local;
+
+        // Node names resolve for the body and for every program it starts.
+        crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
 
         // The local node is the namespace the child process was born in.
         let local_spec = &plan.nodes[local];
         if local_spec.hostname {
-            nix::unistd::sethostname(&local_spec.name)
-                .map_err(|e| Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into()))?;
+            nix::unistd::sethostname(&local_spec.name).map_err(|e| {
+                Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into())
+            })?;
         }
         configure_namespace(&plan, local)?;
         let local_fds = NsFds::of_current_thread(local_spec.hostname)
@@ -69,6 +83,7 @@ impl Network {
         let local_netlink = NodeNetlink::open(ctl.handle())
             .map_err(|e| Error::io(format!("opening netlink in node `{}`", local_spec.name), e))?;
 
+        trace.mark("local node configured");
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
         let requests: Vec<NsRequest<'_>> = others
             .iter()
@@ -81,6 +96,7 @@ impl Network {
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
         })?;
 
+        trace.mark(&format!("{} namespaces created", others.len()));
         let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
         slots[local] = Some((local_fds, local_netlink));
         for (k, made) in made.into_iter().enumerate() {
@@ -101,7 +117,7 @@ impl Network {
             .iter()
             .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
             .collect();
-        ctl.block_on(wire(Arc::clone(&plan), wiring))?;
+        ctl.block_on(wire(Arc::clone(&plan), wiring, trace))?;
 
         Ok(Network { inner: Arc::new(NetworkInner { nodes, local, topology: topology.clone(), _ctl: ctl }) })
     }
@@ -142,6 +158,20 @@ impl Network {
         &self.inner.topology
     }
 
+    /// What the kernel reports about every node, in a stable text form: interfaces with their
+    /// state, MTU and addresses, and routes. Two networks built from equivalent topologies
+    /// (a file and builder code, say) have equal dumps.
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn dump(&self) -> Result<String> {
+        let mut text = String::new();
+        for node in &self.inner.nodes {
+            text.push_str(&node.dump()?);
+        }
+        Ok(text)
+    }
+
     pub(crate) fn node_fds(&self) -> Vec<NodeFds> {
         self.inner
             .nodes
@@ -150,7 +180,11 @@ impl Network {
             .map(|(index, node)| {
                 let (net, uts) = node.inner.fds.raw();
                 let own = index == self.inner.local;
-                NodeFds { name: node.name().to_string(), net: (!own).then_some(net), uts: if own { None } else { uts } }
+                NodeFds {
+                    name: node.name().to_string(),
+                    net: (!own).then_some(net),
+                    uts: if own { None } else { uts },
+                }
             })
             .collect()
     }
@@ -159,10 +193,14 @@ impl Network {
 /// The sysctls of a fresh namespace, written from a thread inside it.
 fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
     let node = &plan.nodes[index];
-    let mut settings: Vec<(&str, &str)> = vec![
-        // Let unprivileged programs in the node use ICMP echo sockets (`ping` without setuid).
-        ("net.ipv4.ping_group_range", "0 2147483647"),
-    ];
+    // Let unprivileged programs in the node use ICMP echo sockets (`ping` without setuid). A
+    // user namespace maps only group 0, and the kernel refuses a range with unmapped groups.
+    if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
+        ns::write_sysctl("net.ipv4.ping_group_range", "0 0").map_err(|e| {
+            Error::io(format!("setting net.ipv4.ping_group_range in node `{}`", node.name), e)
+        })?;
+    }
+    let mut settings: Vec<(&str, &str)> = Vec::new();
     if plan.ipv6 {
         // Addresses are added with IFA_F_NODAD; link-local ones must not wait for DAD either,
         // and addresses must survive a link going down and up again.
@@ -190,7 +228,7 @@ fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
 }
 
 /// Creates links, addresses and routes, and waits until every link is ready.
-async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result<()> {
+async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Trace) -> Result<()> {
     use futures_util::future::try_join_all;
     let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
 
@@ -202,6 +240,7 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         Ok::<(), Error>(())
     }))
     .await?;
+    trace.mark("loopbacks up, bridges created");
 
     try_join_all(plan.links.iter().map(|link| {
         // A switch's port is created in the switch's namespace, where its bridge is known.
@@ -226,13 +265,18 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         }
     }))
     .await?;
+    trace.mark(&format!("{} veth pairs created", plan.links.len()));
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
         node.ifaces.iter().flat_map(move |iface| {
-            iface.addrs.iter().map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
+            iface
+                .addrs
+                .iter()
+                .map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
         })
     }))
     .await?;
+    trace.mark("addresses added");
 
     let deadline = Instant::now() + READY_TIMEOUT;
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
@@ -251,12 +295,34 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>) -> Result
         })
     }))
     .await?;
+    trace.mark("every link reported ready");
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
         node.routes.iter().map(move |route| async move { at(index).add_route(route.to, route.via).await })
     }))
     .await?;
+    trace.mark("routes added");
     Ok(())
+}
+
+/// `NETNS_TEST_TRACE=1`: the time each step of bringing a network up took, on standard error
+/// (shown with the test's output).
+#[derive(Clone, Copy)]
+struct Trace {
+    start: Option<Instant>,
+}
+
+impl Trace {
+    fn new() -> Self {
+        let on = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|v| v != "0");
+        Trace { start: on.then(Instant::now) }
+    }
+
+    fn mark(&self, step: &str) {
+        if let Some(start) = self.start {
+            eprintln!("netns-test: {:>8.3} ms  {step}", start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
 }
 
 /// One interface of a node.
@@ -334,7 +400,14 @@ impl fmt::Debug for Node {
 }
 
 impl Node {
-    fn new(plan: &Plan, index: usize, kind: NodeKind, fds: NsFds, netlink: NodeNetlink, ctl: Arc<Ctl>) -> Node {
+    fn new(
+        plan: &Plan,
+        index: usize,
+        kind: NodeKind,
+        fds: NsFds,
+        netlink: NodeNetlink,
+        ctl: Arc<Ctl>,
+    ) -> Node {
         let spec = &plan.nodes[index];
         let interfaces = spec
             .ifaces
@@ -418,7 +491,8 @@ impl Node {
             let thread = thread::Builder::new()
                 .name(format!("node-{name}"))
                 .spawn_scoped(scope, move || {
-                    fds.enter().unwrap_or_else(|e| panic!("cannot enter the namespace of node `{name}`: {e}"));
+                    fds.enter()
+                        .unwrap_or_else(|e| panic!("cannot enter the namespace of node `{name}`: {e}"));
                     f()
                 })
                 .unwrap_or_else(|e| panic!("cannot start a thread for node `{name}`: {e}"));
@@ -475,6 +549,19 @@ impl Node {
         command
     }
 
+    /// This node's part of [`Network::dump`].
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn dump(&self) -> Result<String> {
+        let handle = self.inner.netlink.handle.clone();
+        let header = format!("node {} ({})\n", self.inner.name, self.inner.kind.as_str());
+        let name = self.inner.name.clone();
+        let body = self.inner.ctl.block_on(async move { crate::wiring::dump(&handle).await });
+        body.map(|body| header + &body)
+            .map_err(|source| Error::netlink(name, "ip addr show; ip route show", source))
+    }
+
     pub(crate) fn netlink(&self) -> &NodeNetlink {
         &self.inner.netlink
     }
@@ -518,7 +605,9 @@ fn start_runtime(name: &str, fds: Arc<NsFds>) -> Result<NodeRuntime> {
         .map_err(|e| Error::io(format!("starting the runtime thread of node `{name}`"), e))?;
     let handle = receive
         .recv()
-        .map_err(|_| Error::io(format!("starting the runtime of node `{name}`"), std::io::ErrorKind::Other.into()))?
+        .map_err(|_| {
+            Error::io(format!("starting the runtime of node `{name}`"), std::io::ErrorKind::Other.into())
+        })?
         .map_err(|e| Error::io(format!("starting the runtime of node `{name}`"), e))?;
     Ok(NodeRuntime { handle, _stop: stop })
 }

@@ -62,6 +62,9 @@ pub(crate) fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     file.write_all(value.as_bytes())
 }
 
+/// A namespace made by a worker thread: its request's index, and the namespace or the error.
+type Made<T> = (usize, Result<(NsFds, T)>);
+
 /// What each new namespace needs: a name for messages, whether it gets its own hostname.
 pub(crate) struct NsRequest<'a> {
     pub(crate) name: &'a str,
@@ -83,17 +86,15 @@ where
     }
     let workers = requests.len().min(thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4));
     let setup = &setup;
-    let results: Vec<Vec<(usize, Result<(NsFds, T)>)>> = thread::scope(|scope| {
+    let results: Vec<Vec<Made<T>>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
-                thread::Builder::new()
-                    .name("netns-test-mkns".into())
-                    .spawn_scoped(scope, move || {
-                        (worker..requests.len())
-                            .step_by(workers)
-                            .map(|index| (index, make_one(&requests[index], index, setup)))
-                            .collect()
-                    })
+                thread::Builder::new().name("netns-test-mkns".into()).spawn_scoped(scope, move || {
+                    (worker..requests.len())
+                        .step_by(workers)
+                        .map(|index| (index, make_one(&requests[index], index, setup)))
+                        .collect()
+                })
             })
             .collect();
         handles
@@ -128,9 +129,8 @@ where
             Error::io(format!("setting the hostname of node `{}`", request.name), errno.into())
         })?;
     }
-    let fds = NsFds::of_current_thread(request.hostname).map_err(|error| {
-        Error::io(format!("opening the namespace of node `{}`", request.name), error)
-    })?;
+    let fds = NsFds::of_current_thread(request.hostname)
+        .map_err(|error| Error::io(format!("opening the namespace of node `{}`", request.name), error))?;
     let value = setup(index, &fds)?;
     Ok((fds, value))
 }

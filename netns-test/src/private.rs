@@ -100,7 +100,9 @@ pub fn test_name(module_path: &str, function: &str) -> String {
 }
 
 /// What a test body may return.
-#[diagnostic::on_unimplemented(message = "a #[netns_test] function must return () or Result<(), E> with E: Debug")]
+#[diagnostic::on_unimplemented(
+    message = "a #[netns_test] function must return () or Result<(), E> with E: Debug"
+)]
 pub trait TestResult {
     /// `Err` with the message of a failure.
     fn into_outcome(self) -> std::result::Result<(), String>;
@@ -155,9 +157,12 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub fn run_test<R: TestResult>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
     let TestSpec { name, timeout, topology, file, line } = spec;
-    let result = crate::runner::run_test(&name, timeout, move || topology.load(), |network| {
-        body(network).into_outcome()
-    });
+    let result = crate::runner::run_test(
+        &name,
+        timeout,
+        move || topology.load(),
+        |network| body(network).into_outcome(),
+    );
     if let Err(error) = result {
         match error {
             Error::Child(message) => panic!("{message}"),

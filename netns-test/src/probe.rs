@@ -62,7 +62,9 @@ fn userns_blocker() -> Option<String> {
         );
     }
     if read_sysctl("user.max_user_namespaces").as_deref() == Some("0") {
-        return Some("user.max_user_namespaces is 0; raise it: sudo sysctl -w user.max_user_namespaces=65536".into());
+        return Some(
+            "user.max_user_namespaces is 0; raise it: sudo sysctl -w user.max_user_namespaces=65536".into(),
+        );
     }
     if read_sysctl("kernel.apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         return Some(
@@ -117,7 +119,11 @@ pub fn host_checks() -> Vec<Check> {
     checks.push(Check {
         name: "privileges",
         verdict: Verdict::Ok,
-        detail: if root { "root: tests run in root mode".into() } else { "not root: tests run in rootless mode".into() },
+        detail: if root {
+            "root: tests run in root mode".into()
+        } else {
+            "not root: tests run in rootless mode".into()
+        },
         remedy: None,
     });
     let blocker = userns_blocker();
@@ -135,4 +141,103 @@ pub fn host_checks() -> Vec<Check> {
         remedy: blocker,
     });
     checks
+}
+
+/// Checks that need a network namespace of their own: each feature is tried for real in a
+/// scratch namespace made for the purpose (so a test's own network is never disturbed).
+///
+/// Call it inside a `#[netns_test]` body or a [`sandbox`](crate::sandbox) body; elsewhere the
+/// scratch namespace cannot be made and every check reports why.
+pub fn namespace_checks() -> Vec<Check> {
+    let scratch = std::thread::spawn(|| -> Result<Vec<Check>, String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("cannot create a scratch network namespace: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        Ok(runtime.block_on(scratch_checks()))
+    })
+    .join();
+    match scratch {
+        Ok(Ok(checks)) => checks,
+        Ok(Err(reason)) => vec![Check {
+            name: "namespaces",
+            verdict: Verdict::Missing,
+            detail: reason,
+            remedy: Some(isolation_remedy(!nix::unistd::geteuid().is_root())),
+        }],
+        Err(_) => vec![Check {
+            name: "namespaces",
+            verdict: Verdict::Missing,
+            detail: "the probe thread panicked".into(),
+            remedy: None,
+        }],
+    }
+}
+
+async fn scratch_checks() -> Vec<Check> {
+    use rtnetlink::{LinkBridge, LinkVeth};
+    let mut checks = Vec::new();
+    let handle = match rtnetlink::new_connection() {
+        Ok((connection, handle, _)) => {
+            tokio::spawn(connection);
+            handle
+        }
+        Err(error) => {
+            checks.push(Check {
+                name: "netlink",
+                verdict: Verdict::Missing,
+                detail: format!("cannot open a netlink socket: {error}"),
+                remedy: None,
+            });
+            return checks;
+        }
+    };
+    let veth = handle.link().add(LinkVeth::new("probe0", "probe1").build()).execute().await;
+    checks.push(feature_check(
+        "veth",
+        veth.map_err(|e| e.to_string()),
+        "veth pairs can be created",
+        "the kernel needs CONFIG_VETH (module veth)",
+    ));
+    let bridge = handle.link().add(LinkBridge::new("probebr").build()).execute().await;
+    checks.push(feature_check(
+        "bridge",
+        bridge.map_err(|e| e.to_string()),
+        "Linux bridges can be created (switch nodes)",
+        "the kernel needs CONFIG_BRIDGE (module bridge); switch nodes fail without it",
+    ));
+    let raw =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::ICMPV4));
+    checks.push(feature_check(
+        "raw ICMP sockets",
+        raw.map(drop).map_err(|e| e.to_string()),
+        "raw ICMP sockets open (the pinger)",
+        "needs CAP_NET_RAW in the test's namespaces",
+    ));
+    let packet = socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None);
+    checks.push(feature_check(
+        "AF_PACKET sockets",
+        packet.map(drop).map_err(|e| e.to_string()),
+        "packet sockets open (the user-space link engine)",
+        "the kernel needs CONFIG_PACKET; impaired links fail without it",
+    ));
+    let ipv6 = std::path::Path::new("/proc/sys/net/ipv6").is_dir();
+    checks.push(feature_check(
+        "IPv6",
+        if ipv6 { Ok(()) } else { Err("/proc/sys/net/ipv6 is missing".to_string()) },
+        "IPv6 is enabled",
+        "boot without ipv6.disable=1; IPv6 topologies fail without it",
+    ));
+    checks
+}
+
+fn feature_check(name: &'static str, result: Result<(), String>, ok: &str, remedy: &str) -> Check {
+    match result {
+        Ok(()) => Check { name, verdict: Verdict::Ok, detail: ok.to_string(), remedy: None },
+        Err(error) => {
+            Check { name, verdict: Verdict::Missing, detail: error, remedy: Some(remedy.to_string()) }
+        }
+    }
 }

@@ -1,1 +1,187 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: running one of the current test binary's own
+//! tests as a separate process and looking at how it ended, and looking for what a test left
+//! behind on the host.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a test binary run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit status of the test binary.
+    pub status: ExitStatus,
+    /// Everything it printed on standard output.
+    pub stdout: String,
+    /// Everything it printed on standard error.
+    pub stderr: String,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Standard output and standard error together, for assertions and messages.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A command that runs exactly one test of the current test binary (ignored tests included),
+/// without a controlling terminal (so that keep-on-failure cannot wait on a person).
+pub fn subject(name: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary knows its path"));
+    command
+        .args(["--exact", name, "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env_remove("NETNS_TEST_KEEP_ON_FAILURE")
+        .stdin(Stdio::null());
+    // SAFETY: setsid(2) is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Runs one test of the current binary to completion.
+pub fn run_subject(command: &mut Command) -> Outcome {
+    let started = Instant::now();
+    let output = command.output().expect("the test binary starts");
+    Outcome {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// A test binary running in the background, its standard output and error read line by line.
+/// Dropping it kills the process, so that a failed assertion leaves nothing running.
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `command` with standard output and error piped.
+    pub fn start(command: &mut Command) -> Running {
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the test binary starts");
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped"));
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped"));
+        for stream in [stdout, stderr] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Running { child, lines }
+    }
+
+    /// Waits for a line containing `needle` and returns it.
+    pub fn wait_for_line(&self, needle: &str, limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line containing {needle:?} within {limit:?}: {error}"),
+            }
+        }
+    }
+
+    /// Waits for a line containing `marker` and returns what follows it. (libtest may print
+    /// the test's name on the same line first.)
+    pub fn wait_for(&self, marker: &str, limit: Duration) -> String {
+        let line = self.wait_for_line(marker, limit);
+        let (_, rest) = line.split_once(marker).expect("the line contains the marker");
+        rest.trim().to_string()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let mut cmdline = Vec::new();
+        if std::fs::File::open(entry.path().join("cmdline"))
+            .and_then(|mut f| f.read_to_end(&mut cmdline))
+            .is_ok()
+            && String::from_utf8_lossy(&cmdline).contains(marker)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The processes that hold network namespace `inode` (`net:[inode]`), as their namespace or
+/// through an open descriptor. Only the processes this user may inspect are seen.
+pub fn holders_of_netns(inode: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let links = std::fs::read_link(entry.path().join("ns/net")).into_iter().chain(
+            std::fs::read_dir(entry.path().join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok()),
+        );
+        if links.into_iter().any(|link| link.to_string_lossy() == inode) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The inode name (`net:[4026532...]`) of a network namespace file.
+pub fn netns_inode(path: impl AsRef<Path>) -> String {
+    std::fs::read_link(path).expect("a namespace link").to_string_lossy().into_owned()
+}
+
+/// Whether a TCP connection from node `from` reaches a listener that node `to` opens on
+/// `addr` (within two seconds).
+pub fn tcp_reaches(from: &netns_test::Node, to: &netns_test::Node, addr: std::net::IpAddr) -> bool {
+    let listener = to
+        .run(|| std::net::TcpListener::bind((addr, 0)))
+        .unwrap_or_else(|e| panic!("binding {addr} in node `{}`: {e}", to.name()));
+    let target = std::net::SocketAddr::new(addr, listener.local_addr().expect("bound").port());
+    from.run(|| std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok())
+}

@@ -15,13 +15,15 @@ pub(crate) fn root() -> PathBuf {
 /// Runs a command in the workspace root, echoing it, and fails unless it succeeds.
 pub(crate) fn run(command: &mut Command) -> Result {
     eprintln!("$ {}", render(command));
-    let status = command.current_dir(root()).status().map_err(|e| format!("cannot run {}: {e}", render(command)))?;
+    let status =
+        command.current_dir(root()).status().map_err(|e| format!("cannot run {}: {e}", render(command)))?;
     if status.success() { Ok(()) } else { Err(format!("`{}` failed: {status}", render(command))) }
 }
 
 /// Runs a command and returns its standard output.
 pub(crate) fn output(command: &mut Command) -> Result<String> {
-    let out = command.current_dir(root()).output().map_err(|e| format!("cannot run {}: {e}", render(command)))?;
+    let out =
+        command.current_dir(root()).output().map_err(|e| format!("cannot run {}: {e}", render(command)))?;
     if !out.status.success() {
         return Err(format!(
             "`{}` failed: {}\n{}",
@@ -53,4 +55,27 @@ pub(crate) fn median(samples: &mut [Duration]) -> Duration {
 /// Milliseconds with two decimals.
 pub(crate) fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1000.0)
+}
+
+/// Builds the tests of `package` and returns the path of its test binary `target`.
+pub(crate) fn test_binary(package: &str, target: &str) -> Result<PathBuf> {
+    let json = output(Command::new(env!("CARGO")).args([
+        "test",
+        "--no-run",
+        "--quiet",
+        "--message-format=json",
+        "--package",
+        package,
+        "--test",
+        target,
+    ]))?;
+    json.lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"test\":true"))
+        .filter(|line| line.contains(&format!("\"name\":\"{target}\"")))
+        .find_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = line[start..].find('"')?;
+            Some(PathBuf::from(&line[start..start + end]))
+        })
+        .ok_or_else(|| format!("cargo did not report the test binary `{target}` of `{package}`"))
 }

@@ -21,23 +21,28 @@ pub(crate) struct ChildContext {
 }
 
 /// Returns the context when this process is the child for `key`: the marker names `key` and
-/// the process is PID 1 of its own PID namespace, as the parent started it. (Programs started
-/// in a node do not get the marker, and would not be PID 1.)
+/// the process is PID 2 of its own PID namespace, under the init the parent started. (Programs
+/// started in a node lose the marker and get other PIDs.)
 pub(crate) fn context(key: &str) -> Option<ChildContext> {
-    if std::env::var_os(env::CHILD)? != key || nix::unistd::getpid().as_raw() != 1 {
+    let started_as_child = nix::unistd::getpid().as_raw() == 2 && nix::unistd::getppid().as_raw() == 1;
+    if std::env::var_os(env::CHILD)? != key || !started_as_child {
         return None;
     }
     let fds: Vec<RawFd> = std::env::var(env::FDS).ok()?.split(',').filter_map(|fd| fd.parse().ok()).collect();
-    let [status, release, stdout] = fds[..] else { return None };
+    let [status, release, stdout] = fds[..] else {
+        return None;
+    };
     // SAFETY: the parent passed these descriptors for this process alone, and this function
     // runs once per child (it exits at the end of `run`).
     let (status, release) = unsafe { (adopt_fd(status), adopt_fd(release)) };
     Some(ChildContext { status, release, stdout })
 }
 
-/// Whether this child runs in its own user namespace.
-pub(crate) fn rootless() -> bool {
-    std::env::var(env::ROOTLESS).is_ok_and(|v| v == "1")
+/// Whether this process is a sandbox child (started for some `sandbox` call of this program).
+pub(crate) fn is_sandbox_child() -> bool {
+    std::env::var(env::CHILD).is_ok_and(|key| key.starts_with("sandbox#"))
+        && nix::unistd::getpid().as_raw() == 2
+        && nix::unistd::getppid().as_raw() == 1
 }
 
 /// The network of this child, once built.

@@ -34,7 +34,9 @@ pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
     match std::env::var("NETNS_TEST_TIMEOUT") {
         Ok(text) => humantime::parse_duration(text.trim()).map_err(|error| {
             Error::io(
-                format!("reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"),
+                format!(
+                    "reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"
+                ),
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
             )
         }),
@@ -66,13 +68,24 @@ pub(crate) fn run_test(
 }
 
 /// Runs `body` in a child process of the current program (see [`crate::sandbox`]).
+///
+/// The child re-executes the program from `main`, so it meets the same `sandbox` calls in the
+/// same order: each call is keyed by its call site and by how many sandbox calls the process
+/// made before it. In the child, the matching call runs its body; the calls before it return
+/// `Ok(())` at once, without starting anything.
 pub(crate) fn run_sandbox(
-    key: String,
+    site: String,
     topology: Topology,
     body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
 ) -> Result<()> {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let key = format!("sandbox#{call}@{site}");
     if let Some(context) = child::context(&key) {
         child::run(context, || Ok(topology), body);
+    }
+    if child::is_sandbox_child() {
+        return Ok(());
     }
     let launch = parent::Launch {
         label: "the sandbox".to_string(),

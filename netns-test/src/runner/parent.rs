@@ -66,7 +66,9 @@ impl Stream {
 
     /// Reads what is available; returns the complete lines (or everything, at end of file).
     fn read_lines(&mut self) -> Vec<u8> {
-        let Some(file) = &mut self.file else { return Vec::new() };
+        let Some(file) = &mut self.file else {
+            return Vec::new();
+        };
         let mut buffer = [0u8; 16 * 1024];
         match file.read(&mut buffer) {
             Ok(0) | Err(_) => {
@@ -161,10 +163,8 @@ impl<'a> Supervisor<'a> {
                 let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
                 kill_at = None;
             }
-            let wake = [deadline.filter(|_| !self.timed_out), kill_at, drain_until]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake =
+                [deadline.filter(|_| !self.timed_out), kill_at, drain_until].into_iter().flatten().min();
             self.poll_once(wake);
             if self.exit.is_none() {
                 if let Ok(Some(status)) = self.child.try_wait() {
@@ -181,14 +181,17 @@ impl<'a> Supervisor<'a> {
 
     fn poll_once(&mut self, wake: Option<Instant>) {
         // Without a pidfd (kernels before 5.3) exit is noticed by polling every 20 ms.
-        let tick = if self.pidfd.is_some() || self.exit.is_some() { None } else { Some(Duration::from_millis(20)) };
+        let tick =
+            if self.pidfd.is_some() || self.exit.is_some() { None } else { Some(Duration::from_millis(20)) };
         let until = wake.map(|at| at.saturating_duration_since(Instant::now()));
         let timeout = match (until, tick) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let timeout = match timeout {
-            Some(duration) => PollTimeout::try_from(duration.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+            Some(duration) => {
+                PollTimeout::try_from(duration.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+            }
             None => PollTimeout::NONE,
         };
         let flags = PollFlags::POLLIN;
@@ -199,7 +202,8 @@ impl<'a> Supervisor<'a> {
             self.pidfd.as_ref().filter(|_| self.exit.is_none()).map(|f| f.as_fd()),
         ];
         let slots: Vec<usize> = (0..4).filter(|i| borrowed[*i].is_some()).collect();
-        let mut fds: Vec<PollFd<'_>> = slots.iter().map(|i| PollFd::new(borrowed[*i].expect("present"), flags)).collect();
+        let mut fds: Vec<PollFd<'_>> =
+            slots.iter().map(|i| PollFd::new(borrowed[*i].expect("present"), flags)).collect();
         if poll(&mut fds, timeout).is_err() {
             return;
         }
@@ -272,7 +276,8 @@ impl<'a> Supervisor<'a> {
         let passed = self.reports.contains(&Report::Passed);
         let exit = self.exit;
         let message = if self.timed_out {
-            let timeout = self.launch.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default();
+            let timeout =
+                self.launch.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default();
             let phase = if self.reports.iter().any(|r| matches!(r, Report::Ready { .. })) {
                 "while the test body was running"
             } else {
@@ -289,7 +294,9 @@ impl<'a> Supervisor<'a> {
                 }
                 Failure::Panic { message, location: None } => format!("{label} panicked:\n{message}"),
                 Failure::Error { message } => format!("{label} returned an error: {message}"),
-                Failure::Setup { message } => format!("{label}: could not set up the network: {message}"),
+                Failure::Setup { message } => {
+                    format!("{label}: could not set up the network: {message}")
+                }
             }
         } else if passed && exit.is_some_and(|status| status.success()) {
             return Ok(());
@@ -348,7 +355,14 @@ fn relay(bytes: &[u8], stderr: bool) {
     }
 }
 
-fn keep_message(label: &str, what: &str, pid: i32, mode: Mode, nodes: Option<&[NodeFds]>, keep: Duration) -> String {
+fn keep_message(
+    label: &str,
+    what: &str,
+    pid: i32,
+    mode: Mode,
+    nodes: Option<&[NodeFds]>,
+    keep: Duration,
+) -> String {
     let mut text = format!(
         "\nnetns-test: {label} {what}; its process {pid} is kept alive for inspection \
          (NETNS_TEST_KEEP_ON_FAILURE).\n"

@@ -12,10 +12,8 @@ pub(crate) mod env {
     pub(crate) const CHILD: &str = "__NETNS_TEST_CHILD";
     /// `status,release,stdout` descriptor numbers.
     pub(crate) const FDS: &str = "__NETNS_TEST_FDS";
-    /// `1` when the child runs in its own user namespace.
-    pub(crate) const ROOTLESS: &str = "__NETNS_TEST_ROOTLESS";
     /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 3] = [CHILD, FDS, ROOTLESS];
+    pub(crate) const ALL: [&str; 2] = [CHILD, FDS];
 }
 
 /// One message from the child.
@@ -79,7 +77,10 @@ mod tests {
         let reports = [
             Report::Ready { pid: 42, nodes: vec![NodeFds { name: "test1".into(), net: Some(7), uts: None }] },
             Report::Passed,
-            Report::Failed(Failure::Panic { message: "boom\nsecond line".into(), location: Some("a.rs:1:2".into()) }),
+            Report::Failed(Failure::Panic {
+                message: "boom\nsecond line".into(),
+                location: Some("a.rs:1:2".into()),
+            }),
             Report::Failed(Failure::Error { message: "Err(\"x\")".into() }),
         ];
         for report in reports {

@@ -161,7 +161,6 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
         .args(args)
         .env(env::CHILD, key)
         .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
-        .env(env::ROOTLESS, if mode == Mode::Rootless { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -200,7 +199,9 @@ fn spawn_error(status: &mut File, source: io::Error, mode: Mode) -> Error {
         Some(step @ (Step::Unshare | Step::Setgroups | Step::UidMap | Step::GidMap | Step::MountPrivate)) => {
             Error::Isolation { step: step.describe(mode).to_string(), source, remedy: probe_hint(mode) }
         }
-        Some(step) => Error::io(format!("starting the test's child process: {}", step.describe(mode)), source),
+        Some(step) => {
+            Error::io(format!("starting the test's child process: {}", step.describe(mode)), source)
+        }
         None => Error::io("starting the test's child process", source),
     }
 }
@@ -267,74 +268,182 @@ impl PreExec {
         error
     }
 
-    /// Makes the process that will `exec` PID 1 of the new PID namespace.
+    /// Puts the process that will `exec` into the new PID namespace, as PID 2 under a tiny
+    /// init.
     ///
     /// `unshare(CLONE_NEWPID)` only moves the caller's future children, and a process whose
-    /// children go to another PID namespace cannot start threads (`EINVAL`). So this process
-    /// forks once more: the fork child is PID 1 of the new namespace and returns to `exec` the
-    /// test; this process stays behind as a small supervisor that waits for it and exits the
-    /// same way, so the parent sees the test's own exit status. When PID 1 exits, the kernel
-    /// kills everything left in the namespace, including daemons that programs started in
-    /// nodes forked into the background.
+    /// children go to another PID namespace cannot start threads (`EINVAL`), so the test must
+    /// be a child. Three processes result:
+    /// - this one stays in the parent's PID namespace as the supervisor: it ignores SIGTERM
+    ///   (a timeout's SIGTERM is for the test), waits for the init and exits exactly as the
+    ///   test did, so the parent sees the test's own exit status or signal;
+    /// - the init, PID 1: it reaps orphans (daemons that programs in nodes forked) and reports
+    ///   the test's wait status to the supervisor through a pipe. When it exits, the kernel
+    ///   kills everything left in the namespace;
+    /// - the test, PID 2, with ordinary signal semantics (unlike PID 1, which ignores signals it
+    ///   has no handler for, `raise` included).
+    ///
+    /// Each dies with its parent (`PR_SET_PDEATHSIG`), so killing the parent, or just the
+    /// supervisor, ends everything.
     ///
     /// # Safety
     /// Only between `fork` and `exec`.
     unsafe fn enter_pid_namespace(&self) -> io::Result<()> {
-        // SAFETY: raw system calls; the supervisor branch never returns (see `supervise`).
+        // SAFETY: raw system calls on stack memory; the supervisor and init branches never
+        // return (see `supervise` and `init`).
         unsafe {
-            let supervisor = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as libc::c_int;
-            // A raw clone without CLONE_VM is a fork that skips libc's atfork handlers, which
-            // must not run in a child of a multi-threaded process.
-            let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
-            if pid < 0 {
+            let mut status_pipe = [0 as libc::c_int; 2];
+            if libc::pipe2(status_pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
                 return Err(self.fail(Step::Init));
             }
-            if pid > 0 {
-                supervise(pid as libc::pid_t);
+            let supervisor = pidfd_of_self();
+            let init_pid = fork_raw();
+            if init_pid < 0 {
+                return Err(self.fail(Step::Init));
             }
-            // PID 1 of the new namespace: die with the supervisor, which dies with the parent.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(self.fail(Step::ParentDeath));
+            if init_pid > 0 {
+                supervise(init_pid, status_pipe[0]);
             }
-            if supervisor >= 0 {
-                let mut poll = libc::pollfd { fd: supervisor, events: libc::POLLIN, revents: 0 };
-                if libc::poll(&mut poll, 1, 0) != 0 {
-                    libc::_exit(1);
-                }
-                libc::close(supervisor);
+            // The init, PID 1 of the new namespace.
+            die_with_parent(supervisor);
+            let init_fd = pidfd_of_self();
+            let test_pid = fork_raw();
+            if test_pid < 0 {
+                return Err(self.fail(Step::Init));
             }
+            if test_pid > 0 {
+                init(test_pid, status_pipe[1]);
+            }
+            // The test, PID 2: it goes on to exec.
+            die_with_parent(init_fd);
+            libc::close(status_pipe[0]);
+            libc::close(status_pipe[1]);
         }
         Ok(())
     }
 }
 
-/// The supervisor between the parent and the test process: waits for it and exits with its
-/// status (re-raising the signal that killed it).
+/// A pidfd for the calling process, or -1 where the kernel has none.
 ///
 /// # Safety
-/// Only in the fork parent of `enter_pid_namespace`.
-unsafe fn supervise(test_process: libc::pid_t) -> ! {
+/// Raw system call.
+unsafe fn pidfd_of_self() -> libc::c_int {
+    // SAFETY: pidfd_open(2) takes no memory arguments.
+    unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as libc::c_int }
+}
+
+/// A fork that skips libc's atfork handlers (a raw clone without `CLONE_VM`): they must not run
+/// in a child of a multi-threaded process.
+///
+/// # Safety
+/// Only between `fork` and `exec`.
+unsafe fn fork_raw() -> libc::pid_t {
+    // SAFETY: clone(2) with only SIGCHLD behaves as fork(2).
+    unsafe {
+        libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+            as libc::pid_t
+    }
+}
+
+/// Arranges SIGKILL when the parent (known by `parent_fd`, its pidfd) exits, and exits at once
+/// if it already has.
+///
+/// # Safety
+/// Raw system calls only.
+unsafe fn die_with_parent(parent_fd: libc::c_int) {
+    // SAFETY: prctl and poll on stack memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if parent_fd >= 0 {
+            let mut poll = libc::pollfd { fd: parent_fd, events: libc::POLLIN, revents: 0 };
+            if libc::poll(&mut poll, 1, 0) != 0 {
+                libc::_exit(1);
+            }
+            libc::close(parent_fd);
+        }
+    }
+}
+
+/// Closes every descriptor but `keep`, so that end of file on the parent's pipes marks the
+/// end of the test process itself.
+///
+/// # Safety
+/// Raw system calls only; `keep` must be a valid descriptor number.
+unsafe fn close_all_but(keep: libc::c_int) {
+    /// close_range(2), or a loop over the low descriptors on kernels before 5.9.
+    ///
+    /// # Safety
+    /// Raw system calls only.
+    unsafe fn close_range(first: u32, last: u32) {
+        // SAFETY: close_range(2) and close(2) on descriptor numbers.
+        unsafe {
+            if libc::syscall(libc::SYS_close_range, first, last, 0u32) != 0 {
+                for fd in first..=last.min(4095) {
+                    libc::close(fd as libc::c_int);
+                }
+            }
+        }
+    }
+    let keep = keep as u32;
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        if keep > 0 {
+            close_range(0, keep - 1);
+        }
+        close_range(keep + 1, u32::MAX);
+    }
+}
+
+/// PID 1 of the test's namespace: reaps every child, and when the test ends, writes its wait
+/// status to the supervisor and exits (which kills whatever is left in the namespace).
+///
+/// # Safety
+/// Only in the init branch of `enter_pid_namespace`.
+unsafe fn init(test_pid: libc::pid_t, status_fd: libc::c_int) -> ! {
+    // SAFETY: raw system calls only.
+    unsafe {
+        let name: &CStr = c"netns-test-init";
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        close_all_but(status_fd);
+        let mut status: libc::c_int = 0;
+        loop {
+            let waited = libc::waitpid(-1, &mut status, 0);
+            if waited == test_pid {
+                break;
+            }
+            if waited < 0 && *libc::__errno_location() != libc::EINTR {
+                status = 127 << 8;
+                break;
+            }
+        }
+        let bytes = status.to_ne_bytes();
+        libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(0);
+    }
+}
+
+/// The supervisor between the parent and the namespace: waits for the init and exits the way
+/// the test did (re-raising the signal that killed it).
+///
+/// # Safety
+/// Only in the supervisor branch of `enter_pid_namespace`.
+unsafe fn supervise(init_pid: libc::pid_t, status_fd: libc::c_int) -> ! {
     // SAFETY: raw system calls only.
     unsafe {
         let name: &CStr = c"netns-test-sup";
         libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-        // Holding none of the inherited descriptors means that end of file on the parent's
-        // pipes marks the end of the test process.
-        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
-            for fd in 0..1024 {
-                libc::close(fd);
-            }
+        // A timeout's SIGTERM is meant for the test; SIGKILL still ends this process.
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        close_all_but(status_fd);
+        let mut init_status: libc::c_int = 0;
+        while libc::waitpid(init_pid, &mut init_status, 0) < 0 && *libc::__errno_location() == libc::EINTR {}
+        let mut bytes = [0u8; 4];
+        let read = libc::read(status_fd, bytes.as_mut_ptr().cast(), bytes.len());
+        if read != bytes.len() as isize {
+            // The init died without reporting: it was killed (SIGKILL from the parent).
+            libc::_exit(128 + libc::SIGKILL);
         }
-        let mut status: libc::c_int = 0;
-        loop {
-            let waited = libc::waitpid(test_process, &mut status, 0);
-            if waited == test_process {
-                break;
-            }
-            if waited < 0 && *libc::__errno_location() != libc::EINTR {
-                libc::_exit(127);
-            }
-        }
+        let status = libc::c_int::from_ne_bytes(bytes);
         if libc::WIFEXITED(status) {
             libc::_exit(libc::WEXITSTATUS(status));
         }

@@ -27,7 +27,7 @@ pub struct TopologyError {
     /// What is wrong.
     pub kind: TopologyErrorKind,
     /// The file position of the offending item, for topologies read from a file.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
 }
 
 impl TopologyError {

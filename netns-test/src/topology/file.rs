@@ -40,7 +40,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError, TopologyErrorKind};
+use super::{
+    EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError, TopologyErrorKind,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,9 +115,11 @@ impl<'a> Lines<'a> {
 /// Splits "node:interface".
 fn endpoint(text: &str) -> EndSpec {
     match text.split_once(':') {
-        Some((node, ifname)) => {
-            EndSpec { node: node.trim().to_string(), ifname: Some(ifname.trim().to_string()), addrs: Vec::new() }
-        }
+        Some((node, ifname)) => EndSpec {
+            node: node.trim().to_string(),
+            ifname: Some(ifname.trim().to_string()),
+            addrs: Vec::new(),
+        },
         None => EndSpec { node: text.trim().to_string(), ifname: None, addrs: Vec::new() },
     }
 }
@@ -124,7 +128,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
     let lines = Lines::new(path, text);
     let file: File = toml::from_str(text).map_err(|error| TopologyError {
         kind: TopologyErrorKind::Parse { message: error.message().trim().to_string() },
-        location: error.span().map(|span| lines.at(span)),
+        location: error.span().map(|span| Box::new(lines.at(span))),
     })?;
     let nodes = file
         .nodes

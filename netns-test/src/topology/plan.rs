@@ -60,14 +60,8 @@ pub(crate) struct PlannedRoute {
     pub(crate) via: IpAddr,
 }
 
-impl Plan {
-    pub(crate) fn node_index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|node| node.name == name)
-    }
-}
-
 fn err(kind: TopologyErrorKind, location: Option<&Location>) -> TopologyError {
-    TopologyError { kind, location: location.cloned() }
+    TopologyError { kind, location: location.cloned().map(Box::new) }
 }
 
 fn link_label(index: usize, link: &Link) -> String {
@@ -82,10 +76,16 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for spec in &topology.nodes {
         check_node_name(&spec.name).map_err(|reason| {
-            err(TopologyErrorKind::InvalidNodeName { name: spec.name.clone(), reason }, spec.location.as_ref())
+            err(
+                TopologyErrorKind::InvalidNodeName { name: spec.name.clone(), reason },
+                spec.location.as_ref(),
+            )
         })?;
         if by_name.insert(&spec.name, nodes.len()).is_some() {
-            return Err(err(TopologyErrorKind::DuplicateNode { name: spec.name.clone() }, spec.location.as_ref()));
+            return Err(err(
+                TopologyErrorKind::DuplicateNode { name: spec.name.clone() },
+                spec.location.as_ref(),
+            ));
         }
         nodes.push(PlannedNode {
             name: spec.name.clone(),
@@ -103,14 +103,19 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
     }
 
     assign_indexes(&mut nodes);
-    for node in &nodes {
+    for (node, spec) in nodes.iter().zip(&topology.nodes) {
         if node.kind == NodeKind::Switch && node.ifaces.len() > MAX_BRIDGE_PORTS {
-            return Err(TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() }.into());
+            let kind =
+                TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() };
+            return Err(err(kind, spec.location.as_ref()));
         }
     }
-    check_duplicate_addresses(&nodes)?;
+    // These errors concern an interface; report them at the link that declares it.
+    let at_link =
+        |(kind, link): (TopologyErrorKind, usize)| err(kind, topology.links[link].location.as_ref());
+    check_duplicate_addresses(&nodes).map_err(at_link)?;
     let segments = segments(&nodes, &links);
-    check_subnets(&nodes, &segments)?;
+    check_subnets(&nodes, &segments).map_err(at_link)?;
 
     let local = match &topology.local {
         Some(name) => {
@@ -125,7 +130,9 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         }
         None => match nodes.iter().position(|node| node.kind != NodeKind::Switch) {
             Some(index) => index,
-            None => return Err(TopologyErrorKind::LocalIsSwitch { name: nodes[0].name.clone() }.into()),
+            None => {
+                return Err(TopologyErrorKind::LocalIsSwitch { name: nodes[0].name.clone() }.into());
+            }
         },
     };
 
@@ -166,7 +173,10 @@ fn check_node_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > 63 {
-        return Err(format!("it is {} bytes long; node names become hostnames, at most 63 bytes", name.len()));
+        return Err(format!(
+            "it is {} bytes long; node names become hostnames, at most 63 bytes",
+            name.len()
+        ));
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
         return Err(format!("character {bad:?} is not allowed; use letters, digits, `-` and `_`"));
@@ -187,7 +197,11 @@ fn check_ifname(node: &str, name: &str, is_switch: bool) -> Result<(), TopologyE
         return Err(invalid("it is empty"));
     }
     if name.len() > 15 {
-        return Err(TopologyErrorKind::InterfaceNameTooLong { node: node.into(), name: name.into(), len: name.len() });
+        return Err(TopologyErrorKind::InterfaceNameTooLong {
+            node: node.into(),
+            name: name.into(),
+            len: name.len(),
+        });
     }
     if name == "." || name == ".." {
         return Err(invalid("`.` and `..` are not interface names"));
@@ -220,14 +234,22 @@ fn plan_link(
     }
     if let Some((node, address)) = link.stray_addrs.first() {
         return Err(err(
-            TopologyErrorKind::AddressForOtherNode { link: label, node: node.clone(), address: address.clone() },
+            TopologyErrorKind::AddressForOtherNode {
+                link: label,
+                node: node.clone(),
+                address: address.clone(),
+            },
             at,
         ));
     }
     let kinds = [nodes[node_of[0]].kind, nodes[node_of[1]].kind];
     if kinds == [NodeKind::Switch, NodeKind::Switch] {
         return Err(err(
-            TopologyErrorKind::SwitchToSwitch { link: label, a: link.ends[0].node.clone(), b: link.ends[1].node.clone() },
+            TopologyErrorKind::SwitchToSwitch {
+                link: label,
+                a: link.ends[0].node.clone(),
+                b: link.ends[1].node.clone(),
+            },
             at,
         ));
     }
@@ -265,7 +287,10 @@ fn plan_end(
         Some(name) => {
             check_ifname(&node.name, name, is_switch)?;
             if node.ifaces.iter().any(|iface| &iface.name == name) {
-                return Err(TopologyErrorKind::DuplicateInterface { node: node.name.clone(), name: name.clone() });
+                return Err(TopologyErrorKind::DuplicateInterface {
+                    node: node.name.clone(),
+                    name: name.clone(),
+                });
             }
             name.clone()
         }
@@ -302,7 +327,9 @@ pub(crate) fn parse_host_addr(text: &str, context: &str) -> Result<IpNet, Topolo
     let net: IpNet = text.trim().parse().map_err(|e| invalid(format!("{e}")))?;
     let addr = net.addr();
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-        return Err(invalid("unspecified, multicast and loopback addresses cannot be given to an interface".into()));
+        return Err(invalid(
+            "unspecified, multicast and loopback addresses cannot be given to an interface".into(),
+        ));
     }
     if let IpNet::V4(v4) = net {
         if v4.prefix_len() < 31 && (addr == IpAddr::V4(v4.network()) || addr == IpAddr::V4(v4.broadcast())) {
@@ -316,19 +343,20 @@ fn iface_label(node: &PlannedNode, iface: &PlannedIface) -> String {
     format!("interface `{}` of node `{}`", iface.name, node.name)
 }
 
-fn check_duplicate_addresses(nodes: &[PlannedNode]) -> Result<(), TopologyError> {
+/// The first address given twice, with the link of its second occurrence.
+fn check_duplicate_addresses(nodes: &[PlannedNode]) -> Result<(), (TopologyErrorKind, usize)> {
     let mut seen: HashMap<IpAddr, String> = HashMap::new();
     for node in nodes {
         for iface in &node.ifaces {
             for addr in &iface.addrs {
                 let here = iface_label(node, iface);
                 if let Some(first) = seen.insert(addr.addr(), here.clone()) {
-                    return Err(TopologyErrorKind::DuplicateAddress {
+                    let kind = TopologyErrorKind::DuplicateAddress {
                         address: addr.addr().to_string(),
                         first,
                         second: here,
-                    }
-                    .into());
+                    };
+                    return Err((kind, iface.link));
                 }
             }
         }
@@ -349,7 +377,8 @@ fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
         let switch_end = link.ends.iter().find(|(node, _)| nodes[*node].kind == NodeKind::Switch);
         match switch_end {
             Some(&(switch, _)) => {
-                let other = *link.ends.iter().find(|(node, _)| *node != switch).expect("switch links have two ends");
+                let other =
+                    *link.ends.iter().find(|(node, _)| *node != switch).expect("switch links have two ends");
                 let index = *switch_segment.entry(switch).or_insert_with(|| {
                     segments.push(Segment { members: Vec::new() });
                     segments.len() - 1
@@ -362,7 +391,8 @@ fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
     segments
 }
 
-fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), TopologyError> {
+/// The first address that shares no subnet with the rest of its segment, with its link.
+fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), (TopologyErrorKind, usize)> {
     for segment in segments {
         for &(node, iface) in &segment.members {
             for addr in &nodes[node].ifaces[iface].addrs {
@@ -373,16 +403,18 @@ fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), Topo
                     .flat_map(|&(n, i)| nodes[n].ifaces[i].addrs.iter().map(move |a| (*a, n, i)))
                     .filter(|(other, _, _)| other.addr().is_ipv4() == addr.addr().is_ipv4())
                     .collect();
-                let Some(&(first, n, i)) = others.first() else { continue };
+                let Some(&(first, n, i)) = others.first() else {
+                    continue;
+                };
                 let shares = others.iter().any(|(other, _, _)| other.trunc() == addr.trunc());
                 if !shares {
-                    return Err(TopologyErrorKind::AddressOutsideSubnet {
+                    let kind = TopologyErrorKind::AddressOutsideSubnet {
                         address: addr.to_string(),
                         interface: iface_label(&nodes[node], &nodes[node].ifaces[iface]),
                         subnet: first.trunc().to_string(),
                         other: format!("{first} on {}", iface_label(&nodes[n], &nodes[n].ifaces[i])),
-                    }
-                    .into());
+                    };
+                    return Err((kind, nodes[node].ifaces[iface].link));
                 }
             }
         }
@@ -390,12 +422,19 @@ fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), Topo
     Ok(())
 }
 
-fn plan_route(route: &RouteSpec, by_name: &HashMap<&str, usize>, nodes: &mut [PlannedNode]) -> Result<(), TopologyError> {
+fn plan_route(
+    route: &RouteSpec,
+    by_name: &HashMap<&str, usize>,
+    nodes: &mut [PlannedNode],
+) -> Result<(), TopologyError> {
     let at = route.location.as_ref();
     let written = format!("{} via {}", route.to, route.via);
     let node_index = *by_name.get(route.node.as_str()).ok_or_else(|| {
         err(
-            TopologyErrorKind::UnknownNode { name: route.node.clone(), context: format!("route `{written}`") },
+            TopologyErrorKind::UnknownNode {
+                name: route.node.clone(),
+                context: format!("route `{written}`"),
+            },
             at,
         )
     })?;
@@ -406,16 +445,21 @@ fn plan_route(route: &RouteSpec, by_name: &HashMap<&str, usize>, nodes: &mut [Pl
     if node.kind == NodeKind::Switch {
         return Err(invalid("a switch has no routes".into()));
     }
-    let via: IpAddr = route.via.trim().parse().map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
+    let via: IpAddr =
+        route.via.trim().parse().map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
     let to: IpNet = if route.to.trim() == "default" {
         match via {
             IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid prefix"),
             IpAddr::V6(_) => "::/0".parse().expect("valid prefix"),
         }
     } else {
-        let net: IpNet = route.to.trim().parse().map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
+        let net: IpNet =
+            route.to.trim().parse().map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
         if net != net.trunc() {
-            return Err(invalid(format!("destination {net} has host bits set; did you mean {}?", net.trunc())));
+            return Err(invalid(format!(
+                "destination {net} has host bits set; did you mean {}?",
+                net.trunc()
+            )));
         }
         net
     };
@@ -430,7 +474,11 @@ fn plan_route(route: &RouteSpec, by_name: &HashMap<&str, usize>, nodes: &mut [Pl
             connected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         };
         return Err(err(
-            TopologyErrorKind::GatewayNotOnSubnet { node: node.name.clone(), gateway: via.to_string(), subnets },
+            TopologyErrorKind::GatewayNotOnSubnet {
+                node: node.name.clone(),
+                gateway: via.to_string(),
+                subnets,
+            },
             at,
         ));
     }
@@ -499,11 +547,13 @@ fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
                         if visited[neighbour] || nodes[neighbour].kind == NodeKind::Switch {
                             continue;
                         }
-                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4).first().map(IpNet::addr) else {
+                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4).first().map(IpNet::addr)
+                        else {
                             continue;
                         };
                         visited[neighbour] = true;
-                        first_hop[neighbour] = Some(if current == start { gateway } else { first_hop[current].expect("set") });
+                        first_hop[neighbour] =
+                            Some(if current == start { gateway } else { first_hop[current].expect("set") });
                         queue.push_back(neighbour);
                     }
                 }
@@ -563,7 +613,7 @@ mod tests {
             .unwrap();
         let plan = topology.plan().unwrap();
         let routes = |name: &str| -> Vec<String> {
-            let node = &plan.nodes[plan.node_index(name).unwrap()];
+            let node = plan.nodes.iter().find(|n| n.name == name).unwrap();
             node.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect()
         };
         assert_eq!(routes("a"), ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]);

@@ -3,6 +3,7 @@
 
 mod link;
 mod overhead;
+mod topology;
 
 use clap::ValueEnum;
 
@@ -13,6 +14,8 @@ use crate::util::Result;
 pub(crate) enum Which {
     /// Cost per test: plain #[test], #[netns_test], and the seed's shell procedure.
     Overhead,
+    /// A 10- and a 100-host star: bring-up, all-pairs reachability, teardown; Mininet beside.
+    Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
     /// Everything.
@@ -33,6 +36,9 @@ pub(crate) fn run(args: &Args) -> Result {
     let all = args.which == Which::All;
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;
+    }
+    if all || args.which == Which::Topology {
+        topology::run(args.quick)?;
     }
     if all || args.which == Which::Link {
         link::run(args.quick)?;

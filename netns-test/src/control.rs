@@ -1,0 +1,596 @@
+//! Changing a running network: links down and up, cuts and partitions that heal when their
+//! guard drops, and readiness waits that replace sleeps.
+
+use std::future::{Future, IntoFuture};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use ipnet::IpNet;
+
+use crate::error::{Error, Result, name_list};
+use crate::network::{Network, Node};
+use crate::topology::NodeKind;
+use crate::wiring::{At, SockFilter, cbpf};
+
+/// How long a [`Wait`] waits unless told otherwise.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// tc filter priorities for cuts and partitions, unique in the process so that guards never
+/// remove each other's filters.
+static NEXT_PRIO: AtomicU16 = AtomicU16::new(1);
+
+fn next_prio() -> u16 {
+    NEXT_PRIO.fetch_add(1, Ordering::Relaxed)
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A readiness condition to wait for, with a deadline: call [`wait`](Self::wait) to block, or
+/// `.await` it in async code. Either way the condition is checked on the network's control
+/// thread, so waiting never stalls a runtime the test body uses.
+#[must_use = "a Wait does nothing until `.wait()` is called or it is awaited"]
+pub struct Wait {
+    what: String,
+    timeout: Duration,
+    ctl: tokio::runtime::Handle,
+    check: Box<dyn FnOnce(Instant) -> BoxFuture<Result<()>> + Send>,
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wait").field("what", &self.what).field("timeout", &self.timeout).finish()
+    }
+}
+
+impl Wait {
+    fn new(
+        ctl: &tokio::runtime::Handle,
+        what: String,
+        check: impl FnOnce(Instant) -> BoxFuture<Result<()>> + Send + 'static,
+    ) -> Wait {
+        Wait { what, timeout: DEFAULT_WAIT, ctl: ctl.clone(), check: Box::new(check) }
+    }
+
+    /// Waits at most `timeout` (default 10 s) before failing with [`Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Blocks until the condition holds.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] naming the condition when it did not hold in time, or the error that
+    /// checking it met.
+    pub fn wait(self) -> Result<()> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let ctl = self.ctl.clone();
+        ctl.spawn(async move {
+            let _ = sender.send(self.run().await);
+        });
+        receiver.recv().unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
+    }
+
+    async fn run(self) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        match (self.check)(deadline).await {
+            Err(Error::Timeout { .. }) => Err(Error::Timeout { what: self.what, after: self.timeout }),
+            other => other,
+        }
+    }
+}
+
+impl IntoFuture for Wait {
+    type Output = Result<()>;
+    type IntoFuture = BoxFuture<Result<()>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let ctl = self.ctl.clone();
+        let task = ctl.spawn(self.run());
+        Box::pin(async move {
+            task.await.unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
+        })
+    }
+}
+
+/// Polls `check` with a short, growing interval until it returns true or `deadline` passes.
+async fn poll_until(deadline: Instant, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
+    let mut interval = Duration::from_micros(500);
+    loop {
+        if check()? {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
+        }
+        tokio::time::sleep(interval.min(deadline - now)).await;
+        interval = (interval * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// A link of the network, between two node interfaces.
+#[derive(Clone, Debug)]
+pub struct LinkHandle {
+    ends: [(Node, String); 2],
+}
+
+impl Network {
+    /// The link between nodes `a` and `b` (the first one declared, if there are several).
+    ///
+    /// # Panics
+    /// When there is no such link; [`try_link`](Self::try_link) returns an error instead.
+    #[track_caller]
+    pub fn link(&self, a: &str, b: &str) -> LinkHandle {
+        self.try_link(a, b).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The link between nodes `a` and `b`, or an error naming what is missing.
+    pub fn try_link(&self, a: &str, b: &str) -> Result<LinkHandle> {
+        let first = self.try_node(a)?;
+        self.try_node(b)?;
+        let iface = first.interfaces().iter().find(|i| i.peer_node() == b).ok_or_else(|| {
+            Error::UnknownInterface {
+                node: a.to_string(),
+                name: format!("(a link to `{b}`)"),
+                known: name_list(first.interfaces().iter().map(|i| i.name())),
+            }
+        })?;
+        Ok(LinkHandle {
+            ends: [
+                (first.clone(), iface.name().to_string()),
+                (self.node(b).clone(), iface.peer_name().to_string()),
+            ],
+        })
+    }
+
+    /// Splits the network: every node listed in one group stops receiving IP packets from the
+    /// nodes of the other groups, silently (as a firewall dropping them would), until the
+    /// returned guard is dropped or [`heal`](Partition::heal)ed. Nodes in no group (routers,
+    /// switches) keep forwarding for everyone.
+    ///
+    /// ```no_run
+    /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
+    /// let split = net.partition(&[&["n1"], &["n2", "n3"]])?;
+    /// // n1 and the others cannot reach each other here.
+    /// split.heal()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// An unknown node, a node listed twice, a switch listed, or a netlink failure.
+    pub fn partition(&self, groups: &[&[&str]]) -> Result<Partition> {
+        let mut members: Vec<(usize, Node)> = Vec::new();
+        for (group, names) in groups.iter().enumerate() {
+            for name in *names {
+                let node = self.try_node(name)?;
+                if node.kind() == NodeKind::Switch {
+                    return Err(Error::Io {
+                        what: format!("partitioning: `{name}` is a switch; list hosts and routers"),
+                        source: std::io::ErrorKind::InvalidInput.into(),
+                    });
+                }
+                if members.iter().any(|(_, n)| n.name() == *name) {
+                    return Err(Error::Io {
+                        what: format!("partitioning: node `{name}` is listed in two groups"),
+                        source: std::io::ErrorKind::InvalidInput.into(),
+                    });
+                }
+                members.push((group, node.clone()));
+            }
+        }
+        let mut filters = Vec::new();
+        let prio = next_prio();
+        for (group, node) in &members {
+            let foreign: Vec<IpAddr> =
+                members.iter().filter(|(g, _)| g != group).flat_map(|(_, other)| other.addrs()).collect();
+            if foreign.is_empty() {
+                continue;
+            }
+            let program = cbpf::drop_from(&foreign);
+            for iface in node.interfaces() {
+                filters.push(Filter {
+                    node: node.clone(),
+                    index: iface.index(),
+                    name: iface.name().to_string(),
+                    prio,
+                });
+            }
+            install(node, &filters[filters.len() - node.interfaces().len()..], &program)?;
+        }
+        Ok(Partition { filters, healed: false })
+    }
+}
+
+/// One installed ingress filter.
+#[derive(Clone, Debug)]
+struct Filter {
+    node: Node,
+    index: u32,
+    name: String,
+    prio: u16,
+}
+
+fn install(node: &Node, filters: &[Filter], program: &[SockFilter]) -> Result<()> {
+    let netlink = node.netlink().clone();
+    let name = node.name().to_string();
+    let filters: Vec<Filter> = filters.to_vec();
+    let program = program.to_vec();
+    node.ctl().block_on(async move {
+        let at = At { node: &name, handle: &netlink.handle };
+        for filter in &filters {
+            at.ensure_clsact(filter.index, &filter.name).await?;
+            at.add_ingress_filter(filter.index, &filter.name, filter.prio, &program).await?;
+        }
+        Ok(())
+    })
+}
+
+fn remove(filters: &[Filter]) -> Result<()> {
+    let mut first_error = None;
+    for filter in filters {
+        let netlink = filter.node.netlink().clone();
+        let name = filter.node.name().to_string();
+        let (index, ifname, prio) = (filter.index, filter.name.clone(), filter.prio);
+        let result = filter.node.ctl().block_on(async move {
+            At { node: &name, handle: &netlink.handle }.del_ingress_filter(index, &ifname, prio).await
+        });
+        if let Err(error) = result {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// A partition of the network; dropping it heals the network.
+#[derive(Debug)]
+#[must_use = "the partition heals as soon as this guard is dropped"]
+pub struct Partition {
+    filters: Vec<Filter>,
+    healed: bool,
+}
+
+impl Partition {
+    /// Heals the partition now, reporting any error (dropping the guard heals too, but can
+    /// only print an error).
+    ///
+    /// # Errors
+    /// A netlink failure removing a filter.
+    pub fn heal(mut self) -> Result<()> {
+        self.healed = true;
+        remove(&self.filters)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        if !self.healed {
+            if let Err(error) = remove(&self.filters) {
+                eprintln!("netns-test: healing a partition failed: {error:?}");
+            }
+        }
+    }
+}
+
+/// A cut link; dropping it restores the link.
+#[derive(Debug)]
+#[must_use = "the link is restored as soon as this guard is dropped"]
+pub struct Cut {
+    filters: Vec<Filter>,
+    healed: bool,
+}
+
+impl Cut {
+    /// Restores the link now, reporting any error.
+    ///
+    /// # Errors
+    /// A netlink failure removing a filter.
+    pub fn heal(mut self) -> Result<()> {
+        self.healed = true;
+        remove(&self.filters)
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        if !self.healed {
+            if let Err(error) = remove(&self.filters) {
+                eprintln!("netns-test: restoring a cut link failed: {error:?}");
+            }
+        }
+    }
+}
+
+impl LinkHandle {
+    /// The two ends: each node and its interface name.
+    pub fn ends(&self) -> [(&Node, &str); 2] {
+        [(&self.ends[0].0, self.ends[0].1.as_str()), (&self.ends[1].0, self.ends[1].1.as_str())]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "the link {}:{} – {}:{}",
+            self.ends[0].0.name(),
+            self.ends[0].1,
+            self.ends[1].0.name(),
+            self.ends[1].1
+        )
+    }
+
+    /// Cuts the link silently: both ends stay up with carrier, but every frame is dropped on
+    /// arrival, as an unplugged cable somewhere in the middle would. The link comes back when
+    /// the guard drops.
+    ///
+    /// # Errors
+    /// A netlink failure installing the filters.
+    pub fn cut(&self) -> Result<Cut> {
+        let prio = next_prio();
+        let mut filters = Vec::new();
+        for (node, ifname) in &self.ends {
+            let iface = node.interface(ifname)?;
+            let filter = Filter { node: node.clone(), index: iface.index(), name: ifname.clone(), prio };
+            install(node, std::slice::from_ref(&filter), &cbpf::drop_all())?;
+            filters.push(filter);
+        }
+        Ok(Cut { filters, healed: false })
+    }
+
+    /// Sets both ends administratively down (`ip link set <dev> down`): unlike a cut, the
+    /// nodes see it (routes over the link go away, sends fail at once).
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn down(&self) -> Result<()> {
+        self.set_up(false)
+    }
+
+    /// Sets both ends up again and waits until the kernel reports the link ready.
+    ///
+    /// # Errors
+    /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
+    pub fn up(&self) -> Result<()> {
+        self.set_up(true)?;
+        self.ready().wait()
+    }
+
+    fn set_up(&self, up: bool) -> Result<()> {
+        for (node, ifname) in &self.ends {
+            let iface = node.interface(ifname)?;
+            let (index, name) = (iface.index(), ifname.clone());
+            let netlink = node.netlink().clone();
+            let node_name = node.name().to_string();
+            node.ctl().block_on(async move {
+                At { node: &node_name, handle: &netlink.handle }.set_link_up(index, &name, up).await
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until both ends are up with carrier and the kernel has finished activating them.
+    pub fn ready(&self) -> Wait {
+        let ends: Vec<(Node, u32)> = self
+            .ends
+            .iter()
+            .filter_map(|(node, ifname)| node.interface(ifname).ok().map(|i| (node.clone(), i.index())))
+            .collect();
+        Wait::new(
+            self.ends[0].0.ctl().handle(),
+            format!("{} to be up with carrier", self.describe()),
+            move |deadline| {
+                Box::pin(async move {
+                    for (node, index) in ends {
+                        let netlink = node.netlink();
+                        netlink
+                            .links
+                            .wait(&netlink.handle, index, deadline, |status| status.ready())
+                            .await
+                            .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+    }
+}
+
+/// Transport protocols for [`Node::listening`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// A TCP socket in the LISTEN state.
+    Tcp,
+    /// A bound UDP socket.
+    Udp,
+}
+
+impl Node {
+    /// Waits until a socket of `protocol` is bound to `addr` in this node (or to the wildcard
+    /// address with the same port): a TCP listener, or a bound UDP socket. Read from the
+    /// kernel's socket tables, so nothing connects to the server to find out.
+    pub fn listening(&self, protocol: Protocol, addr: SocketAddr) -> Wait {
+        let tables: &[&str] = match protocol {
+            Protocol::Tcp => &["tcp", "tcp6"],
+            Protocol::Udp => &["udp", "udp6"],
+        };
+        // /proc/net files show the namespace of the thread that opened them, for as long as
+        // they stay open: open them inside the node once, then re-read them from anywhere.
+        let opened: Vec<std::io::Result<std::fs::File>> = self.run(|| {
+            tables.iter().map(|table| std::fs::File::open(format!("/proc/thread-self/net/{table}"))).collect()
+        });
+        let what = format!("a {protocol:?} socket bound to {addr} in node `{}`", self.name());
+        let node = self.name().to_string();
+        Wait::new(self.ctl().handle(), what, move |deadline| {
+            Box::pin(async move {
+                let mut files = Vec::new();
+                for file in opened {
+                    files.push(
+                        file.map_err(|e| {
+                            Error::io(format!("reading the socket tables of node `{node}`"), e)
+                        })?,
+                    );
+                }
+                let state = match protocol {
+                    Protocol::Tcp => "0A",
+                    Protocol::Udp => "07",
+                };
+                poll_until(deadline, || {
+                    for file in &mut files {
+                        if socket_table_has(file, state, addr)
+                            .map_err(|e| Error::io("reading /proc/net", e))?
+                        {
+                            return Ok(true);
+                        }
+                    }
+                    Ok(false)
+                })
+                .await
+            })
+        })
+    }
+
+    /// Waits until `addr` is assigned in this node and usable (not tentative).
+    pub fn address_ready(&self, addr: IpAddr) -> Wait {
+        let netlink = self.netlink().clone();
+        let what = format!("address {addr} to be usable in node `{}`", self.name());
+        Wait::new(self.ctl().handle(), what, move |deadline| {
+            Box::pin(async move {
+                loop {
+                    if address_usable(&netlink.handle, addr).await {
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+    }
+
+    /// Waits until this node has a route to `destination` (a connected subnet, a static or
+    /// default route).
+    pub fn route_ready(&self, destination: IpAddr) -> Wait {
+        let netlink = self.netlink().clone();
+        let what = format!("a route to {destination} in node `{}`", self.name());
+        Wait::new(self.ctl().handle(), what, move |deadline| {
+            Box::pin(async move {
+                loop {
+                    if has_route(&netlink.handle, destination).await {
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+    }
+}
+
+/// Whether a `/proc/net/{tcp,udp}{,6}` table lists a socket in `state` bound to `addr` (or
+/// the wildcard address) with its port.
+fn socket_table_has(file: &mut std::fs::File, state: &str, addr: SocketAddr) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(st)) = (fields.get(1), fields.get(3)) else {
+            return false;
+        };
+        if *st != state {
+            return false;
+        }
+        let Some((ip_hex, port_hex)) = local.split_once(':') else {
+            return false;
+        };
+        if u16::from_str_radix(port_hex, 16).ok() != Some(addr.port()) {
+            return false;
+        }
+        match parse_proc_ip(ip_hex) {
+            Some(bound) => bound.is_unspecified() || bound == addr.ip() || mapped(bound) == Some(addr.ip()),
+            None => false,
+        }
+    }))
+}
+
+/// An address of /proc/net: 8 hex digits (IPv4) or 32 (IPv6), each 32-bit word in host order.
+fn parse_proc_ip(hex: &str) -> Option<IpAddr> {
+    let words: Option<Vec<u32>> =
+        (0..hex.len() / 8).map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()).collect();
+    let bytes: Vec<u8> = words?.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
+/// The IPv4 address inside an IPv4-mapped IPv6 address.
+fn mapped(addr: IpAddr) -> Option<IpAddr> {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    }
+}
+
+async fn address_usable(handle: &rtnetlink::Handle, addr: IpAddr) -> bool {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+    let mut dump = handle.address().get().execute();
+    while let Some(Ok(message)) = dump.next().await {
+        let matches = message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Address(a) | AddressAttribute::Local(a) if *a == addr));
+        if matches {
+            let tentative = message
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)));
+            return !tentative;
+        }
+    }
+    false
+}
+
+async fn has_route(handle: &rtnetlink::Handle, destination: IpAddr) -> bool {
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    let builder = match destination {
+        IpAddr::V4(_) => rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+        IpAddr::V6(_) => rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+    };
+    let mut dump = handle.route().get(builder).execute();
+    while let Some(Ok(route)) = dump.next().await {
+        let prefix_len = route.header.destination_prefix_length;
+        let prefix = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+            RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        });
+        let covers = match prefix {
+            Some(prefix) => IpNet::new(prefix, prefix_len).is_ok_and(|net| net.contains(&destination)),
+            None => prefix_len == 0,
+        };
+        if covers {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_addresses() {
+        assert_eq!(parse_proc_ip("0101A8C0"), Some("192.168.1.1".parse().unwrap()));
+        assert_eq!(parse_proc_ip("00000000"), Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(parse_proc_ip("00000000000000000000000001000000"), Some("::1".parse().unwrap()));
+        assert_eq!(parse_proc_ip("xyz"), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! How a `#[netns_test]` ends: panics, errors, signals and timeouts become readable failures,
+//! and nothing is left behind however the test process dies.
+//!
+//! The `subject_*` tests fail on purpose; they are ignored and run by the `driver_*` tests,
+//! which start this binary again for one subject and look at the outcome.
+
+use std::process::Command;
+use std::time::Duration;
+
+use netns_test::{Network, netns_test};
+use netns_test_tests::{Running, eventually, holders_of_netns, processes_with, run_subject, subject};
+
+/// Starts, in node `test1`, a shell that forks a `sleep` into the background and exits: the
+/// kind of daemon that escapes its parent. `marker` appears in its command line.
+fn start_daemon(net: &Network, marker: &str) {
+    let status = net
+        .node("test1")
+        .command("sh")
+        .arg("-c")
+        .arg(format!("sh -c 'sleep 600; : {marker}' >/dev/null 2>&1 &"))
+        .status()
+        .expect("sh runs");
+    assert!(status.success());
+}
+
+fn hang() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+#[netns_test]
+#[ignore = "fails on purpose; run by driver_panic_message_and_location"]
+fn subject_panics() {
+    let answer = 42;
+    panic!("the body says no: {answer}");
+}
+
+#[test]
+fn driver_panic_message_and_location() {
+    let outcome = run_subject(&mut subject("subject_panics"));
+    assert!(!outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    assert!(text.contains("test `subject_panics` panicked at tests/tests/runner.rs:"), "{text}");
+    assert!(text.contains("the body says no: 42"), "{text}");
+}
+
+#[netns_test]
+#[ignore = "fails on purpose; run by driver_error_result"]
+fn subject_returns_err() -> Result<(), String> {
+    Err("the peer hung up".to_string())
+}
+
+#[test]
+fn driver_error_result() {
+    let outcome = run_subject(&mut subject("subject_returns_err"));
+    assert!(!outcome.status.success());
+    assert!(
+        outcome.all().contains("test `subject_returns_err` returned an error: \"the peer hung up\""),
+        "{}",
+        outcome.all()
+    );
+}
+
+#[netns_test]
+#[ignore = "fails on purpose; run by driver_signal"]
+fn subject_aborts() {
+    std::process::abort();
+}
+
+#[test]
+fn driver_signal() {
+    let outcome = run_subject(&mut subject("subject_aborts"));
+    assert!(!outcome.status.success());
+    assert!(
+        outcome.all().contains("test `subject_aborts`: the child process was killed by SIGABRT (signal 6)"),
+        "{}",
+        outcome.all()
+    );
+}
+
+#[netns_test(timeout = "1s")]
+#[ignore = "hangs on purpose; run by driver_timeout_kills_everything"]
+fn subject_hangs(net: &Network) {
+    start_daemon(net, "netns-test-marker-timeout");
+    hang();
+}
+
+#[test]
+fn driver_timeout_kills_everything() {
+    let outcome = run_subject(&mut subject("subject_hangs"));
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(
+        text.contains("test `subject_hangs` timed out after 1s while the test body was running"),
+        "{text}"
+    );
+    assert!(outcome.elapsed < Duration::from_secs(20), "took {:?}", outcome.elapsed);
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with("netns-test-marker-timeout").is_empty()),
+        "the daemon outlived the timed-out test: {:?}",
+        processes_with("netns-test-marker-timeout")
+    );
+}
+
+#[netns_test]
+#[ignore = "runs until killed; run by driver_sigkill_leaves_nothing"]
+fn subject_until_killed(net: &Network) {
+    start_daemon(net, "netns-test-marker-sigkill");
+    let local = netns_test_tests::netns_inode("/proc/thread-self/ns/net");
+    let peer = net.node("test1").run(|| netns_test_tests::netns_inode("/proc/thread-self/ns/net"));
+    println!("namespaces: {local} {peer}");
+    hang();
+}
+
+#[test]
+fn driver_sigkill_leaves_nothing() {
+    let running = Running::start(&mut subject("subject_until_killed"));
+    let line = running.wait_for("namespaces:", Duration::from_secs(30));
+    let inodes: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    assert_eq!(inodes.len(), 2, "{line}");
+    assert!(!processes_with("netns-test-marker-sigkill").is_empty(), "the daemon runs while the test does");
+    for inode in &inodes {
+        assert!(!holders_of_netns(inode).is_empty(), "{inode} is alive while the test runs");
+    }
+
+    // SIGKILL the test binary itself: no destructor, no handler, nothing of ours runs.
+    let mut running = running;
+    running.child.kill().expect("kill the test binary");
+    running.child.wait().expect("reap it");
+
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with("netns-test-marker-sigkill").is_empty()),
+        "processes outlived the killed test binary: {:?}",
+        processes_with("netns-test-marker-sigkill")
+    );
+    for inode in &inodes {
+        assert!(
+            eventually(Duration::from_secs(10), || holders_of_netns(inode).is_empty()),
+            "namespace {inode} is still held by {:?}",
+            holders_of_netns(inode)
+        );
+    }
+}
+
+#[netns_test]
+#[ignore = "fails on purpose; run by driver_keep_on_failure"]
+fn subject_fails_and_is_kept() {
+    panic!("look inside");
+}
+
+#[test]
+fn driver_keep_on_failure() {
+    let started = std::time::Instant::now();
+    let running =
+        Running::start(subject("subject_fails_and_is_kept").env("NETNS_TEST_KEEP_ON_FAILURE", "6s"));
+    running.wait_for_line("is kept alive for inspection", Duration::from_secs(30));
+    let hint = running.wait_for_line("  test1 ", Duration::from_secs(5));
+    let command = hint.split_once("nsenter").map(|(_, rest)| rest.trim()).expect("an nsenter command");
+    let mut nsenter = Command::new("nsenter");
+    nsenter.args(command.split_whitespace()).args(["cat", "/proc/self/net/dev"]);
+    let output = nsenter.output().expect("nsenter runs");
+    let dev = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(dev.contains("veth1") && !dev.contains("veth0"), "{dev}");
+    running.wait_for_line("it ends by itself in 6s", Duration::from_secs(5));
+    // Without a terminal nobody presses Enter: the kept child ends when the bound elapses,
+    // and the test still fails.
+    let mut running = running;
+    let status = running.child.wait().expect("reap");
+    assert!(!status.success());
+    assert!(started.elapsed() >= Duration::from_secs(6), "ended after {:?}", started.elapsed());
+}
+
+#[netns_test]
+#[should_panic(expected = "expected failure")]
+fn should_panic_composes() {
+    panic!("expected failure");
+}
+
+#[netns_test]
+#[ignore = "run without privileges by driver_without_privileges_the_failure_says_how_to_fix_it"]
+fn subject_needs_namespaces() {}
+
+#[test]
+fn driver_without_privileges_the_failure_says_how_to_fix_it() {
+    // Root mode forced on an unprivileged user: unshare(CLONE_NEWNET) fails with EPERM, as it
+    // does for a user without root and without user namespaces.
+    let mut command = if nix::unistd::geteuid().is_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "subject_needs_namespaces", "--include-ignored", "--nocapture"]);
+        command
+    } else {
+        subject("subject_needs_namespaces")
+    };
+    let outcome = run_subject(command.env("NETNS_TEST_MODE", "root"));
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
+    assert!(text.contains("Operation not permitted"), "{text}");
+    assert!(text.contains("runner = \"sudo -E\""), "{text}");
+    assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
+}

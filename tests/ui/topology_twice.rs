@@ -1,0 +1,10 @@
+use netns_test::{Topology, netns_test};
+
+fn mine() -> Topology {
+    Topology::seed()
+}
+
+#[netns_test(topology = mine, topology_file = "topo.toml")]
+fn both() {}
+
+fn main() {}
