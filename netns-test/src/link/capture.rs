@@ -37,10 +37,7 @@ struct Pending(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Pending {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
         Ok(bytes.len())
     }
 
@@ -60,19 +57,10 @@ impl Capture {
         let pending = Pending::default();
         let writer = PcapWriter::with_header(pending.clone(), header())
             .map_err(|e| Error::io(what(), pcap_error(e)))?;
-        let mut capture = Capture {
-            path: path.to_path_buf(),
-            file,
-            writer,
-            pending,
-            failed: false,
-        };
+        let mut capture = Capture { path: path.to_path_buf(), file, writer, pending, failed: false };
         capture.flush();
         if capture.failed {
-            return Err(Error::io(
-                what(),
-                io::Error::other("the pcap header could not be written"),
-            ));
+            return Err(Error::io(what(), io::Error::other("the pcap header could not be written")));
         }
         Ok(capture)
     }
@@ -83,19 +71,13 @@ impl Capture {
             return;
         }
         let kept = &frame[..frame.len().min(SNAPLEN as usize)];
-        let written =
-            self.writer
-                .write_packet(&PcapPacket::new(timestamp, frame.len() as u32, kept));
+        let written = self.writer.write_packet(&PcapPacket::new(timestamp, frame.len() as u32, kept));
         self.note(written.map(|_| ()).map_err(pcap_error));
     }
 
     /// Writes the frames recorded so far to the file: one write(2), only when there are any.
     pub(crate) fn flush(&mut self) {
-        let mut pending = self
-            .pending
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.pending.0.lock().unwrap_or_else(PoisonError::into_inner);
         if pending.is_empty() || self.failed {
             return;
         }
@@ -109,10 +91,7 @@ impl Capture {
     fn note(&mut self, result: io::Result<()>) {
         if let Err(error) = result {
             self.failed = true;
-            eprintln!(
-                "netns-test: capture to {} stopped: {error}",
-                self.path.display()
-            );
+            eprintln!("netns-test: capture to {} stopped: {error}", self.path.display());
         }
     }
 }

@@ -142,12 +142,7 @@ pub struct GilbertElliott {
 impl GilbertElliott {
     /// The simple Gilbert model: every packet in the bad state is lost, none in the good state.
     pub fn new(p: f64, r: f64) -> Self {
-        GilbertElliott {
-            p,
-            r,
-            loss_bad: 1.0,
-            loss_good: 0.0,
-        }
+        GilbertElliott { p, r, loss_bad: 1.0, loss_good: 0.0 }
     }
 
     /// The long-run fraction of packets lost.
@@ -174,11 +169,7 @@ pub struct ConditionError {
 
 impl ConditionError {
     fn new(field: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
-        ConditionError {
-            field,
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+        ConditionError { field, value: value.to_string(), reason: reason.into() }
     }
 
     /// The same error as a topology error for `link` (e.g. "link 2 (`a` – `b`), a→b").
@@ -351,11 +342,7 @@ impl Conditions {
             return Err(ConditionError::new("limit", 0, "must be at least 1 packet"));
         }
         if self.limit_bytes == Some(0) {
-            return Err(ConditionError::new(
-                "limit_bytes",
-                0,
-                "must be at least 1 byte",
-            ));
+            return Err(ConditionError::new("limit_bytes", 0, "must be at least 1 byte"));
         }
         fraction("reorder", self.reorder)?;
         if self.reorder > 0.0 && self.delay.is_zero() {
@@ -372,11 +359,7 @@ impl Conditions {
 
     /// Whether these conditions change nothing.
     pub fn is_perfect(&self) -> bool {
-        *self
-            == Conditions {
-                seed: self.seed,
-                ..Conditions::default()
-            }
+        *self == Conditions { seed: self.seed, ..Conditions::default() }
     }
 }
 
@@ -422,11 +405,9 @@ impl fmt::Display for Conditions {
         if let Some(bytes) = self.limit_bytes {
             words.push(format!("limit_bytes {bytes}"));
         }
-        for (name, value) in [
-            ("reorder", self.reorder),
-            ("duplicate", self.duplicate),
-            ("corrupt", self.corrupt),
-        ] {
+        for (name, value) in
+            [("reorder", self.reorder), ("duplicate", self.duplicate), ("corrupt", self.corrupt)]
+        {
             if value > 0.0 {
                 words.push(format!("{name} {}", percent(value)));
             }

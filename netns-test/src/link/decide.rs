@@ -120,29 +120,19 @@ impl Decider {
     /// segments would get the same treatment.
     pub(crate) fn per_packet(&self) -> bool {
         let c = &self.conditions;
-        !c.loss.is_none()
-            || c.duplicate > 0.0
-            || c.corrupt > 0.0
-            || c.reorder > 0.0
-            || !c.jitter.is_zero()
+        !c.loss.is_none() || c.duplicate > 0.0 || c.corrupt > 0.0 || c.reorder > 0.0 || !c.jitter.is_zero()
     }
 
     /// Decides the fate of one packet.
     pub(crate) fn decide(&mut self, offer: Offer) -> Decision {
         let per_packet = offer.segments <= 1;
         if per_packet && self.lost() {
-            return Decision {
-                original: Fate::Lost,
-                duplicate: None,
-            };
+            return Decision { original: Fate::Lost, duplicate: None };
         }
         let duplicated = per_packet && self.chance(Stream::Duplicate, self.conditions.duplicate);
         let original = self.copy(offer, per_packet);
         let duplicate = duplicated.then(|| self.copy(offer, per_packet));
-        Decision {
-            original,
-            duplicate,
-        }
+        Decision { original, duplicate }
     }
 
     /// The fate of one copy: corruption, then the rate limiter, then the delay.
@@ -155,16 +145,8 @@ impl Decider {
         let reordered = per_packet
             && !self.conditions.delay.is_zero()
             && self.chance(Stream::Reorder, self.conditions.reorder);
-        let depart = if reordered {
-            sent
-        } else {
-            sent.saturating_add_signed(self.delay(per_packet))
-        };
-        Fate::Send {
-            depart: depart.max(offer.now),
-            corrupt_bit,
-            reordered,
-        }
+        let depart = if reordered { sent } else { sent.saturating_add_signed(self.delay(per_packet)) };
+        Fate::Send { depart: depart.max(offer.now), corrupt_bit, reordered }
     }
 
     /// Passes a packet through the rate limiter: returns when its last bit is sent, or `None`
@@ -183,12 +165,8 @@ impl Decider {
         }
         let packets = u64::from(offer.segments.max(1));
         let bytes = offer.len as u64;
-        let over_packets =
-            self.backlog_packets + packets > u64::from(self.conditions.limit_packets());
-        let over_bytes = self
-            .conditions
-            .limit_bytes
-            .is_some_and(|limit| self.backlog_bytes + bytes > limit);
+        let over_packets = self.backlog_packets + packets > u64::from(self.conditions.limit_packets());
+        let over_bytes = self.conditions.limit_bytes.is_some_and(|limit| self.backlog_bytes + bytes > limit);
         // An empty queue always takes a packet, or a superframe larger than the byte limit
         // could never pass.
         if !self.backlog.is_empty() && (over_packets || over_bytes) {
@@ -196,8 +174,7 @@ impl Decider {
         }
         let transmit = (u128::from(bytes) * 8 * 1_000_000_000 / u128::from(rate)) as u64;
         self.free_at = self.free_at.max(offer.now).saturating_add(transmit);
-        self.backlog
-            .push_back((self.free_at, packets as u32, bytes));
+        self.backlog.push_back((self.free_at, packets as u32, bytes));
         self.backlog_packets += packets;
         self.backlog_bytes += bytes;
         Some(self.free_at)
@@ -228,11 +205,7 @@ impl Decider {
             Loss::GilbertElliott(ge) => {
                 // As netem: the state moves, and the packet's loss is drawn with the
                 // probability of the state it was in before the move.
-                let (leave, loss) = if self.bad {
-                    (ge.r, ge.loss_bad)
-                } else {
-                    (ge.p, ge.loss_good)
-                };
+                let (leave, loss) = if self.bad { (ge.r, ge.loss_bad) } else { (ge.p, ge.loss_good) };
                 if self.chance(Stream::Loss, leave) {
                     self.bad = !self.bad;
                 }
@@ -291,12 +264,8 @@ pub(crate) fn inverse_normal_cdf(p: f64) -> f64 {
         4.374_664_141_464_968,
         2.938_163_982_698_783,
     ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
+    const D: [f64; 4] =
+        [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
     const LOW: f64 = 0.02425;
     let p = p.clamp(1e-300, 1.0 - f64::EPSILON / 2.0);
     if p < LOW {

@@ -167,12 +167,7 @@ struct Wire {
 
 enum Command {
     Attach(Box<Wire>, SyncSender<io::Result<()>>),
-    SetConditions(
-        WireId,
-        Direction,
-        Box<Conditions>,
-        SyncSender<io::Result<()>>,
-    ),
+    SetConditions(WireId, Direction, Box<Conditions>, SyncSender<io::Result<()>>),
     Flush(SyncSender<io::Result<()>>),
 }
 
@@ -202,10 +197,7 @@ impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Engine")
-            .field(
-                "links",
-                &wires.iter().map(|w| w.label.as_str()).collect::<Vec<_>>(),
-            )
+            .field("links", &wires.iter().map(|w| w.label.as_str()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -213,18 +205,14 @@ impl fmt::Debug for Engine {
 impl Engine {
     /// Starts the engine thread, with no link yet.
     pub(crate) fn start() -> Result<Engine> {
-        let runner = Runner::new()
-            .map_err(|e| Error::io("starting the link engine (epoll, timerfd, eventfd)", e))?;
+        let runner =
+            Runner::new().map_err(|e| Error::io("starting the link engine (epoll, timerfd, eventfd)", e))?;
         let shared = Arc::clone(&runner.shared);
         let thread = thread::Builder::new()
             .name("netns-test-link".into())
             .spawn(move || runner.run())
             .map_err(|e| Error::io("starting the link engine thread", e))?;
-        Ok(Engine {
-            shared,
-            wires: Mutex::new(Vec::new()),
-            thread: Some(thread),
-        })
+        Ok(Engine { shared, wires: Mutex::new(Vec::new()), thread: Some(thread) })
     }
 
     /// Starts carrying a link: opens its sockets in its namespace, then hands it to the
@@ -235,21 +223,16 @@ impl Engine {
     /// the capture file cannot be opened.
     pub(crate) fn attach(&self, spec: WireSpec) -> Result<WireId> {
         for direction in Direction::BOTH {
-            spec.conditions[direction.index()]
-                .validate()
-                .map_err(|source| Error::InvalidConditions {
-                    link: spec.label.clone(),
-                    direction,
-                    source,
-                })?;
+            spec.conditions[direction.index()].validate().map_err(|source| Error::InvalidConditions {
+                link: spec.label.clone(),
+                direction,
+                source,
+            })?;
         }
         let sockets = [PacketSocket::open(&spec.a)?, PacketSocket::open(&spec.b)?];
         let capture = spec.capture.as_deref().map(Capture::create).transpose()?;
         let [forward, backward] = spec.conditions;
-        let shared = Arc::new(WireShared {
-            label: spec.label.clone(),
-            counters: Default::default(),
-        });
+        let shared = Arc::new(WireShared { label: spec.label.clone(), counters: Default::default() });
         let wire = Wire {
             shared: Arc::clone(&shared),
             sockets,
@@ -280,17 +263,14 @@ impl Engine {
         conditions: Conditions,
     ) -> Result<()> {
         let label = self.label(id);
-        conditions
-            .validate()
-            .map_err(|source| Error::InvalidConditions {
-                link: label.clone(),
-                direction,
-                source,
-            })?;
-        self.command(
-            &format!("changing the conditions of link `{label}` {direction}"),
-            |reply| Command::SetConditions(id, direction, Box::new(conditions), reply),
-        )
+        conditions.validate().map_err(|source| Error::InvalidConditions {
+            link: label.clone(),
+            direction,
+            source,
+        })?;
+        self.command(&format!("changing the conditions of link `{label}` {direction}"), |reply| {
+            Command::SetConditions(id, direction, Box::new(conditions), reply)
+        })
     }
 
     /// The counters of both directions (a→b, b→a).
@@ -307,29 +287,18 @@ impl Engine {
     }
 
     fn label(&self, id: WireId) -> String {
-        self.wires.lock().unwrap_or_else(PoisonError::into_inner)[id.0]
-            .label
-            .clone()
+        self.wires.lock().unwrap_or_else(PoisonError::into_inner)[id.0].label.clone()
     }
 
-    fn command(
-        &self,
-        what: &str,
-        make: impl FnOnce(SyncSender<io::Result<()>>) -> Command,
-    ) -> Result<()> {
+    fn command(&self, what: &str, make: impl FnOnce(SyncSender<io::Result<()>>) -> Command) -> Result<()> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.shared
-            .commands
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(make(reply));
+        self.shared.commands.lock().unwrap_or_else(PoisonError::into_inner).push(make(reply));
         self.shared.wake();
         match answer.recv_timeout(COMMAND_TIMEOUT) {
             Ok(result) => result.map_err(|e| Error::io(what, e)),
-            Err(_) => Err(Error::Timeout {
-                what: format!("the link engine ({what})"),
-                after: COMMAND_TIMEOUT,
-            }),
+            Err(_) => {
+                Err(Error::Timeout { what: format!("the link engine ({what})"), after: COMMAND_TIMEOUT })
+            }
         }
     }
 }
@@ -398,11 +367,7 @@ struct Runner {
 }
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
 }
 
 fn owned(rc: libc::c_int) -> io::Result<OwnedFd> {
@@ -429,10 +394,7 @@ impl Runner {
         let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: as above.
         let timer = owned(unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-            )
+            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK)
         })?;
         // SAFETY: as above.
         let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
@@ -440,11 +402,7 @@ impl Runner {
         epoll_add(&epoll, timer.as_raw_fd(), TIMER)?;
         let realtime_offset = clock(libc::CLOCK_REALTIME) - clock(libc::CLOCK_MONOTONIC);
         Ok(Runner {
-            shared: Arc::new(Shared {
-                commands: Mutex::new(Vec::new()),
-                wake,
-                stop: AtomicBool::new(false),
-            }),
+            shared: Arc::new(Shared { commands: Mutex::new(Vec::new()), wake, stop: AtomicBool::new(false) }),
             epoll,
             timer,
             wires: Vec::new(),
@@ -466,8 +424,7 @@ impl Runner {
         let mut events: [libc::epoll_event; 64] = unsafe { mem::zeroed() };
         while !self.shared.stop.load(Ordering::Acquire) {
             // SAFETY: `events` is valid for 64 entries.
-            let n =
-                unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 64, -1) };
+            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 64, -1) };
             if n < 0 {
                 // EINTR: wait again.
                 continue;
@@ -498,36 +455,21 @@ impl Runner {
 
     fn commands(&mut self) {
         drain(self.shared.wake.as_raw_fd());
-        let commands = mem::take(
-            &mut *self
-                .shared
-                .commands
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let commands = mem::take(&mut *self.shared.commands.lock().unwrap_or_else(PoisonError::into_inner));
         for command in commands {
             match command {
                 Command::Attach(wire, reply) => {
                     let index = self.wires.len() as u64;
-                    let registered =
-                        wire.sockets
-                            .iter()
-                            .enumerate()
-                            .try_for_each(|(side, socket)| {
-                                epoll_add(
-                                    &self.epoll,
-                                    socket.as_raw_fd(),
-                                    FIRST_SOCKET + index * 2 + side as u64,
-                                )
-                            });
+                    let registered = wire.sockets.iter().enumerate().try_for_each(|(side, socket)| {
+                        epoll_add(&self.epoll, socket.as_raw_fd(), FIRST_SOCKET + index * 2 + side as u64)
+                    });
                     if registered.is_ok() {
                         self.wires.push(*wire);
                     }
                     let _ = reply.send(registered);
                 }
                 Command::SetConditions(id, direction, conditions, reply) => {
-                    self.wires[id.0].deciders[direction.index()]
-                        .set_conditions(*conditions, direction);
+                    self.wires[id.0].deciders[direction.index()].set_conditions(*conditions, direction);
                     let _ = reply.send(Ok(()));
                 }
                 Command::Flush(reply) => {
@@ -552,9 +494,7 @@ impl Runner {
                     // Larger than any frame a veth can hand over: count it, do not pass half.
                     add(&self.wires[wire].shared.counters[side].send_errors, 1);
                 }
-                Ok(Some(len)) if len >= VNET_LEN + 14 => {
-                    self.arrive(wire, side, &mut scratch[..len])
-                }
+                Ok(Some(len)) if len >= VNET_LEN + 14 => self.arrive(wire, side, &mut scratch[..len]),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
                     self.scratch = scratch;
@@ -568,9 +508,7 @@ impl Runner {
     /// One frame arrived in direction `direction` of `wire` (`buffer`: virtio header, frame).
     fn arrive(&mut self, wire: usize, direction: usize, buffer: &mut [u8]) {
         let now = monotonic_ns();
-        let header: &[u8; VNET_LEN] = buffer[..VNET_LEN]
-            .try_into()
-            .expect("the buffer holds a header");
+        let header: &[u8; VNET_LEN] = buffer[..VNET_LEN].try_into().expect("the buffer holds a header");
         let hdr = VnetHdr::parse(header);
         let link = &self.wires[wire];
         // Frames are turned into real wire packets when single packets are acted on or
@@ -614,11 +552,7 @@ impl Runner {
             add(&counters.queue_drops, u64::from(segments));
             return;
         }
-        let decision = link.deciders[direction].decide(Offer {
-            now,
-            len: wire_len,
-            segments,
-        });
+        let decision = link.deciders[direction].decide(Offer { now, len: wire_len, segments });
         if decision.duplicate.is_some() {
             add(&counters.duplicated, 1);
         }
@@ -627,11 +561,7 @@ impl Runner {
             match fate {
                 Fate::Lost => add(&counters.lost, u64::from(segments)),
                 Fate::QueueFull => add(&counters.queue_drops, u64::from(segments)),
-                Fate::Send {
-                    depart,
-                    corrupt_bit,
-                    reordered,
-                } => {
+                Fate::Send { depart, corrupt_bit, reordered } => {
                     if reordered {
                         add(&counters.reordered, 1);
                     }
@@ -645,9 +575,7 @@ impl Runner {
                         }
                         copy = Some(data);
                     }
-                    self.schedule(
-                        wire, direction, depart, now, segments, wire_len, copy, buffer,
-                    );
+                    self.schedule(wire, direction, depart, now, segments, wire_len, copy, buffer);
                 }
             }
         }
@@ -671,10 +599,7 @@ impl Runner {
             self.send(wire, direction, segments, wire_len, data);
             return;
         }
-        add(
-            &self.wires[wire].shared.counters[direction].held,
-            u64::from(segments),
-        );
+        add(&self.wires[wire].shared.counters[direction].held, u64::from(segments));
         self.seq += 1;
         self.heap.push(Scheduled {
             depart,
@@ -692,16 +617,8 @@ impl Runner {
         while self.heap.peek().is_some_and(|first| first.depart <= now) {
             let Some(frame) = self.heap.pop() else { break };
             let counters = &self.wires[frame.wire].shared.counters[frame.direction];
-            counters
-                .held
-                .fetch_sub(u64::from(frame.segments), Ordering::Relaxed);
-            self.send(
-                frame.wire,
-                frame.direction,
-                frame.segments,
-                frame.wire_len,
-                &frame.data,
-            );
+            counters.held.fetch_sub(u64::from(frame.segments), Ordering::Relaxed);
+            self.send(frame.wire, frame.direction, frame.segments, frame.wire_len, &frame.data);
         }
     }
 
@@ -714,10 +631,7 @@ impl Runner {
                 add(&counters.bytes_out, wire_len as u64);
                 if let Some(capture) = &mut link.capture {
                     let realtime = i128::from(monotonic_ns()) + self.realtime_offset;
-                    capture.write(
-                        Duration::from_nanos(realtime.max(0) as u64),
-                        &data[VNET_LEN..],
-                    );
+                    capture.write(Duration::from_nanos(realtime.max(0) as u64), &data[VNET_LEN..]);
                 }
             }
             Err(_) => add(&counters.send_errors, u64::from(segments)),
@@ -733,10 +647,7 @@ impl Runner {
         self.armed = next;
         let at = next.unwrap_or(0);
         let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: libc::timespec {
                 tv_sec: (at / 1_000_000_000) as libc::time_t,
                 // A zero value would disarm the timer; a departure at 0 ns is in the past anyway.
@@ -788,13 +699,9 @@ fn raise_priority() {
 }
 
 fn epoll_add(epoll: &OwnedFd, fd: RawFd, token: u64) -> io::Result<()> {
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
+    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
     // SAFETY: `event` is a valid epoll_event for the duration of the call.
-    check(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
-        .map(|_| ())
+    check(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }).map(|_| ())
 }
 
 /// Reads the 8-byte counter of an eventfd or timerfd so that it stops being readable.

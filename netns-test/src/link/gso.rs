@@ -184,13 +184,7 @@ impl Headers {
             _ => return None,
         };
         let len = l4 + l4_len;
-        (len <= frame.len()).then_some(Headers {
-            l3,
-            v6,
-            l4,
-            l4_proto,
-            len,
-        })
+        (len <= frame.len()).then_some(Headers { l3, v6, l4, l4_proto, len })
     }
 
     /// Sets the IP length fields for this segment, and for IPv4 the ID (the original plus the
@@ -217,21 +211,10 @@ impl Headers {
         packet[field..field + 2].fill(0);
         let l4_len = (packet.len() - self.l4) as u32;
         let l3 = self.l3;
-        let addresses = if self.v6 {
-            &packet[l3 + 8..l3 + 40]
-        } else {
-            &packet[l3 + 12..l3 + 20]
-        };
-        let pseudo = ones_sum(
-            addresses,
-            u32::from(self.l4_proto) + (l4_len >> 16) + (l4_len & 0xffff),
-        );
+        let addresses = if self.v6 { &packet[l3 + 8..l3 + 40] } else { &packet[l3 + 12..l3 + 20] };
+        let pseudo = ones_sum(addresses, u32::from(self.l4_proto) + (l4_len >> 16) + (l4_len & 0xffff));
         let sum = !fold(ones_sum(&packet[self.l4..], pseudo));
-        let sum = if sum == 0 && self.l4_proto == UDP {
-            0xffff
-        } else {
-            sum
-        };
+        let sum = if sum == 0 && self.l4_proto == UDP { 0xffff } else { sum };
         packet[field..field + 2].copy_from_slice(&sum.to_be_bytes());
     }
 }

@@ -59,24 +59,18 @@ impl Lab {
 
     fn build(engine: Option<([Conditions; 2], u64, Option<PathBuf>)>) -> crate::Result<Lab> {
         let ctl = Ctl::start()?;
-        let names: &[&str] = if engine.is_some() {
-            &["a", "wire", "b"]
-        } else {
-            &["a", "b"]
-        };
-        let requests: Vec<NsRequest<'_>> = names
-            .iter()
-            .map(|name| NsRequest {
-                name,
-                hostname: false,
-            })
-            .collect();
+        let names: &[&str] = if engine.is_some() { &["a", "wire", "b"] } else { &["a", "b"] };
+        let requests: Vec<NsRequest<'_>> =
+            names.iter().map(|name| NsRequest { name, hostname: false }).collect();
         let made = ns::create_namespaces(&requests, |_, _| {
-            for (key, value) in [
-                ("net.ipv6.conf.default.addr_gen_mode", "1"),
-                ("net.ipv4.ping_group_range", "0 2147483647"),
-            ] {
-                ns::write_sysctl(key, value).map_err(|e| Error::io(format!("setting {key}"), e))?;
+            // No IPv6 link-local addresses, hence no router solicitation or MLD frame.
+            ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
+                .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode", e))?;
+            // ICMP echo sockets for the pings. A user namespace maps only group 0, and the
+            // kernel refuses a range with unmapped groups.
+            if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
+                ns::write_sysctl("net.ipv4.ping_group_range", "0 0")
+                    .map_err(|e| Error::io("setting net.ipv4.ping_group_range", e))?;
             }
             NodeNetlink::open(ctl.handle()).map_err(|e| Error::io("opening netlink", e))
         })?;
@@ -106,13 +100,7 @@ impl Lab {
                 Some((engine, id))
             }
         };
-        Ok(Lab {
-            a: Arc::clone(&fds[0]),
-            b,
-            wire,
-            netlink,
-            ctl,
-        })
+        Ok(Lab { a: Arc::clone(&fds[0]), b, wire, netlink, ctl })
     }
 
     fn engine(&self) -> (&Engine, WireId) {
@@ -122,18 +110,11 @@ impl Lab {
 
     /// The engine's counters (a→b, b→a); zero for a plain veth.
     pub(crate) fn counters(&self) -> [DirectionCounters; 2] {
-        self.wire
-            .as_ref()
-            .map(|(engine, id)| engine.counters(*id))
-            .unwrap_or_default()
+        self.wire.as_ref().map(|(engine, id)| engine.counters(*id)).unwrap_or_default()
     }
 
     /// Changes the conditions of one direction.
-    pub(crate) fn set_conditions(
-        &self,
-        direction: Direction,
-        conditions: Conditions,
-    ) -> crate::Result<()> {
+    pub(crate) fn set_conditions(&self, direction: Direction, conditions: Conditions) -> crate::Result<()> {
         let (engine, id) = self.engine();
         engine.set_conditions(id, direction, conditions)
     }
@@ -145,8 +126,7 @@ impl Lab {
 
     /// Starts a UDP echo server in `b` (it lives as long as the test process).
     pub(crate) fn echo_server(&self) {
-        let socket =
-            in_namespace(&self.b, || UdpSocket::bind((B, ECHO_PORT))).expect("echo socket in b");
+        let socket = in_namespace(&self.b, || UdpSocket::bind((B, ECHO_PORT))).expect("echo socket in b");
         thread::spawn(move || {
             let mut buffer = [0u8; 2048];
             while let Ok((n, from)) = socket.recv_from(&mut buffer) {
@@ -175,17 +155,11 @@ impl Lab {
         use std::os::fd::AsRawFd;
         use std::time::{SystemTime, UNIX_EPOCH};
 
-        let socket = in_namespace(&self.a, || {
-            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4))
-        })
-        .expect("ICMP echo socket in a");
+        let socket = in_namespace(&self.a, || Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4)))
+            .expect("ICMP echo socket in a");
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
-        socket
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        socket
-            .connect(&SocketAddr::from((B, 0)).into())
-            .expect("connect");
+        socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        socket.connect(&SocketAddr::from((B, 0)).into()).expect("connect");
         (0..count)
             .map(|seq| {
                 let mut request = vec![8, 0, 0, 0, 0, 0];
@@ -215,8 +189,8 @@ impl Lab {
                     };
                     if len >= 8 && buffer[0] == 0 && buffer[6..8] == seq.to_be_bytes() {
                         let stamp = stamp.expect("a kernel receive timestamp");
-                        let received = UNIX_EPOCH
-                            + Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32);
+                        let received =
+                            UNIX_EPOCH + Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32);
                         return received.duration_since(sent).unwrap_or_default();
                     }
                 }
@@ -233,15 +207,12 @@ impl Lab {
         let reader = {
             let client = client.try_clone().expect("clone socket");
             let (received, done) = (Arc::clone(&received), Arc::clone(&done));
-            client
-                .set_read_timeout(Some(Duration::from_millis(20)))
-                .expect("timeout");
+            client.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
             thread::spawn(move || {
                 let mut buffer = [0u8; 64];
                 while !done.load(Ordering::Relaxed) {
                     if let Ok(4) = client.recv(&mut buffer) {
-                        let seq =
-                            u32::from_be_bytes(buffer[..4].try_into().expect("4 bytes")) as usize;
+                        let seq = u32::from_be_bytes(buffer[..4].try_into().expect("4 bytes")) as usize;
                         if let Some(slot) = received.lock().expect("lock").get_mut(seq) {
                             *slot = true;
                         }
@@ -260,23 +231,13 @@ impl Lab {
         }
         let accounted = || {
             let [ab, ba] = self.counters();
-            let echoed = received
-                .lock()
-                .expect("lock")
-                .iter()
-                .filter(|r| **r)
-                .count() as u64;
+            let echoed = received.lock().expect("lock").iter().filter(|r| **r).count() as u64;
             echoed + ab.lost + ba.lost >= u64::from(count)
         };
-        wait_until(
-            "every probe echoed or lost",
-            Duration::from_secs(10),
-            accounted,
-        );
+        wait_until("every probe echoed or lost", Duration::from_secs(10), accounted);
         done.store(true, Ordering::Relaxed);
         reader.join().expect("reader");
-        let outcomes = received.lock().expect("lock").clone();
-        outcomes
+        received.lock().map(|outcomes| outcomes.clone()).expect("lock")
     }
 
     /// Waits until no frame is in the link in either direction, and returns the counters.
@@ -294,20 +255,16 @@ impl Lab {
 
     /// Sends `data` from `a` to `b` over TCP and returns what `b` received.
     pub(crate) fn tcp_transfer(&self, data: &Arc<Vec<u8>>) -> Vec<u8> {
-        let listener =
-            in_namespace(&self.b, || TcpListener::bind((B, 5001))).expect("listener in b");
+        let listener = in_namespace(&self.b, || TcpListener::bind((B, 5001))).expect("listener in b");
         let server = thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
             let mut received = Vec::new();
             stream.read_to_end(&mut received).expect("read");
             received
         });
-        let mut client =
-            in_namespace(&self.a, || TcpStream::connect((B, 5001))).expect("connect from a");
+        let mut client = in_namespace(&self.a, || TcpStream::connect((B, 5001))).expect("connect from a");
         client.write_all(data).expect("write");
-        client
-            .shutdown(std::net::Shutdown::Write)
-            .expect("shutdown");
+        client.shutdown(std::net::Shutdown::Write).expect("shutdown");
         server.join().expect("server")
     }
 }
@@ -317,53 +274,23 @@ impl Lab {
 async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
     let (na, nb) = (&netlink[0], &netlink[netlink.len() - 1]);
     let (fa, fb) = (fds[0], fds[fds.len() - 1]);
-    let at_a = At {
-        node: "a",
-        handle: &na.handle,
-    };
-    let at_b = At {
-        node: "b",
-        handle: &nb.handle,
-    };
-    let end = |node, name, index, netns| VethEnd {
-        node,
-        name,
-        index,
-        netns,
-        mtu: None,
-        controller: None,
-    };
+    let at_a = At { node: "a", handle: &na.handle };
+    let at_b = At { node: "b", handle: &nb.handle };
+    let end = |node, name, index, netns| VethEnd { node, name, index, netns, mtu: None, controller: None };
     let mut ready = vec![(na, IFINDEX), (nb, IFINDEX)];
     if netlink.len() == 3 {
         let (nw, fw) = (&netlink[1], fds[1]);
-        let at_w = At {
-            node: "wire",
-            handle: &nw.handle,
-        };
-        at_a.add_veth(
-            &end("a", "eth0", IFINDEX, fa),
-            &end("wire", "ma", IFINDEX, fw),
-        )
-        .await?;
+        let at_w = At { node: "wire", handle: &nw.handle };
+        at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("wire", "ma", IFINDEX, fw)).await?;
         at_w.set_link_up(IFINDEX, "ma", true).await?;
-        at_w.add_veth(
-            &end("wire", "mb", IFINDEX + 1, fw),
-            &end("b", "eth0", IFINDEX, fb),
-        )
-        .await?;
+        at_w.add_veth(&end("wire", "mb", IFINDEX + 1, fw), &end("b", "eth0", IFINDEX, fb)).await?;
         ready.extend([(nw, IFINDEX), (nw, IFINDEX + 1)]);
     } else {
-        at_a.add_veth(
-            &end("a", "eth0", IFINDEX, fa),
-            &end("b", "eth0", IFINDEX, fb),
-        )
-        .await?;
+        at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("b", "eth0", IFINDEX, fb)).await?;
     }
     at_b.set_link_up(IFINDEX, "eth0", true).await?;
-    at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address"))
-        .await?;
-    at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address"))
-        .await?;
+    at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address")).await?;
+    at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address")).await?;
     // Static neighbours: no ARP frame ever shifts the sequence of decisions.
     let mac_a = mac(na, "a").await?;
     let mac_b = mac(nb, "b").await?;
@@ -371,14 +298,12 @@ async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
     neighbour(nb, "b", A, &mac_a).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     for (netlink, index) in ready {
-        netlink
-            .links
-            .wait(&netlink.handle, index, deadline, |s| s.ready())
-            .await
-            .map_err(|last| Error::Timeout {
+        netlink.links.wait(&netlink.handle, index, deadline, |s| s.ready()).await.map_err(|last| {
+            Error::Timeout {
                 what: format!("link {index} ready (last: {last:?})"),
                 after: Duration::from_secs(10),
-            })?;
+            }
+        })?;
     }
     Ok(())
 }
@@ -387,8 +312,7 @@ impl Lab {
     /// Sends `total` bytes over TCP from `a` to `b` as fast as they go, and returns the
     /// throughput in Mbit/s (from connect to the last byte read).
     pub(crate) fn tcp_throughput(&self, total: u64) -> f64 {
-        let listener =
-            in_namespace(&self.b, || TcpListener::bind((B, 5002))).expect("listener in b");
+        let listener = in_namespace(&self.b, || TcpListener::bind((B, 5002))).expect("listener in b");
         let server = thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
             let mut buffer = vec![0u8; 1 << 18];
@@ -403,17 +327,14 @@ impl Lab {
         });
         let chunk = vec![0x5au8; 1 << 20];
         let start = Instant::now();
-        let mut client =
-            in_namespace(&self.a, || TcpStream::connect((B, 5002))).expect("connect from a");
+        let mut client = in_namespace(&self.a, || TcpStream::connect((B, 5002))).expect("connect from a");
         let mut sent = 0u64;
         while sent < total {
             let n = chunk.len().min((total - sent) as usize);
             client.write_all(&chunk[..n]).expect("write");
             sent += n as u64;
         }
-        client
-            .shutdown(std::net::Shutdown::Write)
-            .expect("shutdown");
+        client.shutdown(std::net::Shutdown::Write).expect("shutdown");
         let (received, end) = server.join().expect("server");
         assert_eq!(received, total, "the transfer was cut short");
         total as f64 * 8.0 / (end - start).as_secs_f64() / 1e6
@@ -444,17 +365,11 @@ pub struct LinkBench {
 /// Runs the link benchmark in the calling process (a sandbox child): throughput over a plain
 /// veth and over the engine, delay and loss accuracy.
 pub(crate) fn bench(quick: bool) -> LinkBench {
-    let (total, rounds, pings, probes) = if quick {
-        (256 << 20, 1, 20, 500)
-    } else {
-        (2 << 30, 3, 200, 2000)
-    };
+    let (total, rounds, pings, probes) =
+        if quick { (256 << 20, 1, 20, 500) } else { (2 << 30, 3, 200, 2000) };
     let runs: Vec<(f64, f64)> = (0..rounds)
         .map(|_| {
-            (
-                Lab::plain().tcp_throughput(total),
-                Lab::new(Default::default(), 1, None).tcp_throughput(total),
-            )
+            (Lab::plain().tcp_throughput(total), Lab::new(Default::default(), 1, None).tcp_throughput(total))
         })
         .collect();
     let median = |mut values: Vec<f64>| {
@@ -483,10 +398,7 @@ pub(crate) fn bench(quick: bool) -> LinkBench {
 
 async fn mac(netlink: &NodeNetlink, node: &str) -> crate::Result<Vec<u8>> {
     let mut links = netlink.handle.link().get().match_index(IFINDEX).execute();
-    let link = links
-        .try_next()
-        .await
-        .map_err(|e| Error::netlink(node, "ip link show eth0", e))?;
+    let link = links.try_next().await.map_err(|e| Error::netlink(node, "ip link show eth0", e))?;
     link.and_then(|link| {
         link.attributes.into_iter().find_map(|a| match a {
             LinkAttribute::Address(mac) => Some(mac),
@@ -494,19 +406,11 @@ async fn mac(netlink: &NodeNetlink, node: &str) -> crate::Result<Vec<u8>> {
         })
     })
     .ok_or_else(|| {
-        Error::io(
-            format!("reading the MAC address of eth0 in `{node}`"),
-            std::io::ErrorKind::NotFound.into(),
-        )
+        Error::io(format!("reading the MAC address of eth0 in `{node}`"), std::io::ErrorKind::NotFound.into())
     })
 }
 
-async fn neighbour(
-    netlink: &NodeNetlink,
-    node: &str,
-    ip: Ipv4Addr,
-    mac: &[u8],
-) -> crate::Result<()> {
+async fn neighbour(netlink: &NodeNetlink, node: &str, ip: Ipv4Addr, mac: &[u8]) -> crate::Result<()> {
     netlink
         .handle
         .neighbours()
@@ -514,23 +418,14 @@ async fn neighbour(
         .link_layer_address(mac)
         .execute()
         .await
-        .map_err(|e| {
-            Error::netlink(
-                node,
-                format!("ip neigh add {ip} lladdr ... dev eth0 nud permanent"),
-                e,
-            )
-        })
+        .map_err(|e| Error::netlink(node, format!("ip neigh add {ip} lladdr ... dev eth0 nud permanent"), e))
 }
 
 /// Waits for `condition`, checking every millisecond, and panics after `limit`.
 pub(crate) fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         thread::sleep(Duration::from_millis(1));
     }
 }

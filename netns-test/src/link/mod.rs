@@ -27,8 +27,7 @@ mod packet;
 mod tests;
 
 pub use conditions::{
-    ConditionError, Conditions, DEFAULT_LIMIT, Direction, Distribution, GilbertElliott, Loss,
-    MAX_DELAY,
+    ConditionError, Conditions, DEFAULT_LIMIT, Direction, Distribution, GilbertElliott, Loss, MAX_DELAY,
 };
 pub use engine::DirectionCounters;
 pub(crate) use engine::{Engine, WireId, WireSpec};

@@ -15,8 +15,7 @@ use std::sync::OnceLock;
 
 use futures_util::StreamExt;
 use rtnetlink::packet_core::{
-    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
-    NetlinkPayload,
+    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
@@ -100,15 +99,7 @@ impl NetemOptions {
             Loss::GilbertElliott(ge) => {
                 // netem's h is the probability of *not* losing in the bad state.
                 let h = u32::MAX - probability(ge.loss_bad);
-                (
-                    0,
-                    Some([
-                        probability(ge.p),
-                        probability(ge.r),
-                        h,
-                        probability(ge.loss_good),
-                    ]),
-                )
+                (0, Some([probability(ge.p), probability(ge.r), h, probability(ge.loss_good)]))
             }
         };
         Ok(NetemOptions {
@@ -124,9 +115,8 @@ impl NetemOptions {
             corrupt: probability(conditions.corrupt),
             gilbert_elliott,
             rate: conditions.rate.map(|bits| bits / 8),
-            distribution: (conditions.distribution == Distribution::Normal
-                && !conditions.jitter.is_zero())
-            .then(normal_table),
+            distribution: (conditions.distribution == Distribution::Normal && !conditions.jitter.is_zero())
+                .then(normal_table),
             seed: Some(conditions.seed.unwrap_or(seed)),
         })
     }
@@ -136,22 +126,13 @@ impl NetemOptions {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let ticks = |ns: u64| u32::try_from(ns / TICK_NS).unwrap_or(u32::MAX);
         let mut out = Vec::with_capacity(64);
-        for field in [
-            ticks(self.latency_ns),
-            self.limit,
-            self.loss,
-            self.gap,
-            self.duplicate,
-            ticks(self.jitter_ns),
-        ] {
+        for field in
+            [ticks(self.latency_ns), self.limit, self.loss, self.gap, self.duplicate, ticks(self.jitter_ns)]
+        {
             out.extend_from_slice(&field.to_ne_bytes());
         }
         if self.delay_correlation != 0 {
-            attribute(
-                &mut out,
-                TCA_NETEM_CORR,
-                &words(&[self.delay_correlation, 0, 0]),
-            );
+            attribute(&mut out, TCA_NETEM_CORR, &words(&[self.delay_correlation, 0, 0]));
         }
         if self.reorder != 0 {
             attribute(&mut out, TCA_NETEM_REORDER, &words(&[self.reorder, 0]));
@@ -183,18 +164,10 @@ impl NetemOptions {
         }
         // Times beyond the 32-bit tick fields (about 274 s) go in nanoseconds.
         if ticks(self.latency_ns) == u32::MAX {
-            attribute(
-                &mut out,
-                TCA_NETEM_LATENCY64,
-                &(self.latency_ns as i64).to_ne_bytes(),
-            );
+            attribute(&mut out, TCA_NETEM_LATENCY64, &(self.latency_ns as i64).to_ne_bytes());
         }
         if ticks(self.jitter_ns) == u32::MAX {
-            attribute(
-                &mut out,
-                TCA_NETEM_JITTER64,
-                &(self.jitter_ns as i64).to_ne_bytes(),
-            );
+            attribute(&mut out, TCA_NETEM_JITTER64, &(self.jitter_ns as i64).to_ne_bytes());
         }
         if let Some(seed) = self.seed {
             attribute(&mut out, TCA_NETEM_PRNG_SEED, &seed.to_ne_bytes());
@@ -253,21 +226,12 @@ pub(crate) async fn apply(
     ifname: &str,
     options: &NetemOptions,
 ) -> Result<()> {
-    send_qdisc(handle, ifindex, options)
-        .await
-        .map_err(|error| match &error {
-            rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENOENT => {
-                Error::Unsupported {
-                    feature: "sch_netem".into(),
-                    reason: missing_netem_reason(&message.to_io()),
-                }
-            }
-            _ => Error::netlink(
-                node,
-                format!("tc qdisc replace dev {ifname} root netem"),
-                error,
-            ),
-        })
+    send_qdisc(handle, ifindex, options).await.map_err(|error| match &error {
+        rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENOENT => {
+            Error::Unsupported { feature: "sch_netem".into(), reason: missing_netem_reason(&message.to_io()) }
+        }
+        _ => Error::netlink(node, format!("tc qdisc replace dev {ifname} root netem"), error),
+    })
 }
 
 /// Sends `RTM_NEWQDISC` (create or replace, at the root). rtnetlink's qdisc request builder
@@ -298,15 +262,9 @@ fn missing_netem_reason(answer: &io::Error) -> String {
     let mut reason = format!(
         "the kernel refused a netem qdisc with \"{answer}\" (ENOENT: no qdisc kind \"netem\"); Linux {release} "
     );
-    let module_dir = std::path::Path::new("/lib/modules")
-        .join(release)
-        .join("kernel/net/sched");
+    let module_dir = std::path::Path::new("/lib/modules").join(release).join("kernel/net/sched");
     let shipped = std::fs::read_dir(&module_dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("sch_netem."))
-        })
+        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("sch_netem.")))
         .unwrap_or(false);
     if shipped {
         let _ = write!(
@@ -338,20 +296,16 @@ pub(crate) fn netem_available() -> Result<()> {
     PROBE
         .get_or_init(probe)
         .clone()
-        .map_err(|reason| Error::Unsupported {
-            feature: "sch_netem".into(),
-            reason,
-        })
+        .map_err(|reason| Error::Unsupported { feature: "sch_netem".into(), reason })
 }
 
 fn probe() -> std::result::Result<(), String> {
-    let outcome = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("netns-test-netem-probe".into())
             .spawn_scoped(scope, || {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    format!("could not make a scratch namespace to probe netem: {e}")
-                })?;
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("could not make a scratch namespace to probe netem: {e}"))?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -360,23 +314,17 @@ fn probe() -> std::result::Result<(), String> {
                     let (connection, handle, _) = rtnetlink::new_connection()
                         .map_err(|e| format!("could not open netlink to probe netem: {e}"))?;
                     tokio::spawn(connection);
-                    let options = NetemOptions {
-                        limit: 1000,
-                        ..NetemOptions::default()
-                    };
-                    apply(&handle, "netem probe", 1, "lo", &options)
-                        .await
-                        .map_err(|error| match error {
-                            Error::Unsupported { reason, .. } => reason,
-                            other => format!("{other:?}"),
-                        })
+                    let options = NetemOptions { limit: 1000, ..NetemOptions::default() };
+                    apply(&handle, "netem probe", 1, "lo", &options).await.map_err(|error| match error {
+                        Error::Unsupported { reason, .. } => reason,
+                        other => format!("{other:?}"),
+                    })
                 })
             })
             .map_err(|e| format!("could not start a thread to probe netem: {e}"))?
             .join()
             .unwrap_or_else(|_| Err("the netem probe panicked".into()))
-    });
-    outcome
+    })
 }
 
 #[cfg(test)]

@@ -55,14 +55,8 @@ const BUFFER: libc::c_int = 8 << 20;
 impl PacketSocket {
     /// Opens the socket inside the port's namespace and binds it to the port's interface.
     pub(crate) fn open(port: &Port) -> Result<Self> {
-        let what = || {
-            format!(
-                "opening an AF_PACKET socket on `{}` (ifindex {})",
-                port.ifname, port.ifindex
-            )
-        };
-        let fd = in_namespace(&port.netns, || open_bound(port.ifindex))
-            .map_err(|e| Error::io(what(), e))?;
+        let what = || format!("opening an AF_PACKET socket on `{}` (ifindex {})", port.ifname, port.ifindex);
+        let fd = in_namespace(&port.netns, || open_bound(port.ifindex)).map_err(|e| Error::io(what(), e))?;
         Ok(PacketSocket { fd })
     }
 
@@ -94,18 +88,9 @@ impl PacketSocket {
     pub(crate) fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: the buffer is valid for reads of its length for the duration of the call.
         let n = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                libc::MSG_DONTWAIT,
-            )
+            libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT)
         };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
     /// Frames the kernel dropped because this socket's buffer was full, since the last call.
@@ -137,11 +122,7 @@ fn open_bound(ifindex: u32) -> io::Result<OwnedFd> {
     // interface of the namespace slips in between socket() and bind().
     // SAFETY: plain socket(2) call; the result is checked before use.
     let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
+        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
     };
     if raw < 0 {
         return Err(io::Error::last_os_error());
@@ -179,12 +160,7 @@ fn open_bound(ifindex: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn set_option(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
+fn set_option(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: `value` is a c_int and the length says so.
     let rc = unsafe {
         libc::setsockopt(
@@ -195,11 +171,7 @@ fn set_option(
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// The largest frame read: a 64 KB GSO superframe plus its headers and the virtio header.
@@ -239,11 +211,7 @@ pub(crate) fn set_tx_checksum(netns: &NsFds, ifname: &str, on: bool) -> Result<(
         let socket = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: `request` names the interface and points at `value`, both alive for the call.
         let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
     })
     .map_err(|e| Error::io(what(), e))
 }

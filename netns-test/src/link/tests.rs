@@ -11,6 +11,24 @@ use super::packet::in_namespace;
 use super::*;
 use crate::error::Error;
 
+/// Keeps the tests that measure time from sharing the machine's CPUs with the tests that
+/// saturate them: libtest runs tests in parallel, and on two CPUs a TCP transfer at full speed
+/// delays the engine's wake-ups by a scheduler tick (4 ms) unless it runs with real-time
+/// priority, which rootless mode cannot give it. A file lock, since every test body runs in
+/// its own child process. Held until dropped.
+fn cpu_exclusive() -> nix::fcntl::Flock<std::fs::File> {
+    let path = std::env::temp_dir().join("netns-test-link-cpu.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        // Created by another user (root and rootless runs share /tmp): reading is enough to lock.
+        .or_else(|_| std::fs::File::open(&path))
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, errno)| panic!("cannot lock {}: {errno}", path.display()))
+}
+
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -22,18 +40,11 @@ fn ms(value: u64) -> Duration {
 
 /// 10 MB that do not repeat with any short period, so that a misplaced segment shows.
 fn pattern(len: usize) -> Arc<Vec<u8>> {
-    Arc::new(
-        (0..len)
-            .map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8)
-            .collect(),
-    )
+    Arc::new((0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8).collect())
 }
 
 fn capture_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "netns-test-link-{}-{name}.pcap",
-        std::process::id()
-    ))
+    std::env::temp_dir().join(format!("netns-test-link-{}-{name}.pcap", std::process::id()))
 }
 
 /// The frames of a pcap file.
@@ -49,6 +60,7 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 
 #[crate::test]
 fn a_perfect_link_carries_udp_and_tcp() {
+    let _cpu = cpu_exclusive();
     let link = Lab::new(Default::default(), 1, None);
     let rtts = link.pings(20);
     assert!(median(rtts.clone()) < ms(1), "{rtts:?}");
@@ -61,27 +73,18 @@ fn a_perfect_link_carries_udp_and_tcp() {
         data.len()
     );
     let [ab, ba] = link.counters();
-    assert!(
-        ab.bytes_out >= 10 << 20 && ab.frames_out >= (10 << 20) / 1514,
-        "{ab}"
-    );
-    assert_eq!(
-        (ab.lost, ab.queue_drops, ab.send_errors, ba.send_errors),
-        (0, 0, 0, 0),
-        "{ab} / {ba}"
-    );
+    assert!(ab.bytes_out >= 10 << 20 && ab.frames_out >= (10 << 20) / 1514, "{ab}");
+    assert_eq!((ab.lost, ab.queue_drops, ab.send_errors, ba.send_errors), (0, 0, 0, 0), "{ab} / {ba}");
 }
 
 #[crate::test]
 fn ten_ms_each_way_gives_a_twenty_ms_round_trip() {
+    let _cpu = cpu_exclusive();
     let delay = Conditions::new().delay(ms(10));
     let link = Lab::new([delay.clone(), delay], 1, None);
     let rtts = link.pings(30);
     let median = median(rtts.clone());
-    assert!(
-        median >= ms(20) && median <= ms(21),
-        "median {median:?} of {rtts:?}"
-    );
+    assert!(median >= ms(20) && median <= ms(21), "median {median:?} of {rtts:?}");
     assert!(rtts.iter().all(|rtt| *rtt >= ms(20)), "{rtts:?}");
 }
 
@@ -114,6 +117,7 @@ fn the_same_seed_replays_the_same_outcomes() {
 
 #[crate::test(timeout = "120s")]
 fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
+    let _cpu = cpu_exclusive();
     let path = capture_path("tcp");
     let lossy = Conditions::new().delay(ms(5)).loss(0.01).reorder(0.1);
     let link = Lab::new([lossy.clone(), lossy], 99, Some(path.clone()));
@@ -126,10 +130,7 @@ fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
         data.len()
     );
     let [ab, ba] = link.settle();
-    assert!(
-        ab.lost > 0 && ab.reordered > 0 && ba.lost > 0,
-        "{ab} / {ba}"
-    );
+    assert!(ab.lost > 0 && ab.reordered > 0 && ba.lost > 0, "{ab} / {ba}");
     link.flush().expect("flush");
     // Offloads are undone on an impaired link: every frame fits the 1500-byte MTU.
     let frames = read_pcap(&path);
@@ -141,17 +142,12 @@ fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
 
 #[crate::test]
 fn a_rate_limit_of_10_mbit_measures_within_5_percent() {
+    let _cpu = cpu_exclusive();
     const RATE: f64 = 10e6;
     const FRAME: usize = 1514;
-    let link = Lab::new(
-        [Conditions::new().rate(10_000_000), Conditions::new()],
-        1,
-        None,
-    );
+    let link = Lab::new([Conditions::new().rate(10_000_000), Conditions::new()], 1, None);
     let receiver = in_namespace(&link.b, || UdpSocket::bind((B, 9000))).expect("receiver in b");
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
+    receiver.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
     let sender = in_namespace(&link.a, || UdpSocket::bind((A, 0))).expect("sender in a");
     let target = SocketAddr::from((B, 9000));
     let count = 1500u32;
@@ -191,14 +187,8 @@ fn a_rate_limit_of_10_mbit_measures_within_5_percent() {
 #[crate::test]
 fn duplicates_and_corruption_show_in_counters_and_capture() {
     let path = capture_path("dup");
-    let link = Lab::new(
-        [
-            Conditions::new().duplicate(0.2).corrupt(0.2),
-            Conditions::new(),
-        ],
-        5,
-        Some(path.clone()),
-    );
+    let link =
+        Lab::new([Conditions::new().duplicate(0.2).corrupt(0.2), Conditions::new()], 5, Some(path.clone()));
     // Bound so that `b` answers no datagram with a port-unreachable error.
     let _receiver = in_namespace(&link.b, || UdpSocket::bind((B, 9001))).expect("receiver in b");
     let sender = in_namespace(&link.a, || UdpSocket::bind((A, 0))).expect("sender in a");
@@ -209,28 +199,19 @@ fn duplicates_and_corruption_show_in_counters_and_capture() {
         sender.send_to(&datagram, (B, 9001)).expect("send");
     }
     let counters = || link.counters()[0];
-    wait_until(
-        "every datagram through the link",
-        Duration::from_secs(10),
-        || {
-            let ab = counters();
-            ab.frames_in == count && ab.frames_out == count + ab.duplicated
-        },
-    );
+    wait_until("every datagram through the link", Duration::from_secs(10), || {
+        let ab = counters();
+        ab.frames_in == count && ab.frames_out == count + ab.duplicated
+    });
     let ab = counters();
     assert!(ab.duplicated > 20 && ab.corrupted > 20, "{ab}");
     link.flush().expect("flush");
     let frames = read_pcap(&path);
-    let udp: Vec<&Vec<u8>> = frames
-        .iter()
-        .filter(|f| f.len() == 142 && f[12..14] == [8, 0] && f[23] == 17)
-        .collect();
+    let udp: Vec<&Vec<u8>> =
+        frames.iter().filter(|f| f.len() == 142 && f[12..14] == [8, 0] && f[23] == 17).collect();
     // A flipped bit in the IP or UDP part breaks a checksum: that is how a receiver sees it.
     let broken = udp.iter().filter(|f| !ipv4_udp_checksums_hold(f)).count() as u64;
-    assert!(
-        broken >= ab.corrupted / 2 && broken <= ab.corrupted,
-        "{broken} broken frames, {ab}"
-    );
+    assert!(broken >= ab.corrupted / 2 && broken <= ab.corrupted, "{broken} broken frames, {ab}");
     // Duplicates that escaped corruption are byte-identical repeats.
     let mut distinct = udp.clone();
     distinct.sort();
@@ -253,23 +234,18 @@ fn ipv4_udp_checksums_hold(frame: &[u8]) -> bool {
 
 #[crate::test]
 fn a_delay_change_takes_effect_mid_test() {
+    let _cpu = cpu_exclusive();
     let five = Conditions::new().delay(ms(5));
     let link = Lab::new([five.clone(), five], 1, None);
     let before = median(link.pings(10));
     for direction in Direction::BOTH {
-        link.set_conditions(direction, Conditions::new().delay(ms(25)))
-            .expect("set");
+        link.set_conditions(direction, Conditions::new().delay(ms(25))).expect("set");
     }
     let after = median(link.pings(10));
     assert!(before >= ms(10) && before <= ms(11), "before: {before:?}");
     assert!(after >= ms(50) && after <= ms(51), "after: {after:?}");
-    let error = link
-        .set_conditions(Direction::AToB, Conditions::new().loss(3.0))
-        .unwrap_err();
-    assert!(
-        format!("{error:?}").contains("invalid condition loss = 3"),
-        "{error:?}"
-    );
+    let error = link.set_conditions(Direction::AToB, Conditions::new().loss(3.0)).unwrap_err();
+    assert!(format!("{error:?}").contains("invalid condition loss = 3"), "{error:?}");
 }
 
 #[crate::test]
@@ -279,42 +255,27 @@ fn the_capture_opens_in_tshark_and_shows_the_ping() {
     let link = Lab::new([delay.clone(), delay], 1, Some(path.clone()));
     // An ICMP echo socket: the kernel in `b` answers.
     let socket = in_namespace(&link.a, || {
-        socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::ICMPV4),
-        )
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::ICMPV4))
     })
     .expect("ICMP socket in a");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     for seq in 0..3u16 {
         let mut request = vec![8, 0, 0, 0, 0, 0];
         request.extend_from_slice(&seq.to_be_bytes());
         request.extend_from_slice(b"netns-test");
-        socket
-            .send_to(&request, &SocketAddr::from((B, 0)).into())
-            .expect("send echo");
+        socket.send_to(&request, &SocketAddr::from((B, 0)).into()).expect("send echo");
         let mut reply = [std::mem::MaybeUninit::new(0u8); 128];
         let n = socket.recv(&mut reply).expect("an echo reply");
         assert!(n >= 8);
     }
     link.flush().expect("flush");
-    let output = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .output();
+    let output = std::process::Command::new("tshark").arg("-r").arg(&path).output();
     let output = match output {
         Ok(output) => output,
         Err(error) => panic!("cannot run tshark ({error}); install it: apt-get install -y tshark"),
     };
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "tshark failed: {}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(text.matches("Echo (ping) request").count(), 3, "{text}");
     assert_eq!(text.matches("Echo (ping) reply").count(), 3, "{text}");
     let _ = std::fs::remove_file(path);
@@ -322,28 +283,26 @@ fn the_capture_opens_in_tshark_and_shows_the_ping() {
 
 #[crate::test]
 fn tcp_crosses_with_tx_checksum_offload_off() {
+    let _cpu = cpu_exclusive();
     let link = Lab::new(Default::default(), 1, None);
     set_tx_checksum(&link.a, "eth0", false).expect("ethtool -K eth0 tx off in a");
     set_tx_checksum(&link.b, "eth0", false).expect("ethtool -K eth0 tx off in b");
     let data = pattern(1 << 20);
     assert!(link.tcp_transfer(&data) == *data);
     let error = set_tx_checksum(&link.a, "nosuchdev", false).unwrap_err();
-    assert!(
-        format!("{error:?}").contains("ethtool -K nosuchdev tx off"),
-        "{error:?}"
-    );
+    assert!(format!("{error:?}").contains("ethtool -K nosuchdev tx off"), "{error:?}");
 }
 
 #[crate::test]
 fn netem_delays_packets_or_says_precisely_why_it_cannot() {
+    let _cpu = cpu_exclusive();
     let link = Lab::new(Default::default(), 1, None);
-    let options = NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 1)
-        .expect("netem can delay");
+    let options =
+        NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 1).expect("netem can delay");
     let apply = |node: usize, name: &'static str| {
         let handle = link.netlink[node].handle.clone();
         let options = options.clone();
-        link.ctl
-            .block_on(async move { apply_netem(&handle, name, IFINDEX, "eth0", &options).await })
+        link.ctl.block_on(async move { apply_netem(&handle, name, IFINDEX, "eth0", &options).await })
     };
     match netem_available() {
         Ok(()) => {
@@ -357,14 +316,9 @@ fn netem_delays_packets_or_says_precisely_why_it_cannot() {
             // silently unimpaired.
             let applied = apply(0, "a").expect_err("netem applied although the probe found none");
             for error in [&probed, &applied] {
-                let Error::Unsupported { feature, reason } = error else {
-                    panic!("{error:?}")
-                };
+                let Error::Unsupported { feature, reason } = error else { panic!("{error:?}") };
                 assert_eq!(feature, "sch_netem");
-                assert!(
-                    reason.contains("ENOENT") && reason.contains("modprobe sch_netem"),
-                    "{reason}"
-                );
+                assert!(reason.contains("ENOENT") && reason.contains("modprobe sch_netem"), "{reason}");
             }
             eprintln!("netem is missing here; checked how that is reported instead: {probed}");
         }

@@ -39,10 +39,7 @@ pub(super) struct RawConditions {
 
 /// `jitter = "2ms"` or `jitter = { amount = "2ms", distribution = "normal", correlation = "25%" }`.
 #[derive(Serialize, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "a duration such as \"2ms\", or a table { amount, distribution, correlation }"
-)]
+#[serde(untagged, expecting = "a duration such as \"2ms\", or a table { amount, distribution, correlation }")]
 enum RawJitter {
     Amount(Span),
     Table(JitterTable),
@@ -102,17 +99,14 @@ impl TryFrom<RawConditions> for Conditions {
         conditions.loss = match raw.loss {
             None => Loss::default(),
             Some(RawLoss::Random(Fraction(p))) => Loss::Random(p),
-            Some(RawLoss::Model(LossModel::GilbertElliott {
-                p,
-                r,
-                loss_bad,
-                loss_good,
-            })) => Loss::GilbertElliott(GilbertElliott {
-                p: p.0,
-                r: r.0,
-                loss_bad: loss_bad.map_or(1.0, |f| f.0),
-                loss_good: loss_good.map_or(0.0, |f| f.0),
-            }),
+            Some(RawLoss::Model(LossModel::GilbertElliott { p, r, loss_bad, loss_good })) => {
+                Loss::GilbertElliott(GilbertElliott {
+                    p: p.0,
+                    r: r.0,
+                    loss_bad: loss_bad.map_or(1.0, |f| f.0),
+                    loss_good: loss_good.map_or(0.0, |f| f.0),
+                })
+            }
         };
         conditions.rate = raw.rate.map(|r| r.0);
         conditions.limit = raw.limit;
@@ -175,9 +169,7 @@ struct Rate(u64);
 /// refuses; compound forms ("1s 500ms") fall back to it.
 pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let scale = match unit.trim() {
         "ns" => Some(1e-9),
@@ -193,8 +185,9 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
         // Checked so that absurd values become a message instead of a panic.
         return Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"));
     }
-    humantime::parse_duration(text)
-        .map_err(|_| format!("`{text}` is not a duration; write a number with a unit, e.g. \"10ms\", \"1.5ms\", \"2s\""))
+    humantime::parse_duration(text).map_err(|_| {
+        format!("`{text}` is not a duration; write a number with a unit, e.g. \"10ms\", \"1.5ms\", \"2s\"")
+    })
 }
 
 /// Parses `"1%"` or a fraction; the range is checked by validation, except that a bare number
@@ -209,9 +202,8 @@ pub(super) fn parse_fraction(text: &str) -> Result<f64, String> {
             .map(|v| v / 100.0)
             .map_err(|_| format!("`{text}` is not a percentage"));
     }
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a probability; write \"5%\" or 0.05"))?;
+    let value: f64 =
+        text.parse().map_err(|_| format!("`{text}` is not a probability; write \"5%\" or 0.05"))?;
     fraction_from_number(value)
 }
 
@@ -228,9 +220,7 @@ fn fraction_from_number(value: f64) -> Result<f64, String> {
 /// `bps` (which means *bytes* per second there) is refused as ambiguous.
 pub(super) fn parse_rate(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let unit = unit.trim().to_ascii_lowercase();
     let unit = unit.strip_suffix("/s").unwrap_or(&unit);
@@ -246,9 +236,7 @@ pub(super) fn parse_rate(text: &str) -> Result<u64, String> {
             ));
         }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a rate"))?;
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a rate"))?;
     let bits = (value * scale).round();
     if !(1.0..=u64::MAX as f64).contains(&bits) {
         return Err(format!("`{text}` is out of range"));
@@ -258,12 +246,9 @@ pub(super) fn parse_rate(text: &str) -> Result<u64, String> {
 
 /// `20000000` as `20mbit`.
 pub(super) fn format_rate(bits: u64) -> String {
-    for (scale, unit) in [
-        (1_000_000_000_000, "tbit"),
-        (1_000_000_000, "gbit"),
-        (1_000_000, "mbit"),
-        (1_000, "kbit"),
-    ] {
+    for (scale, unit) in
+        [(1_000_000_000_000, "tbit"), (1_000_000_000, "gbit"), (1_000_000, "mbit"), (1_000, "kbit")]
+    {
         if bits >= scale && bits % scale == 0 {
             return format!("{}{unit}", bits / scale);
         }
@@ -359,9 +344,7 @@ impl<'de> Deserialize<'de> for Rate {
                 if value >= 1.0 && value.fract() == 0.0 && value <= u64::MAX as f64 {
                     Ok(Rate(value as u64))
                 } else {
-                    Err(format!(
-                        "{value} is not a whole, positive number of bits per second"
-                    ))
+                    Err(format!("{value} is not a whole, positive number of bits per second"))
                 }
             }),
         })

@@ -26,14 +26,8 @@ fn builder_sets_every_field() {
     assert_eq!(c.jitter, Duration::from_millis(2));
     assert_eq!(c.distribution, Distribution::Normal);
     assert_eq!(c.loss, Loss::Random(0.1));
-    assert_eq!(
-        (c.rate, c.limit_packets(), c.limit_bytes),
-        (Some(10_000_000), 50, Some(75_000))
-    );
-    assert_eq!(
-        (c.reorder, c.duplicate, c.corrupt, c.seed),
-        (0.25, 0.01, 0.001, Some(9))
-    );
+    assert_eq!((c.rate, c.limit_packets(), c.limit_bytes), (Some(10_000_000), 50, Some(75_000)));
+    assert_eq!((c.reorder, c.duplicate, c.corrupt, c.seed), (0.25, 0.01, 0.001, Some(9)));
     c.validate().unwrap();
     assert_eq!(
         c.to_string(),
@@ -56,17 +50,9 @@ fn defaults_are_a_perfect_link() {
 fn validation_names_the_field_and_the_value() {
     let error = Conditions::new().loss(1.5).validate().unwrap_err();
     assert_eq!((error.field, error.value.as_str()), ("loss", "1.5"));
-    assert!(
-        error
-            .to_string()
-            .starts_with("invalid condition loss = 1.5: must be a probability"),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("invalid condition loss = 1.5: must be a probability"), "{error}");
 
-    let error = Conditions::new()
-        .duplicate(f64::NAN)
-        .validate()
-        .unwrap_err();
+    let error = Conditions::new().duplicate(f64::NAN).validate().unwrap_err();
     assert_eq!(error.field, "duplicate");
     let error = Conditions::new().corrupt(-0.1).validate().unwrap_err();
     assert_eq!(error.field, "corrupt");
@@ -76,20 +62,11 @@ fn validation_names_the_field_and_the_value() {
     assert_eq!(error.field, "limit");
     let error = Conditions::new().limit_bytes(0).validate().unwrap_err();
     assert_eq!(error.field, "limit_bytes");
-    let error = Conditions::new()
-        .delay(Duration::from_secs(7200))
-        .validate()
-        .unwrap_err();
+    let error = Conditions::new().delay(Duration::from_secs(7200)).validate().unwrap_err();
     assert_eq!((error.field, error.value.as_str()), ("delay", "2h"));
-    let error = Conditions::new()
-        .jitter(Duration::from_secs(4000))
-        .validate()
-        .unwrap_err();
+    let error = Conditions::new().jitter(Duration::from_secs(4000)).validate().unwrap_err();
     assert_eq!(error.field, "jitter");
-    let error = Conditions::new()
-        .jitter_correlation(1.0)
-        .validate()
-        .unwrap_err();
+    let error = Conditions::new().jitter_correlation(1.0).validate().unwrap_err();
     assert_eq!(error.field, "jitter.correlation");
     let error = Conditions::new().reorder(0.1).validate().unwrap_err();
     assert_eq!((error.field, error.value.as_str()), ("reorder", "10%"));
@@ -103,11 +80,7 @@ fn validation_names_the_field_and_the_value() {
 
 #[test]
 fn a_condition_error_becomes_a_topology_error() {
-    let error = Conditions::new()
-        .loss(2.0)
-        .validate()
-        .unwrap_err()
-        .for_link("link 1 (`a` – `b`), a→b");
+    let error = Conditions::new().loss(2.0).validate().unwrap_err().for_link("link 1 (`a` – `b`), a→b");
     assert_eq!(
         error.to_string(),
         "link 1 (`a` – `b`), a→b: invalid condition loss = 2: must be a probability between 0 and 1 \
@@ -169,12 +142,7 @@ fn toml_with_every_field() {
         .jitter(Duration::from_millis(2))
         .distribution(Distribution::Normal)
         .jitter_correlation(0.25)
-        .loss_model(Loss::GilbertElliott(GilbertElliott {
-            p: 0.01,
-            r: 0.3,
-            loss_bad: 0.7,
-            loss_good: 0.0,
-        }))
+        .loss_model(Loss::GilbertElliott(GilbertElliott { p: 0.01, r: 0.3, loss_bad: 0.7, loss_good: 0.0 }))
         .rate(10_000_000)
         .limit(100)
         .limit_bytes(150_000)
@@ -188,13 +156,7 @@ fn toml_with_every_field() {
 #[test]
 fn toml_short_forms() {
     let c = from_toml("jitter = \"1ms\"\nloss = 0.1\nrate = 5000000").unwrap();
-    assert_eq!(
-        c,
-        Conditions::new()
-            .jitter(Duration::from_millis(1))
-            .loss(0.1)
-            .rate(5_000_000)
-    );
+    assert_eq!(c, Conditions::new().jitter(Duration::from_millis(1)).loss(0.1).rate(5_000_000));
     assert_eq!(from_toml("").unwrap(), Conditions::new());
 }
 
@@ -203,10 +165,7 @@ fn toml_errors_say_what_and_where() {
     let error = from_toml("delay = \"10ms\"\nloss = \"150%\"").unwrap_err();
     assert!(error.contains("invalid condition loss = 1.5"), "{error}");
     let error = from_toml("delay = 10").unwrap_err();
-    assert!(
-        error.contains("line 1") && error.contains("a duration with a unit"),
-        "{error}"
-    );
+    assert!(error.contains("line 1") && error.contains("a duration with a unit"), "{error}");
     let error = from_toml("lose = \"1%\"").unwrap_err();
     assert!(error.contains("unknown field `lose`"), "{error}");
     let error = from_toml("loss = 5").unwrap_err();
@@ -229,15 +188,8 @@ fn serialising_and_reading_back_gives_the_same_conditions() {
         .seed(5);
     // The crate's toml has no serialiser; JSON goes through the same Serialize/Deserialize.
     let text = serde_json::to_string(&original).unwrap();
-    assert_eq!(
-        serde_json::from_str::<Conditions>(&text).unwrap(),
-        original,
-        "{text}"
-    );
-    assert!(
-        text.contains(r#""delay":"1ms 500us""#) && text.contains(r#""rate":"1234bit""#),
-        "{text}"
-    );
+    assert_eq!(serde_json::from_str::<Conditions>(&text).unwrap(), original, "{text}");
+    assert!(text.contains(r#""delay":"1ms 500us""#) && text.contains(r#""rate":"1234bit""#), "{text}");
 }
 
 #[test]

@@ -48,37 +48,20 @@ fn payload(len: usize) -> Vec<u8> {
 fn l4_valid(frame: &[u8]) -> bool {
     let h = Headers::parse(frame).unwrap();
     let l4_len = (frame.len() - h.l4) as u32;
-    let addresses = if h.v6 {
-        &frame[h.l3 + 8..h.l3 + 40]
-    } else {
-        &frame[h.l3 + 12..h.l3 + 20]
-    };
+    let addresses = if h.v6 { &frame[h.l3 + 8..h.l3 + 40] } else { &frame[h.l3 + 12..h.l3 + 20] };
     let pseudo = ones_sum(addresses, u32::from(h.l4_proto) + l4_len);
     fold(ones_sum(&frame[h.l4..], pseudo)) == 0xffff
 }
 
 #[test]
 fn the_rfc_1071_example_sums_right() {
-    assert_eq!(
-        fold(ones_sum(
-            &[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7],
-            0
-        )),
-        0xddf2
-    );
+    assert_eq!(fold(ones_sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0)), 0xddf2);
     assert_eq!(fold(ones_sum(&[0xff], 0)), 0xff00);
 }
 
 #[test]
 fn vnet_header_round_trips() {
-    let hdr = VnetHdr {
-        flags: 1,
-        gso_type: 4,
-        hdr_len: 86,
-        gso_size: 1428,
-        csum_start: 54,
-        csum_offset: 16,
-    };
+    let hdr = VnetHdr { flags: 1, gso_type: 4, hdr_len: 86, gso_size: 1428, csum_start: 54, csum_offset: 16 };
     assert_eq!(VnetHdr::parse(&hdr.emit()), hdr);
     assert!(hdr.is_gso() && hdr.needs_csum());
     assert!(!VnetHdr::default().is_gso());
@@ -89,29 +72,16 @@ fn a_partial_checksum_is_completed() {
     let data = payload(999);
     let complete = tcp4(&data, 0x18, 0);
     // What the sender leaves: the pseudo-header sum, not inverted.
-    let pseudo = fold(ones_sum(
-        &[10, 0, 0, 1, 10, 0, 0, 2],
-        u32::from(TCP) + (32 + 999),
-    ));
+    let pseudo = fold(ones_sum(&[10, 0, 0, 1, 10, 0, 0, 2], u32::from(TCP) + (32 + 999)));
     let mut partial = tcp4(&data, 0x18, pseudo);
     assert!(!l4_valid(&partial));
-    let hdr = VnetHdr {
-        flags: NEEDS_CSUM,
-        csum_start: 34,
-        csum_offset: 16,
-        ..VnetHdr::default()
-    };
+    let hdr = VnetHdr { flags: NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..VnetHdr::default() };
     assert!(complete_checksum(&hdr, &mut partial));
     assert!(l4_valid(&partial));
     assert_eq!(partial[..50], complete[..50]);
     // Nothing to do, or a header pointing outside the frame: left alone.
     assert!(!complete_checksum(&VnetHdr::default(), &mut partial));
-    let wild = VnetHdr {
-        flags: NEEDS_CSUM,
-        csum_start: 2000,
-        csum_offset: 16,
-        ..VnetHdr::default()
-    };
+    let wild = VnetHdr { flags: NEEDS_CSUM, csum_start: 2000, csum_offset: 16, ..VnetHdr::default() };
     assert!(!complete_checksum(&wild, &mut partial));
 }
 
@@ -136,35 +106,15 @@ fn a_tcp_superframe_becomes_wire_packets() {
         let p = &seg[VNET_LEN..];
         let chunk = if i < 2 { 1448 } else { 3500 - 2 * 1448 };
         assert_eq!(p.len(), 66 + chunk);
-        assert_eq!(
-            u16::from_be_bytes([p[16], p[17]]) as usize,
-            52 + chunk,
-            "IPv4 total length"
-        );
-        assert_eq!(
-            u16::from_be_bytes([p[18], p[19]]),
-            0x1234 + i as u16,
-            "IPv4 ID"
-        );
-        assert_eq!(
-            fold(ones_sum(&p[14..34], 0)),
-            0xffff,
-            "IPv4 header checksum"
-        );
+        assert_eq!(u16::from_be_bytes([p[16], p[17]]) as usize, 52 + chunk, "IPv4 total length");
+        assert_eq!(u16::from_be_bytes([p[18], p[19]]), 0x1234 + i as u16, "IPv4 ID");
+        assert_eq!(fold(ones_sum(&p[14..34], 0)), 0xffff, "IPv4 header checksum");
         assert!(l4_valid(p), "TCP checksum of segment {i}");
         let seq = u32::from_be_bytes(p[38..42].try_into().unwrap());
-        assert_eq!(
-            seq,
-            0xffff_fc00u32.wrapping_add((i * 1448) as u32),
-            "sequence numbers wrap"
-        );
+        assert_eq!(seq, 0xffff_fc00u32.wrapping_add((i * 1448) as u32), "sequence numbers wrap");
         let flags = p[47];
         assert_eq!(flags & TCP_CWR != 0, i == 0, "CWR only on the first");
-        assert_eq!(
-            flags & (TCP_FIN | TCP_PSH) != 0,
-            i == 2,
-            "FIN and PSH only on the last"
-        );
+        assert_eq!(flags & (TCP_FIN | TCP_PSH) != 0, i == 2, "FIN and PSH only on the last");
         joined.extend_from_slice(&p[66..]);
     }
     assert_eq!(joined, data);
@@ -187,16 +137,8 @@ fn a_udp_superframe_over_ipv6_becomes_datagrams() {
     for (i, seg) in segments.iter().enumerate() {
         let p = &seg[VNET_LEN..];
         let chunk = if i < 2 { 1000 } else { 500 };
-        assert_eq!(
-            u16::from_be_bytes([p[18], p[19]]) as usize,
-            8 + chunk,
-            "IPv6 payload length"
-        );
-        assert_eq!(
-            u16::from_be_bytes([p[58], p[59]]) as usize,
-            8 + chunk,
-            "UDP length"
-        );
+        assert_eq!(u16::from_be_bytes([p[18], p[19]]) as usize, 8 + chunk, "IPv6 payload length");
+        assert_eq!(u16::from_be_bytes([p[58], p[59]]) as usize, 8 + chunk, "UDP length");
         assert!(l4_valid(p));
     }
 }
@@ -205,27 +147,15 @@ fn a_udp_superframe_over_ipv6_becomes_datagrams() {
 fn unknown_kinds_are_left_whole() {
     let frame = tcp4(&payload(3000), 0, 0);
     // UFO (IP fragmentation) is not cut.
-    let ufo = VnetHdr {
-        gso_type: 3,
-        gso_size: 1000,
-        ..VnetHdr::default()
-    };
+    let ufo = VnetHdr { gso_type: 3, gso_size: 1000, ..VnetHdr::default() };
     assert!(segment(&ufo, &frame).is_none());
     // A TCP header announced as UDP GSO.
-    let wrong = VnetHdr {
-        gso_type: GSO_UDP_L4,
-        gso_size: 1000,
-        ..VnetHdr::default()
-    };
+    let wrong = VnetHdr { gso_type: GSO_UDP_L4, gso_size: 1000, ..VnetHdr::default() };
     assert!(segment(&wrong, &frame).is_none());
     // ARP, and a runt.
     let mut arp = vec![0u8; 42];
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    let tcp = VnetHdr {
-        gso_type: GSO_TCPV4,
-        gso_size: 1000,
-        ..VnetHdr::default()
-    };
+    let tcp = VnetHdr { gso_type: GSO_TCPV4, gso_size: 1000, ..VnetHdr::default() };
     assert!(segment(&tcp, &arp).is_none());
     assert_eq!(wire_size(&tcp, &arp), (1, 42));
     assert!(segment(&tcp, &[0u8; 10]).is_none());
