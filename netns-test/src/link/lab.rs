@@ -119,6 +119,17 @@ impl Lab {
         engine.set_conditions(id, direction, conditions)
     }
 
+    /// Adds an address to `eth0` of node `a` (`b = false`) or `b` (`ip addr add`), without a
+    /// static neighbour entry for it: reaching it takes ARP or neighbour discovery.
+    pub(crate) fn add_address(&self, b: bool, address: ipnet::IpNet) {
+        let (netlink, node) =
+            if b { (&self.netlink[self.netlink.len() - 1], "b") } else { (&self.netlink[0], "a") };
+        let handle = netlink.handle.clone();
+        self.ctl
+            .block_on(async move { At { node, handle: &handle }.add_address(IFINDEX, "eth0", address).await })
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+
     /// Writes out the capture.
     pub(crate) fn flush(&self) -> crate::Result<()> {
         self.engine().0.flush()

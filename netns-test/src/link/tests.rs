@@ -1,6 +1,6 @@
 //! Traffic through the engine, for real, over the laboratory link of [`super::lab`].
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -75,6 +75,34 @@ fn a_perfect_link_carries_udp_and_tcp() {
     let [ab, ba] = link.counters();
     assert!(ab.bytes_out >= 10 << 20 && ab.frames_out >= (10 << 20) / 1514, "{ab}");
     assert_eq!((ab.lost, ab.queue_drops, ab.send_errors, ba.send_errors), (0, 0, 0, 0), "{ab} / {ba}");
+}
+
+#[crate::test]
+fn arp_and_neighbour_discovery_cross_the_engine() {
+    let path = capture_path("arp");
+    let link = Lab::new(Default::default(), 1, Some(path.clone()));
+    let v4: IpAddr = "10.0.0.3".parse().expect("address");
+    let v6: IpAddr = "fd00::2".parse().expect("address");
+    link.add_address(true, "10.0.0.3/24".parse().expect("prefix"));
+    link.add_address(true, "fd00::2/64".parse().expect("prefix"));
+    link.add_address(false, "fd00::1/64".parse().expect("prefix"));
+    for target in [v4, v6] {
+        let listener = in_namespace(&link.b, || TcpListener::bind((target, 5003))).expect("listener in b");
+        let accepted = thread::spawn(move || listener.accept().map(|_| ()));
+        in_namespace(&link.a, || TcpStream::connect_timeout(&(target, 5003).into(), Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("connecting to {target}: {e}"));
+        accepted.join().expect("accept thread").expect("accept");
+    }
+    link.flush().expect("flush");
+    let frames = read_pcap(&path);
+    let arp = |op: u8| frames.iter().any(|f| f.len() >= 22 && f[12..14] == [0x08, 0x06] && f[21] == op);
+    // ICMPv6 (next header 58) of a given type, without extension headers.
+    let nd = |kind: u8| {
+        frames.iter().any(|f| f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == kind)
+    };
+    assert!(arp(1) && arp(2), "ARP request and reply crossed");
+    assert!(nd(135) && nd(136), "neighbour solicitation and advertisement crossed");
+    let _ = std::fs::remove_file(path);
 }
 
 #[crate::test]
