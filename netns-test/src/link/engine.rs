@@ -34,10 +34,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// busy direction cannot starve the timers or the other links.
 const BATCH: usize = 64;
 
-/// Frames held per direction at most (in delay or in the rate queue), whatever the
-/// conditions: a bound on memory for a fast sender behind a long delay. Frames beyond it
-/// count as queue drops.
+/// Wire packets and bytes held per direction at most (in delay or in the rate queue),
+/// whatever the conditions: a bound on memory for a fast sender behind a long delay. Frames
+/// beyond it count as queue drops.
 const MAX_HELD: u64 = 100_000;
+const MAX_HELD_BYTES: u64 = 256 << 20;
 
 /// What the engine needs to carry one link.
 pub(crate) struct WireSpec {
@@ -122,8 +123,10 @@ struct Counters {
     reordered: AtomicU64,
     overruns: AtomicU64,
     send_errors: AtomicU64,
-    /// Frames held now (not a counter: goes down as frames leave).
+    /// Wire packets held now (not a counter: goes down as frames leave).
     held: AtomicU64,
+    /// Bytes held now.
+    held_bytes: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -548,7 +551,8 @@ impl Runner {
         add(&counters.frames_in, u64::from(segments));
         add(&counters.bytes_in, wire_len as u64);
         let held = counters.held.load(Ordering::Relaxed);
-        if held + u64::from(segments) > MAX_HELD {
+        let held_bytes = counters.held_bytes.load(Ordering::Relaxed);
+        if held + u64::from(segments) > MAX_HELD || held_bytes + buffer.len() as u64 > MAX_HELD_BYTES {
             add(&counters.queue_drops, u64::from(segments));
             return;
         }
@@ -599,7 +603,9 @@ impl Runner {
             self.send(wire, direction, segments, wire_len, data);
             return;
         }
-        add(&self.wires[wire].shared.counters[direction].held, u64::from(segments));
+        let counters = &self.wires[wire].shared.counters[direction];
+        add(&counters.held, u64::from(segments));
+        add(&counters.held_bytes, buffer.len() as u64);
         self.seq += 1;
         self.heap.push(Scheduled {
             depart,
@@ -618,6 +624,7 @@ impl Runner {
             let Some(frame) = self.heap.pop() else { break };
             let counters = &self.wires[frame.wire].shared.counters[frame.direction];
             counters.held.fetch_sub(u64::from(frame.segments), Ordering::Relaxed);
+            counters.held_bytes.fetch_sub(frame.data.len() as u64, Ordering::Relaxed);
             self.send(frame.wire, frame.direction, frame.segments, frame.wire_len, &frame.data);
         }
     }

@@ -11,7 +11,8 @@
 //! conditions for it and `apply_netem` installs it.
 
 // Until the topology wiring attaches impaired links to the engine, only this module's tests
-// use it. Remove this when that integration lands.
+// and the link benchmark use it (netem and the offload helper only in tests). Remove this
+// when that integration lands.
 #![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod capture;
