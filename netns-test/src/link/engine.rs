@@ -86,6 +86,9 @@ pub struct DirectionCounters {
     pub overruns: u64,
     /// Frames that could not be sent on (the receiving veth refused them, e.g. over its MTU).
     pub send_errors: u64,
+    /// GSO superframes that crossed whole because nothing acted on single packets (their
+    /// segments count in the frame and byte counters like any wire packet).
+    pub superframes: u64,
 }
 
 impl fmt::Display for DirectionCounters {
@@ -93,7 +96,7 @@ impl fmt::Display for DirectionCounters {
         write!(
             f,
             "in {} frames/{} B, out {} frames/{} B, lost {}, queue drops {}, duplicated {}, corrupted {}, \
-             reordered {}, overruns {}, send errors {}",
+             reordered {}, overruns {}, send errors {}, superframes {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -104,7 +107,8 @@ impl fmt::Display for DirectionCounters {
             self.corrupted,
             self.reordered,
             self.overruns,
-            self.send_errors
+            self.send_errors,
+            self.superframes
         )
     }
 }
@@ -123,6 +127,7 @@ struct Counters {
     reordered: AtomicU64,
     overruns: AtomicU64,
     send_errors: AtomicU64,
+    superframes: AtomicU64,
     /// Wire packets held now (not a counter: goes down as frames leave).
     held: AtomicU64,
     /// Bytes held now.
@@ -150,6 +155,7 @@ impl Counters {
             reordered: get(&self.reordered),
             overruns: get(&self.overruns),
             send_errors: get(&self.send_errors),
+            superframes: get(&self.superframes),
         }
     }
 }
@@ -316,15 +322,23 @@ impl Drop for Engine {
     }
 }
 
+/// Where a frame goes and what it counts for.
+#[derive(Clone, Copy)]
+struct Route {
+    wire: usize,
+    direction: usize,
+    /// Wire packets in the frame (more than one for a superframe that crosses whole).
+    segments: u32,
+    /// Their bytes on the wire.
+    wire_len: usize,
+}
+
 /// A frame waiting for its departure.
 struct Scheduled {
     depart: u64,
     /// Arrival order, so that frames with one departure time leave in the order they came.
     seq: u64,
-    wire: usize,
-    direction: usize,
-    segments: u32,
-    wire_len: usize,
+    route: Route,
     /// `virtio_net_hdr` then the frame.
     data: Vec<u8>,
 }
@@ -520,8 +534,8 @@ impl Runner {
         if materialize && hdr.is_gso() {
             if let Some(segments) = gso::segment(&hdr, &buffer[VNET_LEN..]) {
                 for mut segment in segments {
-                    let len = segment.len() - VNET_LEN;
-                    self.offer(wire, direction, &mut segment, now, 1, len);
+                    let wire_len = segment.len() - VNET_LEN;
+                    self.offer(Route { wire, direction, segments: 1, wire_len }, &mut segment, now);
                 }
                 return;
             }
@@ -533,19 +547,12 @@ impl Runner {
         // A superframe that could not be cut is decided as one packet when single packets are
         // acted on (the decider only treats single packets individually).
         let segments = if materialize { 1 } else { segments };
-        self.offer(wire, direction, buffer, now, segments, wire_len);
+        self.offer(Route { wire, direction, segments, wire_len }, buffer, now);
     }
 
     /// Decides the fate of one frame and schedules its copies.
-    fn offer(
-        &mut self,
-        wire: usize,
-        direction: usize,
-        buffer: &mut [u8],
-        now: u64,
-        segments: u32,
-        wire_len: usize,
-    ) {
+    fn offer(&mut self, route: Route, buffer: &mut [u8], now: u64) {
+        let Route { wire, direction, segments, wire_len } = route;
         let link = &mut self.wires[wire];
         let counters = &link.shared.counters[direction];
         add(&counters.frames_in, u64::from(segments));
@@ -579,61 +586,47 @@ impl Runner {
                         }
                         copy = Some(data);
                     }
-                    self.schedule(wire, direction, depart, now, segments, wire_len, copy, buffer);
+                    self.schedule(route, depart, now, copy, buffer);
                 }
             }
         }
     }
 
     /// Sends a copy at once when it is due and nothing is due before it; holds it otherwise.
-    #[allow(clippy::too_many_arguments)]
-    fn schedule(
-        &mut self,
-        wire: usize,
-        direction: usize,
-        depart: u64,
-        now: u64,
-        segments: u32,
-        wire_len: usize,
-        copy: Option<Vec<u8>>,
-        buffer: &[u8],
-    ) {
+    fn schedule(&mut self, route: Route, depart: u64, now: u64, copy: Option<Vec<u8>>, buffer: &[u8]) {
         if depart <= now && self.heap.peek().is_none_or(|first| first.depart > depart) {
             let data = copy.as_deref().unwrap_or(buffer);
-            self.send(wire, direction, segments, wire_len, data);
+            self.send(route, data);
             return;
         }
-        let counters = &self.wires[wire].shared.counters[direction];
-        add(&counters.held, u64::from(segments));
+        let counters = &self.wires[route.wire].shared.counters[route.direction];
+        add(&counters.held, u64::from(route.segments));
         add(&counters.held_bytes, buffer.len() as u64);
         self.seq += 1;
-        self.heap.push(Scheduled {
-            depart,
-            seq: self.seq,
-            wire,
-            direction,
-            segments,
-            wire_len,
-            data: copy.unwrap_or_else(|| buffer.to_vec()),
-        });
+        let data = copy.unwrap_or_else(|| buffer.to_vec());
+        self.heap.push(Scheduled { depart, seq: self.seq, route, data });
     }
 
     fn send_due(&mut self) {
         let now = monotonic_ns();
         while self.heap.peek().is_some_and(|first| first.depart <= now) {
             let Some(frame) = self.heap.pop() else { break };
-            let counters = &self.wires[frame.wire].shared.counters[frame.direction];
-            counters.held.fetch_sub(u64::from(frame.segments), Ordering::Relaxed);
+            let counters = &self.wires[frame.route.wire].shared.counters[frame.route.direction];
+            counters.held.fetch_sub(u64::from(frame.route.segments), Ordering::Relaxed);
             counters.held_bytes.fetch_sub(frame.data.len() as u64, Ordering::Relaxed);
-            self.send(frame.wire, frame.direction, frame.segments, frame.wire_len, &frame.data);
+            self.send(frame.route, &frame.data);
         }
     }
 
-    fn send(&mut self, wire: usize, direction: usize, segments: u32, wire_len: usize, data: &[u8]) {
+    fn send(&mut self, route: Route, data: &[u8]) {
+        let Route { wire, direction, segments, wire_len } = route;
         let link = &mut self.wires[wire];
         let counters = &link.shared.counters[direction];
         match link.sockets[1 - direction].send(data) {
             Ok(()) => {
+                if segments > 1 {
+                    add(&counters.superframes, 1);
+                }
                 add(&counters.frames_out, u64::from(segments));
                 add(&counters.bytes_out, wire_len as u64);
                 if let Some(capture) = &mut link.capture {

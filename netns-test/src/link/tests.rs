@@ -43,8 +43,12 @@ fn pattern(len: usize) -> Arc<Vec<u8>> {
     Arc::new((0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8).collect())
 }
 
+/// A capture file of its own: test children are PID 1 or 2 of their own PID namespace, so the
+/// process id does not tell concurrent runs apart; the clock does.
 fn capture_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("netns-test-link-{}-{name}.pcap", std::process::id()))
+    let unique =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    std::env::temp_dir().join(format!("netns-test-link-{name}-{unique}.pcap"))
 }
 
 /// The frames of a pcap file.
@@ -89,8 +93,7 @@ fn arp_and_neighbour_discovery_cross_the_engine() {
     for target in [v4, v6] {
         let listener = in_namespace(&link.b, || TcpListener::bind((target, 5003))).expect("listener in b");
         let accepted = thread::spawn(move || listener.accept().map(|_| ()));
-        in_namespace(&link.a, || TcpStream::connect_timeout(&(target, 5003).into(), Duration::from_secs(5)))
-            .unwrap_or_else(|e| panic!("connecting to {target}: {e}"));
+        connect_patiently(&link, target);
         accepted.join().expect("accept thread").expect("accept");
     }
     link.flush().expect("flush");
@@ -103,6 +106,28 @@ fn arp_and_neighbour_discovery_cross_the_engine() {
     assert!(arp(1) && arp(2), "ARP request and reply crossed");
     assert!(nd(135) && nd(136), "neighbour solicitation and advertisement crossed");
     let _ = std::fs::remove_file(path);
+}
+
+/// Connects from `a` to port 5003 of `target`, retrying for 20 s. The neighbour table is
+/// shared by every namespace on the machine, and a large topology elsewhere can fill it for a
+/// while ("neighbor table overflow" in the kernel log): then no ARP request is even sent.
+fn connect_patiently(link: &Lab, target: IpAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = in_namespace(&link.a, || {
+            TcpStream::connect_timeout(&(target, 5003).into(), Duration::from_secs(2))
+        });
+        match attempt {
+            Ok(_) => return,
+            Err(error) if Instant::now() >= deadline => panic!(
+                "connecting to {target} through the engine: {error}; counters {:?}. If the kernel log \
+                 says \"neighbor table overflow\", the neighbour table shared by all namespaces \
+                 (net.ipv4.neigh.default.gc_thresh3) was full",
+                link.counters()
+            ),
+            Err(_) => {}
+        }
+    }
 }
 
 #[crate::test]
@@ -159,6 +184,7 @@ fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
     );
     let [ab, ba] = link.settle();
     assert!(ab.lost > 0 && ab.reordered > 0 && ba.lost > 0, "{ab} / {ba}");
+    assert_eq!((ab.superframes, ba.superframes), (0, 0), "loss acts on wire packets: {ab} / {ba}");
     link.flush().expect("flush");
     // Offloads are undone on an impaired link: every frame fits the 1500-byte MTU.
     let frames = read_pcap(&path);
@@ -166,6 +192,30 @@ fn tcp_crosses_loss_delay_and_reordering_byte_exact() {
     assert!(largest <= 1514, "a {largest}-byte frame crossed");
     assert_eq!(frames.len() as u64, ab.frames_out + ba.frames_out);
     let _ = std::fs::remove_file(path);
+}
+
+#[crate::test]
+fn tcp_superframes_cross_a_delayed_rate_limited_link_whole_and_intact() {
+    let _cpu = cpu_exclusive();
+    // Delay and rate only: nothing acts on single packets, so TSO superframes cross whole
+    // (held in the delay, paced by the rate limiter as the segments they stand for).
+    let shaped = Conditions::new().delay(ms(5)).rate(200_000_000).limit(5000);
+    let link = Lab::new([shaped, Conditions::new().delay(ms(5))], 3, None);
+    let data = pattern(8 << 20);
+    let start = Instant::now();
+    let received = link.tcp_transfer(&data);
+    let elapsed = start.elapsed();
+    assert!(
+        received == *data,
+        "received {} bytes, not the {} sent (or not the same)",
+        received.len(),
+        data.len()
+    );
+    let [ab, _] = link.settle();
+    assert!(ab.superframes > 0 && ab.frames_in > 5600, "counted in wire packets: {ab}");
+    // 8 MiB at 200 Mbit/s take at least 0.33 s on the wire.
+    assert!(elapsed >= Duration::from_millis(330), "{elapsed:?}");
+    assert_eq!((ab.lost, ab.send_errors), (0, 0), "{ab}");
 }
 
 #[crate::test]
