@@ -152,12 +152,11 @@ impl Engine {
     /// out, at most `budget` of them. Returns what to wait for next.
     pub(crate) fn pump(&mut self, budget: usize) -> Result<Step> {
         let mut sent = 0;
+        let (mut now, mut wall) = (Instant::now(), wall_clock());
         loop {
-            let now = Instant::now();
             for slot in 0..self.slots.len() {
                 self.drain(slot, Some(now))?;
             }
-            let wall = wall_clock();
             for session in &mut self.sessions {
                 session.update(now, wall);
             }
@@ -171,7 +170,10 @@ impl Engine {
             let mut any = false;
             for index in 0..self.sessions.len() {
                 if self.sessions[index].is_due(now) {
-                    self.send(index)?;
+                    // The next pass goes on with the clock read for this send: it is at most a
+                    // round trip old, far below any timeout, and reading the clocks costs as
+                    // much as a tenth of a flood probe.
+                    (now, wall) = self.send(index)?;
                     any = true;
                     sent += 1;
                 }
@@ -187,7 +189,8 @@ impl Engine {
         }
     }
 
-    fn send(&mut self, index: usize) -> Result<()> {
+    /// Sends session `index`'s next probe; returns the clock readings taken just before.
+    fn send(&mut self, index: usize) -> Result<(Instant, Duration)> {
         let (slot, to) = &self.routes[index];
         let slot = &mut self.slots[*slot];
         let session = &mut self.sessions[index];
@@ -212,7 +215,7 @@ impl Engine {
             let slot = self.routes[index].0;
             self.drain(slot, None)?;
         }
-        Ok(())
+        Ok((now, wall))
     }
 
     /// Reads the socket until nothing is queued. With `now`, a socket with a single session
@@ -246,14 +249,18 @@ impl Engine {
                 Family::V4 => wire::parse_ipv4(bytes),
                 Family::V6 => wire::parse_icmpv6(bytes),
             };
+            let owner = |ident: u16| match slot.only {
+                Some(only) => (self.sessions[only].ident() == ident).then_some(only),
+                None => slot.sessions.get(&ident).copied(),
+            };
             match message {
                 Some(Message::Reply(reply)) => {
-                    if let Some(&session) = slot.sessions.get(&reply.ident) {
+                    if let Some(session) = owner(reply.ident) {
                         self.sessions[session].on_reply(&reply, from, hop_limit, wall);
                     }
                 }
                 Some(Message::Error(error)) => {
-                    if let Some(&session) = slot.sessions.get(&error.ident) {
+                    if let Some(session) = owner(error.ident) {
                         self.sessions[session].on_error(&error, from, wall);
                     }
                 }

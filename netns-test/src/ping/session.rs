@@ -36,14 +36,14 @@ pub(crate) struct Settings {
     pub(crate) size: usize,
 }
 
-/// One probe as the session tracks it.
+/// When a probe left, and whether it is still awaited. Kept apart from the [`Probe`] records,
+/// which the statistics take over as they are.
 struct Sent {
     at: Instant,
     /// `CLOCK_REALTIME` at send time, since the epoch: the kernel stamps replies with that clock.
     wall: Duration,
     /// Sent, neither answered nor timed out.
     pending: bool,
-    record: Probe,
 }
 
 /// What to do about a send attempt that failed.
@@ -76,7 +76,8 @@ pub(crate) struct Session {
     /// however soon they are read.
     ended: Option<Duration>,
 
-    probes: Vec<Sent>,
+    sent: Vec<Sent>,
+    probes: Vec<Probe>,
     /// The first probe that may still be pending; all before it are answered or timed out.
     cursor: usize,
     in_flight: usize,
@@ -106,6 +107,11 @@ impl Session {
             }
             .buffer_len()
         ];
+        // Records are kept for every probe; a known count saves the regrowth (up to a bound,
+        // for counts larger than any run will reach before its deadline).
+        let capacity = settings
+            .count
+            .map_or(0, |count| count.min(1 << 16) as usize);
         Session {
             node,
             label,
@@ -123,7 +129,8 @@ impl Session {
             sending_done: false,
             finished: false,
             ended: None,
-            probes: Vec::new(),
+            sent: Vec::with_capacity(capacity),
+            probes: Vec::with_capacity(capacity),
             cursor: 0,
             in_flight: 0,
             received: 0,
@@ -210,18 +217,17 @@ impl Session {
         }
         let seq = (self.probes.len() as u64 + 1) as u16;
         let pending = error.is_none();
-        let record = Probe {
+        self.probes.push(Probe {
             seq,
             sent: now - start,
             reply: None,
             duplicates: Vec::new(),
             error,
-        };
-        self.probes.push(Sent {
+        });
+        self.sent.push(Sent {
             at: now,
             wall,
             pending,
-            record,
         });
         self.last_send = Some(now);
         if self.settings.deadline.is_none() && Some(self.probes.len() as u64) == self.settings.count
@@ -261,9 +267,9 @@ impl Session {
             self.corrupted += 1;
             return;
         }
-        let probe = &mut self.probes[index];
+        let (sent, probe) = (&mut self.sent[index], &mut self.probes[index]);
         // Clocks may step; iputils counts a negative RTT as zero too.
-        let rtt = wall.saturating_sub(probe.wall);
+        let rtt = wall.saturating_sub(sent.wall);
         if rtt > self.settings.timeout {
             return;
         }
@@ -273,15 +279,15 @@ impl Session {
             rtt,
             bytes: reply.len,
         };
-        if probe.record.reply.is_none() {
-            probe.record.reply = Some(record);
+        if probe.reply.is_none() {
+            probe.reply = Some(record);
             self.received += 1;
-            if probe.pending {
-                probe.pending = false;
+            if sent.pending {
+                sent.pending = false;
                 self.in_flight -= 1;
             }
         } else {
-            probe.record.duplicates.push(record);
+            probe.duplicates.push(record);
             self.duplicates += 1;
         }
         // iputils' moving average, in its fixed point: microseconds times 8.
@@ -305,9 +311,7 @@ impl Session {
             return;
         };
         self.errors += 1;
-        let probe = &mut self.probes[index];
-        probe
-            .record
+        self.probes[index]
             .error
             .get_or_insert(ProbeError::Icmp(IcmpError {
                 from,
@@ -315,8 +319,9 @@ impl Session {
                 code: error.code,
                 mtu: error.mtu,
             }));
-        if probe.pending {
-            probe.pending = false;
+        let sent = &mut self.sent[index];
+        if sent.pending {
+            sent.pending = false;
             self.in_flight -= 1;
         }
     }
@@ -324,12 +329,12 @@ impl Session {
     /// Times probes out and decides whether the run is over; `wall` is `now` on the realtime
     /// clock.
     pub(crate) fn update(&mut self, now: Instant, wall: Duration) {
-        while let Some(probe) = self.probes.get_mut(self.cursor) {
-            if probe.pending && now < probe.at + self.settings.timeout {
+        while let Some(sent) = self.sent.get_mut(self.cursor) {
+            if sent.pending && now < sent.at + self.settings.timeout {
                 break;
             }
-            if probe.pending {
-                probe.pending = false;
+            if sent.pending {
+                sent.pending = false;
                 self.in_flight -= 1;
             }
             self.cursor += 1;
@@ -359,9 +364,9 @@ impl Session {
             self.next_send
         };
         let expiry = self
-            .probes
+            .sent
             .get(self.cursor)
-            .map(|probe| probe.at + self.settings.timeout);
+            .map(|sent| sent.at + self.settings.timeout);
         [send, expiry, self.deadline_at].into_iter().flatten().min()
     }
 
@@ -380,7 +385,6 @@ impl Session {
             ewma_x8: self.ewma_x8,
         };
         let flood = self.settings.interval.is_zero();
-        let probes = self.probes.into_iter().map(|sent| sent.record).collect();
         PingStats::new(
             self.node,
             self.label,
@@ -388,7 +392,7 @@ impl Session {
             self.settings.size,
             flood,
             counters,
-            probes,
+            self.probes,
         )
     }
 }

@@ -198,25 +198,23 @@ struct RttSummary {
 }
 
 impl RttSummary {
-    fn of(samples: impl Iterator<Item = Duration> + Clone) -> Option<RttSummary> {
-        let count = samples.clone().count();
-        if count == 0 {
-            return None;
-        }
-        let nanos = |d: Duration| d.as_nanos() as f64;
-        let total: u128 = samples.clone().map(|d| d.as_nanos()).sum();
+    fn of(samples: impl Iterator<Item = Duration>) -> Option<RttSummary> {
+        let nanos: Vec<u64> = samples.map(|d| d.as_nanos() as u64).collect();
+        let count = nanos.len() as u64;
+        let (&min, &max) = (nanos.iter().min()?, nanos.iter().max()?);
+        let total: u64 = nanos.iter().sum();
         let mean = total as f64 / count as f64;
         // Two passes rather than iputils' sum of squares: the same population standard
         // deviation, without the cancellation that sum-of-squares suffers at nanosecond scale.
-        let variance = samples
-            .clone()
-            .map(|d| (nanos(d) - mean).powi(2))
+        let variance = nanos
+            .iter()
+            .map(|&x| (x as f64 - mean).powi(2))
             .sum::<f64>()
             / count as f64;
         Some(RttSummary {
-            min: samples.clone().min().expect("at least one sample"),
-            max: samples.max().expect("at least one sample"),
-            avg: Duration::from_nanos((total / count as u128) as u64),
+            min: Duration::from_nanos(min),
+            max: Duration::from_nanos(max),
+            avg: Duration::from_nanos(total / count),
             mdev: Duration::from_nanos(variance.sqrt() as u64),
         })
     }
