@@ -138,7 +138,8 @@ fn count_and_deadline_stop_when_count_probes_are_answered(net: &Network) -> netn
         .deadline(Duration::from_millis(300))
         .run()?;
     assert!(stats.transmitted() >= 3, "{stats}");
-    assert_eq!(stats.received(), stats.transmitted(), "{stats}");
+    // The last probe may leave just before the deadline, with no time left for its reply.
+    assert!(stats.transmitted() - stats.received() <= 1, "{stats}");
     Ok(())
 }
 
@@ -265,42 +266,38 @@ fn ttl_1_through_a_router_gets_time_exceeded_from_the_router(
 
 #[netns_test]
 fn concurrent_pingers_in_one_node_see_only_their_own_replies(net: &Network) {
+    // Both ping the same address with the same sequence numbers, 2 ms apart, for half a
+    // second: had either taken the other's replies, it would count duplicates. One runs on a
+    // thread with the blocking API, the other on the node's tokio runtime with the async one.
     let node = net.local();
+    let ping = || {
+        node.ping(PEER)
+            .count(250)
+            .interval(Duration::from_millis(2))
+    };
     let barrier = Barrier::new(2);
-    let ((slow_start, slow_end, slow), (flood_start, flood_end, flood)) =
-        std::thread::scope(|scope| {
-            let slow = scope.spawn(|| {
-                barrier.wait();
-                let start = Instant::now();
-                let stats = node
-                    .ping(PEER)
-                    .count(100)
-                    .interval(Duration::from_millis(5))
-                    .run()
-                    .unwrap();
-                (start, Instant::now(), stats)
-            });
+    let (blocking, asynchronous) = std::thread::scope(|scope| {
+        let blocking = scope.spawn(|| {
             barrier.wait();
-            // The second pinger runs on the node's tokio runtime, through the async API.
             let start = Instant::now();
-            let task = node.spawn(
-                node.ping(PEER)
-                    .count(2000)
-                    .interval(Duration::ZERO)
-                    .run_async(),
-            );
-            let flood = node.runtime().block_on(task).unwrap().unwrap();
-            let flood = (start, Instant::now(), flood);
-            (slow.join().unwrap(), flood)
+            (start, ping().run().unwrap(), Instant::now())
         });
+        barrier.wait();
+        let start = Instant::now();
+        let stats = node
+            .runtime()
+            .block_on(node.spawn(ping().run_async()))
+            .unwrap()
+            .unwrap();
+        (blocking.join().unwrap(), (start, stats, Instant::now()))
+    });
+    // Each run takes half a second; they overlap unless a thread stalled for that long.
     assert!(
-        flood_start < slow_end && slow_start < flood_end,
-        "the two runs overlapped"
+        blocking.0 < asynchronous.2 && asynchronous.0 < blocking.2,
+        "the two runs did not overlap"
     );
-    // Had either taken the other's replies (same target, same sequence numbers), it would
-    // count duplicates.
-    assert_clean(&slow, 100, addr(PEER));
-    assert_clean(&flood, 2000, addr(PEER));
+    assert_clean(&blocking.1, 250, addr(PEER));
+    assert_clean(&asynchronous.1, 250, addr(PEER));
 }
 
 #[netns_test(topology = ipv6_pair)]
