@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::stats::{Counters, IcmpError, PingStats, Probe, ProbeError, Reply};
-use super::wire::{EchoReply, EchoRequest, Family, QuotedError};
+use super::wire::{self, EchoReply, EchoRequest, Family, QuotedError};
 
 /// iputils' `MININTERVAL`: with a zero interval, the pause before the next probe when the
 /// previous one is still unanswered.
@@ -61,7 +61,6 @@ pub(crate) struct Session {
     family: Family,
     ident: u16,
     settings: Settings,
-    payload: Vec<u8>,
     packet: Vec<u8>,
 
     start: Option<Instant>,
@@ -96,17 +95,16 @@ impl Session {
         ident: u16,
         settings: Settings,
     ) -> Session {
-        // iputils fills the payload with the byte sequence 0, 1, 2, ...
+        // iputils fills the payload with the byte sequence 0, 1, 2, ... Probes differ only in
+        // their sequence number, so the message is built once and patched for each probe.
         let payload: Vec<u8> = (0..settings.size).map(|i| i as u8).collect();
-        let packet = vec![
-            0;
-            EchoRequest {
-                ident,
-                seq: 0,
-                payload: &payload
-            }
-            .buffer_len()
-        ];
+        let request = EchoRequest {
+            ident,
+            seq: 0,
+            payload: &payload,
+        };
+        let mut packet = vec![0; request.buffer_len()];
+        request.emit(Family::of(target), &mut packet);
         // Records are kept for every probe; a known count saves the regrowth (up to a bound,
         // for counts larger than any run will reach before its deadline).
         let capacity = settings
@@ -119,7 +117,6 @@ impl Session {
             family: Family::of(target),
             ident,
             settings,
-            payload,
             packet,
             start: None,
             deadline_at: None,
@@ -171,12 +168,7 @@ impl Session {
     pub(crate) fn next_probe(&mut self) -> &[u8] {
         // iputils numbers probes from 1; the field wraps after 65535.
         let seq = (self.probes.len() as u64 + 1) as u16;
-        EchoRequest {
-            ident: self.ident,
-            seq,
-            payload: &self.payload,
-        }
-        .emit(self.family, &mut self.packet);
+        wire::set_seq(self.family, &mut self.packet, seq);
         &self.packet
     }
 

@@ -130,6 +130,31 @@ impl EchoRequest<'_> {
     }
 }
 
+/// Rewrites the sequence number of an emitted echo request. The ICMPv4 checksum is updated
+/// for the changed field alone (RFC 1624, equation 3) rather than summed over the whole
+/// message again: probes differ only in this field, and a flood sends them by the hundred
+/// thousand per second.
+pub(crate) fn set_seq(family: Family, message: &mut [u8], seq: u16) {
+    match family {
+        Family::V4 => {
+            let mut packet =
+                MutableEchoRequestPacket::new(message).expect("an emitted echo request");
+            let old = packet.get_sequence_number();
+            packet.set_sequence_number(seq);
+            // HC' = ~(~HC + ~m + m'), in one's complement arithmetic.
+            let mut sum = u32::from(!packet.get_checksum()) + u32::from(!old) + u32::from(seq);
+            sum = (sum & 0xffff) + (sum >> 16);
+            sum = (sum & 0xffff) + (sum >> 16);
+            packet.set_checksum(!(sum as u16));
+        }
+        Family::V6 => {
+            MutableEchoRequestPacketV6::new(message)
+                .expect("an emitted echo request")
+                .set_sequence_number(seq);
+        }
+    }
+}
+
 /// A received message that may concern a pinger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Message<'a> {
@@ -433,6 +458,34 @@ mod tests {
         let mut buffer = [0xffu8; 16];
         request.emit(Family::V6, &mut buffer);
         assert_eq!(buffer, REQUEST_V6);
+    }
+
+    #[test]
+    fn patching_the_sequence_number_matches_a_fresh_emit() {
+        let payload: Vec<u8> = (0..56).collect();
+        let mut patched = vec![0u8; 64];
+        EchoRequest {
+            ident: 0x1234,
+            seq: 0,
+            payload: &payload,
+        }
+        .emit(Family::V4, &mut patched);
+        let mut fresh = vec![0u8; 64];
+        // Every sequence number, in an order that changes many bits at once.
+        for step in 0..=u16::MAX {
+            let seq = step.wrapping_mul(40_503);
+            set_seq(Family::V4, &mut patched, seq);
+            EchoRequest {
+                ident: 0x1234,
+                seq,
+                payload: &payload,
+            }
+            .emit(Family::V4, &mut fresh);
+            assert_eq!(patched, fresh, "sequence number {seq}");
+        }
+        let mut v6 = REQUEST_V6;
+        set_seq(Family::V6, &mut v6, 0x0304);
+        assert_eq!(&v6[4..8], &[0xbe, 0xef, 0x03, 0x04]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ const COUNT: u64 = 1000;
 const RTT_SLACK: Duration = Duration::from_micros(2);
 
 pub(crate) fn run(quick: bool) -> Result {
-    let rounds = if quick { 3 } else { 21 };
+    let rounds = if quick { 5 } else { 101 };
     sandbox(Topology::seed(), move |net| measure(net, rounds)).map_err(|error| format!("{error:?}"))
 }
 
