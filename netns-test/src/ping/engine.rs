@@ -29,9 +29,9 @@ const ASYNC_BUDGET: usize = 64;
 /// How many probes may go out on a shared socket before its replies are read: enough to keep
 /// the loop cheap, few enough that a burst of replies never overflows the receive buffer.
 const SHARED_DRAIN_EVERY: usize = 32;
-/// Room for the largest IPv4 header, and for the quoted datagram of an ICMP error (at most
-/// 576 bytes for IPv4, 1280 for IPv6).
+/// Room for the largest IPv4 header ahead of a reply.
 const RECEIVE_SLACK: usize = 60;
+/// Room for any ICMP error: one is at most 576 bytes long over IPv4 and 1280 over IPv6.
 const MIN_RECEIVE_BUFFER: usize = 2048;
 
 /// One pinger, resolved and validated.
@@ -49,7 +49,8 @@ struct Slot {
     node: String,
     /// The sessions on this socket, by echo identifier.
     sessions: HashMap<u16, usize>,
-    /// The only session, when the socket has one: its replies are read one at a time.
+    /// The only session, when the socket has one: reading may then stop after any reply that
+    /// lets it send its next probe.
     only: Option<usize>,
     sent_since_drain: usize,
 }

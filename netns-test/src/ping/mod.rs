@@ -27,10 +27,15 @@
 //! probes take that node's routes and addresses. Probes are built and parsed with
 //! `pnet_packet`, carry an echo identifier no other pinger of the process holds at the time
 //! (a kernel filter on the socket passes only replies with it, so concurrent pingers in one
-//! node never see each other's replies), and are timed from just before `sendto` to the
-//! kernel's receive timestamp (`SO_TIMESTAMPNS`), as iputils times them. ICMP errors that
-//! quote a probe (time exceeded, destination unreachable) answer it and are recorded with the
-//! address that sent them.
+//! node never see each other's replies; the pingers of `ping_all` share a socket per node and
+//! tell their replies apart by it), and are timed from just before `sendto` to the kernel's
+//! receive timestamp (`SO_TIMESTAMPNS`), as iputils times them. ICMP errors that quote a probe
+//! (time exceeded, destination unreachable) answer it and are recorded with the address that
+//! sent them.
+//!
+//! Counts, intervals and deadlines behave as iputils' `-c`, `-i` and `-w`; the differences
+//! are that a run without count or deadline sends one probe rather than pinging forever, and
+//! that the [`timeout`](Ping::timeout) applies to each probe (see there).
 
 mod assert;
 mod engine;
@@ -280,7 +285,9 @@ impl Ping {
     }
 
     /// Pings on the current tokio runtime (the body of an `async` test, or a node's runtime
-    /// through [`Node::spawn`]) until done, without blocking it.
+    /// through [`Node::spawn`]) until done, without blocking it. The runtime needs its I/O and
+    /// time drivers (`enable_all`), as those of netns-test have; sleeps then have tokio's
+    /// millisecond resolution, so sub-millisecond intervals are rounded up.
     ///
     /// # Errors
     /// As [`run`](Self::run); also [`Error::Ping`] outside a tokio runtime.
