@@ -452,6 +452,14 @@ fn invalid_options_are_errors_that_name_them(net: &Network) {
             .contains("`deadline` must be longer than zero")
     );
     assert!(reason(node.ping("fd00::1").source(LOCAL).run()).contains("different IP versions"));
+    assert!(
+        reason(node.ping(PEER).timeout(Duration::MAX).run())
+            .contains("`timeout` 18446744073709551615.999999999s is longer than a day")
+    );
+    assert!(
+        reason(node.ping(PEER).interval(Duration::from_secs(86_401)).run())
+            .contains("`interval` 86401s is longer than a day")
+    );
     assert_eq!(
         reason(node.ping("nowhere").run()),
         "cannot ping `nowhere` from node `test0`: `nowhere` is neither an IP address nor a node of the network, which has `test0` and `test1`"

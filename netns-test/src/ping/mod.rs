@@ -69,6 +69,8 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default payload size in bytes, as iputils' (64-byte ICMP messages).
 pub const DEFAULT_SIZE: usize = 56;
+/// The longest `interval`, `timeout` or `deadline` a ping accepts.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What to ping: an address, or a node of the test's network (its first address, IPv4
 /// preferred, or the first of the source address's family when [`Ping::source`] names one).
@@ -275,7 +277,9 @@ impl Ping {
     /// Pings on the calling thread until done.
     ///
     /// # Errors
-    /// [`Error::Ping`] for an invalid option or a target that does not resolve,
+    /// [`Error::Ping`] for an invalid option (a zero count, timeout or deadline, a TTL of 0, a
+    /// size too large for the IP version, a duration over a day) or a target that does not
+    /// resolve,
     /// [`Error::UnknownInterface`] for a source interface the node lacks, and [`Error::Io`]
     /// when the socket cannot be opened or used. Lost probes are not errors: they show in the
     /// statistics.
@@ -322,6 +326,18 @@ impl Ping {
         }
         if self.ttl == Some(0) {
             return Err(self.error("`ttl` must be 1 to 255"));
+        }
+        // Longer durations would overflow the clock arithmetic, and mean no test anyway.
+        let durations = [
+            ("interval", Some(self.interval)),
+            ("timeout", Some(self.timeout)),
+            ("deadline", self.deadline),
+        ];
+        if let Some((name, value)) = durations
+            .into_iter()
+            .find_map(|(name, value)| value.filter(|v| *v > MAX_DURATION).map(|v| (name, v)))
+        {
+            return Err(self.error(format!("`{name}` {value:?} is longer than a day")));
         }
         let source_family = match &self.source {
             Some(Source::Addr(addr)) => Some(Family::of(*addr)),
