@@ -34,16 +34,17 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> Result {
     let all = args.which == Which::All;
-    // A sandboxed benchmark re-executes this program, whose child runs the code before its
-    // `sandbox` call again (earlier `sandbox` calls return at once): run it before the others.
+    // Sandboxed benchmarks re-execute this program, whose children run the code before their
+    // `sandbox` call again (earlier `sandbox` calls return at once): run them before the rest,
+    // or each child of `all` would repeat the overhead benchmark.
     if all || args.which == Which::Ping {
         ping::run(args.quick)?;
     }
-    if all || args.which == Which::Overhead {
-        overhead::run(args.quick)?;
-    }
     if all || args.which == Which::Topology {
         topology::run(args.quick)?;
+    }
+    if all || args.which == Which::Overhead {
+        overhead::run(args.quick)?;
     }
     Ok(())
 }
