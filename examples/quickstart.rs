@@ -19,11 +19,7 @@ fn seed() -> Result<Topology, netns_test::TopologyError> {
     Topology::builder()
         .host("test0")
         .host("test1")
-        .link(
-            Link::new("test0", "test1")
-                .ifnames("veth0", "veth1")
-                .addrs("1.1.1.2/24", "1.1.1.1/24"),
-        )
+        .link(Link::new("test0", "test1").ifnames("veth0", "veth1").addrs("1.1.1.2/24", "1.1.1.1/24"))
         .build()
 }
 
@@ -33,11 +29,7 @@ fn ping_both_ways(net: &Network) -> netns_test::Result<()> {
         let node = net.node(from);
         let local = node.addr().map(|addr| addr.to_string()).unwrap_or_default();
         println!("{from} ({local})$ ping -c 3 -i 0.2 {to}");
-        let stats = node
-            .ping(to)
-            .count(3)
-            .interval(Duration::from_millis(200))
-            .run()?;
+        let stats = node.ping(to).count(3).interval(Duration::from_millis(200)).run()?;
         println!("{stats:#}\n");
         stats.assert_loss_at_most(0.0);
     }
@@ -45,9 +37,8 @@ fn ping_both_ways(net: &Network) -> netns_test::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let result = seed()
-        .map_err(netns_test::Error::from)
-        .and_then(|topology| sandbox(topology, ping_both_ways));
+    let result =
+        seed().map_err(netns_test::Error::from).and_then(|topology| sandbox(topology, ping_both_ways));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

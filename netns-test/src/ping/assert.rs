@@ -50,10 +50,7 @@ impl PingStats {
     #[track_caller]
     pub fn assert_loss_at_most(&self, fraction: f64) -> &Self {
         // A NaN bound is incomparable: it fails, with its value in the message.
-        let within = matches!(
-            self.loss().partial_cmp(&fraction),
-            Some(Ordering::Less | Ordering::Equal)
-        );
+        let within = matches!(self.loss().partial_cmp(&fraction), Some(Ordering::Less | Ordering::Equal));
         if !within {
             self.fail(&format!(
                 "expected at most {}% packet loss, got {}%",
@@ -71,12 +68,10 @@ impl PingStats {
     #[track_caller]
     pub fn assert_rtt_at_most(&self, max: Duration) -> &Self {
         match self.rtt_avg() {
-            None => self.fail(&format!(
-                "expected an average RTT of at most {max:?}, but no reply came back"
-            )),
-            Some(avg) if avg > max => self.fail(&format!(
-                "expected an average RTT of at most {max:?}, got {avg:?}"
-            )),
+            None => self.fail(&format!("expected an average RTT of at most {max:?}, but no reply came back")),
+            Some(avg) if avg > max => {
+                self.fail(&format!("expected an average RTT of at most {max:?}, got {avg:?}"))
+            }
             Some(_) => {}
         }
         self
@@ -91,17 +86,14 @@ impl PingStats {
     #[track_caller]
     pub fn assert_rtt_percentile_at_most(&self, percentile: f64, max: Duration) -> &Self {
         if !(0.0..=100.0).contains(&percentile) {
-            self.fail(&format!(
-                "the percentile must be within 0..=100, got {percentile}"
-            ));
+            self.fail(&format!("the percentile must be within 0..=100, got {percentile}"));
         }
         match self.rtt_percentile(percentile) {
             None => self.fail(&format!(
                 "expected a {percentile}th-percentile RTT of at most {max:?}, but no reply came back"
             )),
-            Some(value) if value > max => {
-                self.fail(&format!("expected a {percentile}th-percentile RTT of at most {max:?}, got {value:?}"))
-            }
+            Some(value) if value > max => self
+                .fail(&format!("expected a {percentile}th-percentile RTT of at most {max:?}, got {value:?}")),
             Some(_) => {}
         }
         self
@@ -109,16 +101,9 @@ impl PingStats {
 
     /// The failure message: what was expected, the summary, and the errors received.
     pub(crate) fn failure(&self, expectation: &str) -> String {
-        let mut message = format!(
-            "ping from node `{}` to {}: {expectation}\n{self}",
-            self.node(),
-            self.addr()
-        );
-        let errors: Vec<String> = self
-            .probes()
-            .iter()
-            .filter_map(|probe| probe.error_line())
-            .collect();
+        let mut message =
+            format!("ping from node `{}` to {}: {expectation}\n{self}", self.node(), self.addr());
+        let errors: Vec<String> = self.probes().iter().filter_map(|probe| probe.error_line()).collect();
         if !errors.is_empty() {
             message.push('\n');
             for line in errors.iter().take(QUOTED_ERRORS) {
@@ -187,23 +172,12 @@ mod tests {
             time: Duration::ZERO,
             ewma_x8: 0,
         };
-        PingStats::new(
-            "test0".into(),
-            "1.1.1.1".into(),
-            target,
-            56,
-            false,
-            counters,
-            probes,
-        )
+        PingStats::new("test0".into(), "1.1.1.1".into(), target, 56, false, counters, probes)
     }
 
     fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
         let payload = std::panic::catch_unwind(f).expect_err("the assertion should fail");
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default()
+        payload.downcast_ref::<String>().cloned().unwrap_or_default()
     }
 
     #[test]
@@ -213,9 +187,7 @@ mod tests {
             .assert_loss_at_most(0.0)
             .assert_rtt_at_most(Duration::from_micros(200))
             .assert_rtt_percentile_at_most(50.0, Duration::from_micros(100));
-        stats(&[None, None])
-            .assert_unreachable()
-            .assert_loss_at_most(1.0);
+        stats(&[None, None]).assert_unreachable().assert_loss_at_most(1.0);
     }
 
     #[test]
@@ -224,21 +196,14 @@ mod tests {
             stats(&[None, None]).assert_reachable();
         });
         assert!(
-            message.starts_with(
-                "ping from node `test0` to 1.1.1.1: expected a reply, but none came back\n"
-            ),
+            message.starts_with("ping from node `test0` to 1.1.1.1: expected a reply, but none came back\n"),
             "{message}"
         );
         assert!(
-            message.contains(
-                "--- 1.1.1.1 ping statistics ---\n2 packets transmitted, 0 received, +2 errors"
-            ),
+            message.contains("--- 1.1.1.1 ping statistics ---\n2 packets transmitted, 0 received, +2 errors"),
             "{message}"
         );
-        assert!(
-            message.contains("\nFrom 10.0.1.1 icmp_seq=2 Time to live exceeded"),
-            "{message}"
-        );
+        assert!(message.contains("\nFrom 10.0.1.1 icmp_seq=2 Time to live exceeded"), "{message}");
     }
 
     #[test]
@@ -247,17 +212,11 @@ mod tests {
         let message = panic_message(|| {
             lossy.assert_loss_at_most(0.1);
         });
-        assert!(
-            message.contains("expected at most 10% packet loss, got 25%"),
-            "{message}"
-        );
+        assert!(message.contains("expected at most 10% packet loss, got 25%"), "{message}");
         let message = panic_message(|| {
             lossy.assert_rtt_at_most(Duration::from_micros(300));
         });
-        assert!(
-            message.contains("expected an average RTT of at most 300µs, got 366.666µs"),
-            "{message}"
-        );
+        assert!(message.contains("expected an average RTT of at most 300µs, got 366.666µs"), "{message}");
         let message = panic_message(|| {
             lossy.assert_rtt_percentile_at_most(90.0, Duration::from_micros(500));
         });
@@ -265,17 +224,11 @@ mod tests {
         let message = panic_message(|| {
             lossy.assert_unreachable();
         });
-        assert!(
-            message.contains("expected no reply, but 3 of 4 probes were answered"),
-            "{message}"
-        );
+        assert!(message.contains("expected no reply, but 3 of 4 probes were answered"), "{message}");
         let message = panic_message(|| {
             lossy.assert_rtt_percentile_at_most(120.0, Duration::from_secs(1));
         });
-        assert!(
-            message.contains("the percentile must be within 0..=100, got 120"),
-            "{message}"
-        );
+        assert!(message.contains("the percentile must be within 0..=100, got 120"), "{message}");
         let message = panic_message(|| {
             stats(&[None]).assert_rtt_at_most(Duration::from_secs(1));
         });

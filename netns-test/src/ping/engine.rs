@@ -75,9 +75,7 @@ pub(crate) struct Engine {
 }
 
 fn wall_clock() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 impl Engine {
@@ -105,8 +103,7 @@ impl Engine {
             let ident = Ident::take().ok_or_else(|| Error::Ping {
                 node: request.node.name().to_string(),
                 target: request.label.clone(),
-                reason: "all 65536 echo identifiers are taken by pingers running at the same time"
-                    .into(),
+                reason: "all 65536 echo identifiers are taken by pingers running at the same time".into(),
             })?;
             largest = largest.max(request.settings.size);
             sessions.push(Session::new(
@@ -121,9 +118,7 @@ impl Engine {
         }
         let mut slots = Vec::with_capacity(keys.len());
         for (index, (key, node)) in keys.iter().enumerate() {
-            let members: Vec<usize> = (0..sessions.len())
-                .filter(|&s| slot_of[s] == index)
-                .collect();
+            let members: Vec<usize> = (0..sessions.len()).filter(|&s| slot_of[s] == index).collect();
             let only = (members.len() == 1).then(|| members[0]);
             let socket = IcmpSocket::open(node, key, only.map(|s| sessions[s].ident()))?;
             slots.push(Slot {
@@ -180,9 +175,7 @@ impl Engine {
                 }
             }
             if !any {
-                return Ok(Step::Wait(
-                    self.sessions.iter().filter_map(Session::wake_at).min(),
-                ));
+                return Ok(Step::Wait(self.sessions.iter().filter_map(Session::wake_at).min()));
             }
             if sent >= budget {
                 return Ok(Step::Wait(Some(now)));
@@ -226,22 +219,10 @@ impl Engine {
         let slot = &mut self.slots[index];
         slot.sent_since_drain = 0;
         loop {
-            let datagram = slot
-                .socket
-                .recv(&mut self.buffer, &mut self.control)
-                .map_err(|e| {
-                    Error::io(
-                        format!("receiving on a raw ICMP socket in node `{}`", slot.node),
-                        e,
-                    )
-                })?;
-            let Some(Datagram {
-                len,
-                from,
-                time,
-                hop_limit,
-            }) = datagram
-            else {
+            let datagram = slot.socket.recv(&mut self.buffer, &mut self.control).map_err(|e| {
+                Error::io(format!("receiving on a raw ICMP socket in node `{}`", slot.node), e)
+            })?;
+            let Some(Datagram { len, from, time, hop_limit }) = datagram else {
                 return Ok(());
             };
             let wall = time.unwrap_or_else(wall_clock);
@@ -286,13 +267,9 @@ impl Engine {
     }
 
     fn wait(&self, until: Option<Instant>) -> Result<()> {
-        let mut fds: Vec<PollFd<'_>> = self
-            .slots
-            .iter()
-            .map(|slot| PollFd::new(slot.socket.as_fd(), PollFlags::POLLIN))
-            .collect();
-        let timeout =
-            until.map(|at| TimeSpec::from_duration(at.saturating_duration_since(Instant::now())));
+        let mut fds: Vec<PollFd<'_>> =
+            self.slots.iter().map(|slot| PollFd::new(slot.socket.as_fd(), PollFlags::POLLIN)).collect();
+        let timeout = until.map(|at| TimeSpec::from_duration(at.saturating_duration_since(Instant::now())));
         match ppoll(&mut fds, timeout, None) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
             Err(errno) => Err(Error::io("waiting for ICMP replies (ppoll)", errno.into())),
@@ -308,19 +285,10 @@ impl Engine {
             .slots
             .iter()
             .map(|slot| {
-                let what = || {
-                    format!(
-                        "registering a raw ICMP socket of node `{}` with tokio",
-                        slot.node
-                    )
-                };
+                let what = || format!("registering a raw ICMP socket of node `{}` with tokio", slot.node);
                 // A duplicate descriptor, owned by the registration: it refers to the same socket,
                 // so readiness is the socket's, and it lives exactly as long as the registration.
-                let fd = slot
-                    .socket
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_err(|e| Error::io(what(), e))?;
+                let fd = slot.socket.as_fd().try_clone_to_owned().map_err(|e| Error::io(what(), e))?;
                 // SAFETY: the `OwnedFd` is valid and owned by the `AsyncFd`, which never replaces
                 // it, so it stays open and the same for the registration's whole life.
                 unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
@@ -346,9 +314,7 @@ impl Engine {
             };
             // Readiness is edge-triggered: clear it, then `pump` reads until the socket is empty.
             if let Some(ready) = ready {
-                ready
-                    .map_err(|e| Error::io("waiting for ICMP replies", e))?
-                    .clear_ready();
+                ready.map_err(|e| Error::io("waiting for ICMP replies", e))?.clear_ready();
             }
         }
         Ok(self.finish())

@@ -15,11 +15,7 @@ struct Table {
     seeded: bool,
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    in_use: [0; 1024],
-    next: 0,
-    seeded: false,
-});
+static TABLE: Mutex<Table> = Mutex::new(Table { in_use: [0; 1024], next: 0, seeded: false });
 
 /// An identifier, given back when dropped.
 #[derive(Debug)]
@@ -28,9 +24,7 @@ pub(crate) struct Ident(u16);
 impl Ident {
     /// Takes a free identifier, or `None` when all 65536 are in use.
     pub(crate) fn take() -> Option<Ident> {
-        let mut table = TABLE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut table = TABLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !table.seeded {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -57,9 +51,7 @@ impl Ident {
 
 impl Drop for Ident {
     fn drop(&mut self) {
-        let mut table = TABLE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut table = TABLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (word, bit) = (usize::from(self.0 / 64), self.0 % 64);
         table.in_use[word] &= !(1 << bit);
     }
@@ -75,24 +67,13 @@ mod tests {
     fn identifiers_are_unique_while_held_and_reused_after() {
         // Other unit tests may hold a few identifiers meanwhile; all the rest are taken here.
         let held: Vec<Ident> = std::iter::from_fn(Ident::take).collect();
-        assert!(
-            held.len() > 65_000,
-            "only {} identifiers were free",
-            held.len()
-        );
+        assert!(held.len() > 65_000, "only {} identifiers were free", held.len());
         let distinct: HashSet<u16> = held.iter().map(Ident::get).collect();
-        assert_eq!(
-            distinct.len(),
-            held.len(),
-            "an identifier was handed out twice"
-        );
+        assert_eq!(distinct.len(), held.len(), "an identifier was handed out twice");
         assert!(Ident::take().is_none(), "all identifiers are in use");
         let first = held[0].get();
         drop(held);
         let again: Vec<Ident> = std::iter::from_fn(Ident::take).take(65_536).collect();
-        assert!(
-            again.iter().any(|ident| ident.get() == first),
-            "a released identifier is handed out again"
-        );
+        assert!(again.iter().any(|ident| ident.get() == first), "a released identifier is handed out again");
     }
 }

@@ -49,11 +49,7 @@ impl Network {
             .collect();
         let targets: Vec<(String, IpAddr)> = nodes
             .iter()
-            .flat_map(|node| {
-                node.addrs()
-                    .into_iter()
-                    .map(|addr| (node.name().to_string(), addr))
-            })
+            .flat_map(|node| node.addrs().into_iter().map(|addr| (node.name().to_string(), addr)))
             .collect();
         let mut requests = Vec::new();
         let mut pairs = Vec::new();
@@ -66,19 +62,11 @@ impl Network {
             }
         }
         let mut cells: Vec<Option<PingStats>> = vec![None; nodes.len() * targets.len()];
-        let results = if requests.is_empty() {
-            Vec::new()
-        } else {
-            Engine::open(requests)?.run()?
-        };
+        let results = if requests.is_empty() { Vec::new() } else { Engine::open(requests)?.run()? };
         for (cell, stats) in pairs.into_iter().zip(results) {
             cells[cell] = Some(stats);
         }
-        Ok(PingMatrix {
-            sources: nodes.iter().map(|node| node.name().to_string()).collect(),
-            targets,
-            cells,
-        })
+        Ok(PingMatrix { sources: nodes.iter().map(|node| node.name().to_string()).collect(), targets, cells })
     }
 }
 
@@ -114,11 +102,8 @@ impl PingMatrix {
     pub fn assert_all_reachable(&self) -> &Self {
         let unreachable = self.unreachable();
         if !unreachable.is_empty() {
-            let mut message = format!(
-                "{} of {} pairs are unreachable:\n",
-                unreachable.len(),
-                self.pairs().count()
-            );
+            let mut message =
+                format!("{} of {} pairs are unreachable:\n", unreachable.len(), self.pairs().count());
             for stats in unreachable {
                 message.push_str(&format!("\n{}\n", stats.failure("no reply")));
             }
@@ -133,11 +118,7 @@ impl fmt::Display for PingMatrix {
         let total = self.pairs().count();
         let reachable = self.pairs().filter(|stats| stats.is_reachable()).count();
         writeln!(f, "ping all: {reachable} of {total} pairs reachable")?;
-        let header: Vec<String> = self
-            .targets
-            .iter()
-            .map(|(node, addr)| format!("{node} {addr}"))
-            .collect();
+        let header: Vec<String> = self.targets.iter().map(|(node, addr)| format!("{node} {addr}")).collect();
         let cell = |stats: Option<&PingStats>| match stats {
             None => "-".to_string(),
             Some(stats) if stats.received() == stats.transmitted() => "ok".to_string(),
@@ -151,20 +132,10 @@ impl fmt::Display for PingMatrix {
                     .collect()
             })
             .collect();
-        let first = self
-            .sources
-            .iter()
-            .map(String::len)
-            .max()
-            .unwrap_or(0)
-            .max("from \\ to".len());
+        let first = self.sources.iter().map(String::len).max().unwrap_or(0).max("from \\ to".len());
         let widths: Vec<usize> = (0..self.targets.len())
             .map(|column| {
-                rows.iter()
-                    .map(|row| row[column].len())
-                    .chain([header[column].len()])
-                    .max()
-                    .unwrap_or(0)
+                rows.iter().map(|row| row[column].len()).chain([header[column].len()]).max().unwrap_or(0)
             })
             .collect();
         // Lines are padded column by column, then trimmed, so none ends in spaces.

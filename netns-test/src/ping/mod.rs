@@ -114,10 +114,7 @@ impl PingTarget {
         let addrs = node.addrs();
         match family {
             None => addrs.first().copied(),
-            Some(family) => addrs
-                .iter()
-                .copied()
-                .find(|addr| Family::of(*addr) == family),
+            Some(family) => addrs.iter().copied().find(|addr| Family::of(*addr) == family),
         }
         .ok_or_else(|| match family {
             None => format!("node `{}` has no address", node.name()),
@@ -298,19 +295,14 @@ impl Ping {
     pub async fn run_async(self) -> Result<PingStats> {
         let request = self.request()?;
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(self
-                .error("`run_async` must be awaited inside a tokio runtime; use `run` elsewhere"));
+            return Err(self.error("`run_async` must be awaited inside a tokio runtime; use `run` elsewhere"));
         }
         let stats = Engine::open(vec![request])?.run_async().await?;
         Ok(stats.into_iter().next().expect("one pinger, one result"))
     }
 
     fn error(&self, reason: impl Into<String>) -> Error {
-        Error::Ping {
-            node: self.node.name().to_string(),
-            target: self.target.label(),
-            reason: reason.into(),
-        }
+        Error::Ping { node: self.node.name().to_string(), target: self.target.label(), reason: reason.into() }
     }
 
     /// Checks the options and resolves the target.
@@ -328,11 +320,8 @@ impl Ping {
             return Err(self.error("`ttl` must be 1 to 255"));
         }
         // Longer durations would overflow the clock arithmetic, and mean no test anyway.
-        let durations = [
-            ("interval", Some(self.interval)),
-            ("timeout", Some(self.timeout)),
-            ("deadline", self.deadline),
-        ];
+        let durations =
+            [("interval", Some(self.interval)), ("timeout", Some(self.timeout)), ("deadline", self.deadline)];
         if let Some((name, value)) = durations
             .into_iter()
             .find_map(|(name, value)| value.filter(|v| *v > MAX_DURATION).map(|v| (name, v)))
@@ -343,15 +332,10 @@ impl Ping {
             Some(Source::Addr(addr)) => Some(Family::of(*addr)),
             _ => None,
         };
-        let target = self
-            .target
-            .resolve(source_family)
-            .map_err(|reason| self.error(reason))?;
+        let target = self.target.resolve(source_family).map_err(|reason| self.error(reason))?;
         let family = Family::of(target);
         if source_family.is_some_and(|source| source != family) {
-            return Err(
-                self.error("the source address and the target are of different IP versions")
-            );
+            return Err(self.error("the source address and the target are of different IP versions"));
         }
         if self.size > family.max_payload() {
             return Err(self.error(format!(
@@ -366,11 +350,7 @@ impl Ping {
             label: self.target.label(),
             target,
             settings: Settings {
-                count: self.count.or(if self.deadline.is_some() {
-                    None
-                } else {
-                    Some(1)
-                }),
+                count: self.count.or(if self.deadline.is_some() { None } else { Some(1) }),
                 interval: self.interval,
                 timeout: self.timeout,
                 deadline: self.deadline,

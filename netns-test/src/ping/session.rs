@@ -98,18 +98,12 @@ impl Session {
         // iputils fills the payload with the byte sequence 0, 1, 2, ... Probes differ only in
         // their sequence number, so the message is built once and patched for each probe.
         let payload: Vec<u8> = (0..settings.size).map(|i| i as u8).collect();
-        let request = EchoRequest {
-            ident,
-            seq: 0,
-            payload: &payload,
-        };
+        let request = EchoRequest { ident, seq: 0, payload: &payload };
         let mut packet = vec![0; request.buffer_len()];
         request.emit(Family::of(target), &mut packet);
         // Records are kept for every probe; a known count saves the regrowth (up to a bound,
         // for counts larger than any run will reach before its deadline).
-        let capacity = settings
-            .count
-            .map_or(0, |count| count.min(1 << 16) as usize);
+        let capacity = settings.count.map_or(0, |count| count.min(1 << 16) as usize);
         Session {
             node,
             label,
@@ -157,9 +151,7 @@ impl Session {
         }
         match self.next_send {
             None => true,
-            Some(at) => {
-                now >= at || (self.eager && self.settings.interval.is_zero() && self.in_flight == 0)
-            }
+            Some(at) => now >= at || (self.eager && self.settings.interval.is_zero() && self.in_flight == 0),
         }
     }
 
@@ -178,11 +170,7 @@ impl Session {
         self.record_send(now, wall, None);
         self.in_flight += 1;
         self.eager = true;
-        let gap = if self.settings.interval.is_zero() {
-            FLOOD_RETRY
-        } else {
-            self.settings.interval
-        };
+        let gap = if self.settings.interval.is_zero() { FLOOD_RETRY } else { self.settings.interval };
         self.next_send = Some(now + gap);
     }
 
@@ -209,21 +197,10 @@ impl Session {
         }
         let seq = (self.probes.len() as u64 + 1) as u16;
         let pending = error.is_none();
-        self.probes.push(Probe {
-            seq,
-            sent: now - start,
-            reply: None,
-            duplicates: Vec::new(),
-            error,
-        });
-        self.sent.push(Sent {
-            at: now,
-            wall,
-            pending,
-        });
+        self.probes.push(Probe { seq, sent: now - start, reply: None, duplicates: Vec::new(), error });
+        self.sent.push(Sent { at: now, wall, pending });
         self.last_send = Some(now);
-        if self.settings.deadline.is_none() && Some(self.probes.len() as u64) == self.settings.count
-        {
+        if self.settings.deadline.is_none() && Some(self.probes.len() as u64) == self.settings.count {
             self.sending_done = true;
         }
     }
@@ -233,22 +210,13 @@ impl Session {
         let last = (self.probes.len() as u64).checked_sub(1)?;
         let wanted = u64::from(seq.wrapping_sub(1));
         let base = last & !0xffff;
-        let index = if base + wanted <= last {
-            base + wanted
-        } else {
-            (base + wanted).checked_sub(0x1_0000)?
-        };
+        let index =
+            if base + wanted <= last { base + wanted } else { (base + wanted).checked_sub(0x1_0000)? };
         Some(index as usize)
     }
 
     /// Takes an echo reply carrying this session's identifier.
-    pub(crate) fn on_reply(
-        &mut self,
-        reply: &EchoReply<'_>,
-        from: IpAddr,
-        ttl: Option<u8>,
-        wall: Duration,
-    ) {
+    pub(crate) fn on_reply(&mut self, reply: &EchoReply<'_>, from: IpAddr, ttl: Option<u8>, wall: Duration) {
         let Some(index) = self.index_of(reply.seq) else {
             return;
         };
@@ -265,12 +233,7 @@ impl Session {
         if rtt > self.settings.timeout {
             return;
         }
-        let record = Reply {
-            from,
-            ttl: reply.ttl.or(ttl),
-            rtt,
-            bytes: reply.len,
-        };
+        let record = Reply { from, ttl: reply.ttl.or(ttl), rtt, bytes: reply.len };
         if probe.reply.is_none() {
             probe.reply = Some(record);
             self.received += 1;
@@ -303,14 +266,12 @@ impl Session {
             return;
         };
         self.errors += 1;
-        self.probes[index]
-            .error
-            .get_or_insert(ProbeError::Icmp(IcmpError {
-                from,
-                kind: error.kind,
-                code: error.code,
-                mtu: error.mtu,
-            }));
+        self.probes[index].error.get_or_insert(ProbeError::Icmp(IcmpError {
+            from,
+            kind: error.kind,
+            code: error.code,
+            mtu: error.mtu,
+        }));
         let sent = &mut self.sent[index];
         if sent.pending {
             sent.pending = false;
@@ -350,15 +311,8 @@ impl Session {
         if self.finished {
             return None;
         }
-        let send = if self.sending_done {
-            None
-        } else {
-            self.next_send
-        };
-        let expiry = self
-            .sent
-            .get(self.cursor)
-            .map(|sent| sent.at + self.settings.timeout);
+        let send = if self.sending_done { None } else { self.next_send };
+        let expiry = self.sent.get(self.cursor).map(|sent| sent.at + self.settings.timeout);
         [send, expiry, self.deadline_at].into_iter().flatten().min()
     }
 
@@ -377,15 +331,7 @@ impl Session {
             ewma_x8: self.ewma_x8,
         };
         let flood = self.settings.interval.is_zero();
-        PingStats::new(
-            self.node,
-            self.label,
-            self.target,
-            self.settings.size,
-            flood,
-            counters,
-            self.probes,
-        )
+        PingStats::new(self.node, self.label, self.target, self.settings.size, flood, counters, self.probes)
     }
 }
 
@@ -401,13 +347,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn settings(count: Option<u64>, interval: Duration, deadline: Option<Duration>) -> Settings {
-        Settings {
-            count,
-            interval,
-            timeout: 100 * MS,
-            deadline,
-            size: 56,
-        }
+        Settings { count, interval, timeout: 100 * MS, deadline, size: 56 }
     }
 
     /// A session on a fake clock: `t0` plus milliseconds; the realtime clock runs alongside.
@@ -417,10 +357,7 @@ mod tests {
 
     impl Clock {
         fn at(&self, ms: u64) -> (Instant, Duration) {
-            (
-                self.t0 + Duration::from_millis(ms),
-                Duration::from_secs(1_000_000) + Duration::from_millis(ms),
-            )
+            (self.t0 + Duration::from_millis(ms), Duration::from_secs(1_000_000) + Duration::from_millis(ms))
         }
     }
 
@@ -436,24 +373,14 @@ mod tests {
 
     fn reply(session: &mut Session, clock: &Clock, seq: u16, ms: u64) {
         let payload = [0u8; 56];
-        let reply = EchoReply {
-            ident: 7,
-            seq,
-            ttl: Some(64),
-            len: 64,
-            payload: &payload,
-            checksum_ok: true,
-        };
+        let reply = EchoReply { ident: 7, seq, ttl: Some(64), len: 64, payload: &payload, checksum_ok: true };
         let (now, wall) = clock.at(ms);
         session.on_reply(&reply, TARGET, None, wall);
         session.update(now, wall);
     }
 
     fn new(settings: Settings) -> (Session, Clock) {
-        (
-            Session::new("test0".into(), "1.1.1.1".into(), TARGET, 7, settings),
-            Clock { t0: Instant::now() },
-        )
+        (Session::new("test0".into(), "1.1.1.1".into(), TARGET, 7, settings), Clock { t0: Instant::now() })
     }
 
     #[test]
@@ -461,18 +388,12 @@ mod tests {
         let (mut session, clock) = new(settings(Some(3), 10 * MS, None));
         assert_eq!(send(&mut session, &clock, 0), 1);
         reply(&mut session, &clock, 1, 1);
-        assert!(
-            !session.is_due(clock.at(5).0),
-            "the interval has not passed"
-        );
+        assert!(!session.is_due(clock.at(5).0), "the interval has not passed");
         assert_eq!(session.wake_at(), Some(clock.at(10).0));
         assert_eq!(send(&mut session, &clock, 10), 2);
         assert_eq!(send(&mut session, &clock, 20), 3);
         session.update(clock.at(30).0, clock.at(30).1);
-        assert!(
-            !session.is_due(clock.at(30).0),
-            "three probes were asked for"
-        );
+        assert!(!session.is_due(clock.at(30).0), "three probes were asked for");
         assert!(!session.is_finished(), "probes 2 and 3 are pending");
         // Probe 2 times out at 110 ms; probe 3 is answered late but within its timeout.
         session.update(clock.at(110).0, clock.at(110).1);
@@ -574,14 +495,7 @@ mod tests {
         session.update(clock.at(0).0, clock.at(0).1);
         assert!(session.is_due(clock.at(0).0), "the error answered probe 1");
         // An error quoting a request to another destination is not ours.
-        session.on_error(
-            &QuotedError {
-                destination: ROUTER,
-                ..error(1)
-            },
-            ROUTER,
-            clock.at(0).1,
-        );
+        session.on_error(&QuotedError { destination: ROUTER, ..error(1) }, ROUTER, clock.at(0).1);
         send(&mut session, &clock, 0);
         session.on_error(&error(2), ROUTER, clock.at(0).1);
         session.update(clock.at(0).0, clock.at(0).1);
@@ -610,10 +524,7 @@ mod tests {
         };
         session.on_error(&error, ROUTER, clock.at(1).1);
         session.update(clock.at(1).0, clock.at(1).1);
-        assert!(
-            session.is_finished(),
-            "iputils stops at the first error when -w is given"
-        );
+        assert!(session.is_finished(), "iputils stops at the first error when -w is given");
     }
 
     #[test]
@@ -623,10 +534,7 @@ mod tests {
         session.update(now, wall);
         session.next_probe();
         session.send_failed(now, wall, SendFailure::Refused(libc::ENETUNREACH));
-        assert!(
-            !session.is_due(clock.at(5).0),
-            "iputils waits 10 ms after a failed send"
-        );
+        assert!(!session.is_due(clock.at(5).0), "iputils waits 10 ms after a failed send");
         assert!(session.is_due(clock.at(10).0));
         let (now, wall) = clock.at(10);
         session.next_probe();
@@ -634,25 +542,13 @@ mod tests {
         session.update(now, wall);
         assert!(session.is_finished());
         let stats = session.into_stats();
-        assert_eq!(
-            (stats.transmitted(), stats.received(), stats.errors()),
-            (2, 0, 0)
-        );
-        assert_eq!(
-            stats.probes()[0].error(),
-            Some(&ProbeError::Send {
-                errno: libc::ENETUNREACH
-            })
-        );
+        assert_eq!((stats.transmitted(), stats.received(), stats.errors()), (2, 0, 0));
+        assert_eq!(stats.probes()[0].error(), Some(&ProbeError::Send { errno: libc::ENETUNREACH }));
     }
 
     #[test]
     fn sequence_numbers_wrap_to_the_latest_probe() {
-        let (mut session, clock) = new(settings(
-            None,
-            Duration::ZERO,
-            Some(Duration::from_secs(3600)),
-        ));
+        let (mut session, clock) = new(settings(None, Duration::ZERO, Some(Duration::from_secs(3600))));
         for _ in 0..65_537 {
             let (now, wall) = clock.at(0);
             session.next_probe();

@@ -107,9 +107,7 @@ impl IcmpSocket {
         nix_socket::setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
             .map_err(|e| Error::io(what("setting SO_TIMESTAMPNS"), e.into()))?;
         if key.family == Family::V6 {
-            socket
-                .set_recv_hoplimit_v6(true)
-                .map_err(|e| Error::io(what("setting IPV6_RECVHOPLIMIT"), e))?;
+            socket.set_recv_hoplimit_v6(true).map_err(|e| Error::io(what("setting IPV6_RECVHOPLIMIT"), e))?;
         }
         if let Some(ttl) = key.ttl {
             match key.family {
@@ -122,28 +120,26 @@ impl IcmpSocket {
             None => {}
             Some(Source::Addr(addr)) => {
                 socket.bind(&SockAddr::from(SocketAddr::new(*addr, 0))).map_err(|e| {
-                    Error::io(format!("binding a raw ICMP socket to {addr} in node `{name}` (is it the node's address?)"), e)
+                    Error::io(
+                        format!(
+                            "binding a raw ICMP socket to {addr} in node `{name}` (is it the node's address?)"
+                        ),
+                        e,
+                    )
                 })?;
             }
             Some(Source::Interface(interface)) => {
-                socket
-                    .bind_device(Some(interface.as_bytes()))
-                    .map_err(|e| match e.raw_os_error() {
-                        Some(libc::ENODEV) => Error::UnknownInterface {
-                            node: name.to_string(),
-                            name: interface.clone(),
-                            known: name_list(
-                                node.interfaces().iter().map(|i| i.name()).chain(["lo"]),
-                            ),
-                        },
-                        _ => Error::io(what(&format!("binding to interface `{interface}`")), e),
-                    })?;
+                socket.bind_device(Some(interface.as_bytes())).map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENODEV) => Error::UnknownInterface {
+                        node: name.to_string(),
+                        name: interface.clone(),
+                        known: name_list(node.interfaces().iter().map(|i| i.name()).chain(["lo"])),
+                    },
+                    _ => Error::io(what(&format!("binding to interface `{interface}`")), e),
+                })?;
             }
         }
-        Ok(IcmpSocket {
-            socket,
-            family: key.family,
-        })
+        Ok(IcmpSocket { socket, family: key.family })
     }
 
     pub(crate) fn family(&self) -> Family {
@@ -157,11 +153,7 @@ impl IcmpSocket {
 
     /// Receives one datagram into `buffer`, or `None` when nothing is queued. `control` is
     /// scratch space for the control messages ([`control_buffer`]).
-    pub(crate) fn recv(
-        &self,
-        buffer: &mut [u8],
-        control: &mut [u8],
-    ) -> io::Result<Option<Datagram>> {
+    pub(crate) fn recv(&self, buffer: &mut [u8], control: &mut [u8]) -> io::Result<Option<Datagram>> {
         loop {
             let mut iov = [io::IoSliceMut::new(&mut *buffer)];
             let message = match nix_socket::recvmsg::<SockaddrStorage>(
@@ -174,18 +166,13 @@ impl IcmpSocket {
                 Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
                 Err(errno) => return Err(errno.into()),
             };
-            let from = message
-                .address
-                .as_ref()
-                .and_then(|address| match address.family() {
-                    Some(nix_socket::AddressFamily::Inet) => {
-                        address.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()))
-                    }
-                    Some(nix_socket::AddressFamily::Inet6) => {
-                        address.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip()))
-                    }
-                    _ => None,
-                });
+            let from = message.address.as_ref().and_then(|address| match address.family() {
+                Some(nix_socket::AddressFamily::Inet) => address.as_sockaddr_in().map(|a| IpAddr::V4(a.ip())),
+                Some(nix_socket::AddressFamily::Inet6) => {
+                    address.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip()))
+                }
+                _ => None,
+            });
             // A raw IP socket always names the sender; skip anything that does not.
             let Some(from) = from else { continue };
             let mut time = None;
@@ -195,18 +182,11 @@ impl IcmpSocket {
                     ControlMessageOwned::ScmTimestampns(stamp) => {
                         time = Some(Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32));
                     }
-                    ControlMessageOwned::Ipv6HopLimit(limit) => {
-                        hop_limit = u8::try_from(limit).ok()
-                    }
+                    ControlMessageOwned::Ipv6HopLimit(limit) => hop_limit = u8::try_from(limit).ok(),
                     _ => {}
                 }
             }
-            return Ok(Some(Datagram {
-                len: message.bytes,
-                from,
-                time,
-                hop_limit,
-            }));
+            return Ok(Some(Datagram { len: message.bytes, from, time, hop_limit }));
         }
     }
 }

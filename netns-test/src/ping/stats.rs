@@ -206,11 +206,7 @@ impl RttSummary {
         let mean = total as f64 / count as f64;
         // Two passes rather than iputils' sum of squares: the same population standard
         // deviation, without the cancellation that sum-of-squares suffers at nanosecond scale.
-        let variance = nanos
-            .iter()
-            .map(|&x| (x as f64 - mean).powi(2))
-            .sum::<f64>()
-            / count as f64;
+        let variance = nanos.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / count as f64;
         Some(RttSummary {
             min: Duration::from_nanos(min),
             max: Duration::from_nanos(max),
@@ -270,15 +266,7 @@ impl PingStats {
         counters: Counters,
         probes: Vec<Probe>,
     ) -> PingStats {
-        let Counters {
-            transmitted,
-            received,
-            duplicates,
-            corrupted,
-            errors,
-            time,
-            ewma_x8,
-        } = counters;
+        let Counters { transmitted, received, duplicates, corrupted, errors, time, ewma_x8 } = counters;
         let mut stats = PingStats {
             node,
             target,
@@ -397,9 +385,7 @@ impl PingStats {
 
     /// Every RTT, duplicates included, in probe order.
     pub fn rtts(&self) -> impl Iterator<Item = Duration> + Clone + '_ {
-        self.probes
-            .iter()
-            .flat_map(|probe| probe.reply.iter().chain(&probe.duplicates).map(Reply::rtt))
+        self.probes.iter().flat_map(|probe| probe.reply.iter().chain(&probe.duplicates).map(Reply::rtt))
     }
 
     /// One record per probe, in the order they were sent.
@@ -418,24 +404,13 @@ impl PingStats {
                 self.size,
                 self.size + 28
             )?,
-            IpAddr::V6(_) => writeln!(
-                f,
-                "PING {}({}) {} data bytes",
-                self.target, self.addr, self.size
-            )?,
+            IpAddr::V6(_) => writeln!(f, "PING {}({}) {} data bytes", self.target, self.addr, self.size)?,
         }
         for probe in &self.probes {
-            let replies = probe
-                .reply
-                .iter()
-                .map(|r| (r, false))
-                .chain(probe.duplicates.iter().map(|r| (r, true)));
+            let replies =
+                probe.reply.iter().map(|r| (r, false)).chain(probe.duplicates.iter().map(|r| (r, true)));
             for (reply, duplicate) in replies {
-                write!(
-                    f,
-                    "{} bytes from {}: icmp_seq={}",
-                    reply.bytes, reply.from, probe.seq
-                )?;
+                write!(f, "{} bytes from {}: icmp_seq={}", reply.bytes, reply.from, probe.seq)?;
                 if let Some(ttl) = reply.ttl {
                     write!(f, " ttl={ttl}")?;
                 }
@@ -456,11 +431,7 @@ impl fmt::Display for PingStats {
             self.fmt_transcript(f)?;
         }
         writeln!(f, "--- {} ping statistics ---", self.target)?;
-        write!(
-            f,
-            "{} packets transmitted, {} received",
-            self.transmitted, self.received
-        )?;
+        write!(f, "{} packets transmitted, {} received", self.transmitted, self.received)?;
         if self.duplicates > 0 {
             write!(f, ", +{} duplicates", self.duplicates)?;
         }
@@ -472,8 +443,8 @@ impl fmt::Display for PingStats {
         }
         if self.transmitted > 0 {
             // iputils computes the percentage in single precision and prints it with %g.
-            let percent = ((self.transmitted - self.received) as f64 * 100.0
-                / self.transmitted as f64) as f32;
+            let percent =
+                ((self.transmitted - self.received) as f64 * 100.0 / self.transmitted as f64) as f32;
             write!(
                 f,
                 ", {}% packet loss, time {}ms",
@@ -575,12 +546,7 @@ mod tests {
     const TARGET: IpAddr = IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1));
 
     fn reply(micros: u64) -> Reply {
-        Reply {
-            from: TARGET,
-            ttl: Some(64),
-            rtt: Duration::from_micros(micros),
-            bytes: 64,
-        }
+        Reply { from: TARGET, ttl: Some(64), rtt: Duration::from_micros(micros), bytes: 64 }
     }
 
     fn probe(seq: u16, rtt: Option<u64>, duplicates: &[u64]) -> Probe {
@@ -605,15 +571,7 @@ mod tests {
             time,
             ewma_x8: 0,
         };
-        PingStats::new(
-            "test0".into(),
-            "1.1.1.1".into(),
-            TARGET,
-            56,
-            flood,
-            counters,
-            probes,
-        )
+        PingStats::new("test0".into(), "1.1.1.1".into(), TARGET, 56, flood, counters, probes)
     }
 
     #[test]
@@ -630,10 +588,7 @@ mod tests {
             Duration::from_millis(3003),
             false,
         );
-        assert_eq!(
-            (stats.transmitted(), stats.received(), stats.duplicates()),
-            (4, 3, 1)
-        );
+        assert_eq!((stats.transmitted(), stats.received(), stats.duplicates()), (4, 3, 1));
         // Duplicates do not count as received: 1 of 4 lost.
         assert_eq!(stats.loss(), 0.25);
         // RTT figures include the duplicate: mean of 100, 300, 200, 400 = 250; population
@@ -653,11 +608,7 @@ mod tests {
     #[test]
     fn a_run_without_replies_has_no_rtt_line() {
         let stats = stats(
-            vec![
-                probe(1, None, &[]),
-                probe(2, None, &[]),
-                probe(3, None, &[]),
-            ],
+            vec![probe(1, None, &[]), probe(2, None, &[]), probe(3, None, &[])],
             3,
             Duration::from_millis(2030),
             false,
@@ -677,21 +628,12 @@ mod tests {
     fn loss_prints_like_printf_g() {
         // 2 of 3 lost: iputils prints 66.6667%.
         let stats = stats(
-            vec![
-                probe(1, Some(50), &[]),
-                probe(2, None, &[]),
-                probe(3, None, &[]),
-            ],
+            vec![probe(1, Some(50), &[]), probe(2, None, &[]), probe(3, None, &[])],
             0,
             Duration::ZERO,
             false,
         );
-        assert!(
-            stats
-                .to_string()
-                .contains(", 66.6667% packet loss, time 0ms"),
-            "{stats}"
-        );
+        assert!(stats.to_string().contains(", 66.6667% packet loss, time 0ms"), "{stats}");
         assert_eq!(FormatG(0.0).to_string(), "0");
         assert_eq!(FormatG(100.0).to_string(), "100");
         assert_eq!(FormatG(33.333_332_061_767_58).to_string(), "33.3333");
@@ -702,27 +644,21 @@ mod tests {
 
     #[test]
     fn flood_runs_print_ipg_and_ewma() {
-        let mut stats = stats(
-            vec![probe(1, Some(10), &[]), probe(2, Some(12), &[])],
-            0,
-            Duration::from_micros(9),
-            true,
-        );
+        let mut stats =
+            stats(vec![probe(1, Some(10), &[]), probe(2, Some(12), &[])], 0, Duration::from_micros(9), true);
         // iputils: ewma starts at the first RTT times 8, then moves by (rtt - ewma/8).
         stats.ewma_x8 = 80 + 12 - 10;
         assert!(
-            stats.to_string().ends_with(
-                "rtt min/avg/max/mdev = 0.010/0.011/0.012/0.001 ms, ipg/ewma 0.009/0.010 ms"
-            ),
+            stats
+                .to_string()
+                .ends_with("rtt min/avg/max/mdev = 0.010/0.011/0.012/0.001 ms, ipg/ewma 0.009/0.010 ms"),
             "{stats}"
         );
     }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
-        let probes = (1..=10)
-            .map(|i| probe(i, Some(u64::from(i) * 10), &[]))
-            .collect();
+        let probes = (1..=10).map(|i| probe(i, Some(u64::from(i) * 10), &[])).collect();
         let stats = stats(probes, 0, Duration::ZERO, false);
         let micros = |p: f64| stats.rtt_percentile(p).map(|d| d.as_micros());
         assert_eq!(micros(0.0), Some(10));

@@ -62,11 +62,7 @@ pub(crate) enum Family {
 
 impl Family {
     pub(crate) fn of(addr: IpAddr) -> Family {
-        if addr.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
-        }
+        if addr.is_ipv4() { Family::V4 } else { Family::V6 }
     }
 
     /// The largest payload an echo request of this family can carry.
@@ -96,24 +92,18 @@ impl EchoRequest<'_> {
     /// bytes long. The ICMPv4 checksum is computed here; the ICMPv6 one is left zero for the
     /// kernel to fill in.
     pub(crate) fn emit(&self, family: Family, buffer: &mut [u8]) {
-        debug_assert_eq!(
-            buffer.len(),
-            self.buffer_len(),
-            "echo request buffer length"
-        );
+        debug_assert_eq!(buffer.len(), self.buffer_len(), "echo request buffer length");
         match family {
             Family::V4 => {
-                let mut packet =
-                    MutableEchoRequestPacket::new(buffer).expect("buffer holds the echo header");
+                let mut packet = MutableEchoRequestPacket::new(buffer).expect("buffer holds the echo header");
                 packet.set_icmp_type(IcmpTypes::EchoRequest);
                 packet.set_icmp_code(IcmpCode(0));
                 packet.set_checksum(0);
                 packet.set_identifier(self.ident);
                 packet.set_sequence_number(self.seq);
                 packet.set_payload(self.payload);
-                let checksum = icmp::checksum(
-                    &IcmpPacket::new(packet.packet()).expect("an echo is an ICMP message"),
-                );
+                let checksum =
+                    icmp::checksum(&IcmpPacket::new(packet.packet()).expect("an echo is an ICMP message"));
                 packet.set_checksum(checksum);
             }
             Family::V6 => {
@@ -137,8 +127,7 @@ impl EchoRequest<'_> {
 pub(crate) fn set_seq(family: Family, message: &mut [u8], seq: u16) {
     match family {
         Family::V4 => {
-            let mut packet =
-                MutableEchoRequestPacket::new(message).expect("an emitted echo request");
+            let mut packet = MutableEchoRequestPacket::new(message).expect("an emitted echo request");
             let old = packet.get_sequence_number();
             packet.set_sequence_number(seq);
             // HC' = ~(~HC + ~m + m'), in one's complement arithmetic.
@@ -240,8 +229,7 @@ pub(crate) fn parse_ipv4(datagram: &[u8]) -> Option<Message<'_>> {
             let (kind, mtu) = match kind {
                 icmpv4_type::DESTINATION_UNREACHABLE => {
                     // Code 4, "fragmentation needed", carries the next-hop MTU in bytes 6..8.
-                    let mtu = (code == 4)
-                        .then(|| u32::from(u16::from_be_bytes([message[6], message[7]])));
+                    let mtu = (code == 4).then(|| u32::from(u16::from_be_bytes([message[6], message[7]])));
                     (IcmpErrorKind::DestinationUnreachable, mtu)
                 }
                 icmpv4_type::TIME_EXCEEDED => (IcmpErrorKind::TimeExceeded, None),
@@ -250,9 +238,7 @@ pub(crate) fn parse_ipv4(datagram: &[u8]) -> Option<Message<'_>> {
             let quoted = message.get(ERROR_HEADER_LEN..)?;
             let inner = Ipv4Packet::new(quoted)?;
             let inner_header_len = usize::from(inner.get_header_length()) * 4;
-            if inner.get_next_level_protocol() != IpNextHeaderProtocols::Icmp
-                || inner_header_len < 20
-            {
+            if inner.get_next_level_protocol() != IpNextHeaderProtocols::Icmp || inner_header_len < 20 {
                 return None;
             }
             let echo = quoted.get(inner_header_len..inner_header_len + ECHO_HEADER_LEN)?;
@@ -385,15 +371,13 @@ mod tests {
     const PAYLOAD: [u8; 8] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07];
 
     /// Echo request, identifier 0x1234, sequence 1, payload 0..8, checksum 0xd9ba.
-    const REQUEST_V4: [u8; 16] = [
-        0x08, 0x00, 0xd9, 0xba, 0x12, 0x34, 0x00, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-        0x07,
-    ];
+    const REQUEST_V4: [u8; 16] =
+        [0x08, 0x00, 0xd9, 0xba, 0x12, 0x34, 0x00, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07];
 
     /// The reply to it from 1.1.1.1 to 1.1.1.2, TTL 64, as a raw IPv4 socket receives it.
     const REPLY_V4: [u8; 36] = [
-        0x45, 0x00, 0x00, 0x24, 0xab, 0xcd, 0x00, 0x00, 0x40, 0x01, 0xcb, 0x07, 0x01, 0x01, 0x01,
-        0x01, 0x01, 0x01, 0x01, 0x02, // IPv4 header
+        0x45, 0x00, 0x00, 0x24, 0xab, 0xcd, 0x00, 0x00, 0x40, 0x01, 0xcb, 0x07, 0x01, 0x01, 0x01, 0x01, 0x01,
+        0x01, 0x01, 0x02, // IPv4 header
         0x00, 0x00, 0xe1, 0xba, 0x12, 0x34, 0x00, 0x01, // echo reply header
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, // payload
     ];
@@ -401,26 +385,22 @@ mod tests {
     /// Time exceeded from router 10.0.1.1 to 10.0.1.2, quoting an echo request (identifier
     /// 0x1234, sequence 3) from 10.0.1.2 to 10.0.2.2 sent with TTL 1.
     const TIME_EXCEEDED_V4: [u8; 64] = [
-        0x45, 0xc0, 0x00, 0x40, 0x11, 0x22, 0x00, 0x00, 0x40, 0x01, 0x52, 0xd9, 0x0a, 0x00, 0x01,
-        0x01, 0x0a, 0x00, 0x01, 0x02, // outer IPv4 header
+        0x45, 0xc0, 0x00, 0x40, 0x11, 0x22, 0x00, 0x00, 0x40, 0x01, 0x52, 0xd9, 0x0a, 0x00, 0x01, 0x01, 0x0a,
+        0x00, 0x01, 0x02, // outer IPv4 header
         0x0b, 0x00, 0xf4, 0xff, 0x00, 0x00, 0x00, 0x00, // time exceeded, code 0
-        0x45, 0x00, 0x00, 0x24, 0x00, 0x01, 0x40, 0x00, 0x01, 0x01, 0x62, 0xd5, 0x0a, 0x00, 0x01,
-        0x02, 0x0a, 0x00, 0x02, 0x02, // quoted IPv4 header
+        0x45, 0x00, 0x00, 0x24, 0x00, 0x01, 0x40, 0x00, 0x01, 0x01, 0x62, 0xd5, 0x0a, 0x00, 0x01, 0x02, 0x0a,
+        0x00, 0x02, 0x02, // quoted IPv4 header
         0x08, 0x00, 0xd9, 0xb8, 0x12, 0x34, 0x00, 0x03, // quoted echo request
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
     ];
 
     /// ICMPv6 echo request, identifier 0xbeef, sequence 0x0102, checksum left to the kernel.
-    const REQUEST_V6: [u8; 16] = [
-        0x80, 0x00, 0x00, 0x00, 0xbe, 0xef, 0x01, 0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-        0x07,
-    ];
+    const REQUEST_V6: [u8; 16] =
+        [0x80, 0x00, 0x00, 0x00, 0xbe, 0xef, 0x01, 0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07];
 
     /// ICMPv6 echo reply as a raw ICMPv6 socket receives it (checksum as the sender set it).
-    const REPLY_V6: [u8; 16] = [
-        0x81, 0x00, 0x6b, 0x1d, 0xbe, 0xef, 0x01, 0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-        0x07,
-    ];
+    const REPLY_V6: [u8; 16] =
+        [0x81, 0x00, 0x6b, 0x1d, 0xbe, 0xef, 0x01, 0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07];
 
     fn error_v6(kind: u8, code: u8, rest: [u8; 4], next_header: u8, echo_type: u8) -> Vec<u8> {
         let mut message = vec![kind, code, 0x12, 0x34];
@@ -437,11 +417,7 @@ mod tests {
 
     #[test]
     fn emits_an_ipv4_echo_request_with_its_checksum() {
-        let request = EchoRequest {
-            ident: 0x1234,
-            seq: 1,
-            payload: &PAYLOAD,
-        };
+        let request = EchoRequest { ident: 0x1234, seq: 1, payload: &PAYLOAD };
         assert_eq!(request.buffer_len(), 16);
         let mut buffer = [0xffu8; 16];
         request.emit(Family::V4, &mut buffer);
@@ -450,11 +426,7 @@ mod tests {
 
     #[test]
     fn emits_an_ipv6_echo_request_without_checksum() {
-        let request = EchoRequest {
-            ident: 0xbeef,
-            seq: 0x0102,
-            payload: &PAYLOAD,
-        };
+        let request = EchoRequest { ident: 0xbeef, seq: 0x0102, payload: &PAYLOAD };
         let mut buffer = [0xffu8; 16];
         request.emit(Family::V6, &mut buffer);
         assert_eq!(buffer, REQUEST_V6);
@@ -464,23 +436,13 @@ mod tests {
     fn patching_the_sequence_number_matches_a_fresh_emit() {
         let payload: Vec<u8> = (0..56).collect();
         let mut patched = vec![0u8; 64];
-        EchoRequest {
-            ident: 0x1234,
-            seq: 0,
-            payload: &payload,
-        }
-        .emit(Family::V4, &mut patched);
+        EchoRequest { ident: 0x1234, seq: 0, payload: &payload }.emit(Family::V4, &mut patched);
         let mut fresh = vec![0u8; 64];
         // Every sequence number, in an order that changes many bits at once.
         for step in 0..=u16::MAX {
             let seq = step.wrapping_mul(40_503);
             set_seq(Family::V4, &mut patched, seq);
-            EchoRequest {
-                ident: 0x1234,
-                seq,
-                payload: &payload,
-            }
-            .emit(Family::V4, &mut fresh);
+            EchoRequest { ident: 0x1234, seq, payload: &payload }.emit(Family::V4, &mut fresh);
             assert_eq!(patched, fresh, "sequence number {seq}");
         }
         let mut v6 = REQUEST_V6;
@@ -490,14 +452,8 @@ mod tests {
 
     #[test]
     fn parses_an_ipv4_echo_reply() {
-        let expected = EchoReply {
-            ident: 0x1234,
-            seq: 1,
-            ttl: Some(64),
-            len: 16,
-            payload: &PAYLOAD,
-            checksum_ok: true,
-        };
+        let expected =
+            EchoReply { ident: 0x1234, seq: 1, ttl: Some(64), len: 16, payload: &PAYLOAD, checksum_ok: true };
         assert_eq!(parse_ipv4(&REPLY_V4), Some(Message::Reply(expected)));
     }
 
@@ -505,9 +461,7 @@ mod tests {
     fn flags_an_ipv4_echo_reply_with_a_bad_checksum() {
         let mut corrupted = REPLY_V4;
         corrupted[30] ^= 0x40;
-        let Some(Message::Reply(reply)) = parse_ipv4(&corrupted) else {
-            panic!("not parsed as a reply")
-        };
+        let Some(Message::Reply(reply)) = parse_ipv4(&corrupted) else { panic!("not parsed as a reply") };
         assert!(!reply.checksum_ok);
     }
 
@@ -522,10 +476,7 @@ mod tests {
             ident: 0x1234,
             seq: 3,
         };
-        assert_eq!(
-            parse_ipv4(&TIME_EXCEEDED_V4),
-            Some(Message::Error(expected))
-        );
+        assert_eq!(parse_ipv4(&TIME_EXCEEDED_V4), Some(Message::Error(expected)));
     }
 
     #[test]
@@ -534,9 +485,7 @@ mod tests {
         message[20] = 3; // destination unreachable
         message[21] = 4; // fragmentation needed
         message[26..28].copy_from_slice(&1400u16.to_be_bytes());
-        let Some(Message::Error(error)) = parse_ipv4(&message) else {
-            panic!("not parsed as an error")
-        };
+        let Some(Message::Error(error)) = parse_ipv4(&message) else { panic!("not parsed as an error") };
         assert_eq!(
             (error.kind, error.code, error.mtu),
             (IcmpErrorKind::DestinationUnreachable, 4, Some(1400))
@@ -591,21 +540,13 @@ mod tests {
             }))
         );
         let too_big = error_v6(2, 0, 1280u32.to_be_bytes(), 58, 128);
-        let Some(Message::Error(error)) = parse_icmpv6(&too_big) else {
-            panic!("not parsed as an error")
-        };
-        assert_eq!(
-            (error.kind, error.mtu),
-            (IcmpErrorKind::PacketTooBig, Some(1280))
-        );
+        let Some(Message::Error(error)) = parse_icmpv6(&too_big) else { panic!("not parsed as an error") };
+        assert_eq!((error.kind, error.mtu), (IcmpErrorKind::PacketTooBig, Some(1280)));
         let unreachable = error_v6(1, 3, [0; 4], 58, 128);
         let Some(Message::Error(error)) = parse_icmpv6(&unreachable) else {
             panic!("not parsed as an error")
         };
-        assert_eq!(
-            (error.kind, error.code),
-            (IcmpErrorKind::DestinationUnreachable, 3)
-        );
+        assert_eq!((error.kind, error.code), (IcmpErrorKind::DestinationUnreachable, 3));
     }
 
     #[test]
@@ -628,21 +569,12 @@ mod tests {
             }
         }
         let text = |family, kind, code, mtu| Describe(family, kind, code, mtu).to_string();
-        assert_eq!(
-            text(Family::V4, IcmpErrorKind::TimeExceeded, 0, None),
-            "Time to live exceeded"
-        );
+        assert_eq!(text(Family::V4, IcmpErrorKind::TimeExceeded, 0, None), "Time to live exceeded");
         assert_eq!(
             text(Family::V4, IcmpErrorKind::DestinationUnreachable, 1, None),
             "Destination Host Unreachable"
         );
-        assert_eq!(
-            text(Family::V6, IcmpErrorKind::TimeExceeded, 0, None),
-            "Time exceeded: Hop limit"
-        );
-        assert_eq!(
-            text(Family::V6, IcmpErrorKind::PacketTooBig, 0, Some(1280)),
-            "Packet too big: mtu=1280"
-        );
+        assert_eq!(text(Family::V6, IcmpErrorKind::TimeExceeded, 0, None), "Time exceeded: Hop limit");
+        assert_eq!(text(Family::V6, IcmpErrorKind::PacketTooBig, 0, Some(1280)), "Packet too big: mtu=1280");
     }
 }

@@ -70,12 +70,7 @@ fn timed<T>(run: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
 
 /// Our pinger: `count` probes at a zero interval, all answered.
 fn ours(node: &Node, count: u64) -> Result<PingStats> {
-    let stats = node
-        .ping(PEER)
-        .count(count)
-        .interval(Duration::ZERO)
-        .run()
-        .map_err(|e| format!("{e:?}"))?;
+    let stats = node.ping(PEER).count(count).interval(Duration::ZERO).run().map_err(|e| format!("{e:?}"))?;
     if stats.received() != count {
         return Err(format!("our pinger lost probes on the veth pair:\n{stats}"));
     }
@@ -89,13 +84,13 @@ fn iputils(node: &Node, count: u64, quiet: bool) -> Result<(u64, Option<Duration
     if quiet {
         args.insert(0, "-q");
     }
-    let output =
-        node.command("ping").args(&args).output().map_err(|e| {
-            format!("cannot run iputils `ping` (apt-get install iputils-ping): {e}")
-        })?;
+    let output = node
+        .command("ping")
+        .args(&args)
+        .output()
+        .map_err(|e| format!("cannot run iputils `ping` (apt-get install iputils-ping): {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let parsed =
-        parse_iputils(&text).ok_or_else(|| format!("cannot read iputils' output:\n{text}"))?;
+    let parsed = parse_iputils(&text).ok_or_else(|| format!("cannot read iputils' output:\n{text}"))?;
     if (parsed.0, parsed.1) != (count, count) {
         return Err(format!("iputils lost probes on the veth pair:\n{text}"));
     }
@@ -139,19 +134,10 @@ fn measure(net: &Network, rounds: usize) -> Result {
         "ping: {rounds} interleaved rounds of {COUNT} probes at interval 0, test0 -> {PEER} over the seed's veth pair"
     );
     if let Some(last) = last {
-        println!(
-            "  our last round:\n    {}",
-            last.to_string().replace('\n', "\n    ")
-        );
+        println!("  our last round:\n    {}", last.to_string().replace('\n', "\n    "));
     }
-    println!(
-        "  ours      {ours_pps:>10.0} probes/s   avg RTT {:>7.3} µs",
-        us(ours_avg)
-    );
-    println!(
-        "  iputils   {iputils_pps:>10.0} probes/s   avg RTT {:>7.3} µs",
-        us(iputils_avg)
-    );
+    println!("  ours      {ours_pps:>10.0} probes/s   avg RTT {:>7.3} µs", us(ours_avg));
+    println!("  iputils   {iputils_pps:>10.0} probes/s   avg RTT {:>7.3} µs", us(iputils_avg));
     println!(
         "  rate ratio {rate_ratio:.3} (goal: at least 1: {}), RTT ratio {rtt_ratio:.3} (goal: at most 1.2 or within 2 µs: {})",
         if rate_met { "met" } else { "NOT met" },
@@ -179,22 +165,12 @@ fn measure(net: &Network, rounds: usize) -> Result {
 /// mean of a thousand of them is good to a few nanoseconds. With `-q` there are no per-reply
 /// times, and no mean.
 fn parse_iputils(text: &str) -> Option<(u64, u64, Option<Duration>)> {
-    let counts = text
-        .lines()
-        .find(|line| line.contains("packets transmitted"))?;
-    let numbers: Vec<u64> = counts
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let counts = text.lines().find(|line| line.contains("packets transmitted"))?;
+    let numbers: Vec<u64> =
+        counts.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
     let times: Vec<f64> = text
         .lines()
-        .filter_map(|line| {
-            line.split(" time=")
-                .nth(1)?
-                .strip_suffix(" ms")?
-                .parse()
-                .ok()
-        })
+        .filter_map(|line| line.split(" time=").nth(1)?.strip_suffix(" ms")?.parse().ok())
         .collect();
     let mean = (!times.is_empty()).then(|| {
         let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
@@ -215,16 +191,10 @@ mod tests {
                     \n--- 1.1.1.1 ping statistics ---\n\
                     2 packets transmitted, 2 received, 0% packet loss, time 9ms\n\
                     rtt min/avg/max/mdev = 0.001/0.002/0.004/0.001 ms, ipg/ewma 0.009/0.004 ms\n";
-        assert_eq!(
-            parse_iputils(text),
-            Some((2, 2, Some(Duration::from_nanos(2500))))
-        );
+        assert_eq!(parse_iputils(text), Some((2, 2, Some(Duration::from_nanos(2500)))));
         let quiet = "--- 1.1.1.1 ping statistics ---\n\
                      1000 packets transmitted, 999 received, 0.1% packet loss, time 3ms\n";
         assert_eq!(parse_iputils(quiet), Some((1000, 999, None)));
-        assert_eq!(
-            parse_iputils("ping: connect: Network is unreachable\n"),
-            None
-        );
+        assert_eq!(parse_iputils("ping: connect: Network is unreachable\n"), None);
     }
 }
