@@ -42,6 +42,7 @@ pub(crate) struct Request {
     pub(crate) settings: Settings,
     pub(crate) ttl: Option<u8>,
     pub(crate) source: Option<Source>,
+    pub(crate) dont_fragment: bool,
 }
 
 struct Slot {
@@ -92,6 +93,7 @@ impl Engine {
                 family: Family::of(request.target),
                 ttl: request.ttl,
                 source: request.source.clone(),
+                dont_fragment: request.dont_fragment,
             };
             let slot = match keys.iter().position(|(k, _)| *k == key) {
                 Some(slot) => slot,

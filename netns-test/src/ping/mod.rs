@@ -181,6 +181,7 @@ impl fmt::Display for PingTarget {
 /// | [`size`](Self::size) | `-s` | 56 bytes |
 /// | [`ttl`](Self::ttl) | `-t` | the node's default (64) |
 /// | [`source`](Self::source) | `-I` | chosen by the node's routes |
+/// | [`dont_fragment`](Self::dont_fragment) | `-M do` | off |
 ///
 /// ```no_run
 /// # use std::time::Duration;
@@ -201,6 +202,7 @@ pub struct Ping {
     size: usize,
     ttl: Option<u8>,
     source: Option<Source>,
+    dont_fragment: bool,
 }
 
 impl Node {
@@ -216,6 +218,7 @@ impl Node {
             size: DEFAULT_SIZE,
             ttl: None,
             source: None,
+            dont_fragment: false,
         }
     }
 }
@@ -261,6 +264,14 @@ impl Ping {
     /// The TTL (IPv4) or hop limit (IPv6) of the probes (`ping -t`), 1 to 255.
     pub fn ttl(mut self, ttl: u8) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Forbids fragmentation (`ping -M do`): probes carry the DF bit, routers return
+    /// "fragmentation needed" (with the next hop's MTU) instead of fragmenting, and the node
+    /// itself refuses to send a probe larger than the path MTU it has learnt (`EMSGSIZE`).
+    pub fn dont_fragment(mut self, dont_fragment: bool) -> Self {
+        self.dont_fragment = dont_fragment;
         self
     }
 
@@ -358,6 +369,7 @@ impl Ping {
             },
             ttl: self.ttl,
             source: self.source.clone(),
+            dont_fragment: self.dont_fragment,
         })
     }
 }

@@ -65,6 +65,7 @@ pub(crate) struct SocketKey {
     pub(crate) family: Family,
     pub(crate) ttl: Option<u8>,
     pub(crate) source: Option<Source>,
+    pub(crate) dont_fragment: bool,
 }
 
 /// One received datagram.
@@ -115,6 +116,26 @@ impl IcmpSocket {
                 Family::V6 => socket.set_unicast_hops_v6(u32::from(ttl)),
             }
             .map_err(|e| Error::io(what(&format!("setting the TTL to {ttl}")), e))?;
+        }
+        if key.dont_fragment {
+            // `ping -M do`: the DF bit on every probe, and no local fragmentation either.
+            let (level, name, value) = match key.family {
+                Family::V4 => (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO),
+                Family::V6 => (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_DO),
+            };
+            // SAFETY: setsockopt(2) on an open socket with a pointer to a local c_int.
+            let result = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&socket),
+                    level,
+                    name,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if result != 0 {
+                return Err(Error::io(what("forbidding fragmentation"), std::io::Error::last_os_error()));
+            }
         }
         match &key.source {
             None => {}
