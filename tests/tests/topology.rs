@@ -93,6 +93,28 @@ fn a_1400_byte_hop_stops_larger_unfragmentable_pings(net: &Network) {
     client.ping("10.0.3.2").size(1373).count(1).run().unwrap().assert_reachable();
 }
 
+fn big_switch() -> TopologyBuilder {
+    let mut builder = Topology::builder().switch("sw").static_arp();
+    for i in 1..=40 {
+        let name = format!("h{i}");
+        builder = builder.host(&name).link(Link::new(&name, "sw").addr(&name, format!("10.2.0.{i}/24")));
+    }
+    builder
+}
+
+#[netns_test(topology = big_switch)]
+fn static_arp_lets_a_large_switch_reach_all_pairs(net: &Network) {
+    // 40 × 39 = 1560 neighbour entries: more than the kernel's host-wide table takes when
+    // they are learnt, but permanent entries do not count.
+    net.ping_all().unwrap().assert_all_reachable();
+    let neighbours = net.node("h1").command("ip").args(["neigh", "show", "10.2.0.2"]).output().unwrap();
+    let text = String::from_utf8_lossy(&neighbours.stdout);
+    let h2_mac = net.node("h2").dump().unwrap();
+    let mac =
+        h2_mac.lines().find(|l| l.contains("10.2.0.2/24")).and_then(|l| l.split_whitespace().nth(4)).unwrap();
+    assert!(text.contains(mac) && text.contains("PERMANENT"), "{text} / {mac}");
+}
+
 #[netns_test(topology_file = "topologies/ipv6-router.toml")]
 fn ipv6_across_a_router(net: &Network) {
     let b: IpAddr = "fd00:2::2".parse().unwrap();

@@ -71,6 +71,11 @@ pub(crate) struct Engine {
     routes: Vec<(usize, SockAddr)>,
     buffer: Vec<u8>,
     control: Vec<u8>,
+    /// At most this many sessions run at once; the others wait for a place (see
+    /// [`Engine::window`]).
+    window: usize,
+    /// Per session: whether it has been given a place in the window.
+    started: Vec<bool>,
     // Released when the engine is dropped, after the last reply has been read.
     _idents: Vec<Ident>,
 }
@@ -136,14 +141,26 @@ impl Engine {
             .zip(&slot_of)
             .map(|(session, &slot)| (slot, SockAddr::from(SocketAddr::new(session.target(), 0))))
             .collect();
+        let started = vec![false; sessions.len()];
         Ok(Engine {
             slots,
             sessions,
             routes,
             buffer: vec![0; (largest + ECHO_HEADER_LEN + RECEIVE_SLACK).max(MIN_RECEIVE_BUFFER)],
             control: control_buffer(),
+            window: usize::MAX,
+            started,
             _idents: idents,
         })
+    }
+
+    /// Lets at most `window` sessions run at once; a session starts (sends its first probe,
+    /// and starts its deadline) when one ends. All-pairs pings need it: thousands of sessions
+    /// starting together in a switched network first broadcast thousands of ARP requests, each
+    /// flooded to every port, and the kernel's backlogs drop most of them.
+    pub(crate) fn window(mut self, window: usize) -> Self {
+        self.window = window.max(1);
+        self
     }
 
     /// Reads what has arrived, times probes out, sends what is due, and repeats while probes go
@@ -165,8 +182,21 @@ impl Engine {
                 }
                 return Ok(Step::Done);
             }
+            let mut running = self
+                .sessions
+                .iter()
+                .zip(&self.started)
+                .filter(|(s, started)| **started && !s.is_finished())
+                .count();
             let mut any = false;
             for index in 0..self.sessions.len() {
+                if !self.started[index] {
+                    if running >= self.window {
+                        continue;
+                    }
+                    self.started[index] = true;
+                    running += 1;
+                }
                 if self.sessions[index].is_due(now) {
                     // The next pass goes on with the clock read for this send: it is at most a
                     // round trip old, far below any timeout, and reading the clocks costs as

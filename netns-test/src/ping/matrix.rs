@@ -10,6 +10,11 @@ use crate::error::Result;
 use crate::network::{Network, Node};
 use crate::topology::NodeKind;
 
+/// How many pairs [`Network::ping_all`] pings at once. Enough to keep every CPU busy; few
+/// enough that the ARP broadcasts of pairs starting together fit the kernel's backlogs even on
+/// a switch with hundreds of hosts.
+const ALL_PAIRS_WINDOW: usize = 128;
+
 /// The outcome of [`Network::ping_all`]: one [`PingStats`] per (source node, target address)
 /// pair, where the target address belongs to another host or router.
 ///
@@ -25,10 +30,10 @@ pub struct PingMatrix {
 }
 
 impl Network {
-    /// Pings every address of every host and router from every other host and router, all
-    /// concurrently, with one probe each and the default timeout: the reachability matrix of
-    /// the network in one call (Mininet's `pingAll`, without its N·(N−1) sequential `ping`
-    /// processes).
+    /// Pings every address of every host and router from every other host and router,
+    /// concurrently (up to 128 pairs at once), with one probe each and the default timeout: the
+    /// reachability matrix of the network in one call (Mininet's `pingAll`, without its
+    /// N·(N−1) sequential `ping` processes).
     ///
     /// # Errors
     /// As [`Ping::run`].
@@ -62,7 +67,11 @@ impl Network {
             }
         }
         let mut cells: Vec<Option<PingStats>> = vec![None; nodes.len() * targets.len()];
-        let results = if requests.is_empty() { Vec::new() } else { Engine::open(requests)?.run()? };
+        let results = if requests.is_empty() {
+            Vec::new()
+        } else {
+            Engine::open(requests)?.window(ALL_PAIRS_WINDOW).run()?
+        };
         for (cell, stats) in pairs.into_iter().zip(results) {
             cells[cell] = Some(stats);
         }

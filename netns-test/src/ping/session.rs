@@ -68,6 +68,8 @@ pub(crate) struct Session {
     next_send: Option<Instant>,
     /// Whether a zero interval may send before `next_send` (not after a failed send).
     eager: bool,
+    /// Since when the kernel has kept refusing the current probe for lack of buffers.
+    retrying_since: Option<Instant>,
     last_send: Option<Instant>,
     sending_done: bool,
     finished: bool,
@@ -116,6 +118,7 @@ impl Session {
             deadline_at: None,
             next_send: None,
             eager: true,
+            retrying_since: None,
             last_send: None,
             sending_done: false,
             finished: false,
@@ -167,6 +170,7 @@ impl Session {
     /// Records that the probe from [`next_probe`](Self::next_probe) left at `now` (`wall` on
     /// the realtime clock).
     pub(crate) fn sent(&mut self, now: Instant, wall: Duration) {
+        self.retrying_since = None;
         self.record_send(now, wall, None);
         self.in_flight += 1;
         self.eager = true;
@@ -180,7 +184,15 @@ impl Session {
         match failure {
             SendFailure::Retry => {
                 self.start.get_or_insert(now);
-                self.next_send = Some(now + BUFFER_FULL_RETRY);
+                let since = *self.retrying_since.get_or_insert(now);
+                if now.duration_since(since) < self.settings.timeout {
+                    self.next_send = Some(now + BUFFER_FULL_RETRY);
+                } else {
+                    // Refused for as long as a reply may take: the probe is lost, and says
+                    // why. (A full neighbour table, which is global to the host, looks so.)
+                    self.retrying_since = None;
+                    self.send_failed(now, wall, SendFailure::Refused(libc::ENOBUFS));
+                }
             }
             SendFailure::Refused(errno) => {
                 // iputils: "pretend we sent packet", and wait at least 10 ms before the next.
@@ -544,6 +556,27 @@ mod tests {
         let stats = session.into_stats();
         assert_eq!((stats.transmitted(), stats.received(), stats.errors()), (2, 0, 0));
         assert_eq!(stats.probes()[0].error(), Some(&ProbeError::Send { errno: libc::ENETUNREACH }));
+    }
+
+    #[test]
+    fn a_probe_refused_for_lack_of_buffers_is_retried_then_lost() {
+        // The timeout of `settings` is 100 ms.
+        let (mut session, clock) = new(settings(Some(1), Duration::ZERO, None));
+        for ms in [0, 1, 50, 99] {
+            let (now, wall) = clock.at(ms);
+            session.update(now, wall);
+            assert!(session.is_due(now), "retried at {ms} ms");
+            session.next_probe();
+            session.send_failed(now, wall, SendFailure::Retry);
+        }
+        let (now, wall) = clock.at(100);
+        session.next_probe();
+        session.send_failed(now, wall, SendFailure::Retry);
+        session.update(now, wall);
+        assert!(session.is_finished(), "given up after the probe's timeout");
+        let stats = session.into_stats();
+        assert_eq!((stats.transmitted(), stats.received()), (1, 0));
+        assert_eq!(stats.probes()[0].error(), Some(&ProbeError::Send { errno: libc::ENOBUFS }));
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub(crate) enum Which {
     Ping,
     /// A 10- and a 100-host star: bring-up, all-pairs reachability, teardown; Mininet beside.
     Topology,
+    /// One all-pairs ping over a star (run by `topology` as a subprocess, which reads its
+    /// output).
+    #[value(hide = true)]
+    TopologyAllPairs,
     /// Everything.
     All,
 }
@@ -30,6 +34,9 @@ pub(crate) struct Args {
     /// Fewer iterations, for a quick check that the benchmark works.
     #[arg(long)]
     quick: bool,
+    /// The star's size, for `topology-all-pairs`.
+    #[arg(long, default_value_t = 100, hide = true)]
+    hosts: usize,
 }
 
 pub(crate) fn run(args: &Args) -> Result {
@@ -42,6 +49,9 @@ pub(crate) fn run(args: &Args) -> Result {
     }
     if all || args.which == Which::Topology {
         topology::run(args.quick)?;
+    }
+    if args.which == Which::TopologyAllPairs {
+        topology::all_pairs(args.hosts)?;
     }
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;
