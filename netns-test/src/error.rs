@@ -94,6 +94,16 @@ pub enum Error {
         #[source]
         source: crate::link::ConditionError,
     },
+    /// A ping could not start: an invalid option, or a target that does not resolve.
+    #[error("cannot ping `{target}` from node `{node}`: {reason}")]
+    Ping {
+        /// The node the ping was to be sent from.
+        node: String,
+        /// The target as given.
+        target: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
     #[error("{0}")]
     Child(String),

@@ -38,6 +38,22 @@
 //! with its message and location, an error, a signal, or a timeout. Namespaces are held by file
 //! descriptor only, so however the child dies, the kernel removes everything it made.
 //!
+//! # Reachability, latency and loss
+//! [`Node::ping`] pings from any node with iputils' options and statistics, blocking or async;
+//! [`Network::ping_all`] checks every pair of nodes at once. Both fail assertions with
+//! iputils' summary:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # fn body(net: &netns_test::Network) -> netns_test::Result<()> {
+//! let stats = net.local().ping("1.1.1.1").count(5).interval(Duration::ZERO).run()?;
+//! stats.assert_loss_at_most(0.0).assert_rtt_at_most(Duration::from_millis(10));
+//! net.ping_all()?.assert_all_reachable();
+//! # Ok(()) }
+//! ```
+//!
+//! See the [`ping`] module.
+//!
 //! # The attribute
 //! - `#[netns_test]` or `#[netns_test::test]`, on `fn` or `async fn` (a current-thread tokio
 //!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug`.
@@ -65,6 +81,7 @@ pub mod link;
 mod names;
 mod network;
 mod ns;
+pub mod ping;
 pub mod probe;
 mod runner;
 mod topology;
@@ -78,6 +95,7 @@ pub use control::{Cut, DEFAULT_WAIT, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
+pub use ping::{Ping, PingMatrix, PingStats, PingTarget};
 pub use runner::DEFAULT_TIMEOUT;
 pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};
 

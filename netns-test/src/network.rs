@@ -159,7 +159,7 @@ impl Network {
     }
 
     /// What the kernel reports about every node, in a stable text form: interfaces with their
-    /// state, MTU and addresses, and routes. Two networks built from equivalent topologies
+    /// state, MTU, MAC address (fixed by the topology) and addresses, and routes. Two networks built from equivalent topologies
     /// (a file and builder code, say) have equal dumps.
     ///
     /// # Errors
@@ -302,6 +302,14 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
     }))
     .await?;
     trace.mark("routes added");
+
+    try_join_all(plan.static_neighbours.iter().map(|&(node, index, addr, mac)| async move {
+        at(node).add_static_neighbour(index, addr, mac).await
+    }))
+    .await?;
+    if !plan.static_neighbours.is_empty() {
+        trace.mark(&format!("{} static neighbour entries added", plan.static_neighbours.len()));
+    }
     Ok(())
 }
 

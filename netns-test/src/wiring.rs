@@ -205,11 +205,12 @@ impl At<'_> {
         )
     }
 
-    /// `ip link add br0 type bridge forward_delay 0 mcast_snooping 0` and up.
+    /// `ip link add br0 address <mac> type bridge forward_delay 0 mcast_snooping 0` and up.
     pub(crate) async fn add_bridge(&self, index: u32, name: &str) -> Result<()> {
         let message = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Bridge)
             .name(name.to_string())
             .index(index)
+            .address(crate::topology::mac_for(index).to_vec())
             .up()
             .set_info_data(InfoData::Bridge(vec![
                 InfoBridge::ForwardDelay(0),
@@ -231,6 +232,23 @@ impl At<'_> {
             request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         request.execute().await.map_err(self.fail(format!("ip addr add {addr} dev {name}")))
+    }
+
+    /// `ip neigh add <addr> lladdr <mac> dev <index> nud permanent`.
+    pub(crate) async fn add_static_neighbour(&self, index: u32, addr: IpAddr, mac: [u8; 6]) -> Result<()> {
+        use rtnetlink::packet_route::neighbour::NeighbourState;
+        let what = format!(
+            "ip neigh add {addr} lladdr {} dev {index} nud permanent",
+            mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+        );
+        self.handle
+            .neighbours()
+            .add(index, addr)
+            .link_layer_address(&mac)
+            .state(NeighbourState::Permanent)
+            .execute()
+            .await
+            .map_err(self.fail(what))
     }
 
     /// `ip route add <to> via <via>`.
@@ -360,6 +378,12 @@ pub(crate) async fn dump(handle: &Handle) -> std::result::Result<String, rtnetli
             LinkAttribute::Mtu(mtu) => Some(*mtu),
             _ => None,
         });
+        let mac = link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Address(mac) => {
+                Some(mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+            }
+            _ => None,
+        });
         let status = LinkStatus::from_message(&link);
         let state = if status.up && status.lower_up {
             "UP"
@@ -368,7 +392,7 @@ pub(crate) async fn dump(handle: &Handle) -> std::result::Result<String, rtnetli
         } else {
             "DOWN"
         };
-        let line = format!("{state} mtu {}", mtu.unwrap_or(0));
+        let line = format!("{state} mtu {} {}", mtu.unwrap_or(0), mac.unwrap_or_default());
         names.insert(link.header.index, (name.unwrap_or_else(|| link.header.index.to_string()), line));
     }
     let mut addresses: BTreeMap<u32, Vec<String>> = BTreeMap::new();
@@ -464,7 +488,10 @@ pub(crate) struct VethEnd<'a> {
 }
 
 fn end_message<T>(builder: LinkMessageBuilder<T>, end: &VethEnd<'_>) -> LinkMessageBuilder<T> {
-    let mut builder = builder.name(end.name.to_string()).index(end.index);
+    let mut builder = builder
+        .name(end.name.to_string())
+        .index(end.index)
+        .address(crate::topology::mac_for(end.index).to_vec());
     if let Some(mtu) = end.mtu {
         builder = builder.mtu(mtu);
     }

@@ -28,18 +28,13 @@ const TWO_ROUTERS_DUMP: &str = include_str!("../topologies/two-routers.dump");
 
 #[netns_test(topology_file = "topologies/two-routers.toml")]
 fn auto_routes_reach_every_host_across_two_routers(net: &Network) {
-    let hosts = ["client", "server", "monitor", "r1", "r2"];
-    for from in hosts {
-        for to in hosts {
-            if from == to {
-                continue;
-            }
-            let target = net.node(to);
-            for addr in target.addrs() {
-                assert!(tcp_reaches(net.node(from), target, addr), "{from} cannot reach {to} at {addr}");
-            }
-        }
-    }
+    // Every address of every host and router, from every other one, at once.
+    let matrix = net.ping_all().unwrap();
+    matrix.assert_all_reachable();
+    // Five nodes with eight addresses in all: each pings the addresses of the others.
+    assert_eq!(matrix.pairs().count(), 5 * 8 - 8, "{matrix}");
+    // And a transport connection across both routers.
+    assert!(tcp_reaches(net.node("client"), net.node("server"), "10.0.3.2".parse().unwrap()));
 }
 
 #[netns_test(topology_file = "topologies/two-routers.toml")]
@@ -63,6 +58,61 @@ fn four_hosts_on_a_switch_reach_each_other(net: &Network) {
             }
         }
     }
+}
+
+/// A path whose middle hop has a smaller MTU.
+fn narrow_hop() -> TopologyBuilder {
+    Topology::builder()
+        .host("client")
+        .router("r1")
+        .router("r2")
+        .host("server")
+        .link(Link::new("client", "r1").addrs("10.0.1.2/24", "10.0.1.1/24"))
+        .link(Link::new("r1", "r2").addrs("10.0.2.1/24", "10.0.2.2/24").mtu(1400))
+        .link(Link::new("r2", "server").addrs("10.0.3.1/24", "10.0.3.2/24"))
+        .auto_routes()
+}
+
+#[netns_test(topology = narrow_hop)]
+fn a_1400_byte_hop_stops_larger_unfragmentable_pings(net: &Network) {
+    let client = net.local();
+    // 1372 bytes of payload + 8 (ICMP) + 20 (IPv4) = 1400: fits the narrow hop.
+    let fits = client.ping("10.0.3.2").size(1372).dont_fragment(true).count(3).run().unwrap();
+    fits.assert_reachable().assert_loss_at_most(0.0);
+    // One byte more does not, and r1 says so, with the MTU of the next hop.
+    let too_big = client.ping("10.0.3.2").size(1373).dont_fragment(true).count(1).run().unwrap();
+    too_big.assert_unreachable();
+    let error = too_big.probes()[0].error().expect("an ICMP error came back").to_string();
+    assert!(error.contains("10.0.1.1") || error.contains("10.0.2.1"), "{error}");
+    let icmp = match too_big.probes()[0].error() {
+        Some(netns_test::ping::ProbeError::Icmp(icmp)) => icmp.clone(),
+        other => panic!("expected fragmentation needed, got {other:?}"),
+    };
+    assert_eq!(icmp.mtu(), Some(1400), "{icmp}");
+    // The same size crosses when the routers may fragment it.
+    client.ping("10.0.3.2").size(1373).count(1).run().unwrap().assert_reachable();
+}
+
+fn big_switch() -> TopologyBuilder {
+    let mut builder = Topology::builder().switch("sw").static_arp();
+    for i in 1..=40 {
+        let name = format!("h{i}");
+        builder = builder.host(&name).link(Link::new(&name, "sw").addr(&name, format!("10.2.0.{i}/24")));
+    }
+    builder
+}
+
+#[netns_test(topology = big_switch)]
+fn static_arp_lets_a_large_switch_reach_all_pairs(net: &Network) {
+    // 40 × 39 = 1560 neighbour entries: more than the kernel's host-wide table takes when
+    // they are learnt, but permanent entries do not count.
+    net.ping_all().unwrap().assert_all_reachable();
+    let neighbours = net.node("h1").command("ip").args(["neigh", "show", "10.2.0.2"]).output().unwrap();
+    let text = String::from_utf8_lossy(&neighbours.stdout);
+    let h2_mac = net.node("h2").dump().unwrap();
+    let mac =
+        h2_mac.lines().find(|l| l.contains("10.2.0.2/24")).and_then(|l| l.split_whitespace().nth(4)).unwrap();
+    assert!(text.contains(mac) && text.contains("PERMANENT"), "{text} / {mac}");
 }
 
 #[netns_test(topology_file = "topologies/ipv6-router.toml")]

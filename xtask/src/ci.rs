@@ -79,7 +79,8 @@ fn diff_lines(before: &str, after: &str) -> String {
 fn rootless_run() -> Result {
     use std::os::unix::fs::PermissionsExt;
     let binaries = test_binaries()?;
-    let dir = std::env::temp_dir().join("netns-test-rootless");
+    // One directory per run, so that two CI runs on one machine never share it.
+    let dir = std::env::temp_dir().join(format!("netns-test-rootless-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;

@@ -6,6 +6,7 @@
 //! local = "client"     # the node the test body runs in (default: the first host or router)
 //! auto_routes = true   # shortest-path routes between all subnets
 //! hostnames = true     # every host and router gets its own hostname
+//! static_arp = true    # permanent neighbour entries instead of ARP (large switches)
 //!
 //! # Nodes in order: name = "host" | "router" | "switch".
 //! [nodes]
@@ -52,6 +53,8 @@ struct File {
     auto_routes: bool,
     #[serde(default)]
     hostnames: bool,
+    #[serde(default)]
+    static_arp: bool,
     #[serde(default)]
     nodes: IndexMap<String, Spanned<Kind>>,
     #[serde(default)]
@@ -180,6 +183,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
         local: file.local,
         auto_routes: file.auto_routes,
         hostnames: file.hostnames,
+        static_arp: file.static_arp,
     };
     topology.plan()?;
     Ok(topology)

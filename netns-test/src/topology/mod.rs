@@ -9,7 +9,7 @@ mod file;
 mod plan;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
-pub(crate) use plan::{BRIDGE_NAME, Plan};
+pub(crate) use plan::{BRIDGE_NAME, Plan, mac_for};
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -133,6 +133,7 @@ pub struct Topology {
     pub(crate) local: Option<String>,
     pub(crate) auto_routes: bool,
     pub(crate) hostnames: bool,
+    pub(crate) static_arp: bool,
 }
 
 impl Default for Topology {
@@ -152,6 +153,7 @@ impl Topology {
                 local: None,
                 auto_routes: false,
                 hostnames: false,
+                static_arp: false,
             },
         }
     }
@@ -281,6 +283,19 @@ impl TopologyBuilder {
     /// Installs shortest-path routes so that every host reaches every subnet, through routers.
     pub fn auto_routes(mut self) -> Self {
         self.topology.auto_routes = true;
+        self
+    }
+
+    /// Fills every neighbour table (ARP and IPv6 neighbour discovery) up front with permanent
+    /// entries for the other addresses of each link or switch (Mininet's `--arp`).
+    ///
+    /// Neighbour resolution then never runs: use it for large switched topologies, not for
+    /// tests of ARP itself. The kernel's neighbour table is shared by every namespace of the
+    /// host and holds at most `net.ipv4.neigh.default.gc_thresh3` entries (1024 by default,
+    /// settable only from the root namespace) created in the last five seconds; permanent
+    /// entries do not count. A hundred hosts on one switch pinging each other need 9900.
+    pub fn static_arp(mut self) -> Self {
+        self.topology.static_arp = true;
         self
     }
 

@@ -20,6 +20,8 @@ pub(crate) struct Plan {
     pub(crate) nodes: Vec<PlannedNode>,
     pub(crate) links: Vec<PlannedLink>,
     pub(crate) local: usize,
+    /// Permanent neighbour entries to add: `(node, interface index, neighbour address, MAC)`.
+    pub(crate) static_neighbours: Vec<(usize, u32, IpAddr, [u8; 6])>,
     /// Whether any interface has an IPv6 address; without one, links get no IPv6 link-local
     /// address at all (multicast on large bridges otherwise floods the machine).
     pub(crate) ipv6: bool,
@@ -143,8 +145,18 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         add_auto_routes(&mut nodes, &segments);
     }
 
+    let static_neighbours =
+        if topology.static_arp { static_neighbours(&nodes, &segments) } else { Vec::new() };
     let ipv6 = nodes.iter().flat_map(|n| &n.ifaces).flat_map(|i| &i.addrs).any(|a| matches!(a, IpNet::V6(_)));
-    Ok(Plan { nodes, links, local, ipv6 })
+    Ok(Plan { nodes, links, local, static_neighbours, ipv6 })
+}
+
+/// The MAC address of the interface (or bridge) with interface index `index`: locally
+/// administered, fixed by the topology, so captures and neighbour tables read the same on
+/// every run. Tests in parallel reuse them, each in its own namespaces.
+pub(crate) fn mac_for(index: u32) -> [u8; 6] {
+    let [_, a, b, c] = index.to_be_bytes();
+    [0x02, 0x6e, 0x74, a, b, c]
 }
 
 /// Gives every bridge and interface an index unique across the whole topology (`lo` is 1 in
@@ -487,6 +499,27 @@ fn plan_route(
     }
     node.routes.push(PlannedRoute { to, via });
     Ok(())
+}
+
+/// For every interface, a permanent neighbour entry for every address of the other
+/// interfaces on its segment.
+fn static_neighbours(nodes: &[PlannedNode], segments: &[Segment]) -> Vec<(usize, u32, IpAddr, [u8; 6])> {
+    let mut entries = Vec::new();
+    for segment in segments {
+        for &(node, iface) in &segment.members {
+            let index = nodes[node].ifaces[iface].index;
+            for &(other_node, other_iface) in &segment.members {
+                if (other_node, other_iface) == (node, iface) {
+                    continue;
+                }
+                let other = &nodes[other_node].ifaces[other_iface];
+                for addr in &other.addrs {
+                    entries.push((node, index, addr.addr(), mac_for(other.index)));
+                }
+            }
+        }
+    }
+    entries
 }
 
 /// Adds, for every host and router and each address family, a route to every subnet it is not

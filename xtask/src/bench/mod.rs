@@ -3,6 +3,7 @@
 
 mod link;
 mod overhead;
+mod ping;
 mod topology;
 
 use clap::ValueEnum;
@@ -14,10 +15,16 @@ use crate::util::Result;
 pub(crate) enum Which {
     /// Cost per test: plain #[test], #[netns_test], and the seed's shell procedure.
     Overhead,
+    /// Ping rate and RTT: our pinger against iputils `ping -i 0` on the same veth pair.
+    Ping,
     /// A 10- and a 100-host star: bring-up, all-pairs reachability, teardown; Mininet beside.
     Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
+    /// One all-pairs ping over a star (run by `topology` as a subprocess, which reads its
+    /// output).
+    #[value(hide = true)]
+    TopologyAllPairs,
     /// Everything.
     All,
 }
@@ -30,18 +37,30 @@ pub(crate) struct Args {
     /// Fewer iterations, for a quick check that the benchmark works.
     #[arg(long)]
     quick: bool,
+    /// The star's size, for `topology-all-pairs`.
+    #[arg(long, default_value_t = 100, hide = true)]
+    hosts: usize,
 }
 
 pub(crate) fn run(args: &Args) -> Result {
     let all = args.which == Which::All;
-    if all || args.which == Which::Overhead {
-        overhead::run(args.quick)?;
+    // Sandboxed benchmarks re-execute this program, whose children run the code before their
+    // `sandbox` call again (earlier `sandbox` calls return at once): run them before the rest,
+    // or each child of `all` would repeat the overhead benchmark.
+    if all || args.which == Which::Ping {
+        ping::run(args.quick)?;
     }
     if all || args.which == Which::Topology {
         topology::run(args.quick)?;
     }
     if all || args.which == Which::Link {
         link::run(args.quick)?;
+    }
+    if args.which == Which::TopologyAllPairs {
+        topology::all_pairs(args.hosts)?;
+    }
+    if all || args.which == Which::Overhead {
+        overhead::run(args.quick)?;
     }
     Ok(())
 }

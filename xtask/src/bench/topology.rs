@@ -10,9 +10,11 @@ use netns_test::{Link, Topology};
 
 use crate::util::{Result, median, ms};
 
-/// The star: hosts `h1..hN` on switch `sw`, in 10.0.0.0/16.
+/// The star: hosts `h1..hN` on switch `sw`, in 10.0.0.0/16, with static neighbour entries
+/// (as Mininet's `--arp`): all-pairs on a hundred hosts needs 9900 of them, far more than the
+/// kernel's host-wide table takes when they are learnt by ARP.
 fn star(hosts: usize) -> Topology {
-    let mut builder = Topology::builder().switch("sw");
+    let mut builder = Topology::builder().switch("sw").static_arp();
     for i in 1..=hosts {
         let name = format!("h{i}");
         builder = builder
@@ -35,7 +37,8 @@ fn netns_up_down(hosts: usize, runs: usize) -> Result<Duration> {
     Ok(median(&mut samples))
 }
 
-/// Mininet's start, pingAll and stop for the same star, or why it could not run.
+/// Mininet's start, pingAll and stop for the same star (static ARP too), or why it could not
+/// run.
 fn mininet(hosts: usize) -> std::result::Result<(f64, f64, f64), String> {
     let script = r#"
 import sys, time
@@ -46,7 +49,7 @@ from mininet.log import setLogLevel
 setLogLevel('error')
 n = int(sys.argv[1])
 t0 = time.monotonic()
-net = Mininet(topo=SingleSwitchTopo(n), switch=LinuxBridge, controller=None, autoSetMacs=True)
+net = Mininet(topo=SingleSwitchTopo(n), switch=LinuxBridge, controller=None, autoSetMacs=True, autoStaticArp=True)
 net.start()
 t1 = time.monotonic()
 net.pingAll(timeout='1')
@@ -76,22 +79,89 @@ print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
     }
 }
 
+/// In a sandbox with the star, times one `ping_all` (every host pings every other host's
+/// address once, all at once) and prints `allpairs_ms=...`.
+pub(crate) fn all_pairs(hosts: usize) -> Result {
+    netns_test::sandbox(star(hosts), |net| {
+        let started = Instant::now();
+        let matrix = net.ping_all()?;
+        let elapsed = started.elapsed();
+        matrix.assert_all_reachable();
+        println!("allpairs_pairs={} allpairs_ms={}", matrix.pairs().count(), ms(elapsed));
+        Ok::<(), netns_test::Error>(())
+    })
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// Runs `all_pairs` in a subprocess (the sandbox child prints; the parent cannot see its
+/// values otherwise) and returns the median time of `runs` runs.
+fn netns_all_pairs(hosts: usize, runs: usize) -> Result<Duration> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's binary: {e}"))?;
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let output = Command::new(&exe)
+            .args(["bench", "topology-all-pairs", "--hosts", &hosts.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let value = text
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("allpairs_ms="))
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "all-pairs ping over {hosts} hosts failed:\n{text}{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })?;
+        samples.push(Duration::from_secs_f64(value / 1e3));
+    }
+    Ok(median(&mut samples))
+}
+
 pub(crate) fn run(quick: bool) -> Result {
     let runs = if quick { 3 } else { 15 };
     let up10 = netns_up_down(10, runs)?;
     let up100 = netns_up_down(100, runs)?;
-    println!("topology: star on one switch, median of {runs} runs (up + down, a whole child process)");
-    println!("  netns-test  10 hosts: {:>9} ms", ms(up10));
-    println!("  netns-test 100 hosts: {:>9} ms", ms(up100));
-    for hosts in [10, 100] {
+    let pairs10 = netns_all_pairs(10, runs)?;
+    let pairs100 = netns_all_pairs(100, runs)?;
+    println!("topology: star on one switch, median of {runs} runs");
+    println!(
+        "  netns-test  10 hosts: up + down {:>8} ms, all pairs ({:>4} pings) {:>8} ms",
+        ms(up10),
+        10 * 9,
+        ms(pairs10)
+    );
+    println!(
+        "  netns-test 100 hosts: up + down {:>8} ms, all pairs ({:>4} pings) {:>8} ms",
+        ms(up100),
+        100 * 99,
+        ms(pairs100)
+    );
+    let mut ratios = Vec::new();
+    for (hosts, up, pairs) in [(10, up10, pairs10), (100, up100, pairs100)] {
         match mininet(hosts) {
-            Ok((start, pingall, stop)) => println!(
-                "  mininet   {hosts:>3} hosts: start {start:.0} ms, pingAll {pingall:.0} ms, stop {stop:.0} ms (up + down {:.0} ms)",
-                start + stop
-            ),
-            Err(reason) => println!("  mininet   {hosts:>3} hosts: not measured ({reason})"),
+            Ok((start, pingall, stop)) => {
+                let ours = (up + pairs).as_secs_f64() * 1e3;
+                let theirs = start + pingall + stop;
+                println!(
+                    "  mininet   {hosts:>3} hosts: start {start:.0} ms, pingAll {pingall:.0} ms, stop {stop:.0} ms \
+                     -> netns-test is {:.0}x faster overall (up {:.0}x, all pairs {:.0}x)",
+                    theirs / ours,
+                    (start + stop) / (up.as_secs_f64() * 1e3),
+                    pingall / (pairs.as_secs_f64() * 1e3),
+                );
+                ratios.push(format!(" mininet{hosts}_ms={theirs:.0} speedup{hosts}={:.0}", theirs / ours));
+            }
+            Err(reason) => println!("  mininet   {hosts:>3} hosts: not measured here ({reason})"),
         }
     }
-    println!("topology: hosts10_ms={} hosts100_ms={}", ms(up10), ms(up100));
+    println!(
+        "topology: hosts10_ms={} hosts100_ms={} allpairs100_ms={}{}",
+        ms(up10),
+        ms(up100),
+        ms(pairs100),
+        ratios.concat()
+    );
     Ok(())
 }
