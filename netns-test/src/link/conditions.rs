@@ -1,43 +1,6 @@
 //! The conditions of one direction of a link: delay, jitter, loss, rate, reorder, duplicate,
-//! corrupt, and the seed that makes them replayable.
-//!
-//! Build them in Rust:
-//!
-//! ```
-//! use std::time::Duration;
-//! use netns_test::link::{Conditions, Distribution};
-//!
-//! let wan = Conditions::new()
-//!     .delay(Duration::from_millis(40))
-//!     .jitter(Duration::from_millis(5))
-//!     .distribution(Distribution::Normal)
-//!     .loss(0.01)
-//!     .rate(20_000_000)
-//!     .seed(7);
-//! assert!(wan.validate().is_ok());
-//! assert_eq!(wan.to_string(), "delay 40ms 5ms distribution normal loss 1% rate 20mbit seed 7");
-//! ```
-//!
-//! or read them from a topology file. Every key is optional; a missing key means "no such
-//! impairment":
-//!
-//! ```toml
-//! delay = "10ms"           # a duration: "250us", "1.5ms", "2s", "1s 500ms"
-//! jitter = "2ms"           # uniform in delay ± 2ms, or a table:
-//! # jitter = { amount = "2ms", distribution = "normal", correlation = "25%" }
-//! loss = "1%"              # independent random loss: "1%" or the fraction 0.01, or a table:
-//! # loss = { model = "gilbert-elliott", p = "1%", r = "30%", loss_bad = "100%", loss_good = "0%" }
-//! rate = "10mbit"          # bits per second: "800kbit", "10mbit", "1.5gbit", "10 Mbit/s", or 10000000
-//! limit = 1000             # packets waiting for the rate limiter (default 1000)
-//! limit_bytes = 1500000    # bytes waiting for the rate limiter (default: no byte limit)
-//! reorder = "25%"          # packets sent at once, skipping the delay (needs a delay)
-//! duplicate = "1%"         # packets sent twice
-//! corrupt = "0.1%"         # packets with one bit flipped
-//! seed = 42                # the random seed; the test's seed is used when absent
-//! ```
-//!
-//! A probability written as a number is a fraction between 0 and 1 (`0.01` is 1 %); a number
-//! above 1, such as `loss = 5`, is refused rather than guessed at.
+//! corrupt, and the seed that makes them replayable. The topology-file schema is documented
+//! on [`Conditions`].
 
 use std::fmt;
 use std::time::Duration;
@@ -188,6 +151,44 @@ impl ConditionError {
 /// Setters take and return `self`; [`validate`](Self::validate) checks the whole set (the
 /// engine validates before applying, so invalid values are reported, never applied). `Display`
 /// prints them in the words of `tc qdisc ... netem`, e.g. `delay 10ms loss 1%`.
+///
+/// Build them in Rust:
+///
+/// ```
+/// use std::time::Duration;
+/// use netns_test::link::{Conditions, Distribution};
+///
+/// let wan = Conditions::new()
+///     .delay(Duration::from_millis(40))
+///     .jitter(Duration::from_millis(5))
+///     .distribution(Distribution::Normal)
+///     .loss(0.01)
+///     .rate(20_000_000)
+///     .seed(7);
+/// assert!(wan.validate().is_ok());
+/// assert_eq!(wan.to_string(), "delay 40ms 5ms distribution normal loss 1% rate 20mbit seed 7");
+/// ```
+///
+/// or read them from a topology file. Every key is optional; a missing key means "no such
+/// impairment":
+///
+/// ```toml
+/// delay = "10ms"           # a duration: "250us", "1.5ms", "2s", "1s 500ms"
+/// jitter = "2ms"           # uniform in delay ± 2ms, or a table:
+/// # jitter = { amount = "2ms", distribution = "normal", correlation = "25%" }
+/// loss = "1%"              # independent random loss: "1%" or the fraction 0.01, or a table:
+/// # loss = { model = "gilbert-elliott", p = "1%", r = "30%", loss_bad = "100%", loss_good = "0%" }
+/// rate = "10mbit"          # bits per second: "800kbit", "10mbit", "1.5gbit", "10 Mbit/s", or 10000000
+/// limit = 1000             # packets waiting for the rate limiter (default 1000)
+/// limit_bytes = 1500000    # bytes waiting for the rate limiter (default: no byte limit)
+/// reorder = "25%"          # packets sent at once, skipping the delay (needs a delay)
+/// duplicate = "1%"         # packets sent twice
+/// corrupt = "0.1%"         # packets with one bit flipped
+/// seed = 42                # the random seed; the test's seed is used when absent
+/// ```
+///
+/// A probability written as a number is a fraction between 0 and 1 (`0.01` is 1 %); a number
+/// above 1, such as `loss = 5`, is refused rather than guessed at.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "file::RawConditions", into = "file::RawConditions")]
 pub struct Conditions {
