@@ -19,6 +19,10 @@ pub(crate) fn run(quick: bool) -> Result {
             );
         }
         println!(
+            "per-packet path (superframes cut into wire packets): engine {:.0} Mbit/s",
+            report.per_packet_mbps
+        );
+        println!(
             "delay 10 ms each way: {} pings, median RTT {:.3} ms, p90 {:.3} ms",
             report.pings, report.rtt_20ms_median_ms, report.rtt_20ms_p90_ms
         );
