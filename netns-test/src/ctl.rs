@@ -46,6 +46,19 @@ impl Ctl {
         &self.handle
     }
 
+    /// Starts `future` on the control thread; the caller goes on and waits for it later.
+    pub(crate) fn spawn<F>(&self, future: F) -> Pending<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = sender.send(future.await);
+        });
+        Pending { receiver }
+    }
+
     /// Runs `future` on the control thread and blocks the caller until it completes.
     ///
     /// # Panics
@@ -60,11 +73,20 @@ impl Ctl {
             control_thread != Some(thread::current().id()),
             "netns-test: a blocking control call was made from the control thread"
         );
-        let (sender, receiver) = mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = sender.send(future.await);
-        });
-        receiver.recv().expect("the netns-test control thread stopped while a request was pending")
+        self.spawn(future).wait()
+    }
+}
+
+/// A future running on the control thread, to wait for later (see [`Ctl::spawn`]).
+#[must_use = "the result is lost unless waited for"]
+pub(crate) struct Pending<T> {
+    receiver: mpsc::Receiver<T>,
+}
+
+impl<T> Pending<T> {
+    /// Blocks until the future has completed.
+    pub(crate) fn wait(self) -> T {
+        self.receiver.recv().expect("the netns-test control thread stopped while a request was pending")
     }
 }
 

@@ -85,6 +85,7 @@ pub mod ping;
 pub mod probe;
 mod runner;
 mod topology;
+mod trace;
 mod wiring;
 
 #[doc(hidden)]

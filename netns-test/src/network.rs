@@ -18,6 +18,7 @@ use crate::error::{Error, Result, name_list};
 use crate::ns::{self, NsFds, NsRequest};
 use crate::runner::protocol::{NodeFds, env};
 use crate::topology::{NodeKind, Plan, Topology};
+use crate::trace::Trace;
 use crate::wiring::{At, NodeNetlink, VethEnd};
 
 /// How long bringing a network up may wait for the kernel to report its links ready.
@@ -61,40 +62,36 @@ impl Network {
     /// Builds `topology`. Its local node is the calling process's own network namespace, so
     /// this only ever runs inside a test's child process.
     pub(crate) fn start(topology: &Topology) -> Result<Network> {
-        let trace = Trace::new();
+        let trace = Trace::new("network");
         let plan = topology.plan()?;
         let ctl = Arc::new(Ctl::start()?);
         trace.mark("planned, control thread started");
         let local = plan.local;
 
-        // Node names resolve for the body and for every program it starts.
-        crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
-
-        // The local node is the namespace the child process was born in.
-        let local_spec = &plan.nodes[local];
-        if local_spec.hostname {
-            nix::unistd::sethostname(&local_spec.name).map_err(|e| {
-                Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into())
-            })?;
-        }
-        configure_namespace(&plan, local)?;
-        let local_fds = NsFds::of_current_thread(local_spec.hostname)
-            .map_err(|e| Error::io("opening the test's own namespaces", e))?;
-        let local_netlink = NodeNetlink::open(ctl.handle())
-            .map_err(|e| Error::io(format!("opening netlink in node `{}`", local_spec.name), e))?;
-
-        trace.mark("local node configured");
+        // The other nodes' namespaces are made on worker threads while this thread configures
+        // the local node, the namespace the child process was born in.
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
         let requests: Vec<NsRequest<'_>> = others
             .iter()
             .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
             .collect();
-        let made = ns::create_namespaces(&requests, |k, _| {
-            let index = others[k];
+        let open_node = |index: usize| -> Result<NodeNetlink> {
             configure_namespace(&plan, index)?;
             NodeNetlink::open(ctl.handle())
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
-        })?;
+        };
+        let (made, (local_fds, local_netlink)) = ns::create_namespaces(
+            &requests,
+            |k, _| open_node(others[k]),
+            || {
+                let local_spec = &plan.nodes[local];
+                let netlink = open_node(local)?;
+                let fds = NsFds::of_current_thread(local_spec.hostname)
+                    .map_err(|e| Error::io("opening the test's own namespaces", e))?;
+                trace.mark("local node configured");
+                Ok((fds, netlink))
+            },
+        )?;
 
         trace.mark(&format!("{} namespaces created", others.len()));
         let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
@@ -117,7 +114,18 @@ impl Network {
             .iter()
             .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
             .collect();
-        ctl.block_on(wire(Arc::clone(&plan), wiring, trace))?;
+        let wired = ctl.spawn(wire(Arc::clone(&plan), wiring, trace));
+        // While the control thread wires the network, this thread makes node names resolve for
+        // the body and for every program it starts, and names the local node.
+        crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
+        let local_spec = &plan.nodes[local];
+        if local_spec.hostname {
+            nix::unistd::sethostname(&local_spec.name).map_err(|e| {
+                Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into())
+            })?;
+        }
+        trace.mark("hosts file installed");
+        wired.wait()?;
 
         Ok(Network { inner: Arc::new(NetworkInner { nodes, local, topology: topology.clone(), _ctl: ctl }) })
     }
@@ -190,9 +198,10 @@ impl Network {
     }
 }
 
-/// The sysctls of a fresh namespace, written from a thread inside it.
+/// Brings `lo` up and sets the sysctls of a fresh namespace, from a thread inside it.
 fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
     let node = &plan.nodes[index];
+    ns::loopback_up().map_err(|e| Error::io(format!("setting lo up in node `{}`", node.name), e))?;
     // Let unprivileged programs in the node use ICMP echo sockets (`ping` without setuid). A
     // user namespace maps only group 0, and the kernel refuses a range with unmapped groups.
     if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
@@ -232,15 +241,14 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
     use futures_util::future::try_join_all;
     let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
 
-    try_join_all(plan.nodes.iter().enumerate().map(|(index, node)| async move {
-        at(index).set_link_up(1, "lo", true).await?;
-        if let Some(bridge) = node.bridge {
-            at(index).add_bridge(bridge, crate::topology::BRIDGE_NAME).await?;
-        }
-        Ok::<(), Error>(())
+    try_join_all(plan.nodes.iter().enumerate().filter_map(|(index, node)| {
+        node.bridge
+            .map(|bridge| async move { at(index).add_bridge(bridge, crate::topology::BRIDGE_NAME).await })
     }))
     .await?;
-    trace.mark("loopbacks up, bridges created");
+    if plan.nodes.iter().any(|node| node.bridge.is_some()) {
+        trace.mark("bridges created");
+    }
 
     try_join_all(plan.links.iter().map(|link| {
         // A switch's port is created in the switch's namespace, where its bridge is known.
@@ -311,26 +319,6 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
         trace.mark(&format!("{} static neighbour entries added", plan.static_neighbours.len()));
     }
     Ok(())
-}
-
-/// `NETNS_TEST_TRACE=1`: the time each step of bringing a network up took, on standard error
-/// (shown with the test's output).
-#[derive(Clone, Copy)]
-struct Trace {
-    start: Option<Instant>,
-}
-
-impl Trace {
-    fn new() -> Self {
-        let on = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|v| v != "0");
-        Trace { start: on.then(Instant::now) }
-    }
-
-    fn mark(&self, step: &str) {
-        if let Some(start) = self.start {
-            eprintln!("netns-test: {:>8.3} ms  {step}", start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
 }
 
 /// One interface of a node.

@@ -72,20 +72,26 @@ pub(crate) struct NsRequest<'a> {
 }
 
 /// Creates one network namespace (and UTS namespace where asked) per request and runs `setup`
-/// inside each, on a few short-lived threads.
+/// inside each, on a few short-lived threads, while the calling thread runs `meanwhile`.
 ///
 /// Each worker thread `unshare`s again for every namespace it makes, so a hundred nodes cost a
 /// couple of threads, not a hundred (thread pressure on small CI machines ends in `EAGAIN`).
-pub(crate) fn create_namespaces<T, F>(requests: &[NsRequest<'_>], setup: F) -> Result<Vec<(NsFds, T)>>
+pub(crate) fn create_namespaces<T, F, M, R>(
+    requests: &[NsRequest<'_>],
+    setup: F,
+    meanwhile: M,
+) -> Result<(Vec<(NsFds, T)>, R)>
 where
     T: Send,
     F: Fn(usize, &NsFds) -> Result<T> + Sync,
+    M: FnOnce() -> Result<R>,
 {
     if requests.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), meanwhile()?));
     }
     let workers = requests.len().min(thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4));
     let setup = &setup;
+    let mut here = None;
     let results: Vec<Vec<Made<T>>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
@@ -97,6 +103,7 @@ where
                 })
             })
             .collect();
+        here = Some(meanwhile());
         handles
             .into_iter()
             .map(|handle| match handle {
@@ -110,7 +117,29 @@ where
         let made = result?;
         slots[index] = Some(made);
     }
-    Ok(slots.into_iter().map(|slot| slot.expect("every namespace request is handled")).collect())
+    let made = slots.into_iter().map(|slot| slot.expect("every namespace request is handled")).collect();
+    Ok((made, here.expect("ran inside the scope")?))
+}
+
+/// Sets `lo` of the calling thread's network namespace up (`ip link set lo up`), with an
+/// ioctl on the spot rather than a netlink round trip through the control thread.
+pub(crate) fn loopback_up() -> io::Result<()> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)?;
+    // SAFETY: an ifreq is plain data; the ioctls read and write only inside it.
+    unsafe {
+        let mut request: libc::ifreq = std::mem::zeroed();
+        for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+            *slot = *byte as libc::c_char;
+        }
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn make_one<T, F>(request: &NsRequest<'_>, index: usize, setup: &F) -> Result<(NsFds, T)>

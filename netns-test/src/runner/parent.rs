@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use super::protocol::{Failure, NodeFds, Report};
 use super::spawn::{Mode, Spawned, spawn};
 use crate::error::Error;
+use crate::trace::Trace;
 
 /// How long a timed-out child gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -38,9 +39,11 @@ pub(crate) struct Launch {
 
 /// Runs the child to completion. `Ok` only when it reported success and exited with status 0.
 pub(crate) fn run(launch: &Launch) -> Result<(), Error> {
+    let trace = Trace::new("parent");
     let spawned = spawn(&launch.key, &launch.args)?;
+    trace.mark("child started (exec done)");
     let keep = keep_on_failure();
-    Supervisor::new(spawned, launch, keep).run()
+    Supervisor::new(spawned, launch, keep, trace).run()
 }
 
 /// `NETNS_TEST_KEEP_ON_FAILURE`: unset or `0` off; `1` keeps a failed child for
@@ -104,10 +107,11 @@ struct Supervisor<'a> {
     timed_out: bool,
     kept: bool,
     started: Instant,
+    trace: Trace,
 }
 
 impl<'a> Supervisor<'a> {
-    fn new(spawned: Spawned, launch: &'a Launch, keep: Option<Duration>) -> Self {
+    fn new(spawned: Spawned, launch: &'a Launch, keep: Option<Duration>, trace: Trace) -> Self {
         let Spawned { child, status, release, stdout, stderr, mode } = spawned;
         let pid = child.id() as libc::pid_t;
         // SAFETY: pidfd_open(2) has no memory arguments; a negative result means unsupported.
@@ -129,6 +133,7 @@ impl<'a> Supervisor<'a> {
             timed_out: false,
             kept: false,
             started: Instant::now(),
+            trace,
         }
     }
 
@@ -168,6 +173,7 @@ impl<'a> Supervisor<'a> {
             self.poll_once(wake);
             if self.exit.is_none() {
                 if let Ok(Some(status)) = self.child.try_wait() {
+                    self.trace.mark("child exited");
                     self.exit = Some(status);
                     drain_until = Some(Instant::now() + DRAIN_LIMIT);
                 }
@@ -176,6 +182,7 @@ impl<'a> Supervisor<'a> {
         if self.exit.is_none() {
             self.exit = self.child.wait().ok();
         }
+        self.trace.mark("output drained");
         self.verdict()
     }
 
@@ -222,6 +229,11 @@ impl<'a> Supervisor<'a> {
                     let lines = self.status.read_lines();
                     for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                         if let Some(report) = Report::parse(line) {
+                            self.trace.mark(match report {
+                                Report::Ready { .. } => "child reported its network ready",
+                                Report::Passed => "child reported success",
+                                Report::Failed(_) => "child reported failure",
+                            });
                             let failed = matches!(report, Report::Failed(_));
                             self.reports.push(report);
                             if failed {
