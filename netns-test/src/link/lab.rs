@@ -62,18 +62,22 @@ impl Lab {
         let names: &[&str] = if engine.is_some() { &["a", "wire", "b"] } else { &["a", "b"] };
         let requests: Vec<NsRequest<'_>> =
             names.iter().map(|name| NsRequest { name, hostname: false }).collect();
-        let made = ns::create_namespaces(&requests, |_, _| {
-            // No IPv6 link-local addresses, hence no router solicitation or MLD frame.
-            ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
-                .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode", e))?;
-            // ICMP echo sockets for the pings. A user namespace maps only group 0, and the
-            // kernel refuses a range with unmapped groups.
-            if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
-                ns::write_sysctl("net.ipv4.ping_group_range", "0 0")
-                    .map_err(|e| Error::io("setting net.ipv4.ping_group_range", e))?;
-            }
-            NodeNetlink::open(ctl.handle()).map_err(|e| Error::io("opening netlink", e))
-        })?;
+        let (made, ()) = ns::create_namespaces(
+            &requests,
+            |_, _| {
+                // No IPv6 link-local addresses, hence no router solicitation or MLD frame.
+                ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
+                    .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode", e))?;
+                // ICMP echo sockets for the pings. A user namespace maps only group 0, and the
+                // kernel refuses a range with unmapped groups.
+                if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
+                    ns::write_sysctl("net.ipv4.ping_group_range", "0 0")
+                        .map_err(|e| Error::io("setting net.ipv4.ping_group_range", e))?;
+                }
+                NodeNetlink::open(ctl.handle()).map_err(|e| Error::io("opening netlink", e))
+            },
+            || Ok(()),
+        )?;
         let (fds, netlink): (Vec<NsFds>, Vec<NodeNetlink>) = made.into_iter().unzip();
         let raw: Vec<i32> = fds.iter().map(|fds| fds.raw().0).collect();
         let wired = netlink.clone();
