@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 
+use crate::carrier::Carrier;
 use crate::error::{Error, Result, name_list};
+use crate::link::{Conditions, Direction, DirectionCounters};
 use crate::network::{Network, Node};
 use crate::topology::NodeKind;
 use crate::wiring::{At, SockFilter, cbpf};
@@ -115,6 +117,10 @@ async fn poll_until(deadline: Instant, mut check: impl FnMut() -> Result<bool>) 
 /// A link of the network, between two node interfaces.
 #[derive(Clone, Debug)]
 pub struct LinkHandle {
+    network: Network,
+    /// The plan's index of the link.
+    link: usize,
+    /// The ends in the order they were asked for (`net.link(a, b)`).
     ends: [(Node, String); 2],
 }
 
@@ -140,6 +146,8 @@ impl Network {
             }
         })?;
         Ok(LinkHandle {
+            network: self.clone(),
+            link: iface.link,
             ends: [
                 (first.clone(), iface.name().to_string()),
                 (self.node(b).clone(), iface.peer_name().to_string()),
@@ -347,13 +355,150 @@ impl LinkHandle {
         self.set_up(false)
     }
 
-    /// Sets both ends up again and waits until the kernel reports the link ready.
+    /// Sets both ends up again, waits until the kernel reports the link ready, and puts back
+    /// the topology's routes through the link (the kernel deleted them with the link).
     ///
     /// # Errors
     /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
     pub fn up(&self) -> Result<()> {
         self.set_up(true)?;
-        self.ready().wait()
+        self.ready().wait()?;
+        self.restore_routes()
+    }
+
+    fn restore_routes(&self) -> Result<()> {
+        let plan = self.network.plan();
+        for (node, ifname) in &self.ends {
+            let iface = node.interface(ifname)?;
+            let subnets: Vec<IpNet> = iface.addrs().iter().map(IpNet::trunc).collect();
+            let spec =
+                plan.nodes.iter().find(|spec| spec.name == node.name()).expect("nodes come from the plan");
+            let routes: Vec<(IpNet, IpAddr)> = spec
+                .routes
+                .iter()
+                .filter(|route| subnets.iter().any(|subnet| subnet.contains(&route.via)))
+                .map(|route| (route.to, route.via))
+                .collect();
+            let netlink = node.netlink().clone();
+            let name = node.name().to_string();
+            node.ctl().block_on(async move {
+                let at = At { node: &name, handle: &netlink.handle };
+                for (to, via) in routes {
+                    at.add_route_again(to, via).await?;
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The direction of the plan's link that leaves `node`.
+    fn direction_from(&self, node: &str) -> Result<Direction> {
+        let plan = self.network.plan();
+        let link = &plan.links[self.link];
+        let names = [&plan.nodes[link.ends[0].0].name, &plan.nodes[link.ends[1].0].name];
+        if names[0] == node {
+            Ok(Direction::AToB)
+        } else if names[1] == node {
+            Ok(Direction::BToA)
+        } else {
+            Err(Error::UnknownNode {
+                name: node.to_string(),
+                known: name_list(names.iter().map(|n| n.as_str())),
+            })
+        }
+    }
+
+    fn carrier(&self) -> Result<&Carrier> {
+        let carried = self.network.plan().links[self.link].wire.is_some();
+        match self.network.carrier() {
+            Some(carrier) if carried => Ok(carrier),
+            _ => Err(Error::Unsupported {
+                feature: format!("changing the conditions of {}", self.describe()),
+                reason: "the link was built without conditions; give it some in the topology \
+                         (`Link::conditions(Conditions::new())` for a perfect link that may change later)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Changes the conditions of both directions, from the next frame on.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a link built without conditions; invalid conditions.
+    pub fn set_conditions(&self, conditions: Conditions) -> Result<()> {
+        let carrier = self.carrier()?;
+        for direction in Direction::BOTH {
+            carrier.set_conditions(
+                self.network.plan(),
+                self.network.ctl(),
+                self.link,
+                direction,
+                conditions.clone(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Changes the conditions of the direction that leaves `node`, from the next frame on.
+    ///
+    /// # Errors
+    /// As [`set_conditions`](Self::set_conditions); a node that is not an end of the link.
+    pub fn set_conditions_from(&self, node: &str, conditions: Conditions) -> Result<()> {
+        let direction = self.direction_from(node)?;
+        self.carrier()?.set_conditions(
+            self.network.plan(),
+            self.network.ctl(),
+            self.link,
+            direction,
+            conditions,
+        )
+    }
+
+    /// What the link engine has done to the frames leaving `node`: carried, lost, queued,
+    /// duplicated, corrupted, reordered.
+    ///
+    /// # Errors
+    /// A link built without conditions, a node that is not an end, or netem carrying the link
+    /// (only the user-space engine counts).
+    pub fn counters_from(&self, node: &str) -> Result<DirectionCounters> {
+        let direction = self.direction_from(node)?;
+        Ok(self.carrier()?.counters(self.link)?[direction.index()])
+    }
+
+    /// Makes the link flap: down for `down`, up for `up`, again and again, from a background
+    /// thread, until the guard is dropped; the link is then up, with its routes. The nodes see
+    /// each change, as with [`down`](Self::down) and [`up`](Self::up).
+    ///
+    /// # Errors
+    /// The background thread cannot be started.
+    pub fn flap(&self, down: Duration, up: Duration) -> Result<Flap> {
+        let link = self.clone();
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let signal = std::sync::Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("netns-test-flap".into())
+            .spawn(move || -> Result<()> {
+                let (lock, changed) = &*signal;
+                // Sleeps that end early when the guard is dropped.
+                let pause = |length: Duration| -> bool {
+                    let stopped = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (stopped, _) = changed
+                        .wait_timeout_while(stopped, length, |stopped| !*stopped)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *stopped
+                };
+                loop {
+                    link.down()?;
+                    let stopped = pause(down);
+                    link.up()?;
+                    if stopped || pause(up) {
+                        return Ok(());
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the flap thread", e))?;
+        Ok(Flap { stop, thread: Some(thread) })
     }
 
     fn set_up(&self, up: bool) -> Result<()> {
@@ -393,6 +538,43 @@ impl LinkHandle {
                 })
             },
         )
+    }
+}
+
+/// A flapping link; dropping it stops the flapping with the link up.
+#[derive(Debug)]
+#[must_use = "the link stops flapping as soon as this guard is dropped"]
+pub struct Flap {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Flap {
+    /// Stops the flapping now and reports any error the flapping met.
+    ///
+    /// # Errors
+    /// The first netlink failure of the flapping thread.
+    pub fn stop(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let (lock, changed) = &*self.stop;
+        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        changed.notify_all();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Flap {
+    fn drop(&mut self) {
+        if let Err(error) = self.finish() {
+            eprintln!("netns-test: the flapping link failed: {error:?}");
+        }
     }
 }
 

@@ -74,6 +74,7 @@
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
 
+mod carrier;
 mod control;
 mod ctl;
 mod error;
@@ -92,8 +93,9 @@ mod wiring;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use control::{Cut, DEFAULT_WAIT, LinkHandle, Partition, Protocol, Wait};
+pub use control::{Cut, DEFAULT_WAIT, Flap, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
+pub use link::{Conditions, DirectionCounters};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};
@@ -149,5 +151,46 @@ where
 {
     let caller = std::panic::Location::caller();
     let site = format!("{}:{}", caller.file(), caller.line());
-    runner::run_sandbox(site, topology, |network| body(network).into_outcome())
+    runner::run_sandbox(site, topology, |network| body(network).into_outcome().map(|()| None)).map(drop)
+}
+
+/// [`sandbox`], with the value the body returns brought back from the child (through JSON):
+/// measure something inside an isolated network and use it outside.
+///
+/// A child meets the sandbox calls made before its own again and skips them: those return
+/// `T::default()` there, a placeholder nothing uses, since the child exits after its body.
+///
+/// # Errors
+/// As [`sandbox`]; also when the value cannot be serialized or read back.
+///
+/// ```no_run
+/// use netns_test::{sandbox_with, Topology};
+///
+/// let loss = sandbox_with(Topology::seed(), |net| {
+///     net.local().ping("1.1.1.1").count(10).run().map(|stats| stats.loss())
+/// })?;
+/// assert_eq!(loss, 0.0);
+/// # Ok::<(), netns_test::Error>(())
+/// ```
+#[track_caller]
+pub fn sandbox_with<T, E>(
+    topology: Topology,
+    body: impl FnOnce(&'static Network) -> Result<T, E>,
+) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default,
+    E: std::fmt::Debug,
+{
+    let caller = std::panic::Location::caller();
+    let site = format!("{}:{}", caller.file(), caller.line());
+    let value = runner::run_sandbox(site, topology, |network| match body(network) {
+        Ok(value) => {
+            serde_json::to_string(&value).map(Some).map_err(|e| format!("cannot send the value back: {e}"))
+        }
+        Err(error) => Err(format!("{error:?}")),
+    })?;
+    // No value: this is a child skipping an earlier call.
+    let Some(text) = value else { return Ok(T::default()) };
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Child(format!("cannot read the sandbox's value back: {e}")))
 }

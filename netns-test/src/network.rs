@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
+use crate::carrier::Carrier;
 use crate::ctl::Ctl;
 use crate::error::{Error, Result, name_list};
 use crate::ns::{self, NsFds, NsRequest};
 use crate::runner::protocol::{NodeFds, env};
-use crate::topology::{NodeKind, Plan, Topology};
+use crate::topology::{NodeKind, Plan, PlannedLink, Topology};
 use crate::trace::Trace;
 use crate::wiring::{At, NodeNetlink, VethEnd};
 
@@ -37,8 +38,11 @@ struct NetworkInner {
     nodes: Vec<Node>,
     local: usize,
     topology: Topology,
+    plan: Arc<Plan>,
+    /// The links with conditions, when there are any.
+    carrier: Option<Carrier>,
     // Dropped last: the nodes' netlink connections run on it.
-    _ctl: Arc<Ctl>,
+    ctl: Arc<Ctl>,
 }
 
 // A panic cannot leave a network or node half-updated: their state is the kernel's, reached
@@ -60,8 +64,9 @@ impl fmt::Debug for Network {
 
 impl Network {
     /// Builds `topology`. Its local node is the calling process's own network namespace, so
-    /// this only ever runs inside a test's child process.
-    pub(crate) fn start(topology: &Topology) -> Result<Network> {
+    /// this only ever runs inside a test's child process; `test` names the test (for the
+    /// directory of its captures).
+    pub(crate) fn start(topology: &Topology, test: &str) -> Result<Network> {
         let trace = Trace::new("network");
         let plan = topology.plan()?;
         let ctl = Arc::new(Ctl::start()?);
@@ -70,19 +75,31 @@ impl Network {
 
         // The other nodes' namespaces are made on worker threads while this thread configures
         // the local node, the namespace the child process was born in.
+        // Links with conditions cross a hidden wire namespace, made last.
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
-        let requests: Vec<NsRequest<'_>> = others
+        let has_wire = plan.links.iter().any(|link| link.wire.is_some());
+        let mut requests: Vec<NsRequest<'_>> = others
             .iter()
             .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
             .collect();
+        if has_wire {
+            requests.push(NsRequest { name: WIRE, hostname: false });
+        }
         let open_node = |index: usize| -> Result<NodeNetlink> {
             configure_namespace(&plan, index)?;
             NodeNetlink::open(ctl.handle())
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
         };
-        let (made, (local_fds, local_netlink)) = ns::create_namespaces(
+        let (mut made, (local_fds, local_netlink)) = ns::create_namespaces(
             &requests,
-            |k, _| open_node(others[k]),
+            |k, _| match others.get(k) {
+                Some(&index) => open_node(index),
+                None => {
+                    configure_wire()?;
+                    NodeNetlink::open(ctl.handle())
+                        .map_err(|e| Error::io("opening netlink in the wire namespace", e))
+                }
+            },
             || {
                 let local_spec = &plan.nodes[local];
                 let netlink = open_node(local)?;
@@ -93,7 +110,8 @@ impl Network {
             },
         )?;
 
-        trace.mark(&format!("{} namespaces created", others.len()));
+        trace.mark(&format!("{} namespaces created", requests.len()));
+        let wire_ns = if has_wire { made.pop() } else { None };
         let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
         slots[local] = Some((local_fds, local_netlink));
         for (k, made) in made.into_iter().enumerate() {
@@ -110,9 +128,11 @@ impl Network {
             .collect();
 
         let plan = Arc::new(plan);
+        let wire_ns = wire_ns.map(|(fds, netlink)| (Arc::new(fds), netlink));
         let wiring: Vec<(String, NodeNetlink, i32)> = nodes
             .iter()
             .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
+            .chain(wire_ns.iter().map(|(fds, netlink)| (WIRE.to_string(), netlink.clone(), fds.raw().0)))
             .collect();
         let wired = ctl.spawn(wire(Arc::clone(&plan), wiring, trace));
         // While the control thread wires the network, this thread makes node names resolve for
@@ -127,7 +147,39 @@ impl Network {
         trace.mark("hosts file installed");
         wired.wait()?;
 
-        Ok(Network { inner: Arc::new(NetworkInner { nodes, local, topology: topology.clone(), _ctl: ctl }) })
+        let carrier = match wire_ns {
+            Some((fds, netlink)) => {
+                let seed = crate::carrier::network_seed(topology.random_seed)?;
+                let carrier = Carrier::start(&plan, seed, fds, netlink, &ctl, test)?;
+                trace.mark("links with conditions carried");
+                Some(carrier)
+            }
+            None => None,
+        };
+        let inner = NetworkInner { nodes, local, topology: topology.clone(), plan, carrier, ctl };
+        Ok(Network { inner: Arc::new(inner) })
+    }
+
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.inner.plan
+    }
+
+    pub(crate) fn carrier(&self) -> Option<&Carrier> {
+        self.inner.carrier.as_ref()
+    }
+
+    pub(crate) fn ctl(&self) -> &Ctl {
+        &self.inner.ctl
+    }
+
+    /// The seed of the link conditions, when the network has links with conditions.
+    pub fn random_seed(&self) -> Option<u64> {
+        self.inner.carrier.as_ref().map(Carrier::seed)
+    }
+
+    /// The capture files being written (see [`Link::capture`](crate::Link::capture)).
+    pub fn captures(&self) -> Vec<std::path::PathBuf> {
+        self.inner.carrier.as_ref().map(|c| c.captures().to_vec()).unwrap_or_default()
     }
 
     /// The node the test body runs in.
@@ -181,21 +233,33 @@ impl Network {
     }
 
     pub(crate) fn node_fds(&self) -> Vec<NodeFds> {
-        self.inner
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(index, node)| {
-                let (net, uts) = node.inner.fds.raw();
-                let own = index == self.inner.local;
-                NodeFds {
-                    name: node.name().to_string(),
-                    net: (!own).then_some(net),
-                    uts: if own { None } else { uts },
-                }
-            })
-            .collect()
+        let nodes = self.inner.nodes.iter().enumerate().map(|(index, node)| {
+            let (net, uts) = node.inner.fds.raw();
+            let own = index == self.inner.local;
+            NodeFds {
+                name: node.name().to_string(),
+                net: (!own).then_some(net),
+                uts: if own { None } else { uts },
+            }
+        });
+        let wire = self.inner.carrier.iter().map(|carrier| NodeFds {
+            name: format!("({WIRE})"),
+            net: Some(carrier.wire().raw().0),
+            uts: None,
+        });
+        nodes.chain(wire).collect()
     }
+}
+
+/// The name of the namespace that carries the links with conditions.
+const WIRE: &str = "wire";
+
+/// Brings `lo` up in the wire namespace, and keeps its middle ends from making IPv6
+/// link-local addresses (and so router solicitations and MLD reports).
+fn configure_wire() -> Result<()> {
+    ns::loopback_up().map_err(|e| Error::io("setting lo up in the wire namespace", e))?;
+    ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
+        .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode in the wire namespace", e))
 }
 
 /// Brings `lo` up and sets the sysctls of a fresh namespace, from a thread inside it.
@@ -250,27 +314,51 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
         trace.mark("bridges created");
     }
 
-    try_join_all(plan.links.iter().map(|link| {
-        // A switch's port is created in the switch's namespace, where its bridge is known.
-        let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
+    // The wire namespace, when there is one, follows the nodes in `nodes`.
+    let wire_at = plan.nodes.len();
+    // Each pair: the end made by the request, in its own namespace (`sender`); the end made
+    // in place by the same request; the namespace of that second end, which cannot be created
+    // up and is set up afterwards (`receiver`).
+    let mut pairs: Vec<(usize, VethEnd, VethEnd, usize)> = Vec::new();
+    for (index, link) in plan.links.iter().enumerate() {
         let end = |slot: usize| {
             let (node, iface) = link.ends[slot];
             let spec = &plan.nodes[node];
             VethEnd {
-                node: &spec.name,
-                name: &spec.ifaces[iface].name,
+                node: spec.name.clone(),
+                name: spec.ifaces[iface].name.clone(),
                 index: spec.ifaces[iface].index,
                 netns: nodes[node].2,
                 mtu: link.mtu,
                 controller: spec.bridge,
             }
         };
-        let (a, b) = (end(main), end(1 - main));
-        let (sender, receiver) = (link.ends[main].0, link.ends[1 - main].0);
-        async move {
-            at(sender).add_veth(&a, &b).await?;
-            at(receiver).set_link_up(b.index, b.name, true).await
+        match link.wire {
+            None => {
+                // A switch's port is created in the switch's namespace, where its bridge is
+                // known.
+                let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
+                pairs.push((link.ends[main].0, end(main), end(1 - main), link.ends[1 - main].0));
+            }
+            Some(wire) => {
+                let names = PlannedLink::wire_names(index);
+                for slot in 0..2 {
+                    let middle = VethEnd {
+                        node: WIRE.to_string(),
+                        name: names[slot].clone(),
+                        index: wire[slot],
+                        netns: nodes[wire_at].2,
+                        mtu: link.mtu,
+                        controller: None,
+                    };
+                    pairs.push((link.ends[slot].0, end(slot), middle, wire_at));
+                }
+            }
         }
+    }
+    try_join_all(pairs.iter().map(|(sender, a, b, receiver)| async move {
+        at(*sender).add_veth(a, b).await?;
+        at(*receiver).set_link_up(b.index, &b.name, true).await
     }))
     .await?;
     trace.mark(&format!("{} veth pairs created", plan.links.len()));
@@ -303,6 +391,25 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
         })
     }))
     .await?;
+    if let Some((_, wire, _)) = nodes.get(wire_at) {
+        try_join_all(plan.links.iter().enumerate().filter_map(|(index, link)| link.wire.map(|w| (index, w))).flat_map(
+            |(index, w)| {
+                let names = PlannedLink::wire_names(index);
+                (0..2).map(move |slot| {
+                    let name = names[slot].clone();
+                    async move {
+                        wire.links.wait(&wire.handle, w[slot], deadline, |s| s.ready()).await.map_err(|last| {
+                            Error::Timeout {
+                                what: format!("interface `{name}` of the wire namespace to be up (last state: {last:?})"),
+                                after: READY_TIMEOUT,
+                            }
+                        })
+                    }
+                })
+            },
+        ))
+        .await?;
+    }
     trace.mark("every link reported ready");
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
@@ -326,6 +433,8 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
 pub struct Interface {
     name: String,
     index: u32,
+    /// The plan's index of the link this interface belongs to.
+    pub(crate) link: usize,
     addrs: Vec<IpNet>,
     peer_node: String,
     peer_name: String,
@@ -415,6 +524,7 @@ impl Node {
                 Interface {
                     name: iface.name.clone(),
                     index: iface.index,
+                    link: iface.link,
                     addrs: iface.addrs.clone(),
                     peer_node: plan.nodes[peer].name.clone(),
                     peer_name: plan.nodes[peer].ifaces[peer_iface].name.clone(),

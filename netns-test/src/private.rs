@@ -8,14 +8,6 @@ use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::topology::{Topology, TopologyBuilder};
 
-pub use crate::link::lab::LinkBench;
-
-/// The link benchmark (`cargo xtask bench link`), run inside a sandbox child: TCP throughput
-/// over a plain veth and over an engine link, delay and loss accuracy.
-pub fn link_bench(quick: bool) -> LinkBench {
-    crate::link::lab::bench(quick)
-}
-
 /// Where a test's topology comes from.
 pub enum TopologySource {
     /// [`Topology::seed`].

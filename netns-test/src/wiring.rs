@@ -188,7 +188,7 @@ impl At<'_> {
     /// connection of end `a`'s namespace: the kernel looks a given index up there first. End
     /// `b` cannot be created up (the kernel opens it before the pair is joined and refuses with
     /// `ENOTCONN`); set it up through its own namespace afterwards.
-    pub(crate) async fn add_veth(&self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> Result<()> {
+    pub(crate) async fn add_veth(&self, a: &VethEnd, b: &VethEnd) -> Result<()> {
         let peer = end_message(LinkMessageBuilder::<LinkUnspec>::new(), b).setns_by_fd(b.netns).build();
         let mut builder =
             end_message(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth), a)
@@ -225,6 +225,16 @@ impl At<'_> {
             .map_err(self.fail(format!("ip link add {name} type bridge")))
     }
 
+    /// `ip link set <name> master <bridge>`.
+    pub(crate) async fn set_controller(&self, index: u32, name: &str, bridge: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).controller(bridge).build())
+            .execute()
+            .await
+            .map_err(self.fail(format!("ip link set {name} master {bridge}")))
+    }
+
     /// `ip addr add <addr> dev <name>`, without duplicate-address detection for IPv6.
     pub(crate) async fn add_address(&self, index: u32, name: &str, addr: IpNet) -> Result<()> {
         let mut request = self.handle.address().add(index, addr.addr(), addr.prefix_len());
@@ -249,6 +259,17 @@ impl At<'_> {
             .execute()
             .await
             .map_err(self.fail(what))
+    }
+
+    /// `ip route add <to> via <via>`, where the route may already exist (`ip route replace`
+    /// would also overwrite a route the test changed).
+    pub(crate) async fn add_route_again(&self, to: IpNet, via: IpAddr) -> Result<()> {
+        match self.add_route(to, via).await {
+            Err(Error::Netlink { ref source, .. }) if matches!(**source, rtnetlink::Error::NetlinkError(ref e) if e.raw_code() == -libc::EEXIST) => {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// `ip route add <to> via <via>`.
@@ -477,9 +498,9 @@ pub(crate) async fn dump(handle: &Handle) -> std::result::Result<String, rtnetli
 }
 
 /// One end of a veth pair to create.
-pub(crate) struct VethEnd<'a> {
-    pub(crate) node: &'a str,
-    pub(crate) name: &'a str,
+pub(crate) struct VethEnd {
+    pub(crate) node: String,
+    pub(crate) name: String,
     pub(crate) index: u32,
     pub(crate) netns: RawFd,
     pub(crate) mtu: Option<u32>,
@@ -487,7 +508,7 @@ pub(crate) struct VethEnd<'a> {
     pub(crate) controller: Option<u32>,
 }
 
-fn end_message<T>(builder: LinkMessageBuilder<T>, end: &VethEnd<'_>) -> LinkMessageBuilder<T> {
+fn end_message<T>(builder: LinkMessageBuilder<T>, end: &VethEnd) -> LinkMessageBuilder<T> {
     let mut builder = builder
         .name(end.name.to_string())
         .index(end.index)

@@ -185,3 +185,20 @@ pub fn tcp_reaches(from: &netns_test::Node, to: &netns_test::Node, addr: std::ne
     let target = std::net::SocketAddr::new(addr, listener.local_addr().expect("bound").port());
     from.run(|| std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok())
 }
+
+/// Keeps the tests that measure time from sharing the CPUs with tests that saturate them: on
+/// two CPUs, a TCP transfer at full speed delays the link engine's wake-ups by a scheduler tick
+/// unless it runs with real-time priority, which rootless mode cannot give it. A file lock
+/// (the same one the library's own link tests take), held until dropped.
+pub fn cpu_exclusive() -> nix::fcntl::Flock<std::fs::File> {
+    let path = std::env::temp_dir().join("netns-test-link-cpu.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        // Created by another user (root and rootless runs share /tmp): reading is enough to lock.
+        .or_else(|_| std::fs::File::open(&path))
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, errno)| panic!("cannot lock {}: {errno}", path.display()))
+}

@@ -111,6 +111,7 @@ impl Decider {
         self.conditions = conditions;
     }
 
+    #[cfg(test)]
     pub(crate) fn conditions(&self) -> &Conditions {
         &self.conditions
     }

@@ -52,11 +52,6 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot build the link: {e:?}"))
     }
 
-    /// Builds `a` ⇄ `b` over one plain veth pair, to compare against.
-    pub(crate) fn plain() -> Lab {
-        Self::build(None).unwrap_or_else(|e| panic!("cannot build the veth: {e:?}"))
-    }
-
     fn build(engine: Option<([Conditions; 2], u64, Option<PathBuf>)>) -> crate::Result<Lab> {
         let ctl = Ctl::start()?;
         let names: &[&str] = if engine.is_some() { &["a", "wire", "b"] } else { &["a", "b"] };
@@ -291,7 +286,14 @@ async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
     let (fa, fb) = (fds[0], fds[fds.len() - 1]);
     let at_a = At { node: "a", handle: &na.handle };
     let at_b = At { node: "b", handle: &nb.handle };
-    let end = |node, name, index, netns| VethEnd { node, name, index, netns, mtu: None, controller: None };
+    let end = |node: &str, name: &str, index, netns| VethEnd {
+        node: node.into(),
+        name: name.into(),
+        index,
+        netns,
+        mtu: None,
+        controller: None,
+    };
     let mut ready = vec![(na, IFINDEX), (nb, IFINDEX)];
     if netlink.len() == 3 {
         let (nw, fw) = (&netlink[1], fds[1]);
@@ -321,102 +323,6 @@ async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
         })?;
     }
     Ok(())
-}
-
-impl Lab {
-    /// Sends `total` bytes over TCP from `a` to `b` as fast as they go, and returns the
-    /// throughput in Mbit/s (from connect to the last byte read).
-    pub(crate) fn tcp_throughput(&self, total: u64) -> f64 {
-        let listener = in_namespace(&self.b, || TcpListener::bind((B, 5002))).expect("listener in b");
-        let server = thread::spawn(move || {
-            let (mut stream, _) = listener.accept().expect("accept");
-            let mut buffer = vec![0u8; 1 << 18];
-            let mut received = 0u64;
-            loop {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => received += n as u64,
-                }
-            }
-            (received, Instant::now())
-        });
-        let chunk = vec![0x5au8; 1 << 20];
-        let start = Instant::now();
-        let mut client = in_namespace(&self.a, || TcpStream::connect((B, 5002))).expect("connect from a");
-        let mut sent = 0u64;
-        while sent < total {
-            let n = chunk.len().min((total - sent) as usize);
-            client.write_all(&chunk[..n]).expect("write");
-            sent += n as u64;
-        }
-        client.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        let (received, end) = server.join().expect("server");
-        assert_eq!(received, total, "the transfer was cut short");
-        total as f64 * 8.0 / (end - start).as_secs_f64() / 1e6
-    }
-}
-
-/// The figures of `cargo xtask bench link`.
-#[derive(Clone, Debug)]
-pub struct LinkBench {
-    /// TCP throughput over a plain veth pair, Mbit/s (median of the runs).
-    pub veth_mbps: f64,
-    /// TCP throughput over an engine link without impairment, Mbit/s (median of the runs).
-    pub engine_mbps: f64,
-    /// Every throughput run, plain veth and engine alternating.
-    pub runs: Vec<(f64, f64)>,
-    /// TCP throughput over an engine link that acts on single packets (1 ns of jitter), so
-    /// that superframes are cut into wire packets in user space, Mbit/s.
-    pub per_packet_mbps: f64,
-    /// Median ping RTT over a link with 10 ms of delay each way, ms.
-    pub rtt_20ms_median_ms: f64,
-    /// The 90th percentile of the same, ms.
-    pub rtt_20ms_p90_ms: f64,
-    /// Pings sent for the RTT figures.
-    pub pings: u16,
-    /// Probes lost over a link with 10 % loss a→b, percent.
-    pub loss10_measured_pct: f64,
-    /// Probes sent for the loss figure.
-    pub loss_probes: u32,
-}
-
-/// Runs the link benchmark in the calling process (a sandbox child): throughput over a plain
-/// veth and over the engine, delay and loss accuracy.
-pub(crate) fn bench(quick: bool) -> LinkBench {
-    let (total, rounds, pings, probes) =
-        if quick { (256 << 20, 1, 20, 500) } else { (2 << 30, 3, 200, 2000) };
-    let runs: Vec<(f64, f64)> = (0..rounds)
-        .map(|_| {
-            (Lab::plain().tcp_throughput(total), Lab::new(Default::default(), 1, None).tcp_throughput(total))
-        })
-        .collect();
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    // A jitter of 1 ns changes nothing a test could see but sends every frame down the
-    // per-packet path (cut into wire packets, checksums computed).
-    let per_packet = Conditions::new().jitter(Duration::from_nanos(1));
-    let per_packet_mbps = Lab::new([per_packet.clone(), per_packet], 1, None).tcp_throughput(total / 4);
-    let delay = Conditions::new().delay(Duration::from_millis(10));
-    let mut rtts = Lab::new([delay.clone(), delay], 1, None).pings(pings);
-    rtts.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let lossy = Lab::new([Conditions::new().loss(0.1), Conditions::new()], 2024, None);
-    lossy.echo_server();
-    let outcomes = lossy.outcomes(probes, Duration::from_micros(200));
-    let lost = outcomes.iter().filter(|echoed| !**echoed).count();
-    LinkBench {
-        veth_mbps: median(runs.iter().map(|r| r.0).collect()),
-        engine_mbps: median(runs.iter().map(|r| r.1).collect()),
-        runs,
-        per_packet_mbps,
-        rtt_20ms_median_ms: ms(rtts[rtts.len() / 2]),
-        rtt_20ms_p90_ms: ms(rtts[rtts.len() * 9 / 10]),
-        pings,
-        loss10_measured_pct: lost as f64 * 100.0 / f64::from(probes),
-        loss_probes: probes,
-    }
 }
 
 async fn mac(netlink: &NodeNetlink, node: &str) -> crate::Result<Vec<u8>> {

@@ -10,16 +10,12 @@
 //! path: `netem_available` says whether the kernel has it, `NetemOptions` encodes the
 //! conditions for it and `apply_netem` installs it.
 
-// Until the topology wiring attaches impaired links to the engine, only this module's tests
-// and the link benchmark use it (netem and the offload helper only in tests). Remove this
-// when that integration lands.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod capture;
 mod conditions;
 mod decide;
 mod engine;
 mod gso;
+#[cfg(test)]
 pub(crate) mod lab;
 mod netem;
 mod packet;
@@ -33,4 +29,6 @@ pub use conditions::{
 pub use engine::DirectionCounters;
 pub(crate) use engine::{Engine, WireId, WireSpec};
 pub(crate) use netem::{NetemOptions, apply as apply_netem, netem_available};
-pub(crate) use packet::{Port, set_tx_checksum};
+pub(crate) use packet::Port;
+#[cfg(test)]
+pub(crate) use packet::set_tx_checksum;

@@ -184,6 +184,7 @@ pub(crate) const MAX_FRAME: usize = VNET_LEN + 65_536 + 1024;
 /// virtio header. It is for a link whose frames are read by something that cannot, such as a
 /// capture program or a forwarder without `PACKET_VNET_HDR`: with tx checksumming off, the
 /// sender completes every checksum and, since TSO depends on it, sends no superframe.
+#[cfg(test)]
 pub(crate) fn set_tx_checksum(netns: &NsFds, ifname: &str, on: bool) -> Result<()> {
     const ETHTOOL_STXCSUM: u32 = 0x17;
     let what = || format!("ethtool -K {ifname} tx {}", if on { "on" } else { "off" });

@@ -15,6 +15,7 @@ use crate::topology::Topology;
 
 /// What the parent handed to this child.
 pub(crate) struct ChildContext {
+    key: String,
     status: File,
     release: File,
     stdout: RawFd,
@@ -35,7 +36,7 @@ pub(crate) fn context(key: &str) -> Option<ChildContext> {
     // SAFETY: the parent passed these descriptors for this process alone, and this function
     // runs once per child (it exits at the end of `run`).
     let (status, release) = unsafe { (adopt_fd(status), adopt_fd(release)) };
-    Some(ChildContext { status, release, stdout })
+    Some(ChildContext { key: key.to_string(), status, release, stdout })
 }
 
 /// Whether this process is a sandbox child (started for some `sandbox` call of this program).
@@ -85,7 +86,7 @@ fn payload_message(payload: &(dyn Any + Send)) -> String {
 pub(crate) fn run(
     mut context: ChildContext,
     topology: impl FnOnce() -> Result<Topology>,
-    body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
+    body: impl FnOnce(&'static Network) -> std::result::Result<Option<String>, String>,
 ) -> ! {
     install_panic_hook();
     // From here on, standard output is the parent's pipe: what the test harness printed before
@@ -97,7 +98,8 @@ pub(crate) fn run(
         libc::close(context.stdout);
     }
 
-    let network = match topology().and_then(|topology| Network::start(&topology)) {
+    let key = context.key.clone();
+    let network = match topology().and_then(|topology| Network::start(&topology, &key)) {
         Ok(network) => network,
         Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
     };
@@ -109,11 +111,13 @@ pub(crate) fn run(
         .ok()
         .and_then(|link| link.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
-    let _ = Report::Ready { pid, nodes }.write_to(&mut context.status);
+    let seed = network.random_seed();
+    let captures = network.captures().iter().map(|path| path.display().to_string()).collect();
+    let _ = Report::Ready { pid, nodes, seed, captures }.write_to(&mut context.status);
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(network)));
     let verdict = match outcome {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => Err(Failure::Error { message }),
         Err(payload) => {
             let message = payload_message(payload.as_ref());
@@ -129,13 +133,20 @@ pub(crate) fn run(
 
 /// Reports the verdict, waits for the parent's release after a failure, and exits without
 /// running destructors: the kernel frees the namespaces with the process, faster than any
-/// orderly teardown.
-fn finish(context: &mut ChildContext, verdict: std::result::Result<(), Failure>) -> ! {
+/// orderly teardown. Captures are written out before a failure is reported, and removed after
+/// a success.
+fn finish(context: &mut ChildContext, verdict: std::result::Result<Option<String>, Failure>) -> ! {
+    if let Some(carrier) = NETWORK.get().and_then(Network::carrier) {
+        match verdict {
+            Ok(_) => carrier.discard_captures(),
+            Err(_) => carrier.flush(),
+        }
+    }
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let failed = verdict.is_err();
     let report = match verdict {
-        Ok(()) => Report::Passed,
+        Ok(value) => Report::Passed { value },
         Err(failure) => Report::Failed(failure),
     };
     let _ = report.write_to(&mut context.status);

@@ -52,7 +52,7 @@ pub(crate) fn run_test(
     body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
 ) -> Result<()> {
     if let Some(context) = child::context(name) {
-        child::run(context, topology, body);
+        child::run(context, topology, |network| body(network).map(|()| None));
     }
     let launch = parent::Launch {
         key: name.to_string(),
@@ -64,7 +64,7 @@ pub(crate) fn run_test(
             .collect(),
         timeout: Some(timeout_for(timeout)?),
     };
-    parent::run(&launch)
+    parent::run(&launch).map(drop)
 }
 
 /// Runs `body` in a child process of the current program (see [`crate::sandbox`]).
@@ -76,8 +76,8 @@ pub(crate) fn run_test(
 pub(crate) fn run_sandbox(
     site: String,
     topology: Topology,
-    body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
-) -> Result<()> {
+    body: impl FnOnce(&'static Network) -> std::result::Result<Option<String>, String>,
+) -> Result<Option<String>> {
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let key = format!("sandbox#{call}@{site}");
@@ -85,7 +85,7 @@ pub(crate) fn run_sandbox(
         child::run(context, || Ok(topology), body);
     }
     if child::is_sandbox_child() {
-        return Ok(());
+        return Ok(None);
     }
     let launch = parent::Launch {
         label: "the sandbox".to_string(),

@@ -37,8 +37,9 @@ pub(crate) struct Launch {
     pub(crate) timeout: Option<Duration>,
 }
 
-/// Runs the child to completion. `Ok` only when it reported success and exited with status 0.
-pub(crate) fn run(launch: &Launch) -> Result<(), Error> {
+/// Runs the child to completion. `Ok` only when it reported success and exited with status 0,
+/// with the value a sandbox body returned.
+pub(crate) fn run(launch: &Launch) -> Result<Option<String>, Error> {
     let trace = Trace::new("parent");
     let spawned = spawn(&launch.key, &launch.args)?;
     trace.mark("child started (exec done)");
@@ -141,7 +142,7 @@ impl<'a> Supervisor<'a> {
         self.child.id() as i32
     }
 
-    fn run(mut self) -> Result<(), Error> {
+    fn run(mut self) -> Result<Option<String>, Error> {
         let deadline = self.launch.timeout.map(|timeout| self.started + timeout);
         let mut kill_at: Option<Instant> = None;
         let mut drain_until: Option<Instant> = None;
@@ -231,7 +232,7 @@ impl<'a> Supervisor<'a> {
                         if let Some(report) = Report::parse(line) {
                             self.trace.mark(match report {
                                 Report::Ready { .. } => "child reported its network ready",
-                                Report::Passed => "child reported success",
+                                Report::Passed { .. } => "child reported success",
                                 Report::Failed(_) => "child reported failure",
                             });
                             let failed = matches!(report, Report::Failed(_));
@@ -261,7 +262,7 @@ impl<'a> Supervisor<'a> {
         relay(&self.stdout.read_available(), false);
         relay(&self.stderr.read_available(), true);
         let ready = self.reports.iter().find_map(|report| match report {
-            Report::Ready { pid, nodes } => Some((*pid as i32, nodes.clone())),
+            Report::Ready { pid, nodes, .. } => Some((*pid as i32, nodes.clone())),
             _ => None,
         });
         let keep = self.keep.unwrap_or(DEFAULT_KEEP);
@@ -276,7 +277,7 @@ impl<'a> Supervisor<'a> {
         self.release = None;
     }
 
-    fn verdict(mut self) -> Result<(), Error> {
+    fn verdict(mut self) -> Result<Option<String>, Error> {
         // Everything the child wrote has been relayed by now.
         relay(&self.stdout.read_available(), false);
         relay(&self.stderr.read_available(), true);
@@ -285,7 +286,10 @@ impl<'a> Supervisor<'a> {
             Report::Failed(failure) => Some(failure.clone()),
             _ => None,
         });
-        let passed = self.reports.contains(&Report::Passed);
+        let passed = self.reports.iter().find_map(|report| match report {
+            Report::Passed { value } => Some(value.clone()),
+            _ => None,
+        });
         let exit = self.exit;
         let message = if self.timed_out {
             let timeout =
@@ -310,8 +314,8 @@ impl<'a> Supervisor<'a> {
                     format!("{label}: could not set up the network: {message}")
                 }
             }
-        } else if passed && exit.is_some_and(|status| status.success()) {
-            return Ok(());
+        } else if let (Some(value), true) = (&passed, exit.is_some_and(|status| status.success())) {
+            return Ok(value.clone());
         } else {
             match exit {
                 Some(status) if status.signal().is_some() => {
@@ -333,7 +337,27 @@ impl<'a> Supervisor<'a> {
             }
         };
         self.release = None;
-        Err(Error::Child(message))
+        Err(Error::Child(message + &self.replay_hints()))
+    }
+
+    /// The seed and the captures of a failed run: how to replay it and what to look at.
+    fn replay_hints(&self) -> String {
+        let Some((seed, captures)) = self.reports.iter().find_map(|report| match report {
+            Report::Ready { seed, captures, .. } => Some((*seed, captures)),
+            _ => None,
+        }) else {
+            return String::new();
+        };
+        let mut text = String::new();
+        if let Some(seed) = seed {
+            text.push_str(&format!(
+                "\nlink conditions seed: {seed} (replay the same decisions with NETNS_TEST_SEED={seed})"
+            ));
+        }
+        for capture in captures {
+            text.push_str(&format!("\ncapture: {capture}"));
+        }
+        text
     }
 }
 

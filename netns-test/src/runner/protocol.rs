@@ -26,9 +26,16 @@ pub(crate) enum Report {
         pid: u32,
         /// The nodes and the descriptors (in the child) that hold their namespaces.
         nodes: Vec<NodeFds>,
+        /// The seed of the link conditions, when the network has links with conditions.
+        seed: Option<u64>,
+        /// The capture files being written.
+        captures: Vec<String>,
     },
-    /// The body finished successfully.
-    Passed,
+    /// The body finished successfully; a sandbox body's value, as JSON.
+    Passed {
+        /// The value, for `sandbox_with`.
+        value: Option<String>,
+    },
     /// The body or the setup failed.
     Failed(Failure),
 }
@@ -75,8 +82,14 @@ mod tests {
     #[test]
     fn reports_round_trip() {
         let reports = [
-            Report::Ready { pid: 42, nodes: vec![NodeFds { name: "test1".into(), net: Some(7), uts: None }] },
-            Report::Passed,
+            Report::Ready {
+                pid: 42,
+                nodes: vec![NodeFds { name: "test1".into(), net: Some(7), uts: None }],
+                seed: Some(7),
+                captures: vec!["target/netns-test/t/link1-a-b.pcap".into()],
+            },
+            Report::Passed { value: None },
+            Report::Passed { value: Some("[1.5,2]".into()) },
             Report::Failed(Failure::Panic {
                 message: "boom\nsecond line".into(),
                 location: Some("a.rs:1:2".into()),

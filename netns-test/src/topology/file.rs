@@ -7,6 +7,7 @@
 //! auto_routes = true   # shortest-path routes between all subnets
 //! hostnames = true     # every host and router gets its own hostname
 //! static_arp = true    # permanent neighbour entries instead of ARP (large switches)
+//! seed = 42            # the seed of the link conditions (default: a new one each run)
 //!
 //! # Nodes in order: name = "host" | "router" | "switch".
 //! [nodes]
@@ -20,6 +21,9 @@
 //! b = "r1:eth0"
 //! addrs = { client = "10.0.1.2/24", r1 = ["10.0.1.1/24", "fd00:1::1/64"] }
 //! mtu = 1400
+//! conditions = { delay = "10ms", loss = "1%" }            # both directions (see Conditions)
+//! conditions_from = { client = { rate = "10mbit" } }      # only the direction leaving client
+//! capture = true                                          # a pcap of every frame
 //!
 //! [[links]]
 //! a = "r1"
@@ -42,7 +46,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError, TopologyErrorKind,
+    Conditions, EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError,
+    TopologyErrorKind,
 };
 
 #[derive(Deserialize)]
@@ -55,6 +60,7 @@ struct File {
     hostnames: bool,
     #[serde(default)]
     static_arp: bool,
+    seed: Option<u64>,
     #[serde(default)]
     nodes: IndexMap<String, Spanned<Kind>>,
     #[serde(default)]
@@ -79,6 +85,13 @@ struct FileLink {
     #[serde(default)]
     addrs: BTreeMap<String, OneOrMany>,
     mtu: Option<u32>,
+    /// Both directions.
+    conditions: Option<Conditions>,
+    /// The direction leaving a node: `conditions_from = { client = { delay = "5ms" } }`.
+    #[serde(default)]
+    conditions_from: BTreeMap<String, Conditions>,
+    #[serde(default)]
+    capture: bool,
 }
 
 #[derive(Deserialize)]
@@ -164,7 +177,23 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
                     None => stray_addrs.extend(addrs.into_iter().map(|addr| (node.clone(), addr))),
                 }
             }
-            Link { ends, mtu: link.mtu, stray_addrs, location: Some(location) }
+            let mut built = Link {
+                ends,
+                mtu: link.mtu,
+                conditions: Default::default(),
+                conditions_given: false,
+                stray_conditions: None,
+                capture: link.capture,
+                stray_addrs,
+                location: Some(location),
+            };
+            if let Some(conditions) = link.conditions {
+                built = built.conditions(conditions);
+            }
+            for (node, conditions) in link.conditions_from {
+                built = built.conditions_from(&node, conditions);
+            }
+            built
         })
         .collect();
     let routes = file
@@ -184,6 +213,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
         auto_routes: file.auto_routes,
         hostnames: file.hostnames,
         static_arp: file.static_arp,
+        random_seed: file.seed,
     };
     topology.plan()?;
     Ok(topology)

@@ -8,8 +8,10 @@ mod error;
 mod file;
 mod plan;
 
+use crate::link::Conditions;
+
 pub use error::{Location, TopologyError, TopologyErrorKind};
-pub(crate) use plan::{BRIDGE_NAME, Plan, mac_for};
+pub(crate) use plan::{BRIDGE_NAME, Plan, PlannedLink, mac_for};
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,10 +74,17 @@ pub(crate) struct EndSpec {
 ///     .mtu(1400);
 /// # let _ = link;
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Link {
     pub(crate) ends: [EndSpec; 2],
     pub(crate) mtu: Option<u32>,
+    /// The conditions a→b and b→a (perfect by default).
+    pub(crate) conditions: [Conditions; 2],
+    /// Whether conditions were given at all (even perfect ones, to change them at runtime).
+    pub(crate) conditions_given: bool,
+    /// Conditions given with [`Link::conditions_from`] for a node that is not an end.
+    pub(crate) stray_conditions: Option<String>,
+    pub(crate) capture: bool,
     /// Addresses given with [`Link::addr`] for a node that is not an end, kept to report them.
     pub(crate) stray_addrs: Vec<(String, String)>,
     pub(crate) location: Option<Location>,
@@ -86,7 +95,16 @@ impl Link {
     /// order each node's links are declared.
     pub fn new(a: impl Into<String>, b: impl Into<String>) -> Self {
         let end = |node: String| EndSpec { node, ifname: None, addrs: Vec::new() };
-        Link { ends: [end(a.into()), end(b.into())], mtu: None, stray_addrs: Vec::new(), location: None }
+        Link {
+            ends: [end(a.into()), end(b.into())],
+            mtu: None,
+            conditions: Default::default(),
+            conditions_given: false,
+            stray_conditions: None,
+            capture: false,
+            stray_addrs: Vec::new(),
+            location: None,
+        }
     }
 
     /// Names the interfaces at end `a` and end `b` (at most 15 bytes each).
@@ -119,13 +137,42 @@ impl Link {
         self.mtu = Some(mtu);
         self
     }
+
+    /// Impairs both directions of the link with `conditions` (delay, jitter, loss, rate,
+    /// reorder, duplicate, corrupt); see [`Conditions`]. A link with conditions, perfect ones
+    /// included, is carried by the user-space link engine (or netem where the kernel has it)
+    /// and its conditions can change while the test runs; the nodes see an ordinary veth
+    /// interface either way.
+    pub fn conditions(mut self, conditions: Conditions) -> Self {
+        self.conditions = [conditions.clone(), conditions];
+        self.conditions_given = true;
+        self
+    }
+
+    /// Impairs the direction of the link that leaves `node` (one of its ends).
+    pub fn conditions_from(mut self, node: &str, conditions: Conditions) -> Self {
+        match self.ends.iter().position(|end| end.node == node) {
+            Some(slot) => self.conditions[slot] = conditions,
+            None => self.stray_conditions = Some(node.to_string()),
+        }
+        self.conditions_given = true;
+        self
+    }
+
+    /// Writes every frame that crosses the link to a pcap file under
+    /// `target/netns-test/<test>/`, kept when the test fails (set `NETNS_TEST_CAPTURE=1` to
+    /// capture every impaired link). A captured link is carried by the link engine.
+    pub fn capture(mut self) -> Self {
+        self.capture = true;
+        self
+    }
 }
 
 /// A validated network topology: nodes, links, addresses and routes.
 ///
 /// Build one with [`Topology::builder`], read one with [`Topology::from_toml`], or use
 /// [`Topology::seed`], the default of `#[netns_test]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) links: Vec<Link>,
@@ -134,6 +181,8 @@ pub struct Topology {
     pub(crate) auto_routes: bool,
     pub(crate) hostnames: bool,
     pub(crate) static_arp: bool,
+    /// The seed of the link conditions (see [`TopologyBuilder::random_seed`]).
+    pub(crate) random_seed: Option<u64>,
 }
 
 impl Default for Topology {
@@ -154,6 +203,7 @@ impl Topology {
                 auto_routes: false,
                 hostnames: false,
                 static_arp: false,
+                random_seed: None,
             },
         }
     }
@@ -296,6 +346,14 @@ impl TopologyBuilder {
     /// entries do not count. A hundred hosts on one switch pinging each other need 9900.
     pub fn static_arp(mut self) -> Self {
         self.topology.static_arp = true;
+        self
+    }
+
+    /// Fixes the seed of the random decisions of every impaired link (each link derives its own
+    /// from it; a seed in a link's [`Conditions`] wins). Without it, each run picks a seed, and
+    /// a failing test prints it; `NETNS_TEST_SEED` replays it and overrides this one.
+    pub fn random_seed(mut self, seed: u64) -> Self {
+        self.topology.random_seed = Some(seed);
         self
     }
 

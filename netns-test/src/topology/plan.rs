@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{EndSpec, Link, Location, NodeKind, RouteSpec, Topology, TopologyError, TopologyErrorKind};
+use crate::link::Conditions;
 
 /// The largest number of ports a Linux bridge accepts.
 const MAX_BRIDGE_PORTS: usize = 1023;
@@ -15,7 +16,7 @@ const MAX_BRIDGE_PORTS: usize = 1023;
 pub(crate) const BRIDGE_NAME: &str = "br0";
 
 /// A topology resolved for creation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Plan {
     pub(crate) nodes: Vec<PlannedNode>,
     pub(crate) links: Vec<PlannedLink>,
@@ -47,11 +48,19 @@ pub(crate) struct PlannedIface {
     pub(crate) mtu: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PlannedLink {
     /// `(node, interface)` indexes of both ends.
     pub(crate) ends: [(usize, usize); 2],
     pub(crate) mtu: Option<u32>,
+    /// The conditions a→b and b→a.
+    pub(crate) conditions: [Conditions; 2],
+    /// Whether every frame is written to a pcap file.
+    pub(crate) capture: bool,
+    /// For a link carried through the wire namespace: the interface indexes there of its
+    /// middle end facing end a (`w<link>a`), the one facing end b (`w<link>b`), and of the
+    /// bridge joining them when netem carries the link (`w<link>br`).
+    pub(crate) wire: Option<[u32; 3]>,
     /// "link 2 (`a` – `b`)", for messages.
     pub(crate) label: String,
 }
@@ -104,7 +113,7 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         links.push(plan_link(index, link, &by_name, &mut nodes)?);
     }
 
-    assign_indexes(&mut nodes);
+    assign_indexes(&mut nodes, &mut links);
     for (node, spec) in nodes.iter().zip(&topology.nodes) {
         if node.kind == NodeKind::Switch && node.ifaces.len() > MAX_BRIDGE_PORTS {
             let kind =
@@ -163,7 +172,7 @@ pub(crate) fn mac_for(index: u32) -> [u8; 6] {
 /// every namespace). Unique, because the kernel treats a link event of a veth whose index
 /// equals its peer's as not urgent and delays it up to a second; a carrier wait would then
 /// stall that long.
-fn assign_indexes(nodes: &mut [PlannedNode]) {
+fn assign_indexes(nodes: &mut [PlannedNode], links: &mut [PlannedLink]) {
     let mut next: u32 = 2;
     let mut take = || {
         let index = next;
@@ -176,6 +185,11 @@ fn assign_indexes(nodes: &mut [PlannedNode]) {
         }
         for iface in &mut node.ifaces {
             iface.index = take();
+        }
+    }
+    for link in links {
+        if let Some(wire) = &mut link.wire {
+            *wire = [take(), take(), take()];
         }
     }
 }
@@ -284,7 +298,38 @@ fn plan_link(
         ends[slot] = (node_of[slot], node.ifaces.len());
         node.ifaces.push(iface);
     }
-    Ok(PlannedLink { ends, mtu: link.mtu, label })
+    if let Some(node) = &link.stray_conditions {
+        let kind = TopologyErrorKind::InvalidCondition {
+            link: label,
+            field: "conditions_from".into(),
+            value: format!("`{node}`"),
+            reason: "the node is not an end of this link".into(),
+        };
+        return Err(err(kind, at));
+    }
+    for (slot, conditions) in link.conditions.iter().enumerate() {
+        conditions
+            .validate()
+            .map_err(|error| err(error.for_link(format!("{label} from `{}`", link.ends[slot].node)), at))?;
+    }
+    // Conditions given at all (perfect ones too: they may change at runtime) or a capture
+    // put the link through the wire namespace.
+    let carried = link.capture || link.conditions_given;
+    Ok(PlannedLink {
+        ends,
+        mtu: link.mtu,
+        conditions: link.conditions.clone(),
+        capture: link.capture,
+        wire: carried.then_some([0, 0, 0]),
+        label,
+    })
+}
+
+impl PlannedLink {
+    /// The names of the middle ends and of the bridge in the wire namespace, for link `index`.
+    pub(crate) fn wire_names(index: usize) -> [String; 3] {
+        [format!("w{index}a"), format!("w{index}b"), format!("w{index}br")]
+    }
 }
 
 fn plan_end(

@@ -21,10 +21,6 @@ pub(crate) enum Which {
     Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
-    /// One all-pairs ping over a star (run by `topology` as a subprocess, which reads its
-    /// output).
-    #[value(hide = true)]
-    TopologyAllPairs,
     /// Everything.
     All,
 }
@@ -37,9 +33,6 @@ pub(crate) struct Args {
     /// Fewer iterations, for a quick check that the benchmark works.
     #[arg(long)]
     quick: bool,
-    /// The star's size, for `topology-all-pairs`.
-    #[arg(long, default_value_t = 100, hide = true)]
-    hosts: usize,
 }
 
 pub(crate) fn run(args: &Args) -> Result {
@@ -55,9 +48,6 @@ pub(crate) fn run(args: &Args) -> Result {
     }
     if all || args.which == Which::Link {
         link::run(args.quick)?;
-    }
-    if args.which == Which::TopologyAllPairs {
-        topology::all_pairs(args.hosts)?;
     }
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;

@@ -79,42 +79,22 @@ print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
     }
 }
 
-/// In a sandbox with the star, times one `ping_all` (every host pings every other host's
-/// address once, all at once) and prints `allpairs_ms=...`.
-pub(crate) fn all_pairs(hosts: usize) -> Result {
-    netns_test::sandbox(star(hosts), |net| {
-        let started = Instant::now();
-        let matrix = net.ping_all()?;
-        let elapsed = started.elapsed();
-        matrix.assert_all_reachable();
-        println!("allpairs_pairs={} allpairs_ms={}", matrix.pairs().count(), ms(elapsed));
-        Ok::<(), netns_test::Error>(())
-    })
-    .map_err(|e| format!("{e:?}"))
-}
-
-/// Runs `all_pairs` in a subprocess (the sandbox child prints; the parent cannot see its
-/// values otherwise) and returns the median time of `runs` runs.
+/// Median time of one `ping_all` over the star (every host pings every other host's address
+/// once, all at once), each run in its own sandbox.
 fn netns_all_pairs(hosts: usize, runs: usize) -> Result<Duration> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's binary: {e}"))?;
     let mut samples = Vec::new();
     for _ in 0..runs {
-        let output = Command::new(&exe)
-            .args(["bench", "topology-all-pairs", "--hosts", &hosts.to_string()])
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let value = text
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("allpairs_ms="))
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| {
-                format!(
-                    "all-pairs ping over {hosts} hosts failed:\n{text}{}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            })?;
-        samples.push(Duration::from_secs_f64(value / 1e3));
+        let elapsed: f64 = netns_test::sandbox_with(star(hosts), |net| {
+            let started = Instant::now();
+            let matrix = net.ping_all().map_err(|e| format!("{e:?}"))?;
+            let elapsed = started.elapsed();
+            if !matrix.is_all_reachable() {
+                return Err(format!("not every pair is reachable:\n{matrix}"));
+            }
+            Ok(elapsed.as_secs_f64())
+        })
+        .map_err(|e| format!("all-pairs ping over {hosts} hosts: {e:?}"))?;
+        samples.push(Duration::from_secs_f64(elapsed));
     }
     Ok(median(&mut samples))
 }

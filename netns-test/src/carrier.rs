@@ -1,0 +1,306 @@
+//! Carrying links with conditions: the hidden wire namespace, the user-space engine or netem,
+//! the seed that makes a run replayable, and the packet captures.
+//!
+//! A link with conditions (or a capture) is built as `A:eth ⇄ wire:w<i>a` and
+//! `wire:w<i>b ⇄ B:eth`; the nodes see an ordinary veth interface. In the wire namespace,
+//! either the user-space engine forwards between `w<i>a` and `w<i>b` through packet sockets,
+//! or a bridge joins them with a netem qdisc on each (where the kernel has `sch_netem`).
+
+use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::ctl::Ctl;
+use crate::error::{Error, Result};
+use crate::link::{
+    Conditions, Direction, DirectionCounters, Engine, NetemOptions, Port, WireId, WireSpec, apply_netem,
+    netem_available,
+};
+use crate::ns::NsFds;
+use crate::topology::{Plan, PlannedLink};
+use crate::wiring::{At, NodeNetlink};
+
+/// What carries the links with conditions.
+#[derive(Debug)]
+enum How {
+    /// The user-space engine; the id of each carried link, by plan link index.
+    Engine { engine: Engine, ids: Vec<Option<WireId>> },
+    /// netem qdiscs in the wire namespace.
+    Netem,
+}
+
+/// The links with conditions of one network.
+#[derive(Debug)]
+pub(crate) struct Carrier {
+    wire: Arc<NsFds>,
+    netlink: NodeNetlink,
+    how: How,
+    seed: u64,
+    captures: Vec<PathBuf>,
+}
+
+/// The seed of a network's link conditions: `NETNS_TEST_SEED` (a replay), else the topology's,
+/// else a new one.
+pub(crate) fn network_seed(topology_seed: Option<u64>) -> Result<u64> {
+    match std::env::var("NETNS_TEST_SEED") {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::io(
+                format!("reading NETNS_TEST_SEED={text:?} (expected a number such as 1234)"),
+                std::io::ErrorKind::InvalidInput.into(),
+            )
+        }),
+        Err(_) => {
+            Ok(topology_seed.unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8)))
+        }
+    }
+}
+
+/// The seed of link `index`, derived from the network's (splitmix64), so that links of one
+/// network do not share their random streams.
+fn link_seed(network: u64, index: usize) -> u64 {
+    let mut z = network.wrapping_add((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Where a test's artifacts go: `NETNS_TEST_ARTIFACTS`, else `target/netns-test/` next to the
+/// test binary (`target/<profile>/deps/`), else the temporary directory.
+fn artifacts_dir(test: &str) -> PathBuf {
+    let base = std::env::var_os("NETNS_TEST_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| {
+                let deps = exe.parent()?;
+                let target = deps.parent()?.parent()?;
+                (deps.file_name()? == "deps").then(|| target.join("netns-test"))
+            })
+            .unwrap_or_else(|| std::env::temp_dir().join("netns-test"))
+    });
+    let name: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    base.join(name)
+}
+
+/// The user-facing name of a link's capture file.
+fn capture_name(index: usize, plan: &Plan, link: &PlannedLink) -> String {
+    let a = &plan.nodes[link.ends[0].0].name;
+    let b = &plan.nodes[link.ends[1].0].name;
+    format!("link{}-{a}-{b}.pcap", index + 1)
+}
+
+/// Which carrier `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`) and the kernel
+/// choose, and why.
+fn choose(wants_capture: bool) -> Result<(bool, String)> {
+    let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
+    match setting.trim() {
+        "userspace" => Ok((false, "chosen by NETNS_TEST_LINK_ENGINE".into())),
+        "netem" => {
+            if wants_capture {
+                return Err(Error::Unsupported {
+                    feature: "capture with netem".into(),
+                    reason:
+                        "netem forwards in the kernel, where nothing sees the frames; use the user-space \
+                             engine (NETNS_TEST_LINK_ENGINE=auto or userspace)"
+                            .into(),
+                });
+            }
+            netem_available()?;
+            Ok((true, "chosen by NETNS_TEST_LINK_ENGINE".into()))
+        }
+        "" | "auto" => {
+            if wants_capture {
+                return Ok((false, "captures need it".into()));
+            }
+            match netem_available() {
+                Ok(()) => Ok((true, "the kernel has sch_netem".into())),
+                Err(Error::Unsupported { reason, .. }) => {
+                    Ok((false, format!("sch_netem is not available: {reason}")))
+                }
+                Err(other) => Ok((false, format!("sch_netem could not be probed: {other}"))),
+            }
+        }
+        other => Err(Error::io(
+            format!("reading NETNS_TEST_LINK_ENGINE={other:?} (expected auto, userspace or netem)"),
+            std::io::ErrorKind::InvalidInput.into(),
+        )),
+    }
+}
+
+impl Carrier {
+    /// Starts carrying every link of `plan` that has a wire: the veths are made and up.
+    pub(crate) fn start(
+        plan: &Plan,
+        seed: u64,
+        wire: Arc<NsFds>,
+        netlink: NodeNetlink,
+        ctl: &Ctl,
+        test: &str,
+    ) -> Result<Carrier> {
+        let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
+        let captured = |link: &PlannedLink| link.capture || capture_all;
+        let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
+        let (netem, why) = choose(carried.iter().any(|&i| captured(&plan.links[i])))?;
+        eprintln!(
+            "netns-test: {} link{} with conditions carried by {} ({why}); seed {seed}",
+            carried.len(),
+            if carried.len() == 1 { "" } else { "s" },
+            if netem { "netem" } else { "the user-space engine" },
+        );
+        let mut captures = Vec::new();
+        let how = if netem {
+            for &index in &carried {
+                let link = &plan.links[index];
+                let [a, b, bridge] = link.wire.expect("carried links have a wire");
+                let names = PlannedLink::wire_names(index);
+                let options = [
+                    NetemOptions::from_conditions(&link.conditions[0], link_seed(seed, index))?,
+                    NetemOptions::from_conditions(&link.conditions[1], link_seed(seed, index))?,
+                ];
+                let handle = netlink.handle.clone();
+                ctl.block_on(async move {
+                    let at = At { node: "wire", handle: &handle };
+                    at.add_bridge(bridge, &names[2]).await?;
+                    at.set_controller(a, &names[0], bridge).await?;
+                    at.set_controller(b, &names[1], bridge).await?;
+                    // The qdisc of the end facing b carries a→b, and the other way round.
+                    apply_netem(&handle, "wire", b, &names[1], &options[0]).await?;
+                    apply_netem(&handle, "wire", a, &names[0], &options[1]).await
+                })?;
+            }
+            How::Netem
+        } else {
+            let engine = Engine::start()?;
+            let mut ids = vec![None; plan.links.len()];
+            for &index in &carried {
+                let link = &plan.links[index];
+                let [a, b, _] = link.wire.expect("carried links have a wire");
+                let names = PlannedLink::wire_names(index);
+                let port = |ifindex: u32, name: &str| Port {
+                    netns: Arc::clone(&wire),
+                    ifindex,
+                    ifname: name.into(),
+                };
+                let capture =
+                    captured(link).then(|| artifacts_dir(test).join(capture_name(index, plan, link)));
+                if let Some(path) = &capture {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            Error::io(format!("creating the capture directory {}", dir.display()), e)
+                        })?;
+                    }
+                    captures.push(path.clone());
+                }
+                ids[index] = Some(engine.attach(WireSpec {
+                    label: link.label.clone(),
+                    a: port(a, &names[0]),
+                    b: port(b, &names[1]),
+                    conditions: link.conditions.clone(),
+                    seed: link_seed(seed, index),
+                    capture,
+                })?);
+            }
+            How::Engine { engine, ids }
+        };
+        Ok(Carrier { wire, netlink, how, seed, captures })
+    }
+
+    /// The seed the link conditions of this network run with.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The capture files being written.
+    pub(crate) fn captures(&self) -> &[PathBuf] {
+        &self.captures
+    }
+
+    /// Changes the conditions of one direction of plan link `index`.
+    pub(crate) fn set_conditions(
+        &self,
+        plan: &Plan,
+        ctl: &Ctl,
+        index: usize,
+        direction: Direction,
+        conditions: Conditions,
+    ) -> Result<()> {
+        match &self.how {
+            How::Engine { engine, ids } => {
+                let id = ids[index].expect("carried links are attached");
+                engine.set_conditions(id, direction, conditions)
+            }
+            How::Netem => {
+                let link = &plan.links[index];
+                let [a, b, _] = link.wire.expect("carried links have a wire");
+                let names = PlannedLink::wire_names(index);
+                let (ifindex, name) = match direction {
+                    Direction::AToB => (b, names[1].clone()),
+                    Direction::BToA => (a, names[0].clone()),
+                };
+                let options = NetemOptions::from_conditions(&conditions, link_seed(self.seed, index))?;
+                let handle = self.netlink.handle.clone();
+                ctl.block_on(async move { apply_netem(&handle, "wire", ifindex, &name, &options).await })
+            }
+        }
+    }
+
+    /// The counters of plan link `index` (a→b, b→a), which only the user-space engine keeps.
+    pub(crate) fn counters(&self, index: usize) -> Result<[DirectionCounters; 2]> {
+        match &self.how {
+            How::Engine { engine, ids } => {
+                Ok(engine.counters(ids[index].expect("carried links are attached")))
+            }
+            How::Netem => Err(Error::Unsupported {
+                feature: "link counters with netem".into(),
+                reason: "only the user-space engine counts what it does to each frame; \
+                         set NETNS_TEST_LINK_ENGINE=userspace"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Writes the captures out (before a failure is reported).
+    pub(crate) fn flush(&self) {
+        if let How::Engine { engine, .. } = &self.how {
+            let _ = engine.flush();
+        }
+    }
+
+    /// Removes the captures of a test that passed, unless asked to keep them.
+    pub(crate) fn discard_captures(&self) {
+        if std::env::var_os("NETNS_TEST_KEEP_CAPTURES").is_some_and(|v| v != "0") {
+            return;
+        }
+        for path in &self.captures {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(dir) = self.captures.first().and_then(|path| path.parent()) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// The wire namespace, for keep-on-failure hints.
+    pub(crate) fn wire(&self) -> &NsFds {
+        &self.wire
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_seeds_differ_and_repeat() {
+        assert_eq!(link_seed(7, 0), link_seed(7, 0));
+        assert_ne!(link_seed(7, 0), link_seed(7, 1));
+        assert_ne!(link_seed(7, 0), link_seed(8, 0));
+    }
+
+    #[test]
+    fn artifacts_go_under_the_test_name() {
+        let dir = artifacts_dir("conditions::ten_ms");
+        assert!(dir.ends_with("conditions__ten_ms"), "{}", dir.display());
+    }
+}
