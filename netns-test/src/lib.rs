@@ -54,6 +54,40 @@
 //!
 //! See the [`ping`] module.
 //!
+//! # Topologies
+//! Anything beyond the seed is a few lines of [`TopologyBuilder`] or a topology file
+//! ([`Topology::from_toml`]): hosts, routers and switches, IPv4 and IPv6, MTUs, static and
+//! automatic routes, hostnames, and node names that resolve. At runtime a [`LinkHandle`] goes
+//! down and up, is cut silently, or flaps; [`Network::partition`] splits the nodes into groups;
+//! [`Wait`] replaces sleeps (a listener bound, an address usable, a route, a link ready).
+//!
+//! # Link conditions
+//! A link may have [`Conditions`] per direction (delay, jitter, loss, rate, reorder, duplicate,
+//! corrupt), given in the topology and changed while the test runs. They are applied by a
+//! user-space engine that works on any kernel, or by netem where the kernel has it; every
+//! random decision comes from a seed, printed when a test fails, so that `NETNS_TEST_SEED`
+//! replays it. Links can be captured to pcap files.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use netns_test::{Conditions, Link, Network, Topology, TopologyBuilder, netns_test};
+//!
+//! fn wan() -> TopologyBuilder {
+//!     let slow = Conditions::new().delay(Duration::from_millis(10)).loss(0.01);
+//!     Topology::builder()
+//!         .host("client")
+//!         .host("server")
+//!         .link(Link::new("client", "server").addrs("10.0.0.1/24", "10.0.0.2/24").conditions(slow).capture())
+//! }
+//!
+//! #[netns_test(topology = wan)]
+//! fn survives_a_lossy_wan(net: &Network) {
+//!     let stats = net.local().ping("10.0.0.2").count(100).interval(Duration::ZERO).run().unwrap();
+//!     stats.assert_rtt_at_most(Duration::from_millis(30)).assert_loss_at_most(0.05);
+//!     net.link("client", "server").set_conditions(Conditions::new().delay(Duration::from_millis(50))).unwrap();
+//! }
+//! ```
+//!
 //! # The attribute
 //! - `#[netns_test]` or `#[netns_test::test]`, on `fn` or `async fn` (a current-thread tokio
 //!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug`.
@@ -70,6 +104,14 @@
 //! - `NETNS_TEST_KEEP_ON_FAILURE=1` (or a duration such as `10m`): keep a failed test's child
 //!   alive and print an `nsenter` command for each node, until Enter is pressed.
 //! - `NETNS_TEST_MODE=rootless`: use a user namespace even when running as root.
+//! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions (a failed test prints
+//!   the one it ran with).
+//! - `NETNS_TEST_LINK_ENGINE=auto|userspace|netem`: what applies link conditions (`auto`: netem
+//!   where the kernel has it, unless a link is captured).
+//! - `NETNS_TEST_CAPTURE=1`: capture every link with conditions; `NETNS_TEST_KEEP_CAPTURES=1`:
+//!   keep captures of tests that pass; `NETNS_TEST_ARTIFACTS=dir`: where captures go (default
+//!   `target/netns-test/<test>/`).
+//! - `NETNS_TEST_TRACE=1`: how long each step of bringing the network up took.
 
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
