@@ -124,6 +124,8 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
         .filter(|line| {
             line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"executable\":\"")
         })
+        // Test harnesses only, not the examples `cargo test` also builds.
+        .filter(|line| line.contains("\"test\":true"))
         .filter_map(|line| {
             Some((field(line, "\"name\":\"")?, PathBuf::from(field(line, "\"executable\":\"")?)))
         })
