@@ -7,10 +7,9 @@
 //! failure, with a message, as test code does; it is not for user input.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::LinkAttribute;
 
 use super::packet::in_namespace;
-use super::{Conditions, Direction, DirectionCounters, Engine, Port, WireId, WireSpec};
+use super::{Conditions, DirectionCounters, Engine, Port, WireId, WireSpec};
 use crate::ctl::Ctl;
 use crate::error::Error;
 use crate::ns::{self, NsFds, NsRequest};
@@ -28,8 +27,6 @@ use crate::wiring::{At, NodeNetlink, VethEnd};
 pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// The address of node `b`.
 pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-/// The UDP port of the echo server in `b`.
-const ECHO_PORT: u16 = 7;
 /// The index of `eth0` in `a` and `b` (and of `ma` in the wire; `mb` is the next).
 pub(crate) const IFINDEX: u32 = 10;
 
@@ -112,12 +109,6 @@ impl Lab {
         self.wire.as_ref().map(|(engine, id)| engine.counters(*id)).unwrap_or_default()
     }
 
-    /// Changes the conditions of one direction.
-    pub(crate) fn set_conditions(&self, direction: Direction, conditions: Conditions) -> crate::Result<()> {
-        let (engine, id) = self.engine();
-        engine.set_conditions(id, direction, conditions)
-    }
-
     /// Adds an address to `eth0` of node `a` (`b = false`) or `b` (`ip addr add`), without a
     /// static neighbour entry for it: reaching it takes ARP or neighbour discovery.
     pub(crate) fn add_address(&self, b: bool, address: ipnet::IpNet) {
@@ -132,27 +123,6 @@ impl Lab {
     /// Writes out the capture.
     pub(crate) fn flush(&self) -> crate::Result<()> {
         self.engine().0.flush()
-    }
-
-    /// Starts a UDP echo server in `b` (it lives as long as the test process).
-    pub(crate) fn echo_server(&self) {
-        let socket = in_namespace(&self.b, || UdpSocket::bind((B, ECHO_PORT))).expect("echo socket in b");
-        thread::spawn(move || {
-            let mut buffer = [0u8; 2048];
-            while let Ok((n, from)) = socket.recv_from(&mut buffer) {
-                let _ = socket.send_to(&buffer[..n], from);
-            }
-        });
-    }
-
-    /// A UDP socket in `a` connected to the echo server.
-    pub(crate) fn client(&self) -> UdpSocket {
-        in_namespace(&self.a, || {
-            let socket = UdpSocket::bind((A, 0))?;
-            socket.connect((B, ECHO_PORT))?;
-            Ok(socket)
-        })
-        .expect("client socket in a")
     }
 
     /// Pings `b` from `a` `count` times, one after the other, and returns the round-trip
@@ -206,48 +176,6 @@ impl Lab {
                 }
             })
             .collect()
-    }
-
-    /// Sends `count` probes, `interval` apart, without waiting for the echoes; returns which
-    /// came back. Waits until every probe is accounted for: echoed, or lost in the engine.
-    pub(crate) fn outcomes(&self, count: u32, interval: Duration) -> Vec<bool> {
-        let client = self.client();
-        let received = Arc::new(Mutex::new(vec![false; count as usize]));
-        let done = Arc::new(AtomicBool::new(false));
-        let reader = {
-            let client = client.try_clone().expect("clone socket");
-            let (received, done) = (Arc::clone(&received), Arc::clone(&done));
-            client.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
-            thread::spawn(move || {
-                let mut buffer = [0u8; 64];
-                while !done.load(Ordering::Relaxed) {
-                    if let Ok(4) = client.recv(&mut buffer) {
-                        let seq = u32::from_be_bytes(buffer[..4].try_into().expect("4 bytes")) as usize;
-                        if let Some(slot) = received.lock().expect("lock").get_mut(seq) {
-                            *slot = true;
-                        }
-                    }
-                }
-            })
-        };
-        let start = Instant::now();
-        for seq in 0..count {
-            // Pacing the probes (not synchronising anything): one every `interval`.
-            let due = start + interval * seq;
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                thread::sleep(wait);
-            }
-            client.send(&seq.to_be_bytes()).expect("send probe");
-        }
-        let accounted = || {
-            let [ab, ba] = self.counters();
-            let echoed = received.lock().expect("lock").iter().filter(|r| **r).count() as u64;
-            echoed + ab.lost + ba.lost >= u64::from(count)
-        };
-        wait_until("every probe echoed or lost", Duration::from_secs(10), accounted);
-        done.store(true, Ordering::Relaxed);
-        reader.join().expect("reader");
-        received.lock().map(|outcomes| outcomes.clone()).expect("lock")
     }
 
     /// Waits until no frame is in the link in either direction, and returns the counters.
