@@ -98,11 +98,15 @@ impl IntoFuture for Wait {
     }
 }
 
-/// Polls `check` with a short, growing interval until it returns true or `deadline` passes.
-async fn poll_until(deadline: Instant, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
+/// Polls `check` with a short, growing interval until it returns true or `deadline` passes:
+/// for conditions the kernel sends no notification of.
+async fn poll_until<F>(deadline: Instant, mut check: impl FnMut() -> F) -> Result<()>
+where
+    F: Future<Output = Result<bool>>,
+{
     let mut interval = Duration::from_micros(500);
     loop {
-        if check()? {
+        if check().await? {
             return Ok(());
         }
         let now = Instant::now();
@@ -618,14 +622,16 @@ impl Node {
                     Protocol::Udp => "07",
                 };
                 poll_until(deadline, || {
+                    let mut found = Ok(false);
                     for file in &mut files {
-                        if socket_table_has(file, state, addr)
-                            .map_err(|e| Error::io("reading /proc/net", e))?
-                        {
-                            return Ok(true);
+                        match socket_table_has(file, state, addr) {
+                            Ok(false) => continue,
+                            Ok(true) => found = Ok(true),
+                            Err(e) => found = Err(Error::io("reading /proc/net", e)),
                         }
+                        break;
                     }
-                    Ok(false)
+                    std::future::ready(found)
                 })
                 .await
             })
@@ -638,15 +644,7 @@ impl Node {
         let what = format!("address {addr} to be usable in node `{}`", self.name());
         Wait::new(self.ctl().handle(), what, move |deadline| {
             Box::pin(async move {
-                loop {
-                    if address_usable(&netlink.handle, addr).await {
-                        return Ok(());
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                poll_until(deadline, || async { Ok(address_usable(&netlink.handle, addr).await) }).await
             })
         })
     }
@@ -658,15 +656,7 @@ impl Node {
         let what = format!("a route to {destination} in node `{}`", self.name());
         Wait::new(self.ctl().handle(), what, move |deadline| {
             Box::pin(async move {
-                loop {
-                    if has_route(&netlink.handle, destination).await {
-                        return Ok(());
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(Error::Timeout { what: String::new(), after: Duration::ZERO });
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                poll_until(deadline, || async { Ok(has_route(&netlink.handle, destination).await) }).await
             })
         })
     }
