@@ -6,12 +6,17 @@
 //!   iputils ping each way, teardown), run inside a scratch network and mount namespace so
 //!   that the root namespace is never touched.
 //!
-//! The three run interleaved, so that machine noise hits them alike.
+//! The three run interleaved, so that machine noise hits them alike. Then the cost per test
+//! within a suite: forty plain tests, and forty seed `#[netns_test]`s, per run of the binary,
+//! one test at a time, so the binary's own start is shared as in a real suite.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{Result, median, ms};
+
+/// How many tests of each kind the suite runs have (see `tests/tests/overhead.rs`).
+const SUITE: u32 = 40;
 
 /// The seed procedure. `/run/netns` gets a private tmpfs inside the scratch mount namespace, so
 /// `ip netns add` leaves nothing on the host.
@@ -55,6 +60,19 @@ pub(crate) fn run(quick: bool) -> Result {
         netns.push(time(&mut netns_cmd)?);
         script.push(time(&mut script_cmd)?);
     }
+    // Within a suite: forty tests of each kind in one run of the binary, one at a time.
+    let suite_runs = if quick { 3 } else { 11 };
+    let mut suite_plain_cmd = Command::new(&binary);
+    suite_plain_cmd.args(["suite_plain::", "--test-threads=1", "-q"]);
+    let mut suite_netns_cmd = Command::new(&binary);
+    suite_netns_cmd.args(["suite_netns::", "--test-threads=1", "-q"]);
+    let (mut suite_plain, mut suite_netns) = (Vec::new(), Vec::new());
+    for _ in 0..suite_runs {
+        suite_plain.push(time(&mut suite_plain_cmd)? / SUITE);
+        suite_netns.push(time(&mut suite_netns_cmd)? / SUITE);
+    }
+    let (suite_plain, suite_netns) = (median(&mut suite_plain), median(&mut suite_netns));
+
     let slow_scripts = script.iter().filter(|d| **d > Duration::from_millis(900)).count();
     let (plain, netns, script) = (median(&mut plain), median(&mut netns), median(&mut script));
     let over = netns.saturating_sub(plain);
@@ -71,11 +89,25 @@ pub(crate) fn run(quick: bool) -> Result {
         ms(script)
     );
     println!("  #[netns_test] is {speedup:.1}x cheaper than the shell procedure (goal: at least 10x)");
+    let suite_over = suite_netns.saturating_sub(suite_plain);
+    let suite_speedup = script.as_secs_f64() / suite_netns.as_secs_f64();
     println!(
-        "overhead: plain_ms={} netns_test_ms={} seed_script_ms={} speedup_vs_script={speedup:.1}",
+        "within a suite: {SUITE} tests of each kind per run of the binary, one at a time, median of {suite_runs}"
+    );
+    println!("  plain #[test]                  {:>9} ms per test", ms(suite_plain));
+    println!(
+        "  #[netns_test], seed topology   {:>9} ms per test (+{} ms over plain; {suite_speedup:.1}x cheaper than the shell procedure)",
+        ms(suite_netns),
+        ms(suite_over)
+    );
+    println!(
+        "overhead: plain_ms={} netns_test_ms={} seed_script_ms={} speedup_vs_script={speedup:.1} \
+         suite_plain_ms={} suite_netns_test_ms={} suite_speedup_vs_script={suite_speedup:.1}",
         ms(plain),
         ms(netns),
-        ms(script)
+        ms(script),
+        ms(suite_plain),
+        ms(suite_netns)
     );
     Ok(())
 }
