@@ -27,15 +27,19 @@ use crate::wiring::{At, NodeNetlink, VethEnd};
 pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// The address of node `b`.
 pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-/// The index of `eth0` in `a` and `b` (and of `ma` in the wire; `mb` is the next).
+/// The index of `eth0` in `a` and `b`.
 pub(crate) const IFINDEX: u32 = 10;
+/// The indexes of `ma` and `mb` in the wire. They differ from `eth0`'s: the kernel treats the
+/// carrier event of a veth whose index equals its peer's as not urgent and delays it up to a
+/// second.
+const WIRE_IFINDEX: u32 = 20;
 
 /// Node `a`, node `b`, and the link between them.
 pub(crate) struct Lab {
     pub(crate) a: Arc<NsFds>,
     pub(crate) b: Arc<NsFds>,
-    /// The engine and the link it carries; `None` for a plain veth.
-    wire: Option<(Engine, WireId)>,
+    /// The engine and the link it carries.
+    wire: (Engine, WireId),
     /// The netlink connections of `a`, (the wire) and `b`.
     pub(crate) netlink: Vec<NodeNetlink>,
     // The netlink connections run on the control runtime: dropped last.
@@ -45,13 +49,12 @@ pub(crate) struct Lab {
 impl Lab {
     /// Builds `a` ⇄ wire ⇄ `b` and attaches an engine with `a→b` and `b→a` conditions.
     pub(crate) fn new(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> Lab {
-        Self::build(Some((conditions, seed, capture)))
-            .unwrap_or_else(|e| panic!("cannot build the link: {e:?}"))
+        Self::build(conditions, seed, capture).unwrap_or_else(|e| panic!("cannot build the link: {e:?}"))
     }
 
-    fn build(engine: Option<([Conditions; 2], u64, Option<PathBuf>)>) -> crate::Result<Lab> {
+    fn build(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> crate::Result<Lab> {
         let ctl = Ctl::start()?;
-        let names: &[&str] = if engine.is_some() { &["a", "wire", "b"] } else { &["a", "b"] };
+        let names = ["a", "wire", "b"];
         let requests: Vec<NsRequest<'_>> =
             names.iter().map(|name| NsRequest { name, hostname: false }).collect();
         let (made, ()) = ns::create_namespaces(
@@ -76,37 +79,23 @@ impl Lab {
         ctl.block_on(async move { wire(&wired, &raw).await })?;
         let mut fds: Vec<Arc<NsFds>> = fds.into_iter().map(Arc::new).collect();
         let b = fds.pop().expect("node b");
-        let wire = match engine {
-            None => None,
-            Some((conditions, seed, capture)) => {
-                let port = |ifindex, ifname: &str| Port {
-                    netns: Arc::clone(&fds[1]),
-                    ifindex,
-                    ifname: ifname.into(),
-                };
-                let engine = Engine::start()?;
-                let id = engine.attach(WireSpec {
-                    label: "a–b".into(),
-                    a: port(IFINDEX, "ma"),
-                    b: port(IFINDEX + 1, "mb"),
-                    conditions,
-                    seed,
-                    capture,
-                })?;
-                Some((engine, id))
-            }
-        };
-        Ok(Lab { a: Arc::clone(&fds[0]), b, wire, netlink, ctl })
+        let port =
+            |ifindex, ifname: &str| Port { netns: Arc::clone(&fds[1]), ifindex, ifname: ifname.into() };
+        let engine = Engine::start()?;
+        let id = engine.attach(WireSpec {
+            label: "a–b".into(),
+            a: port(WIRE_IFINDEX, "ma"),
+            b: port(WIRE_IFINDEX + 1, "mb"),
+            conditions,
+            seed,
+            capture,
+        })?;
+        Ok(Lab { a: Arc::clone(&fds[0]), b, wire: (engine, id), netlink, ctl })
     }
 
-    fn engine(&self) -> (&Engine, WireId) {
-        let (engine, id) = self.wire.as_ref().expect("a plain veth has no engine");
-        (engine, *id)
-    }
-
-    /// The engine's counters (a→b, b→a); zero for a plain veth.
+    /// The engine's counters (a→b, b→a).
     pub(crate) fn counters(&self) -> [DirectionCounters; 2] {
-        self.wire.as_ref().map(|(engine, id)| engine.counters(*id)).unwrap_or_default()
+        self.wire.0.counters(self.wire.1)
     }
 
     /// Adds an address to `eth0` of node `a` (`b = false`) or `b` (`ip addr add`), without a
@@ -122,7 +111,7 @@ impl Lab {
 
     /// Writes out the capture.
     pub(crate) fn flush(&self) -> crate::Result<()> {
-        self.engine().0.flush()
+        self.wire.0.flush()
     }
 
     /// Pings `b` from `a` `count` times, one after the other, and returns the round-trip
@@ -222,17 +211,12 @@ async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
         mtu: None,
         controller: None,
     };
-    let mut ready = vec![(na, IFINDEX), (nb, IFINDEX)];
-    if netlink.len() == 3 {
-        let (nw, fw) = (&netlink[1], fds[1]);
-        let at_w = At { node: "wire", handle: &nw.handle };
-        at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("wire", "ma", IFINDEX, fw)).await?;
-        at_w.set_link_up(IFINDEX, "ma", true).await?;
-        at_w.add_veth(&end("wire", "mb", IFINDEX + 1, fw), &end("b", "eth0", IFINDEX, fb)).await?;
-        ready.extend([(nw, IFINDEX), (nw, IFINDEX + 1)]);
-    } else {
-        at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("b", "eth0", IFINDEX, fb)).await?;
-    }
+    let (nw, fw) = (&netlink[1], fds[1]);
+    let at_w = At { node: "wire", handle: &nw.handle };
+    at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("wire", "ma", WIRE_IFINDEX, fw)).await?;
+    at_w.set_link_up(WIRE_IFINDEX, "ma", true).await?;
+    at_w.add_veth(&end("wire", "mb", WIRE_IFINDEX + 1, fw), &end("b", "eth0", IFINDEX, fb)).await?;
+    let ready = [(na, IFINDEX), (nb, IFINDEX), (nw, WIRE_IFINDEX), (nw, WIRE_IFINDEX + 1)];
     at_b.set_link_up(IFINDEX, "eth0", true).await?;
     at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address")).await?;
     at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address")).await?;
