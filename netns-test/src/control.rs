@@ -68,12 +68,8 @@ impl Wait {
     /// [`Error::Timeout`] naming the condition when it did not hold in time, or the error that
     /// checking it met.
     pub fn wait(self) -> Result<()> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let ctl = self.ctl.clone();
-        ctl.spawn(async move {
-            let _ = sender.send(self.run().await);
-        });
-        receiver.recv().unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
+        crate::ctl::spawn_on(&ctl, self.run()).wait()
     }
 
     async fn run(self) -> Result<()> {

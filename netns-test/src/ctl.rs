@@ -52,11 +52,7 @@ impl Ctl {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (sender, receiver) = mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = sender.send(future.await);
-        });
-        Pending { receiver }
+        spawn_on(&self.handle, future)
     }
 
     /// Runs `future` on the control thread and blocks the caller until it completes.
@@ -75,6 +71,20 @@ impl Ctl {
         );
         self.spawn(future).wait()
     }
+}
+
+/// Starts `future` on the runtime of `handle` (a control thread's); the caller waits for it
+/// later with [`Pending::wait`].
+pub(crate) fn spawn_on<F>(handle: &Handle, future: F) -> Pending<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (sender, receiver) = mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = sender.send(future.await);
+    });
+    Pending { receiver }
 }
 
 /// A future running on the control thread, to wait for later (see [`Ctl::spawn`]).
