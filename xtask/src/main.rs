@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod doctor;
+mod layers;
 mod util;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Doctor,
     /// Benchmarks that compare side by side in one run and print ratios.
     Bench(bench::Args),
+    /// Checks that the library's modules import only from their layer or below (ARCHITECTURE.md).
+    Layers,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Command::Ci(args) => ci::run(&args),
         Command::Doctor => doctor::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::Layers => layers::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
