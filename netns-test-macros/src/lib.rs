@@ -138,6 +138,9 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
              e.g. \"30s\", \"500ms\" or \"1m 30s\""
         )
     };
+    // The timeout is carried as milliseconds in a u64; anything longer (over 500 million
+    // years) is refused here rather than wrapped.
+    let too_long = || format!("invalid duration `{text}`: too long, the longest timeout is {} ms", u64::MAX);
     let mut total: u64 = 0;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -148,7 +151,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
         if digits == 0 {
             return Err(invalid());
         }
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        let number: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
@@ -158,7 +161,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
             "h" => 3_600_000,
             _ => return Err(invalid()),
         };
-        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(invalid)?;
+        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(too_long)?;
         rest = rest[unit_len..].trim_start();
     }
     if total == 0 {
@@ -336,6 +339,8 @@ mod tests {
         assert!(parse_duration_ms("s").is_err());
         assert!(parse_duration_ms("3x").is_err());
         assert!(parse_duration_ms("0s").is_err());
-        assert!(parse_duration_ms("99999999999999999999h").is_err());
+        assert!(parse_duration_ms("99999999999999999999h").unwrap_err().contains("too long"));
+        assert!(parse_duration_ms("5124095576031h").unwrap_err().contains("too long"));
+        assert_eq!(parse_duration_ms("5124095576030h"), Ok(5_124_095_576_030 * 3_600_000));
     }
 }

@@ -56,7 +56,8 @@ impl Wait {
         Wait { what, timeout: DEFAULT_WAIT, ctl: ctl.clone(), check: Box::new(check) }
     }
 
-    /// Waits at most `timeout` (default 10 s) before failing with [`Error::Timeout`].
+    /// Waits at most `timeout` (default 10 s) before failing with [`Error::Timeout`]. Any
+    /// length is accepted; `Duration::MAX` waits as long as the test may run.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -73,7 +74,8 @@ impl Wait {
     }
 
     async fn run(self) -> Result<()> {
-        let deadline = Instant::now() + self.timeout;
+        // A timeout too long for the clock is as good as none.
+        let deadline = crate::time::deadline_after(self.timeout);
         match (self.check)(deadline).await {
             Err(Error::Timeout { .. }) => Err(Error::Timeout { what: self.what, after: self.timeout }),
             other => other,

@@ -127,6 +127,7 @@ mod ns;
 pub mod ping;
 pub mod probe;
 mod runner;
+mod time;
 mod topology;
 mod trace;
 mod wiring;

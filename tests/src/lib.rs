@@ -100,6 +100,11 @@ impl Running {
         }
     }
 
+    /// The next line, if one comes within `limit`.
+    pub fn next_line_within(&self, limit: Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
+    }
+
     /// Waits for a line containing `marker` and returns what follows it. (libtest may print
     /// the test's name on the same line first.)
     pub fn wait_for(&self, marker: &str, limit: Duration) -> String {

@@ -88,7 +88,14 @@ fn a_1400_byte_hop_stops_larger_unfragmentable_pings(net: &Network) {
         Some(netns_test::ping::ProbeError::Icmp(icmp)) => icmp.clone(),
         other => panic!("expected fragmentation needed, got {other:?}"),
     };
-    assert_eq!(icmp.mtu(), Some(1400), "{icmp}");
+    assert_eq!(
+        (icmp.kind(), icmp.code(), icmp.mtu()),
+        (netns_test::ping::IcmpErrorKind::FragmentationNeeded, 4, Some(1400)),
+        "{icmp}"
+    );
+    // The summary says so as iputils does.
+    let summary = format!("{too_big:#}");
+    assert!(summary.contains("icmp_seq=1 Frag needed and DF set (mtu = 1400)"), "{summary}");
     // The same size crosses when the routers may fragment it.
     client.ping("10.0.3.2").size(1373).count(1).run().unwrap().assert_reachable();
 }

@@ -267,9 +267,11 @@ impl Ping {
         self
     }
 
-    /// Forbids fragmentation (`ping -M do`): probes carry the DF bit, routers return
-    /// "fragmentation needed" (with the next hop's MTU) instead of fragmenting, and the node
-    /// itself refuses to send a probe larger than the path MTU it has learnt (`EMSGSIZE`).
+    /// Forbids fragmentation (`ping -M do`): IPv4 probes carry the DF bit, so routers answer
+    /// one too large for the next hop with [`FragmentationNeeded`](IcmpErrorKind::FragmentationNeeded)
+    /// and that hop's MTU instead of fragmenting it (IPv6 routers never fragment, and answer
+    /// with [`PacketTooBig`](IcmpErrorKind::PacketTooBig) either way); the node itself refuses
+    /// to send a probe larger than the path MTU it has learnt (`EMSGSIZE`).
     pub fn dont_fragment(mut self, dont_fragment: bool) -> Self {
         self.dont_fragment = dont_fragment;
         self

@@ -3,8 +3,10 @@
 //!
 //! The schedule follows iputils' `ping`:
 //! - the first probe goes out at once, the next `interval` after the previous one; with a zero
-//!   interval, as soon as no probe is in flight, or 10 ms after the previous one when a reply is
-//!   missing (iputils' flood pacing, `MININTERVAL`);
+//!   interval, as soon as the latest probe is answered, or 10 ms after it when it is not
+//!   (iputils' flood pacing, `MININTERVAL`). An earlier probe that is still waiting out its
+//!   timeout does not hold the next one back: iputils counts as in flight only the probes sent
+//!   after the latest one answered;
 //! - with a count and no deadline, `count` probes are sent (`ping -c`); with a deadline, probes
 //!   are sent until the deadline, or until `count` of them are answered or an ICMP error comes
 //!   back (`ping -c N -w T`); the run also ends once `count` probes are answered (replies plus
@@ -68,6 +70,9 @@ pub(crate) struct Session {
     next_send: Option<Instant>,
     /// Whether a zero interval may send before `next_send` (not after a failed send).
     eager: bool,
+    /// Whether the latest probe sent has been answered (by a reply or an ICMP error): a zero
+    /// interval then sends the next one at once.
+    latest_answered: bool,
     /// Since when the kernel has kept refusing the current probe for lack of buffers.
     retrying_since: Option<Instant>,
     last_send: Option<Instant>,
@@ -118,6 +123,7 @@ impl Session {
             deadline_at: None,
             next_send: None,
             eager: true,
+            latest_answered: false,
             retrying_since: None,
             last_send: None,
             sending_done: false,
@@ -154,7 +160,7 @@ impl Session {
         }
         match self.next_send {
             None => true,
-            Some(at) => now >= at || (self.eager && self.settings.interval.is_zero() && self.in_flight == 0),
+            Some(at) => now >= at || (self.eager && self.settings.interval.is_zero() && self.latest_answered),
         }
     }
 
@@ -211,6 +217,7 @@ impl Session {
         let pending = error.is_none();
         self.probes.push(Probe { seq, sent: now - start, reply: None, duplicates: Vec::new(), error });
         self.sent.push(Sent { at: now, wall, pending });
+        self.latest_answered = false;
         self.last_send = Some(now);
         if self.settings.deadline.is_none() && Some(self.probes.len() as u64) == self.settings.count {
             self.sending_done = true;
@@ -249,6 +256,7 @@ impl Session {
         if probe.reply.is_none() {
             probe.reply = Some(record);
             self.received += 1;
+            self.latest_answered |= index + 1 == self.probes.len();
             if sent.pending {
                 sent.pending = false;
                 self.in_flight -= 1;
@@ -278,6 +286,7 @@ impl Session {
             return;
         };
         self.errors += 1;
+        self.latest_answered |= index + 1 == self.probes.len();
         self.probes[index].error.get_or_insert(ProbeError::Icmp(IcmpError {
             from,
             kind: error.kind,
@@ -431,6 +440,51 @@ mod tests {
         send(&mut unanswered, &clock, 0);
         assert!(!unanswered.is_due(clock.at(9).0));
         assert!(unanswered.is_due(clock.at(10).0));
+    }
+
+    #[test]
+    fn a_lost_probe_does_not_hold_back_a_flood() {
+        // Probe 1 is lost, and waits out its 100 ms timeout; probe 2 leaves 10 ms after it.
+        let (mut session, clock) = new(settings(Some(4), Duration::ZERO, None));
+        assert_eq!(send(&mut session, &clock, 0), 1);
+        assert!(!session.is_due(clock.at(9).0));
+        assert_eq!(send(&mut session, &clock, 10), 2);
+        // Probe 2 is answered: probe 3 goes at once, although probe 1 is still pending.
+        reply(&mut session, &clock, 2, 11);
+        assert!(session.is_due(clock.at(11).0), "the latest probe is answered");
+        assert_eq!(send(&mut session, &clock, 11), 3);
+        // A late answer to an earlier probe does not stand for the latest one's.
+        assert!(!session.is_due(clock.at(12).0));
+        reply(&mut session, &clock, 1, 12);
+        assert!(!session.is_due(clock.at(12).0), "probe 3 is unanswered");
+        assert!(session.is_due(clock.at(21).0));
+        // An ICMP error answers the latest probe as a reply does.
+        assert_eq!(send(&mut session, &clock, 21), 4);
+        let error = QuotedError {
+            kind: IcmpErrorKind::TimeExceeded,
+            code: 0,
+            mtu: None,
+            family: Family::V4,
+            destination: TARGET,
+            ident: 7,
+            seq: 4,
+        };
+        session.on_error(&error, ROUTER, clock.at(22).1);
+        session.update(clock.at(22).0, clock.at(22).1);
+        assert_eq!((session.received, session.errors), (2, 1));
+    }
+
+    #[test]
+    fn a_refused_probe_after_an_answered_one_waits_10_ms() {
+        // Probe 1 is answered, then the kernel refuses probe 2: iputils waits 10 ms after it.
+        let (mut session, clock) = new(settings(Some(3), Duration::ZERO, None));
+        send(&mut session, &clock, 0);
+        reply(&mut session, &clock, 1, 0);
+        let (now, wall) = clock.at(0);
+        session.next_probe();
+        session.send_failed(now, wall, SendFailure::Refused(libc::ENETUNREACH));
+        assert!(!session.is_due(clock.at(9).0));
+        assert!(session.is_due(clock.at(10).0));
     }
 
     #[test]

@@ -69,7 +69,9 @@ impl IcmpError {
         self.code
     }
 
-    /// The next-hop MTU, for "packet too big" and IPv4 "fragmentation needed".
+    /// The next-hop MTU, for [`PacketTooBig`](IcmpErrorKind::PacketTooBig) (IPv6) and
+    /// [`FragmentationNeeded`](IcmpErrorKind::FragmentationNeeded) (IPv4); `None` for other
+    /// kinds, and for an IPv4 router that left it out.
     pub fn mtu(&self) -> Option<u32> {
         self.mtu
     }

@@ -172,14 +172,22 @@ pub(crate) struct EchoReply<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum IcmpErrorKind {
-    /// Destination unreachable (ICMP type 3, ICMPv6 type 1); the code says why.
+    /// Destination unreachable (ICMP type 3 except code 4, ICMPv6 type 1); the code says why.
     DestinationUnreachable,
     /// Time (TTL or hop limit) exceeded in transit (ICMP type 11, ICMPv6 type 3).
     TimeExceeded,
     /// Parameter problem (ICMP type 12, ICMPv6 type 4).
     ParameterProblem,
-    /// Packet too big (ICMPv6 type 2); IPv4 reports this as destination unreachable, code 4.
+    /// Packet too big (ICMPv6 type 2): the probe is larger than the next hop's MTU, which
+    /// [`IcmpError::mtu`](super::IcmpError::mtu) gives. IPv4's counterpart is
+    /// [`FragmentationNeeded`](Self::FragmentationNeeded).
     PacketTooBig,
+    /// Fragmentation needed and DF set (ICMP type 3, code 4): a probe sent with
+    /// [`dont_fragment`](super::Ping::dont_fragment) is larger than the next hop's MTU, which
+    /// [`IcmpError::mtu`](super::IcmpError::mtu) gives (`None` when the router left it out, as
+    /// routers older than RFC 1191 do). IPv6's counterpart is
+    /// [`PacketTooBig`](Self::PacketTooBig).
+    FragmentationNeeded,
 }
 
 /// An ICMP error message, and the echo request it quotes.
@@ -227,11 +235,13 @@ pub(crate) fn parse_ipv4(datagram: &[u8]) -> Option<Message<'_>> {
         | icmpv4_type::PARAMETER_PROBLEM) => {
             let code = icmp.get_icmp_code().0;
             let (kind, mtu) = match kind {
-                icmpv4_type::DESTINATION_UNREACHABLE => {
-                    // Code 4, "fragmentation needed", carries the next-hop MTU in bytes 6..8.
-                    let mtu = (code == 4).then(|| u32::from(u16::from_be_bytes([message[6], message[7]])));
-                    (IcmpErrorKind::DestinationUnreachable, mtu)
+                icmpv4_type::DESTINATION_UNREACHABLE if code == 4 => {
+                    // "Fragmentation needed" carries the next-hop MTU in bytes 6..8 (RFC 1191);
+                    // a router from before it sends zero there.
+                    let mtu = u16::from_be_bytes([message[6], message[7]]);
+                    (IcmpErrorKind::FragmentationNeeded, (mtu != 0).then_some(u32::from(mtu)))
                 }
+                icmpv4_type::DESTINATION_UNREACHABLE => (IcmpErrorKind::DestinationUnreachable, None),
                 icmpv4_type::TIME_EXCEEDED => (IcmpErrorKind::TimeExceeded, None),
                 _ => (IcmpErrorKind::ParameterProblem, None),
             };
@@ -325,7 +335,6 @@ pub(crate) fn describe(
             1 => f.write_str("Destination Host Unreachable"),
             2 => f.write_str("Destination Protocol Unreachable"),
             3 => f.write_str("Destination Port Unreachable"),
-            4 => write!(f, "Frag needed and DF set (mtu = {})", mtu.unwrap_or(0)),
             5 => f.write_str("Source Route Failed"),
             6 => f.write_str("Destination Net Unknown"),
             7 => f.write_str("Destination Host Unknown"),
@@ -358,6 +367,9 @@ pub(crate) fn describe(
             _ => write!(f, "Time exceeded: code {code}"),
         },
         (_, IcmpErrorKind::PacketTooBig) => write!(f, "Packet too big: mtu={}", mtu.unwrap_or(0)),
+        (_, IcmpErrorKind::FragmentationNeeded) => {
+            write!(f, "Frag needed and DF set (mtu = {})", mtu.unwrap_or(0))
+        }
         (_, IcmpErrorKind::ParameterProblem) => write!(f, "Parameter problem: code {code}"),
     }
 }
@@ -486,10 +498,16 @@ mod tests {
         message[21] = 4; // fragmentation needed
         message[26..28].copy_from_slice(&1400u16.to_be_bytes());
         let Some(Message::Error(error)) = parse_ipv4(&message) else { panic!("not parsed as an error") };
-        assert_eq!(
-            (error.kind, error.code, error.mtu),
-            (IcmpErrorKind::DestinationUnreachable, 4, Some(1400))
-        );
+        assert_eq!((error.kind, error.code, error.mtu), (IcmpErrorKind::FragmentationNeeded, 4, Some(1400)));
+        // A router from before RFC 1191 leaves the MTU out.
+        message[26..28].copy_from_slice(&[0, 0]);
+        let Some(Message::Error(error)) = parse_ipv4(&message) else { panic!("not parsed as an error") };
+        assert_eq!((error.kind, error.mtu), (IcmpErrorKind::FragmentationNeeded, None));
+        // Other unreachable codes stay what they are, without an MTU.
+        message[21] = 1;
+        message[26..28].copy_from_slice(&1400u16.to_be_bytes());
+        let Some(Message::Error(error)) = parse_ipv4(&message) else { panic!("not parsed as an error") };
+        assert_eq!((error.kind, error.code, error.mtu), (IcmpErrorKind::DestinationUnreachable, 1, None));
     }
 
     #[test]
@@ -576,5 +594,9 @@ mod tests {
         );
         assert_eq!(text(Family::V6, IcmpErrorKind::TimeExceeded, 0, None), "Time exceeded: Hop limit");
         assert_eq!(text(Family::V6, IcmpErrorKind::PacketTooBig, 0, Some(1280)), "Packet too big: mtu=1280");
+        assert_eq!(
+            text(Family::V4, IcmpErrorKind::FragmentationNeeded, 4, Some(1400)),
+            "Frag needed and DF set (mtu = 1400)"
+        );
     }
 }

@@ -54,7 +54,7 @@ fn keep_on_failure() -> Option<Duration> {
     match value.trim() {
         "" | "0" | "false" | "no" => None,
         "1" | "true" | "yes" => Some(DEFAULT_KEEP),
-        other => Some(humantime::parse_duration(other).unwrap_or(DEFAULT_KEEP)),
+        other => Some(crate::time::parse_duration(other).unwrap_or(DEFAULT_KEEP)),
     }
 }
 
@@ -143,7 +143,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn run(mut self) -> Result<Option<String>, Error> {
-        let deadline = self.launch.timeout.map(|timeout| self.started + timeout);
+        let deadline = self.launch.timeout.map(|timeout| crate::time::later(self.started, timeout));
         let mut kill_at: Option<Instant> = None;
         let mut drain_until: Option<Instant> = None;
         loop {
@@ -485,7 +485,7 @@ impl Terminal {
 
     /// Waits until a line is entered on the terminal or `limit` passes.
     fn wait_for_enter(&mut self, limit: Duration) {
-        let until = Instant::now() + limit;
+        let until = crate::time::deadline_after(limit);
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -165,30 +165,8 @@ struct Fraction(f64);
 /// A rate in bits per second: `"10mbit"`, `"10 Mbit/s"`, `"800kbit"`, or a plain number.
 struct Rate(u64);
 
-/// Parses a duration with a unit. Decimals are allowed ("1.5ms"), which humantime's parser
-/// refuses; compound forms ("1s 500ms") fall back to it.
-pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit.trim() {
-        "ns" => Some(1e-9),
-        "us" | "µs" => Some(1e-6),
-        "ms" => Some(1e-3),
-        "s" => Some(1.0),
-        "m" | "min" => Some(60.0),
-        "h" => Some(3600.0),
-        _ => None,
-    };
-    if let (Some(scale), Ok(value)) = (scale, number.parse::<f64>()) {
-        let seconds = value * scale;
-        // Checked so that absurd values become a message instead of a panic.
-        return Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"));
-    }
-    humantime::parse_duration(text).map_err(|_| {
-        format!("`{text}` is not a duration; write a number with a unit, e.g. \"10ms\", \"1.5ms\", \"2s\"")
-    })
-}
+/// Durations are written as everywhere else: `"10ms"`, `"1.5ms"`, `"1s 500ms"`.
+pub(super) use crate::time::parse_duration;
 
 /// Parses `"1%"` or a fraction; the range is checked by validation, except that a bare number
 /// above 1 is refused here with a hint, since `loss = 5` almost certainly meant 5 %.
