@@ -29,6 +29,15 @@ enum How {
     Netem,
 }
 
+impl How {
+    fn backend(&self) -> Backend {
+        match self {
+            How::Engine { .. } => Backend::Engine,
+            How::Netem => Backend::Netem,
+        }
+    }
+}
+
 /// The links with conditions of one network.
 #[derive(Debug)]
 pub(crate) struct Carrier {
@@ -91,12 +100,68 @@ fn capture_name(index: usize, plan: &Plan, link: &PlannedLink) -> String {
     format!("link{}-{a}-{b}.pcap", index + 1)
 }
 
-/// Which carrier `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`) and the kernel
-/// choose, and why.
-fn choose(wants_capture: bool) -> Result<(bool, String)> {
-    let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
+/// The two ways of carrying links with conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// The user-space engine.
+    Engine,
+    /// netem qdiscs.
+    Netem,
+}
+
+/// Why a backend was chosen, for the one line a test prints about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// `NETNS_TEST_LINK_ENGINE` asked for it.
+    Asked,
+    /// A link is captured, which only the engine can do.
+    Captures,
+    /// The kernel has netem.
+    KernelHasNetem,
+    /// The kernel has no netem (the full reason and remedy are in `cargo xtask doctor`).
+    NetemMissing,
+    /// The netem probe itself failed.
+    NetemUnprobed,
+}
+
+/// The backend chosen for one network, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Choice {
+    backend: Backend,
+    why: Why,
+}
+
+impl Choice {
+    /// One short line: the backend and why, without the netem remedy (that is in
+    /// `cargo xtask doctor`, and in the error when netem was asked for and is missing).
+    fn summary(&self) -> String {
+        let backend = match self.backend {
+            Backend::Engine => "user-space engine",
+            Backend::Netem => "netem",
+        };
+        let why = match (self.why, self.backend) {
+            (Why::Asked, Backend::Engine) => " (NETNS_TEST_LINK_ENGINE=userspace)",
+            (Why::Asked, Backend::Netem) => " (NETNS_TEST_LINK_ENGINE=netem)",
+            (Why::Captures, _) => " (captures need it)",
+            (Why::KernelHasNetem, _) => "",
+            (Why::NetemMissing, _) => "; netem unavailable, see `cargo xtask doctor`",
+            (Why::NetemUnprobed, _) => "; netem could not be probed, see `cargo xtask doctor`",
+        };
+        format!("{backend}{why}")
+    }
+}
+
+/// Which backend the setting of `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`; unset
+/// is `auto`) and the kernel choose. `netem` says whether the kernel has netem; it is asked
+/// only when the answer matters.
+///
+/// # Errors
+/// An unknown setting; netem asked for with a capture; netem asked for on a kernel without it
+/// ([`Error::Unsupported`] with the full reason and remedy).
+fn choose(setting: &str, wants_capture: bool, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
+    let choice = |backend, why| Ok(Choice { backend, why });
     match setting.trim() {
-        "userspace" => Ok((false, "chosen by NETNS_TEST_LINK_ENGINE".into())),
+        "userspace" => choice(Backend::Engine, Why::Asked),
         "netem" => {
             if wants_capture {
                 return Err(Error::Unsupported {
@@ -107,25 +172,52 @@ fn choose(wants_capture: bool) -> Result<(bool, String)> {
                             .into(),
                 });
             }
-            netem_available()?;
-            Ok((true, "chosen by NETNS_TEST_LINK_ENGINE".into()))
+            netem()?;
+            choice(Backend::Netem, Why::Asked)
         }
         "" | "auto" => {
             if wants_capture {
-                return Ok((false, "captures need it".into()));
+                return choice(Backend::Engine, Why::Captures);
             }
-            match netem_available() {
-                Ok(()) => Ok((true, "the kernel has sch_netem".into())),
-                Err(Error::Unsupported { reason, .. }) => {
-                    Ok((false, format!("sch_netem is not available: {reason}")))
-                }
-                Err(other) => Ok((false, format!("sch_netem could not be probed: {other}"))),
+            match netem() {
+                Ok(()) => choice(Backend::Netem, Why::KernelHasNetem),
+                Err(Error::Unsupported { .. }) => choice(Backend::Engine, Why::NetemMissing),
+                Err(_) => choice(Backend::Engine, Why::NetemUnprobed),
             }
         }
         other => Err(Error::io(
             format!("reading NETNS_TEST_LINK_ENGINE={other:?} (expected auto, userspace or netem)"),
             std::io::ErrorKind::InvalidInput.into(),
         )),
+    }
+}
+
+/// A change of one direction's conditions, made ready for the backend that carries the link.
+#[derive(Debug, PartialEq)]
+enum Change {
+    Engine(Conditions),
+    Netem(NetemOptions),
+}
+
+/// Validates `conditions` for direction `direction` of link `label`, the same way whatever the
+/// backend, then turns them into what `backend` applies. Validation comes first so that an
+/// invalid value is the same [`Error::InvalidConditions`] on every backend: netem's encoding
+/// would otherwise clamp it silently.
+fn prepare(
+    backend: Backend,
+    label: &str,
+    direction: Direction,
+    conditions: Conditions,
+    seed: u64,
+) -> Result<Change> {
+    conditions.validate().map_err(|source| Error::InvalidConditions {
+        link: label.to_string(),
+        direction,
+        source,
+    })?;
+    match backend {
+        Backend::Engine => Ok(Change::Engine(conditions)),
+        Backend::Netem => Ok(Change::Netem(NetemOptions::from_conditions(&conditions, seed)?)),
     }
 }
 
@@ -142,15 +234,11 @@ impl Carrier {
         let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
         let captured = |link: &PlannedLink| link.capture || capture_all;
         let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
-        let (netem, why) = choose(carried.iter().any(|&i| captured(&plan.links[i])))?;
-        eprintln!(
-            "netns-test: {} link{} with conditions carried by {} ({why}); seed {seed}",
-            carried.len(),
-            if carried.len() == 1 { "" } else { "s" },
-            if netem { "netem" } else { "the user-space engine" },
-        );
+        let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
+        let choice = choose(&setting, carried.iter().any(|&i| captured(&plan.links[i])), netem_available)?;
+        eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
-        let how = if netem {
+        let how = if choice.backend == Backend::Netem {
             for &index in &carried {
                 let link = &plan.links[index];
                 let [a, b, bridge] = link.wire.expect("carried links have a wire");
@@ -217,7 +305,12 @@ impl Carrier {
         &self.captures
     }
 
-    /// Changes the conditions of one direction of plan link `index`.
+    /// Changes the conditions of one direction of plan link `index`. They are validated here,
+    /// before anything reaches the backend.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConditions`] (the same on every backend); what netem cannot do; a
+    /// failure of the backend.
     pub(crate) fn set_conditions(
         &self,
         plan: &Plan,
@@ -226,23 +319,25 @@ impl Carrier {
         direction: Direction,
         conditions: Conditions,
     ) -> Result<()> {
-        match &self.how {
-            How::Engine { engine, ids } => {
+        let link = &plan.links[index];
+        let change =
+            prepare(self.how.backend(), &link.label, direction, conditions, link_seed(self.seed, index))?;
+        match (&self.how, change) {
+            (How::Engine { engine, ids }, Change::Engine(conditions)) => {
                 let id = ids[index].expect("carried links are attached");
                 engine.set_conditions(id, direction, conditions)
             }
-            How::Netem => {
-                let link = &plan.links[index];
+            (How::Netem, Change::Netem(options)) => {
                 let [a, b, _] = link.wire.expect("carried links have a wire");
                 let names = PlannedLink::wire_names(index);
                 let (ifindex, name) = match direction {
                     Direction::AToB => (b, names[1].clone()),
                     Direction::BToA => (a, names[0].clone()),
                 };
-                let options = NetemOptions::from_conditions(&conditions, link_seed(self.seed, index))?;
                 let handle = self.netlink.handle.clone();
                 ctl.block_on(async move { apply_netem(&handle, "wire", ifindex, &name, &options).await })
             }
+            _ => unreachable!("a change is prepared for the backend that carries the link"),
         }
     }
 
@@ -296,6 +391,60 @@ mod tests {
         assert_eq!(link_seed(7, 0), link_seed(7, 0));
         assert_ne!(link_seed(7, 0), link_seed(7, 1));
         assert_ne!(link_seed(7, 0), link_seed(8, 0));
+    }
+
+    #[test]
+    fn invalid_conditions_are_the_same_error_on_either_backend() {
+        let label = "link 1 (`client` – `server`)";
+        let refused = |backend| {
+            let error = prepare(backend, label, Direction::AToB, Conditions::new().loss(5.0), 1).unwrap_err();
+            assert!(
+                matches!(&error, Error::InvalidConditions { source, .. } if source.field == "loss"),
+                "{error:?}"
+            );
+            error.to_string()
+        };
+        // netem's encoding would have clamped 5 to a probability of 1: 100 % loss.
+        assert_eq!(refused(Backend::Netem), refused(Backend::Engine));
+        assert_eq!(
+            refused(Backend::Netem),
+            "link 1 (`client` – `server`), a→b: invalid condition loss = 5: must be a probability \
+             between 0 and 1 (or a percentage such as \"5%\")"
+        );
+
+        let fine = Conditions::new().loss(0.5);
+        assert_eq!(
+            prepare(Backend::Engine, label, Direction::BToA, fine.clone(), 1).unwrap(),
+            Change::Engine(fine.clone())
+        );
+        let Change::Netem(options) = prepare(Backend::Netem, label, Direction::BToA, fine, 1).unwrap() else {
+            panic!("netem options for netem");
+        };
+        assert_eq!(options.loss, u32::MAX / 2 + 1);
+    }
+
+    #[test]
+    fn the_choice_of_backend_and_its_one_line() {
+        let missing = || {
+            Err(Error::Unsupported { feature: "sch_netem".into(), reason: "a long remedy: modprobe".into() })
+        };
+        let present = || Ok(());
+        let auto = choose("", false, missing).unwrap();
+        assert_eq!(auto, Choice { backend: Backend::Engine, why: Why::NetemMissing });
+        assert_eq!(auto.summary(), "user-space engine; netem unavailable, see `cargo xtask doctor`");
+        assert_eq!(choose("auto", false, present).unwrap().summary(), "netem");
+        assert_eq!(choose("auto", true, present).unwrap().summary(), "user-space engine (captures need it)");
+        assert_eq!(
+            choose("userspace", false, present).unwrap().summary(),
+            "user-space engine (NETNS_TEST_LINK_ENGINE=userspace)"
+        );
+        let unprobed = || Err(Error::io("probing", std::io::ErrorKind::Other.into()));
+        assert!(choose("auto", false, unprobed).unwrap().summary().contains("could not be probed"));
+        // Asked for explicitly, a missing netem is an error with the whole remedy.
+        let error = choose("netem", false, missing).unwrap_err();
+        assert!(error.to_string().contains("modprobe"), "{error}");
+        assert!(choose("netem", true, present).is_err(), "netem cannot capture");
+        assert!(choose("kernel", false, present).is_err());
     }
 
     #[test]

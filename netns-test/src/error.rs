@@ -83,10 +83,11 @@ pub enum Error {
         /// Why, and what would provide it.
         reason: String,
     },
-    /// Link conditions out of range.
-    #[error("invalid conditions for link `{link}` {direction}")]
+    /// Link conditions out of range, refused before they reach the link, whichever backend
+    /// carries it.
+    #[error("{link}, {direction}: {source}")]
     InvalidConditions {
-        /// The link.
+        /// The link, as topology errors name it: "link 1 (`client` – `server`)".
         link: String,
         /// The direction the conditions were for.
         direction: crate::link::Direction,

@@ -137,7 +137,7 @@ pub mod __private;
 
 pub use control::{Cut, DEFAULT_WAIT, Flap, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
-pub use link::{Conditions, DirectionCounters};
+pub use link::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};

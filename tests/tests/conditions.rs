@@ -363,6 +363,28 @@ fn a_topology_file_carries_conditions(net: &Network) {
     assert_eq!(net.captures().len(), 1);
 }
 
+#[netns_test(topology = perfect_but_changeable)]
+#[ignore = "prints the line about its link conditions; run by the_engine_line_is_short"]
+fn subject_with_a_changeable_link(net: &Network) {
+    net.local().ping("1.1.1.1").count(1).run().unwrap().assert_reachable();
+}
+
+#[test]
+fn the_engine_line_is_short() {
+    let outcome = run_subject(subject("subject_with_a_changeable_link").env_remove("NETNS_TEST_LINK_ENGINE"));
+    assert!(outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    let lines: Vec<&str> = text.lines().filter(|line| line.contains("link conditions:")).collect();
+    let [line] = lines[..] else { panic!("one line about the link conditions:\n{text}") };
+    // The backend and the seed, and nothing of netem's remedy (that is in `cargo xtask doctor`).
+    assert!(line.len() < 120, "{} characters: {line}", line.len());
+    assert!(!text.contains("modprobe"), "{text}");
+    assert!(line.split("; seed ").nth(1).is_some_and(|seed| seed.trim().parse::<u64>().is_ok()), "{line}");
+    if line.contains("user-space engine") {
+        assert!(line.contains("netem unavailable, see `cargo xtask doctor`"), "{line}");
+    }
+}
+
 fn netem_link() -> TopologyBuilder {
     seed_with(Conditions::new().delay(ms(1)), Conditions::new())
 }

@@ -225,19 +225,12 @@ impl Engine {
     }
 
     /// Starts carrying a link: opens its sockets in its namespace, then hands it to the
-    /// engine thread. Frames flow from the moment this returns.
+    /// engine thread. Frames flow from the moment this returns. The conditions were validated
+    /// before the engine was chosen (by the plan, or by the carrier at runtime).
     ///
     /// # Errors
-    /// [`Error::InvalidConditions`] for conditions out of range; [`Error::Io`] when a socket or
-    /// the capture file cannot be opened.
+    /// [`Error::Io`] when a socket or the capture file cannot be opened.
     pub(crate) fn attach(&self, spec: WireSpec) -> Result<WireId> {
-        for direction in Direction::BOTH {
-            spec.conditions[direction.index()].validate().map_err(|source| Error::InvalidConditions {
-                link: spec.label.clone(),
-                direction,
-                source,
-            })?;
-        }
         let sockets = [PacketSocket::open(&spec.a)?, PacketSocket::open(&spec.b)?];
         let capture = spec.capture.as_deref().map(Capture::create).transpose()?;
         let [forward, backward] = spec.conditions;
@@ -260,11 +253,12 @@ impl Engine {
         Ok(id)
     }
 
-    /// Changes the conditions of one direction; they apply from the next frame on (frames
-    /// already in the link keep their departure time). Returns once the engine has them.
+    /// Changes the conditions of one direction (validated by the caller); they apply from the
+    /// next frame on (frames already in the link keep their departure time). Returns once the
+    /// engine has them.
     ///
     /// # Errors
-    /// [`Error::InvalidConditions`] for conditions out of range (nothing changes then).
+    /// [`Error::Timeout`] when the engine thread does not answer.
     pub(crate) fn set_conditions(
         &self,
         id: WireId,
@@ -272,11 +266,6 @@ impl Engine {
         conditions: Conditions,
     ) -> Result<()> {
         let label = self.label(id);
-        conditions.validate().map_err(|source| Error::InvalidConditions {
-            link: label.clone(),
-            direction,
-            source,
-        })?;
         self.command(&format!("changing the conditions of link `{label}` {direction}"), |reply| {
             Command::SetConditions(id, direction, Box::new(conditions), reply)
         })
