@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(
             refused(Backend::Netem),
             "link 1 (`client` – `server`), a→b: invalid condition loss = 5: must be a probability \
-             between 0 and 1 (or a percentage such as \"5%\")"
+             from 0 to 1 (0.05 is 5 %)"
         );
 
         let fine = Conditions::new().loss(0.5);

@@ -169,23 +169,44 @@ impl Network {
     /// ```
     ///
     /// # Errors
-    /// An unknown node, a node listed twice, a switch listed, or a netlink failure.
+    /// [`Error::InvalidPartition`] naming the node and the groups for an unknown node, a node
+    /// listed twice or a switch listed; a netlink failure.
     pub fn partition(&self, groups: &[&[&str]]) -> Result<Partition> {
+        let invalid = |node: &str, reason: String| Error::InvalidPartition {
+            node: node.to_string(),
+            groups: format!("{groups:?}"),
+            reason,
+        };
         let mut members: Vec<(usize, Node)> = Vec::new();
         for (group, names) in groups.iter().enumerate() {
             for name in *names {
-                let node = self.try_node(name)?;
+                let node = self.try_node(name).map_err(|_| {
+                    invalid(
+                        name,
+                        format!(
+                            "there is no node `{name}`; the network has {}",
+                            name_list(self.nodes().iter().map(Node::name))
+                        ),
+                    )
+                })?;
                 if node.kind() == NodeKind::Switch {
-                    return Err(Error::Io {
-                        what: format!("partitioning: `{name}` is a switch; list hosts and routers"),
-                        source: std::io::ErrorKind::InvalidInput.into(),
-                    });
+                    return Err(invalid(
+                        name,
+                        format!(
+                            "`{name}` is a switch, which forwards for every group; list hosts and routers"
+                        ),
+                    ));
                 }
-                if members.iter().any(|(_, n)| n.name() == *name) {
-                    return Err(Error::Io {
-                        what: format!("partitioning: node `{name}` is listed in two groups"),
-                        source: std::io::ErrorKind::InvalidInput.into(),
-                    });
+                if let Some((first, _)) = members.iter().find(|(_, n)| n.name() == *name) {
+                    let place = if *first == group {
+                        format!("listed twice in group {}", group + 1)
+                    } else {
+                        format!("in groups {} and {}", first + 1, group + 1)
+                    };
+                    return Err(invalid(
+                        name,
+                        format!("node `{name}` is {place}; a node belongs to one group"),
+                    ));
                 }
                 members.push((group, node.clone()));
             }

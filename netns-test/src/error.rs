@@ -95,6 +95,17 @@ pub enum Error {
         #[source]
         source: crate::link::ConditionError,
     },
+    /// A partition that cannot be made: a node that does not exist, a switch, or a node in
+    /// two groups.
+    #[error("cannot partition the network into {groups}: {reason}")]
+    InvalidPartition {
+        /// The node at fault.
+        node: String,
+        /// The groups as given, e.g. `[["n1"], ["n2", "n3"]]`.
+        groups: String,
+        /// What is wrong with the node.
+        reason: String,
+    },
     /// A ping could not start: an invalid option, or a target that does not resolve.
     #[error("cannot ping `{target}` from node `{node}`: {reason}")]
     Ping {

@@ -406,3 +406,55 @@ fn netem_forced_on_this_kernel_reports_the_missing_module() {
     assert!(text.contains("could not set up the network: sch_netem is not available"), "{text}");
     assert!(text.contains("modprobe sch_netem"), "the message says what would provide it: {text}");
 }
+
+/// A topology file with one link whose conditions are `conditions`.
+fn file_with_conditions(conditions: &str) -> String {
+    format!(
+        "[nodes]\nclient = \"host\"\nserver = \"host\"\n\n[[links]]\na = \"client\"\nb = \"server\"\n\
+         conditions = {{ {conditions} }}\n"
+    )
+}
+
+#[test]
+fn an_out_of_range_probability_in_a_file_says_the_value_and_the_range() {
+    for (conditions, message) in [
+        (
+            "loss = 5",
+            "5 is out of range: a probability is a number from 0 to 1 (0.05), or a percentage from \"0%\" to \"100%\" (\"5%\")",
+        ),
+        ("duplicate = 1.5", "1.5 is out of range: a probability is a number from 0 to 1"),
+        ("loss = \"150%\"", "\"150%\" is out of range: a percentage is from \"0%\" to \"100%\""),
+        ("corrupt = \"-2%\"", "\"-2%\" is out of range: a percentage is from \"0%\" to \"100%\""),
+        ("loss = { model = \"gilbert-elliott\", p = \"1%\", r = 3 }", "3 is out of range: a probability"),
+    ] {
+        let error = Topology::from_toml(&file_with_conditions(conditions), "bug.toml").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(message), "{conditions}: {text}");
+        assert!(text.contains("bug.toml:8:"), "{conditions}: the file, line and column: {text}");
+    }
+}
+
+#[netns_test(topology = perfect_but_changeable)]
+fn an_invalid_runtime_change_names_the_link_once_quoted(net: &Network) {
+    let error = net.link("test0", "test1").set_conditions(Conditions::new().loss(5.0)).unwrap_err();
+    assert!(matches!(error, netns_test::Error::InvalidConditions { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "link 1 (`test0` – `test1`), a→b: invalid condition loss = 5: must be a probability from 0 to 1 \
+         (0.05 is 5 %)"
+    );
+    // Nothing changed: the link still carries every probe.
+    net.local().ping("1.1.1.1").count(3).run().unwrap().assert_loss_at_most(0.0);
+}
+
+#[test]
+fn the_readme_condition_names_resolve_at_the_crate_root() {
+    use netns_test::{Distribution, GilbertElliott, Loss};
+    let bursts = Conditions::new()
+        .jitter(ms(5))
+        .delay(ms(40))
+        .distribution(Distribution::Normal)
+        .loss_model(Loss::GilbertElliott(GilbertElliott::new(0.01, 0.3)));
+    bursts.validate().unwrap();
+    assert_eq!(bursts.to_string(), "delay 40ms 5ms distribution normal loss gemodel 1% 30% 100% 0%");
+}

@@ -154,6 +154,46 @@ fn a_partition_blocks_then_heals(net: &Network) {
     assert!(tcp_reaches(n2, n3, addr(n3)), "dropping the guard heals");
 }
 
+#[netns_test(topology = cluster)]
+fn a_partition_that_cannot_be_made_names_the_node_and_the_groups(net: &Network) {
+    let refused = |groups: &[&[&str]]| {
+        let error = net.partition(groups).unwrap_err();
+        let netns_test::Error::InvalidPartition { node, .. } = &error else {
+            panic!("a typed error: {error:?}");
+        };
+        (node.clone(), error.to_string())
+    };
+    assert_eq!(
+        refused(&[&["n1"], &["sw", "n2"]]),
+        (
+            "sw".into(),
+            "cannot partition the network into [[\"n1\"], [\"sw\", \"n2\"]]: `sw` is a switch, which \
+             forwards for every group; list hosts and routers"
+                .into()
+        )
+    );
+    assert_eq!(
+        refused(&[&["n1", "n2"], &["n3", "n1"]]),
+        (
+            "n1".into(),
+            "cannot partition the network into [[\"n1\", \"n2\"], [\"n3\", \"n1\"]]: node `n1` is in \
+             groups 1 and 2; a node belongs to one group"
+                .into()
+        )
+    );
+    let (node, text) = refused(&[&["n1"], &["n4"]]);
+    assert_eq!(node, "n4");
+    assert!(
+        text.starts_with(
+            "cannot partition the network into [[\"n1\"], [\"n4\"]]: there is no node `n4`; \
+             the network has `n1`, `n2`, `n3` and `sw`"
+        ),
+        "{text}"
+    );
+    // Nothing was installed: the nodes still reach each other.
+    assert!(tcp_reaches(net.node("n1"), net.node("n3"), net.node("n3").addr().unwrap()));
+}
+
 #[netns_test]
 fn a_cut_link_drops_silently_and_heals(net: &Network) {
     let test1 = net.node("test1");

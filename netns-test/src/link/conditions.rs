@@ -427,11 +427,7 @@ fn check_fraction(field: &'static str, value: f64) -> Result<(), ConditionError>
     if value.is_finite() && (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
-        Err(ConditionError::new(
-            field,
-            value,
-            "must be a probability between 0 and 1 (or a percentage such as \"5%\")",
-        ))
+        Err(ConditionError::new(field, value, "must be a probability from 0 to 1 (0.05 is 5 %)"))
     }
 }
 
