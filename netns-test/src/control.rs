@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use crate::carrier::Carrier;
 use crate::error::{Error, Result, name_list};
 use crate::link::{Conditions, Direction, DirectionCounters};
-use crate::network::{Network, Node};
+use crate::network::{Interface, Network, Node};
 use crate::topology::NodeKind;
 use crate::wiring::{At, SockFilter, cbpf};
 
@@ -125,34 +125,70 @@ pub struct LinkHandle {
 }
 
 impl Network {
-    /// The link between nodes `a` and `b` (the first one declared, if there are several).
+    /// The link between `a` and `b`, each written `node` or `node:interface`:
+    /// `net.link("client", "r1")`, or, where two nodes are joined by several links,
+    /// `net.link("a:eth1", "b")` or `net.link("a:eth1", "b:eth0")`. A host's link to a switch
+    /// is `net.link("h1", "sw")`: the switch is a node like any other, its port the interface.
+    /// The handle's ends are in the order asked for.
     ///
     /// # Panics
-    /// When there is no such link; [`try_link`](Self::try_link) returns an error instead.
+    /// When no link, or more than one, matches; [`try_link`](Self::try_link) returns the
+    /// error instead.
     #[track_caller]
     pub fn link(&self, a: &str, b: &str) -> LinkHandle {
         self.try_link(a, b).unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// The link between nodes `a` and `b`, or an error naming what is missing.
+    /// The link between `a` and `b` (see [`link`](Self::link)), or an error.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`] or [`Error::UnknownInterface`] for an end that does not exist;
+    /// [`Error::UnknownLink`] when no link joins the ends; [`Error::AmbiguousLink`], listing the
+    /// candidates with their interfaces, when several do and no interface says which.
     pub fn try_link(&self, a: &str, b: &str) -> Result<LinkHandle> {
-        let first = self.try_node(a)?;
-        self.try_node(b)?;
-        let iface = first.interfaces().iter().find(|i| i.peer_node() == b).ok_or_else(|| {
-            Error::UnknownInterface {
-                node: a.to_string(),
-                name: format!("(a link to `{b}`)"),
-                known: name_list(first.interfaces().iter().map(|i| i.name())),
+        let split = |end: &str| match end.split_once(':') {
+            Some((node, iface)) => (node.to_string(), Some(iface.to_string())),
+            None => (end.to_string(), None),
+        };
+        let ((a_node, a_iface), (b_node, b_iface)) = (split(a), split(b));
+        let first = self.try_node(&a_node)?;
+        let second = self.try_node(&b_node)?;
+        for (node, iface) in [(first, &a_iface), (second, &b_iface)] {
+            if let Some(iface) = iface {
+                node.interface(iface)?;
             }
-        })?;
-        Ok(LinkHandle {
-            network: self.clone(),
-            link: iface.link,
-            ends: [
-                (first.clone(), iface.name().to_string()),
-                (self.node(b).clone(), iface.peer_name().to_string()),
-            ],
-        })
+        }
+        let candidates: Vec<&Interface> = first
+            .interfaces()
+            .iter()
+            .filter(|i| i.peer_node() == b_node)
+            .filter(|i| a_iface.as_ref().is_none_or(|name| i.name() == name))
+            .filter(|i| b_iface.as_ref().is_none_or(|name| i.peer_name() == name))
+            .collect();
+        let ends = |i: &Interface| {
+            [format!("{a_node}:{}", i.name()), format!("{}:{}", i.peer_node(), i.peer_name())]
+        };
+        match candidates[..] {
+            [iface] => Ok(LinkHandle {
+                network: self.clone(),
+                link: iface.link,
+                ends: [
+                    (first.clone(), iface.name().to_string()),
+                    (second.clone(), iface.peer_name().to_string()),
+                ],
+            }),
+            [] => Err(Error::UnknownLink {
+                a: a.to_string(),
+                b: b.to_string(),
+                node: a_node.clone(),
+                links: first.interfaces().iter().map(|i| ends(i).join(" – ")).collect(),
+            }),
+            _ => Err(Error::AmbiguousLink {
+                a: a.to_string(),
+                b: b.to_string(),
+                candidates: candidates.into_iter().map(ends).collect(),
+            }),
+        }
     }
 
     /// Splits the network: every node listed in one group stops receiving IP packets from the

@@ -194,6 +194,62 @@ fn a_partition_that_cannot_be_made_names_the_node_and_the_groups(net: &Network) 
     assert!(tcp_reaches(net.node("n1"), net.node("n3"), net.node("n3").addr().unwrap()));
 }
 
+/// Two hosts joined twice, and a third host beside them.
+fn parallel_links() -> TopologyBuilder {
+    Topology::builder()
+        .host("a")
+        .host("b")
+        .host("c")
+        .link(Link::new("a", "b").addrs("10.0.1.1/24", "10.0.1.2/24"))
+        .link(Link::new("a", "b").addrs("10.0.2.1/24", "10.0.2.2/24"))
+        .link(Link::new("c", "a").addrs("10.0.3.3/24", "10.0.3.1/24"))
+}
+
+#[netns_test(topology = parallel_links)]
+fn parallel_links_are_named_by_their_interfaces(net: &Network) {
+    let (a, b) = (net.node("a"), net.node("b"));
+    let first: IpAddr = "10.0.1.2".parse().unwrap();
+    let second: IpAddr = "10.0.2.2".parse().unwrap();
+
+    // Two links join a and b: naming only the nodes is ambiguous, and the error lists both.
+    let error = net.try_link("a", "b").unwrap_err();
+    assert!(matches!(&error, netns_test::Error::AmbiguousLink { candidates, .. } if candidates.len() == 2));
+    assert_eq!(
+        error.to_string(),
+        "`a` and `b` are joined by 2 links, `a:eth0 – b:eth0` and `a:eth1 – b:eth1`; name an interface \
+         to choose one, as in `link(\"a:eth1\", \"b\")`"
+    );
+
+    // An interface on either end picks one; the other link keeps carrying traffic.
+    let second_link = net.link("a:eth1", "b");
+    assert_eq!(second_link.ends().map(|(node, iface)| (node.name(), iface)), [("a", "eth1"), ("b", "eth1")]);
+    let cut = second_link.cut().unwrap();
+    assert!(!tcp_reaches(a, b, second), "the cut link carries nothing");
+    assert!(tcp_reaches(a, b, first), "the other link still carries traffic");
+    drop(cut);
+    assert!(tcp_reaches(a, b, second));
+    let from_b = net.link("b:eth0", "a");
+    assert_eq!(from_b.ends().map(|(node, iface)| (node.name(), iface)), [("b", "eth0"), ("a", "eth0")]);
+    net.link("a", "b:eth1").down().unwrap();
+    assert!(tcp_reaches(a, b, first), "only the second link went down");
+    net.link("a:eth1", "b:eth1").up().unwrap();
+    assert!(tcp_reaches(a, b, second));
+
+    // A single link needs no interface, and ends that do not meet are errors that say so.
+    assert_eq!(net.link("a", "c").ends()[0].1, "eth2");
+    let error = net.try_link("a:eth0", "b:eth1").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "no link joins `a:eth0` and `b:eth1`; the links of `a` are `a:eth0 – b:eth0`, `a:eth1 – b:eth1` \
+         and `a:eth2 – c:eth0`"
+    );
+    let error = net.try_link("a:eth7", "b").unwrap_err();
+    assert!(
+        matches!(error, netns_test::Error::UnknownInterface { ref name, .. } if name == "eth7"),
+        "{error}"
+    );
+}
+
 #[netns_test]
 fn a_cut_link_drops_silently_and_heals(net: &Network) {
     let test1 = net.node("test1");
