@@ -116,6 +116,9 @@ enum Why {
     Asked,
     /// A link is captured, which only the engine can do.
     Captures,
+    /// A link's conditions spare neighbour discovery from loss, duplication or corruption,
+    /// which only the engine can do.
+    SparesNeighbours,
     /// The kernel has netem.
     KernelHasNetem,
     /// The kernel has no netem (the full reason and remedy are in `cargo xtask doctor`).
@@ -124,11 +127,34 @@ enum Why {
     NetemUnprobed,
 }
 
+/// What the links with conditions of one network ask of their backend.
+#[derive(Clone, Copy, Debug, Default)]
+struct Needs {
+    /// A link is captured.
+    capture: bool,
+    /// A link's conditions spare neighbour discovery from loss, duplication or corruption.
+    spare_neighbours: bool,
+}
+
+impl Needs {
+    fn of(plan: &Plan, carried: &[usize], captured: impl Fn(&PlannedLink) -> bool) -> Needs {
+        let links = || carried.iter().map(|&index| &plan.links[index]);
+        Needs {
+            capture: links().any(captured),
+            spare_neighbours: links()
+                .flat_map(|link| &link.conditions)
+                .any(Conditions::spares_neighbour_discovery),
+        }
+    }
+}
+
 /// The backend chosen for one network, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Choice {
     backend: Backend,
     why: Why,
+    /// netem was asked for although a link's conditions would spare neighbour discovery.
+    impairs_neighbours: bool,
 }
 
 impl Choice {
@@ -143,27 +169,35 @@ impl Choice {
             (Why::Asked, Backend::Engine) => " (NETNS_TEST_LINK_ENGINE=userspace)",
             (Why::Asked, Backend::Netem) => " (NETNS_TEST_LINK_ENGINE=netem)",
             (Why::Captures, _) => " (captures need it)",
+            (Why::SparesNeighbours, _) => " (netem cannot spare ARP and neighbour discovery)",
             (Why::KernelHasNetem, _) => "",
             (Why::NetemMissing, _) => "; netem unavailable, see `cargo xtask doctor`",
             (Why::NetemUnprobed, _) => "; netem could not be probed, see `cargo xtask doctor`",
         };
-        format!("{backend}{why}")
+        let caveat = if self.impairs_neighbours {
+            "; loss, duplicate and corrupt hit ARP and neighbour discovery too"
+        } else {
+            ""
+        };
+        format!("{backend}{why}{caveat}")
     }
 }
 
 /// Which backend the setting of `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`; unset
-/// is `auto`) and the kernel choose. `netem` says whether the kernel has netem; it is asked
-/// only when the answer matters.
+/// is `auto`), what the links need and the kernel choose. `auto` takes netem only when the
+/// kernel has it and no link needs the engine: a capture, or conditions that spare neighbour
+/// discovery. `netem` says whether the kernel has netem; it is asked only when the answer
+/// matters.
 ///
 /// # Errors
 /// An unknown setting; netem asked for with a capture; netem asked for on a kernel without it
 /// ([`Error::Unsupported`] with the full reason and remedy).
-fn choose(setting: &str, wants_capture: bool, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
-    let choice = |backend, why| Ok(Choice { backend, why });
+fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
+    let choice = |backend, why| Ok(Choice { backend, why, impairs_neighbours: false });
     match setting.trim() {
         "userspace" => choice(Backend::Engine, Why::Asked),
         "netem" => {
-            if wants_capture {
+            if needs.capture {
                 return Err(Error::Unsupported {
                     feature: "capture with netem".into(),
                     reason:
@@ -173,11 +207,18 @@ fn choose(setting: &str, wants_capture: bool, netem: impl FnOnce() -> Result<()>
                 });
             }
             netem()?;
-            choice(Backend::Netem, Why::Asked)
+            Ok(Choice {
+                backend: Backend::Netem,
+                why: Why::Asked,
+                impairs_neighbours: needs.spare_neighbours,
+            })
         }
         "" | "auto" => {
-            if wants_capture {
+            if needs.capture {
                 return choice(Backend::Engine, Why::Captures);
+            }
+            if needs.spare_neighbours {
+                return choice(Backend::Engine, Why::SparesNeighbours);
             }
             match netem() {
                 Ok(()) => choice(Backend::Netem, Why::KernelHasNetem),
@@ -235,7 +276,7 @@ impl Carrier {
         let captured = |link: &PlannedLink| link.capture || capture_all;
         let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
         let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
-        let choice = choose(&setting, carried.iter().any(|&i| captured(&plan.links[i])), netem_available)?;
+        let choice = choose(&setting, Needs::of(plan, &carried, captured), netem_available)?;
         eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
         let how = if choice.backend == Backend::Netem {
@@ -320,6 +361,13 @@ impl Carrier {
         conditions: Conditions,
     ) -> Result<()> {
         let link = &plan.links[index];
+        if self.how.backend() == Backend::Netem && conditions.spares_neighbour_discovery() {
+            eprintln!(
+                "netns-test: {}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
+                 and neighbour discovery too",
+                link.label
+            );
+        }
         let change =
             prepare(self.how.backend(), &link.label, direction, conditions, link_seed(self.seed, index))?;
         match (&self.how, change) {
@@ -429,22 +477,40 @@ mod tests {
             Err(Error::Unsupported { feature: "sch_netem".into(), reason: "a long remedy: modprobe".into() })
         };
         let present = || Ok(());
-        let auto = choose("", false, missing).unwrap();
-        assert_eq!(auto, Choice { backend: Backend::Engine, why: Why::NetemMissing });
+        let plain = Needs::default();
+        let capture = Needs { capture: true, ..Needs::default() };
+        let spare = Needs { spare_neighbours: true, ..Needs::default() };
+        let auto = choose("", plain, missing).unwrap();
+        assert_eq!(auto.backend, Backend::Engine);
         assert_eq!(auto.summary(), "user-space engine; netem unavailable, see `cargo xtask doctor`");
-        assert_eq!(choose("auto", false, present).unwrap().summary(), "netem");
-        assert_eq!(choose("auto", true, present).unwrap().summary(), "user-space engine (captures need it)");
+        assert_eq!(choose("auto", plain, present).unwrap().summary(), "netem");
         assert_eq!(
-            choose("userspace", false, present).unwrap().summary(),
+            choose("auto", capture, present).unwrap().summary(),
+            "user-space engine (captures need it)"
+        );
+        // Only the engine spares neighbour discovery, so auto prefers it even with netem there.
+        assert_eq!(
+            choose("auto", spare, present).unwrap().summary(),
+            "user-space engine (netem cannot spare ARP and neighbour discovery)"
+        );
+        let asked = choose("netem", spare, present).unwrap();
+        assert_eq!(asked.backend, Backend::Netem);
+        assert_eq!(
+            asked.summary(),
+            "netem (NETNS_TEST_LINK_ENGINE=netem); loss, duplicate and corrupt hit ARP and neighbour \
+             discovery too"
+        );
+        assert_eq!(
+            choose("userspace", plain, present).unwrap().summary(),
             "user-space engine (NETNS_TEST_LINK_ENGINE=userspace)"
         );
         let unprobed = || Err(Error::io("probing", std::io::ErrorKind::Other.into()));
-        assert!(choose("auto", false, unprobed).unwrap().summary().contains("could not be probed"));
+        assert!(choose("auto", plain, unprobed).unwrap().summary().contains("could not be probed"));
         // Asked for explicitly, a missing netem is an error with the whole remedy.
-        let error = choose("netem", false, missing).unwrap_err();
+        let error = choose("netem", plain, missing).unwrap_err();
         assert!(error.to_string().contains("modprobe"), "{error}");
-        assert!(choose("netem", true, present).is_err(), "netem cannot capture");
-        assert!(choose("kernel", false, present).is_err());
+        assert!(choose("netem", capture, present).is_err(), "netem cannot capture");
+        assert!(choose("kernel", plain, present).is_err());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(super) struct RawConditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     corrupt: Option<Fraction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    impair_neighbour_discovery: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
 }
 
@@ -111,6 +113,7 @@ impl TryFrom<RawConditions> for Conditions {
         conditions.reorder = raw.reorder.map_or(0.0, |f| f.0);
         conditions.duplicate = raw.duplicate.map_or(0.0, |f| f.0);
         conditions.corrupt = raw.corrupt.map_or(0.0, |f| f.0);
+        conditions.impair_neighbour_discovery = raw.impair_neighbour_discovery.unwrap_or(false);
         conditions.seed = raw.seed;
         conditions.validate()?;
         Ok(conditions)
@@ -148,6 +151,7 @@ impl From<Conditions> for RawConditions {
             reorder: some_fraction(c.reorder),
             duplicate: some_fraction(c.duplicate),
             corrupt: some_fraction(c.corrupt),
+            impair_neighbour_discovery: c.impair_neighbour_discovery.then_some(true),
             seed: c.seed,
         }
     }

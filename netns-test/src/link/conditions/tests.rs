@@ -41,6 +41,10 @@ fn defaults_are_a_perfect_link() {
     let c = Conditions::new();
     assert!(c.is_perfect());
     assert!(Conditions::new().seed(3).is_perfect());
+    assert!(Conditions::new().impair_neighbour_discovery(true).is_perfect());
+    assert!(Conditions::new().loss(0.1).spares_neighbour_discovery());
+    assert!(!Conditions::new().loss(0.1).impair_neighbour_discovery(true).spares_neighbour_discovery());
+    assert!(!Conditions::new().delay(Duration::from_millis(5)).spares_neighbour_discovery());
     assert!(!Conditions::new().loss(0.5).is_perfect());
     assert_eq!(c.limit_packets(), DEFAULT_LIMIT);
     assert_eq!(c.to_string(), "perfect");
@@ -135,6 +139,7 @@ fn toml_with_every_field() {
         reorder = "25%"
         duplicate = 0.01
         corrupt = "0.1%"
+        impair_neighbour_discovery = true
         seed = 42
         "#,
     )
@@ -151,8 +156,10 @@ fn toml_with_every_field() {
         .reorder(0.25)
         .duplicate(0.01)
         .corrupt(0.1 / 100.0)
+        .impair_neighbour_discovery(true)
         .seed(42);
     assert_eq!(c, expected);
+    assert!(!from_toml("loss = \"1%\"").unwrap().impair_neighbour_discovery, "spared by default");
 }
 
 #[test]
@@ -205,6 +212,7 @@ fn serialising_and_reading_back_gives_the_same_conditions() {
         .loss_model(Loss::GilbertElliott(GilbertElliott::new(0.01, 0.3)))
         .rate(1_234)
         .duplicate(0.013)
+        .impair_neighbour_discovery(true)
         .seed(5);
     // The crate's toml has no serialiser; JSON goes through the same Serialize/Deserialize.
     let text = serde_json::to_string(&original).unwrap();
