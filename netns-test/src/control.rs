@@ -14,7 +14,7 @@ use crate::carrier::Carrier;
 use crate::error::{Error, Result, name_list};
 use crate::link::{Conditions, Direction, DirectionCounters};
 use crate::network::{Interface, Network, Node};
-use crate::topology::NodeKind;
+use crate::topology::{NodeKind, Plan, mac_for};
 use crate::wiring::{At, SockFilter, cbpf};
 
 /// How long a [`Wait`] waits unless told otherwise.
@@ -344,25 +344,34 @@ impl Drop for Partition {
 #[derive(Debug)]
 #[must_use = "the link is restored as soon as this guard is dropped"]
 pub struct Cut {
+    link: LinkHandle,
     filters: Vec<Filter>,
     healed: bool,
 }
 
 impl Cut {
-    /// Restores the link now, reporting any error.
+    /// Restores the link now, reporting any error. When this returns, the link carries
+    /// traffic again at once (see [`LinkHandle::cut`]).
     ///
     /// # Errors
-    /// A netlink failure removing a filter.
+    /// A netlink failure removing a filter or refreshing a neighbour entry.
     pub fn heal(mut self) -> Result<()> {
+        self.restore()
+    }
+
+    fn restore(&mut self) -> Result<()> {
         self.healed = true;
-        remove(&self.filters)
+        let removed = remove(&self.filters);
+        let refreshed = self.link.refresh_neighbours();
+        self.link.network.cuts(self.link.link).fetch_sub(1, Ordering::Release);
+        removed.and(refreshed)
     }
 }
 
 impl Drop for Cut {
     fn drop(&mut self) {
         if !self.healed {
-            if let Err(error) = remove(&self.filters) {
+            if let Err(error) = self.restore() {
                 eprintln!("netns-test: restoring a cut link failed: {error:?}");
             }
         }
@@ -387,20 +396,66 @@ impl LinkHandle {
 
     /// Cuts the link silently: both ends stay up with carrier, but every frame is dropped on
     /// arrival, as an unplugged cable somewhere in the middle would. The link comes back when
-    /// the guard drops.
+    /// the guard drops (or [`heal`](Cut::heal)s), ready to carry the next packet at once: the
+    /// neighbour entries that nodes on either side were resolving across the link during the
+    /// cut (or failed to resolve) are resolved from the topology's addresses, as an answer
+    /// would, instead of waiting for the kernel's next retry (up to a second, by default).
+    /// While the link is cut, [`ready`](Self::ready) waits.
     ///
     /// # Errors
     /// A netlink failure installing the filters.
     pub fn cut(&self) -> Result<Cut> {
         let prio = next_prio();
-        let mut filters = Vec::new();
+        // Counted before the first filter goes in, so that `ready` never takes a cut link for
+        // a ready one; the guard uncounts it when it heals, and heals what was installed when
+        // an error here drops it.
+        self.network.cuts(self.link).fetch_add(1, Ordering::Release);
+        let mut guard = Cut { link: self.clone(), filters: Vec::new(), healed: false };
         for (node, ifname) in &self.ends {
             let iface = node.interface(ifname)?;
             let filter = Filter { node: node.clone(), index: iface.index(), name: ifname.clone(), prio };
             install(node, std::slice::from_ref(&filter), &cbpf::drop_all())?;
-            filters.push(filter);
+            guard.filters.push(filter);
         }
-        Ok(Cut { filters, healed: false })
+        Ok(guard)
+    }
+
+    /// Resolves, from the topology, the neighbour entries that nodes on one side of this link
+    /// hold unresolved (incomplete or failed) for addresses on the other side: a cut or a
+    /// link that was down leaves them waiting for the kernel's next retry.
+    fn refresh_neighbours(&self) -> Result<()> {
+        let plan = self.network.plan();
+        let sides = link_sides(plan, self.link);
+        // For each node on either side: the neighbours it may hold on its interfaces there,
+        // the interfaces across the link.
+        let mut work: Vec<(usize, Vec<Neighbour>)> = Vec::new();
+        for (here, there) in [(&sides[0], &sides[1]), (&sides[1], &sides[0])] {
+            let across: Vec<(IpAddr, [u8; 6])> =
+                there.iter().flat_map(|&(node, iface)| neighbour_addresses(plan, node, iface)).collect();
+            for &(node, iface) in here {
+                let index = plan.nodes[node].ifaces[iface].index;
+                let entries = across.iter().map(|&(addr, mac)| Neighbour { index, addr, mac });
+                match work.iter_mut().find(|(n, _)| *n == node) {
+                    Some((_, known)) => known.extend(entries),
+                    None => work.push((node, entries.collect())),
+                }
+            }
+        }
+        let work: Vec<(Node, Vec<Neighbour>)> =
+            work.into_iter().map(|(node, known)| (self.network.nodes()[node].clone(), known)).collect();
+        self.network.ctl().block_on(async move {
+            futures_util::future::try_join_all(work.iter().map(|(node, known)| async move {
+                let at = At { node: node.name(), handle: &node.netlink().handle };
+                for (index, addr) in at.unresolved_neighbours().await? {
+                    if let Some(known) = known.iter().find(|k| (k.index, k.addr) == (index, addr)) {
+                        at.resolve_neighbour(index, addr, known.mac).await?;
+                    }
+                }
+                Ok::<(), Error>(())
+            }))
+            .await
+            .map(drop)
+        })
     }
 
     /// Sets both ends administratively down (`ip link set <dev> down`): unlike a cut, the
@@ -412,15 +467,18 @@ impl LinkHandle {
         self.set_up(false)
     }
 
-    /// Sets both ends up again, waits until the kernel reports the link ready, and puts back
-    /// the topology's routes through the link (the kernel deleted them with the link).
+    /// Sets both ends up again, waits until the kernel reports the link ready, puts back the
+    /// topology's routes through the link (the kernel deleted them with the link), and
+    /// resolves the neighbour entries left waiting across it (as [`cut`](Self::cut) does when
+    /// it heals), so that the link carries the next packet at once.
     ///
     /// # Errors
     /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
     pub fn up(&self) -> Result<()> {
         self.set_up(true)?;
         self.ready().wait()?;
-        self.restore_routes()
+        self.restore_routes()?;
+        self.refresh_neighbours()
     }
 
     fn restore_routes(&self) -> Result<()> {
@@ -571,16 +629,20 @@ impl LinkHandle {
         Ok(())
     }
 
-    /// Waits until both ends are up with carrier and the kernel has finished activating them.
+    /// Waits until the link carries traffic: both ends up with carrier, the kernel done
+    /// activating them, and no [`cut`](Self::cut) in place. (A cut link keeps its carrier, but
+    /// carries nothing until the cut heals.) After [`up`](Self::up) returns, or a cut heals,
+    /// it is ready at once.
     pub fn ready(&self) -> Wait {
         let ends: Vec<(Node, u32)> = self
             .ends
             .iter()
             .filter_map(|(node, ifname)| node.interface(ifname).ok().map(|i| (node.clone(), i.index())))
             .collect();
+        let (network, link) = (self.network.clone(), self.link);
         Wait::new(
             self.ends[0].0.ctl().handle(),
-            format!("{} to be up with carrier", self.describe()),
+            format!("{} to carry traffic (up with carrier, and not cut)", self.describe()),
             move |deadline| {
                 Box::pin(async move {
                     for (node, index) in ends {
@@ -591,11 +653,70 @@ impl LinkHandle {
                             .await
                             .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
                     }
-                    Ok(())
+                    // Cuts are this process's own doing, with no kernel notification to wait on.
+                    poll_until(deadline, || {
+                        std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
+                    })
+                    .await
                 })
             },
         )
     }
+}
+
+/// A neighbour a node may have to resolve: on its interface `index`, address `addr` at `mac`.
+struct Neighbour {
+    index: u32,
+    addr: IpAddr,
+    mac: [u8; 6],
+}
+
+/// The interfaces of hosts and routers on either side of plan link `link`: each end, or, for
+/// an end on a switch, every host and router interface reachable through switches from it
+/// without crossing the link.
+fn link_sides(plan: &Plan, link: usize) -> [Vec<(usize, usize)>; 2] {
+    let side = |start: (usize, usize)| {
+        let mut members = Vec::new();
+        let mut switches = Vec::new();
+        let mut pending = vec![(start, link)];
+        while let Some(((node, iface), through)) = pending.pop() {
+            if plan.nodes[node].kind != NodeKind::Switch {
+                members.push((node, iface));
+                continue;
+            }
+            if switches.contains(&node) {
+                continue;
+            }
+            switches.push(node);
+            for port in &plan.nodes[node].ifaces {
+                if port.link == through || port.link == link {
+                    continue;
+                }
+                let ends = plan.links[port.link].ends;
+                let far = if ends[0].0 == node { ends[1] } else { ends[0] };
+                pending.push((far, port.link));
+            }
+        }
+        members
+    };
+    let ends = plan.links[link].ends;
+    [side(ends[0]), side(ends[1])]
+}
+
+/// The addresses interface `iface` of `node` answers for, with its MAC: the topology's, and
+/// the IPv6 link-local address the kernel derives from the MAC (EUI-64) where the topology has
+/// IPv6.
+fn neighbour_addresses(plan: &Plan, node: usize, iface: usize) -> Vec<(IpAddr, [u8; 6])> {
+    let spec = &plan.nodes[node].ifaces[iface];
+    let mac = mac_for(spec.index);
+    let mut addrs: Vec<(IpAddr, [u8; 6])> = spec.addrs.iter().map(|addr| (addr.addr(), mac)).collect();
+    if plan.ipv6 {
+        let [a, b, c, d, e, f] = mac;
+        let link_local =
+            std::net::Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f]);
+        addrs.push((IpAddr::V6(link_local), mac));
+    }
+    addrs
 }
 
 /// A flapping link; dropping it stops the flapping with the link up.
