@@ -476,7 +476,8 @@ impl LinkHandle {
     /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
     pub fn up(&self) -> Result<()> {
         self.set_up(true)?;
-        self.ready().wait()?;
+        // The carrier only: a link may go down and up while it is cut, and stays cut.
+        self.wait_until(false).wait()?;
         self.restore_routes()?;
         self.refresh_neighbours()
     }
@@ -631,36 +632,42 @@ impl LinkHandle {
 
     /// Waits until the link carries traffic: both ends up with carrier, the kernel done
     /// activating them, and no [`cut`](Self::cut) in place. (A cut link keeps its carrier, but
-    /// carries nothing until the cut heals.) After [`up`](Self::up) returns, or a cut heals,
-    /// it is ready at once.
+    /// carries nothing until the cut heals.) After [`up`](Self::up) returns on a link that is
+    /// not cut, or a cut heals, it is ready at once.
     pub fn ready(&self) -> Wait {
+        self.wait_until(true)
+    }
+
+    /// Waits until both ends are up with carrier and, when `uncut`, until no cut is in place.
+    fn wait_until(&self, uncut: bool) -> Wait {
         let ends: Vec<(Node, u32)> = self
             .ends
             .iter()
             .filter_map(|(node, ifname)| node.interface(ifname).ok().map(|i| (node.clone(), i.index())))
             .collect();
         let (network, link) = (self.network.clone(), self.link);
-        Wait::new(
-            self.ends[0].0.ctl().handle(),
-            format!("{} to carry traffic (up with carrier, and not cut)", self.describe()),
-            move |deadline| {
-                Box::pin(async move {
-                    for (node, index) in ends {
-                        let netlink = node.netlink();
-                        netlink
-                            .links
-                            .wait(&netlink.handle, index, deadline, |status| status.ready())
-                            .await
-                            .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
-                    }
-                    // Cuts are this process's own doing, with no kernel notification to wait on.
-                    poll_until(deadline, || {
-                        std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
-                    })
-                    .await
+        let what =
+            if uncut { "to carry traffic (up with carrier, and not cut)" } else { "to be up with carrier" };
+        Wait::new(self.ends[0].0.ctl().handle(), format!("{} {what}", self.describe()), move |deadline| {
+            Box::pin(async move {
+                for (node, index) in ends {
+                    let netlink = node.netlink();
+                    netlink
+                        .links
+                        .wait(&netlink.handle, index, deadline, |status| status.ready())
+                        .await
+                        .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
+                }
+                if !uncut {
+                    return Ok(());
+                }
+                // Cuts are this process's own doing, with no kernel notification to wait on.
+                poll_until(deadline, || {
+                    std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
                 })
-            },
-        )
+                .await
+            })
+        })
     }
 }
 

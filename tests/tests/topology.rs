@@ -301,9 +301,12 @@ fn a_cut_link_drops_silently_and_heals(net: &Network) {
     // Both ends keep their carrier: the break is in the middle, not at the ends.
     assert!(ip(net.local(), &["-o", "link", "show", "veth0"]).contains("LOWER_UP"));
     assert!(ip(test1, &["-o", "link", "show", "veth1"]).contains("LOWER_UP"));
-    // But the link carries nothing, so it is not ready.
+    // But the link carries nothing, so it is not ready, even after going down and up.
     let error = link.ready().timeout(Duration::from_millis(50)).wait().unwrap_err();
     assert!(error.to_string().contains("to carry traffic (up with carrier, and not cut)"), "{error}");
+    link.down().unwrap();
+    link.up().unwrap();
+    assert!(link.ready().timeout(Duration::from_millis(50)).wait().is_err(), "still cut");
     assert!(!tcp_reaches(net.local(), test1, peer));
     drop(cut);
     link.ready().wait().unwrap();
