@@ -29,6 +29,15 @@ enum How {
     Netem,
 }
 
+impl How {
+    fn backend(&self) -> Backend {
+        match self {
+            How::Engine { .. } => Backend::Engine,
+            How::Netem => Backend::Netem,
+        }
+    }
+}
+
 /// The links with conditions of one network.
 #[derive(Debug)]
 pub(crate) struct Carrier {
@@ -91,14 +100,104 @@ fn capture_name(index: usize, plan: &Plan, link: &PlannedLink) -> String {
     format!("link{}-{a}-{b}.pcap", index + 1)
 }
 
-/// Which carrier `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`) and the kernel
-/// choose, and why.
-fn choose(wants_capture: bool) -> Result<(bool, String)> {
-    let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
+/// The two ways of carrying links with conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// The user-space engine.
+    Engine,
+    /// netem qdiscs.
+    Netem,
+}
+
+/// Why a backend was chosen, for the one line a test prints about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// `NETNS_TEST_LINK_ENGINE` asked for it.
+    Asked,
+    /// A link is captured, which only the engine can do.
+    Captures,
+    /// A link's conditions spare neighbour discovery from loss, duplication or corruption,
+    /// which only the engine can do.
+    SparesNeighbours,
+    /// The kernel has netem.
+    KernelHasNetem,
+    /// The kernel has no netem (the full reason and remedy are in `cargo xtask doctor`).
+    NetemMissing,
+    /// The netem probe itself failed.
+    NetemUnprobed,
+}
+
+/// What the links with conditions of one network ask of their backend.
+#[derive(Clone, Copy, Debug, Default)]
+struct Needs {
+    /// A link is captured.
+    capture: bool,
+    /// A link's conditions spare neighbour discovery from loss, duplication or corruption.
+    spare_neighbours: bool,
+}
+
+impl Needs {
+    fn of(plan: &Plan, carried: &[usize], captured: impl Fn(&PlannedLink) -> bool) -> Needs {
+        let links = || carried.iter().map(|&index| &plan.links[index]);
+        Needs {
+            capture: links().any(captured),
+            spare_neighbours: links()
+                .flat_map(|link| &link.conditions)
+                .any(Conditions::spares_neighbour_discovery),
+        }
+    }
+}
+
+/// The backend chosen for one network, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Choice {
+    backend: Backend,
+    why: Why,
+    /// netem was asked for although a link's conditions would spare neighbour discovery.
+    impairs_neighbours: bool,
+}
+
+impl Choice {
+    /// One short line: the backend and why, without the netem remedy (that is in
+    /// `cargo xtask doctor`, and in the error when netem was asked for and is missing).
+    fn summary(&self) -> String {
+        let backend = match self.backend {
+            Backend::Engine => "user-space engine",
+            Backend::Netem => "netem",
+        };
+        let why = match (self.why, self.backend) {
+            (Why::Asked, Backend::Engine) => " (NETNS_TEST_LINK_ENGINE=userspace)",
+            (Why::Asked, Backend::Netem) => " (NETNS_TEST_LINK_ENGINE=netem)",
+            (Why::Captures, _) => " (captures need it)",
+            (Why::SparesNeighbours, _) => " (netem cannot spare ARP and neighbour discovery)",
+            (Why::KernelHasNetem, _) => "",
+            (Why::NetemMissing, _) => "; netem unavailable, see `cargo xtask doctor`",
+            (Why::NetemUnprobed, _) => "; netem could not be probed, see `cargo xtask doctor`",
+        };
+        let caveat = if self.impairs_neighbours {
+            "; loss, duplicate and corrupt hit ARP and neighbour discovery too"
+        } else {
+            ""
+        };
+        format!("{backend}{why}{caveat}")
+    }
+}
+
+/// Which backend the setting of `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`; unset
+/// is `auto`), what the links need and the kernel choose. `auto` takes netem only when the
+/// kernel has it and no link needs the engine: a capture, or conditions that spare neighbour
+/// discovery. `netem` says whether the kernel has netem; it is asked only when the answer
+/// matters.
+///
+/// # Errors
+/// An unknown setting; netem asked for with a capture; netem asked for on a kernel without it
+/// ([`Error::Unsupported`] with the full reason and remedy).
+fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
+    let choice = |backend, why| Ok(Choice { backend, why, impairs_neighbours: false });
     match setting.trim() {
-        "userspace" => Ok((false, "chosen by NETNS_TEST_LINK_ENGINE".into())),
+        "userspace" => choice(Backend::Engine, Why::Asked),
         "netem" => {
-            if wants_capture {
+            if needs.capture {
                 return Err(Error::Unsupported {
                     feature: "capture with netem".into(),
                     reason:
@@ -107,25 +206,59 @@ fn choose(wants_capture: bool) -> Result<(bool, String)> {
                             .into(),
                 });
             }
-            netem_available()?;
-            Ok((true, "chosen by NETNS_TEST_LINK_ENGINE".into()))
+            netem()?;
+            Ok(Choice {
+                backend: Backend::Netem,
+                why: Why::Asked,
+                impairs_neighbours: needs.spare_neighbours,
+            })
         }
         "" | "auto" => {
-            if wants_capture {
-                return Ok((false, "captures need it".into()));
+            if needs.capture {
+                return choice(Backend::Engine, Why::Captures);
             }
-            match netem_available() {
-                Ok(()) => Ok((true, "the kernel has sch_netem".into())),
-                Err(Error::Unsupported { reason, .. }) => {
-                    Ok((false, format!("sch_netem is not available: {reason}")))
-                }
-                Err(other) => Ok((false, format!("sch_netem could not be probed: {other}"))),
+            if needs.spare_neighbours {
+                return choice(Backend::Engine, Why::SparesNeighbours);
+            }
+            match netem() {
+                Ok(()) => choice(Backend::Netem, Why::KernelHasNetem),
+                Err(Error::Unsupported { .. }) => choice(Backend::Engine, Why::NetemMissing),
+                Err(_) => choice(Backend::Engine, Why::NetemUnprobed),
             }
         }
         other => Err(Error::io(
             format!("reading NETNS_TEST_LINK_ENGINE={other:?} (expected auto, userspace or netem)"),
             std::io::ErrorKind::InvalidInput.into(),
         )),
+    }
+}
+
+/// A change of one direction's conditions, made ready for the backend that carries the link.
+#[derive(Debug, PartialEq)]
+enum Change {
+    Engine(Conditions),
+    Netem(NetemOptions),
+}
+
+/// Validates `conditions` for direction `direction` of link `label`, the same way whatever the
+/// backend, then turns them into what `backend` applies. Validation comes first so that an
+/// invalid value is the same [`Error::InvalidConditions`] on every backend: netem's encoding
+/// would otherwise clamp it silently.
+fn prepare(
+    backend: Backend,
+    label: &str,
+    direction: Direction,
+    conditions: Conditions,
+    seed: u64,
+) -> Result<Change> {
+    conditions.validate().map_err(|source| Error::InvalidConditions {
+        link: label.to_string(),
+        direction,
+        source,
+    })?;
+    match backend {
+        Backend::Engine => Ok(Change::Engine(conditions)),
+        Backend::Netem => Ok(Change::Netem(NetemOptions::from_conditions(&conditions, seed)?)),
     }
 }
 
@@ -142,15 +275,11 @@ impl Carrier {
         let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
         let captured = |link: &PlannedLink| link.capture || capture_all;
         let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
-        let (netem, why) = choose(carried.iter().any(|&i| captured(&plan.links[i])))?;
-        eprintln!(
-            "netns-test: {} link{} with conditions carried by {} ({why}); seed {seed}",
-            carried.len(),
-            if carried.len() == 1 { "" } else { "s" },
-            if netem { "netem" } else { "the user-space engine" },
-        );
+        let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
+        let choice = choose(&setting, Needs::of(plan, &carried, captured), netem_available)?;
+        eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
-        let how = if netem {
+        let how = if choice.backend == Backend::Netem {
             for &index in &carried {
                 let link = &plan.links[index];
                 let [a, b, bridge] = link.wire.expect("carried links have a wire");
@@ -217,7 +346,12 @@ impl Carrier {
         &self.captures
     }
 
-    /// Changes the conditions of one direction of plan link `index`.
+    /// Changes the conditions of one direction of plan link `index`. They are validated here,
+    /// before anything reaches the backend.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConditions`] (the same on every backend); what netem cannot do; a
+    /// failure of the backend.
     pub(crate) fn set_conditions(
         &self,
         plan: &Plan,
@@ -226,23 +360,32 @@ impl Carrier {
         direction: Direction,
         conditions: Conditions,
     ) -> Result<()> {
-        match &self.how {
-            How::Engine { engine, ids } => {
+        let link = &plan.links[index];
+        if self.how.backend() == Backend::Netem && conditions.spares_neighbour_discovery() {
+            eprintln!(
+                "netns-test: {}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
+                 and neighbour discovery too",
+                link.label
+            );
+        }
+        let change =
+            prepare(self.how.backend(), &link.label, direction, conditions, link_seed(self.seed, index))?;
+        match (&self.how, change) {
+            (How::Engine { engine, ids }, Change::Engine(conditions)) => {
                 let id = ids[index].expect("carried links are attached");
                 engine.set_conditions(id, direction, conditions)
             }
-            How::Netem => {
-                let link = &plan.links[index];
+            (How::Netem, Change::Netem(options)) => {
                 let [a, b, _] = link.wire.expect("carried links have a wire");
                 let names = PlannedLink::wire_names(index);
                 let (ifindex, name) = match direction {
                     Direction::AToB => (b, names[1].clone()),
                     Direction::BToA => (a, names[0].clone()),
                 };
-                let options = NetemOptions::from_conditions(&conditions, link_seed(self.seed, index))?;
                 let handle = self.netlink.handle.clone();
                 ctl.block_on(async move { apply_netem(&handle, "wire", ifindex, &name, &options).await })
             }
+            _ => unreachable!("a change is prepared for the backend that carries the link"),
         }
     }
 
@@ -296,6 +439,78 @@ mod tests {
         assert_eq!(link_seed(7, 0), link_seed(7, 0));
         assert_ne!(link_seed(7, 0), link_seed(7, 1));
         assert_ne!(link_seed(7, 0), link_seed(8, 0));
+    }
+
+    #[test]
+    fn invalid_conditions_are_the_same_error_on_either_backend() {
+        let label = "link 1 (`client` – `server`)";
+        let refused = |backend| {
+            let error = prepare(backend, label, Direction::AToB, Conditions::new().loss(5.0), 1).unwrap_err();
+            assert!(
+                matches!(&error, Error::InvalidConditions { source, .. } if source.field == "loss"),
+                "{error:?}"
+            );
+            error.to_string()
+        };
+        // netem's encoding would have clamped 5 to a probability of 1: 100 % loss.
+        assert_eq!(refused(Backend::Netem), refused(Backend::Engine));
+        assert_eq!(
+            refused(Backend::Netem),
+            "link 1 (`client` – `server`), a→b: invalid condition loss = 5: must be a probability \
+             from 0 to 1 (0.05 is 5 %)"
+        );
+
+        let fine = Conditions::new().loss(0.5);
+        assert_eq!(
+            prepare(Backend::Engine, label, Direction::BToA, fine.clone(), 1).unwrap(),
+            Change::Engine(fine.clone())
+        );
+        let Change::Netem(options) = prepare(Backend::Netem, label, Direction::BToA, fine, 1).unwrap() else {
+            panic!("netem options for netem");
+        };
+        assert_eq!(options.loss, u32::MAX / 2 + 1);
+    }
+
+    #[test]
+    fn the_choice_of_backend_and_its_one_line() {
+        let missing = || {
+            Err(Error::Unsupported { feature: "sch_netem".into(), reason: "a long remedy: modprobe".into() })
+        };
+        let present = || Ok(());
+        let plain = Needs::default();
+        let capture = Needs { capture: true, ..Needs::default() };
+        let spare = Needs { spare_neighbours: true, ..Needs::default() };
+        let auto = choose("", plain, missing).unwrap();
+        assert_eq!(auto.backend, Backend::Engine);
+        assert_eq!(auto.summary(), "user-space engine; netem unavailable, see `cargo xtask doctor`");
+        assert_eq!(choose("auto", plain, present).unwrap().summary(), "netem");
+        assert_eq!(
+            choose("auto", capture, present).unwrap().summary(),
+            "user-space engine (captures need it)"
+        );
+        // Only the engine spares neighbour discovery, so auto prefers it even with netem there.
+        assert_eq!(
+            choose("auto", spare, present).unwrap().summary(),
+            "user-space engine (netem cannot spare ARP and neighbour discovery)"
+        );
+        let asked = choose("netem", spare, present).unwrap();
+        assert_eq!(asked.backend, Backend::Netem);
+        assert_eq!(
+            asked.summary(),
+            "netem (NETNS_TEST_LINK_ENGINE=netem); loss, duplicate and corrupt hit ARP and neighbour \
+             discovery too"
+        );
+        assert_eq!(
+            choose("userspace", plain, present).unwrap().summary(),
+            "user-space engine (NETNS_TEST_LINK_ENGINE=userspace)"
+        );
+        let unprobed = || Err(Error::io("probing", std::io::ErrorKind::Other.into()));
+        assert!(choose("auto", plain, unprobed).unwrap().summary().contains("could not be probed"));
+        // Asked for explicitly, a missing netem is an error with the whole remedy.
+        let error = choose("netem", plain, missing).unwrap_err();
+        assert!(error.to_string().contains("modprobe"), "{error}");
+        assert!(choose("netem", capture, present).is_err(), "netem cannot capture");
+        assert!(choose("kernel", plain, present).is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use crate::carrier::Carrier;
 use crate::error::{Error, Result, name_list};
 use crate::link::{Conditions, Direction, DirectionCounters};
-use crate::network::{Network, Node};
-use crate::topology::NodeKind;
+use crate::network::{Interface, Network, Node};
+use crate::topology::{NodeKind, Plan, mac_for};
 use crate::wiring::{At, SockFilter, cbpf};
 
 /// How long a [`Wait`] waits unless told otherwise.
@@ -127,34 +127,70 @@ pub struct LinkHandle {
 }
 
 impl Network {
-    /// The link between nodes `a` and `b` (the first one declared, if there are several).
+    /// The link between `a` and `b`, each written `node` or `node:interface`:
+    /// `net.link("client", "r1")`, or, where two nodes are joined by several links,
+    /// `net.link("a:eth1", "b")` or `net.link("a:eth1", "b:eth0")`. A host's link to a switch
+    /// is `net.link("h1", "sw")`: the switch is a node like any other, its port the interface.
+    /// The handle's ends are in the order asked for.
     ///
     /// # Panics
-    /// When there is no such link; [`try_link`](Self::try_link) returns an error instead.
+    /// When no link, or more than one, matches; [`try_link`](Self::try_link) returns the
+    /// error instead.
     #[track_caller]
     pub fn link(&self, a: &str, b: &str) -> LinkHandle {
         self.try_link(a, b).unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// The link between nodes `a` and `b`, or an error naming what is missing.
+    /// The link between `a` and `b` (see [`link`](Self::link)), or an error.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`] or [`Error::UnknownInterface`] for an end that does not exist;
+    /// [`Error::UnknownLink`] when no link joins the ends; [`Error::AmbiguousLink`], listing the
+    /// candidates with their interfaces, when several do and no interface says which.
     pub fn try_link(&self, a: &str, b: &str) -> Result<LinkHandle> {
-        let first = self.try_node(a)?;
-        self.try_node(b)?;
-        let iface = first.interfaces().iter().find(|i| i.peer_node() == b).ok_or_else(|| {
-            Error::UnknownInterface {
-                node: a.to_string(),
-                name: format!("(a link to `{b}`)"),
-                known: name_list(first.interfaces().iter().map(|i| i.name())),
+        let split = |end: &str| match end.split_once(':') {
+            Some((node, iface)) => (node.to_string(), Some(iface.to_string())),
+            None => (end.to_string(), None),
+        };
+        let ((a_node, a_iface), (b_node, b_iface)) = (split(a), split(b));
+        let first = self.try_node(&a_node)?;
+        let second = self.try_node(&b_node)?;
+        for (node, iface) in [(first, &a_iface), (second, &b_iface)] {
+            if let Some(iface) = iface {
+                node.interface(iface)?;
             }
-        })?;
-        Ok(LinkHandle {
-            network: self.clone(),
-            link: iface.link,
-            ends: [
-                (first.clone(), iface.name().to_string()),
-                (self.node(b).clone(), iface.peer_name().to_string()),
-            ],
-        })
+        }
+        let candidates: Vec<&Interface> = first
+            .interfaces()
+            .iter()
+            .filter(|i| i.peer_node() == b_node)
+            .filter(|i| a_iface.as_ref().is_none_or(|name| i.name() == name))
+            .filter(|i| b_iface.as_ref().is_none_or(|name| i.peer_name() == name))
+            .collect();
+        let ends = |i: &Interface| {
+            [format!("{a_node}:{}", i.name()), format!("{}:{}", i.peer_node(), i.peer_name())]
+        };
+        match candidates[..] {
+            [iface] => Ok(LinkHandle {
+                network: self.clone(),
+                link: iface.link,
+                ends: [
+                    (first.clone(), iface.name().to_string()),
+                    (second.clone(), iface.peer_name().to_string()),
+                ],
+            }),
+            [] => Err(Error::UnknownLink {
+                a: a.to_string(),
+                b: b.to_string(),
+                node: a_node.clone(),
+                links: first.interfaces().iter().map(|i| ends(i).join(" – ")).collect(),
+            }),
+            _ => Err(Error::AmbiguousLink {
+                a: a.to_string(),
+                b: b.to_string(),
+                candidates: candidates.into_iter().map(ends).collect(),
+            }),
+        }
     }
 
     /// Splits the network: every node listed in one group stops receiving IP packets from the
@@ -171,23 +207,44 @@ impl Network {
     /// ```
     ///
     /// # Errors
-    /// An unknown node, a node listed twice, a switch listed, or a netlink failure.
+    /// [`Error::InvalidPartition`] naming the node and the groups for an unknown node, a node
+    /// listed twice or a switch listed; a netlink failure.
     pub fn partition(&self, groups: &[&[&str]]) -> Result<Partition> {
+        let invalid = |node: &str, reason: String| Error::InvalidPartition {
+            node: node.to_string(),
+            groups: format!("{groups:?}"),
+            reason,
+        };
         let mut members: Vec<(usize, Node)> = Vec::new();
         for (group, names) in groups.iter().enumerate() {
             for name in *names {
-                let node = self.try_node(name)?;
+                let node = self.try_node(name).map_err(|_| {
+                    invalid(
+                        name,
+                        format!(
+                            "there is no node `{name}`; the network has {}",
+                            name_list(self.nodes().iter().map(Node::name))
+                        ),
+                    )
+                })?;
                 if node.kind() == NodeKind::Switch {
-                    return Err(Error::Io {
-                        what: format!("partitioning: `{name}` is a switch; list hosts and routers"),
-                        source: std::io::ErrorKind::InvalidInput.into(),
-                    });
+                    return Err(invalid(
+                        name,
+                        format!(
+                            "`{name}` is a switch, which forwards for every group; list hosts and routers"
+                        ),
+                    ));
                 }
-                if members.iter().any(|(_, n)| n.name() == *name) {
-                    return Err(Error::Io {
-                        what: format!("partitioning: node `{name}` is listed in two groups"),
-                        source: std::io::ErrorKind::InvalidInput.into(),
-                    });
+                if let Some((first, _)) = members.iter().find(|(_, n)| n.name() == *name) {
+                    let place = if *first == group {
+                        format!("listed twice in group {}", group + 1)
+                    } else {
+                        format!("in groups {} and {}", first + 1, group + 1)
+                    };
+                    return Err(invalid(
+                        name,
+                        format!("node `{name}` is {place}; a node belongs to one group"),
+                    ));
                 }
                 members.push((group, node.clone()));
             }
@@ -289,25 +346,34 @@ impl Drop for Partition {
 #[derive(Debug)]
 #[must_use = "the link is restored as soon as this guard is dropped"]
 pub struct Cut {
+    link: LinkHandle,
     filters: Vec<Filter>,
     healed: bool,
 }
 
 impl Cut {
-    /// Restores the link now, reporting any error.
+    /// Restores the link now, reporting any error. When this returns, the link carries
+    /// traffic again at once (see [`LinkHandle::cut`]).
     ///
     /// # Errors
-    /// A netlink failure removing a filter.
+    /// A netlink failure removing a filter or refreshing a neighbour entry.
     pub fn heal(mut self) -> Result<()> {
+        self.restore()
+    }
+
+    fn restore(&mut self) -> Result<()> {
         self.healed = true;
-        remove(&self.filters)
+        let removed = remove(&self.filters);
+        let refreshed = self.link.refresh_neighbours();
+        self.link.network.cuts(self.link.link).fetch_sub(1, Ordering::Release);
+        removed.and(refreshed)
     }
 }
 
 impl Drop for Cut {
     fn drop(&mut self) {
         if !self.healed {
-            if let Err(error) = remove(&self.filters) {
+            if let Err(error) = self.restore() {
                 eprintln!("netns-test: restoring a cut link failed: {error:?}");
             }
         }
@@ -332,20 +398,66 @@ impl LinkHandle {
 
     /// Cuts the link silently: both ends stay up with carrier, but every frame is dropped on
     /// arrival, as an unplugged cable somewhere in the middle would. The link comes back when
-    /// the guard drops.
+    /// the guard drops (or [`heal`](Cut::heal)s), ready to carry the next packet at once: the
+    /// neighbour entries that nodes on either side were resolving across the link during the
+    /// cut (or failed to resolve) are resolved from the topology's addresses, as an answer
+    /// would, instead of waiting for the kernel's next retry (up to a second, by default).
+    /// While the link is cut, [`ready`](Self::ready) waits.
     ///
     /// # Errors
     /// A netlink failure installing the filters.
     pub fn cut(&self) -> Result<Cut> {
         let prio = next_prio();
-        let mut filters = Vec::new();
+        // Counted before the first filter goes in, so that `ready` never takes a cut link for
+        // a ready one; the guard uncounts it when it heals, and heals what was installed when
+        // an error here drops it.
+        self.network.cuts(self.link).fetch_add(1, Ordering::Release);
+        let mut guard = Cut { link: self.clone(), filters: Vec::new(), healed: false };
         for (node, ifname) in &self.ends {
             let iface = node.interface(ifname)?;
             let filter = Filter { node: node.clone(), index: iface.index(), name: ifname.clone(), prio };
             install(node, std::slice::from_ref(&filter), &cbpf::drop_all())?;
-            filters.push(filter);
+            guard.filters.push(filter);
         }
-        Ok(Cut { filters, healed: false })
+        Ok(guard)
+    }
+
+    /// Resolves, from the topology, the neighbour entries that nodes on one side of this link
+    /// hold unresolved (incomplete or failed) for addresses on the other side: a cut or a
+    /// link that was down leaves them waiting for the kernel's next retry.
+    fn refresh_neighbours(&self) -> Result<()> {
+        let plan = self.network.plan();
+        let sides = link_sides(plan, self.link);
+        // For each node on either side: the neighbours it may hold on its interfaces there,
+        // the interfaces across the link.
+        let mut work: Vec<(usize, Vec<Neighbour>)> = Vec::new();
+        for (here, there) in [(&sides[0], &sides[1]), (&sides[1], &sides[0])] {
+            let across: Vec<(IpAddr, [u8; 6])> =
+                there.iter().flat_map(|&(node, iface)| neighbour_addresses(plan, node, iface)).collect();
+            for &(node, iface) in here {
+                let index = plan.nodes[node].ifaces[iface].index;
+                let entries = across.iter().map(|&(addr, mac)| Neighbour { index, addr, mac });
+                match work.iter_mut().find(|(n, _)| *n == node) {
+                    Some((_, known)) => known.extend(entries),
+                    None => work.push((node, entries.collect())),
+                }
+            }
+        }
+        let work: Vec<(Node, Vec<Neighbour>)> =
+            work.into_iter().map(|(node, known)| (self.network.nodes()[node].clone(), known)).collect();
+        self.network.ctl().block_on(async move {
+            futures_util::future::try_join_all(work.iter().map(|(node, known)| async move {
+                let at = At { node: node.name(), handle: &node.netlink().handle };
+                for (index, addr) in at.unresolved_neighbours().await? {
+                    if let Some(known) = known.iter().find(|k| (k.index, k.addr) == (index, addr)) {
+                        at.resolve_neighbour(index, addr, known.mac).await?;
+                    }
+                }
+                Ok::<(), Error>(())
+            }))
+            .await
+            .map(drop)
+        })
     }
 
     /// Sets both ends administratively down (`ip link set <dev> down`): unlike a cut, the
@@ -357,15 +469,19 @@ impl LinkHandle {
         self.set_up(false)
     }
 
-    /// Sets both ends up again, waits until the kernel reports the link ready, and puts back
-    /// the topology's routes through the link (the kernel deleted them with the link).
+    /// Sets both ends up again, waits until the kernel reports the link ready, puts back the
+    /// topology's routes through the link (the kernel deleted them with the link), and
+    /// resolves the neighbour entries left waiting across it (as [`cut`](Self::cut) does when
+    /// it heals), so that the link carries the next packet at once.
     ///
     /// # Errors
     /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
     pub fn up(&self) -> Result<()> {
         self.set_up(true)?;
-        self.ready().wait()?;
-        self.restore_routes()
+        // The carrier only: a link may go down and up while it is cut, and stays cut.
+        self.wait_until(false).wait()?;
+        self.restore_routes()?;
+        self.refresh_neighbours()
     }
 
     fn restore_routes(&self) -> Result<()> {
@@ -516,31 +632,100 @@ impl LinkHandle {
         Ok(())
     }
 
-    /// Waits until both ends are up with carrier and the kernel has finished activating them.
+    /// Waits until the link carries traffic: both ends up with carrier, the kernel done
+    /// activating them, and no [`cut`](Self::cut) in place. (A cut link keeps its carrier, but
+    /// carries nothing until the cut heals.) After [`up`](Self::up) returns on a link that is
+    /// not cut, or a cut heals, it is ready at once.
     pub fn ready(&self) -> Wait {
+        self.wait_until(true)
+    }
+
+    /// Waits until both ends are up with carrier and, when `uncut`, until no cut is in place.
+    fn wait_until(&self, uncut: bool) -> Wait {
         let ends: Vec<(Node, u32)> = self
             .ends
             .iter()
             .filter_map(|(node, ifname)| node.interface(ifname).ok().map(|i| (node.clone(), i.index())))
             .collect();
-        Wait::new(
-            self.ends[0].0.ctl().handle(),
-            format!("{} to be up with carrier", self.describe()),
-            move |deadline| {
-                Box::pin(async move {
-                    for (node, index) in ends {
-                        let netlink = node.netlink();
-                        netlink
-                            .links
-                            .wait(&netlink.handle, index, deadline, |status| status.ready())
-                            .await
-                            .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
-                    }
-                    Ok(())
+        let (network, link) = (self.network.clone(), self.link);
+        let what =
+            if uncut { "to carry traffic (up with carrier, and not cut)" } else { "to be up with carrier" };
+        Wait::new(self.ends[0].0.ctl().handle(), format!("{} {what}", self.describe()), move |deadline| {
+            Box::pin(async move {
+                for (node, index) in ends {
+                    let netlink = node.netlink();
+                    netlink
+                        .links
+                        .wait(&netlink.handle, index, deadline, |status| status.ready())
+                        .await
+                        .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
+                }
+                if !uncut {
+                    return Ok(());
+                }
+                // Cuts are this process's own doing, with no kernel notification to wait on.
+                poll_until(deadline, || {
+                    std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
                 })
-            },
-        )
+                .await
+            })
+        })
     }
+}
+
+/// A neighbour a node may have to resolve: on its interface `index`, address `addr` at `mac`.
+struct Neighbour {
+    index: u32,
+    addr: IpAddr,
+    mac: [u8; 6],
+}
+
+/// The interfaces of hosts and routers on either side of plan link `link`: each end, or, for
+/// an end on a switch, every host and router interface reachable through switches from it
+/// without crossing the link.
+fn link_sides(plan: &Plan, link: usize) -> [Vec<(usize, usize)>; 2] {
+    let side = |start: (usize, usize)| {
+        let mut members = Vec::new();
+        let mut switches = Vec::new();
+        let mut pending = vec![(start, link)];
+        while let Some(((node, iface), through)) = pending.pop() {
+            if plan.nodes[node].kind != NodeKind::Switch {
+                members.push((node, iface));
+                continue;
+            }
+            if switches.contains(&node) {
+                continue;
+            }
+            switches.push(node);
+            for port in &plan.nodes[node].ifaces {
+                if port.link == through || port.link == link {
+                    continue;
+                }
+                let ends = plan.links[port.link].ends;
+                let far = if ends[0].0 == node { ends[1] } else { ends[0] };
+                pending.push((far, port.link));
+            }
+        }
+        members
+    };
+    let ends = plan.links[link].ends;
+    [side(ends[0]), side(ends[1])]
+}
+
+/// The addresses interface `iface` of `node` answers for, with its MAC: the topology's, and
+/// the IPv6 link-local address the kernel derives from the MAC (EUI-64) where the topology has
+/// IPv6.
+fn neighbour_addresses(plan: &Plan, node: usize, iface: usize) -> Vec<(IpAddr, [u8; 6])> {
+    let spec = &plan.nodes[node].ifaces[iface];
+    let mac = mac_for(spec.index);
+    let mut addrs: Vec<(IpAddr, [u8; 6])> = spec.addrs.iter().map(|addr| (addr.addr(), mac)).collect();
+    if plan.ipv6 {
+        let [a, b, c, d, e, f] = mac;
+        let link_local =
+            std::net::Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f]);
+        addrs.push((IpAddr::V6(link_local), mac));
+    }
+    addrs
 }
 
 /// A flapping link; dropping it stops the flapping with the link up.

@@ -72,6 +72,29 @@ pub enum Error {
         /// The interfaces the node has, for the message.
         known: String,
     },
+    /// No link matches a [`Network::link`](crate::Network::link) request.
+    #[error("no link joins `{a}` and `{b}`; the links of `{node}` are {}", name_list(.links.iter().map(String::as_str)))]
+    UnknownLink {
+        /// The first end as asked for: `node` or `node:interface`.
+        a: String,
+        /// The second end as asked for.
+        b: String,
+        /// The node of the first end.
+        node: String,
+        /// That node's links, each as `node:interface – peer:interface`.
+        links: Vec<String>,
+    },
+    /// More than one link matches a [`Network::link`](crate::Network::link) request: the
+    /// nodes are joined by parallel links, and an interface must say which.
+    #[error("{}", ambiguous_link(.a, .b, .candidates))]
+    AmbiguousLink {
+        /// The first end as asked for: `node` or `node:interface`.
+        a: String,
+        /// The second end as asked for.
+        b: String,
+        /// The links that match, each as its two ends `node:interface`.
+        candidates: Vec<[String; 2]>,
+    },
     /// The topology is invalid.
     #[error(transparent)]
     Topology(Box<TopologyError>),
@@ -83,16 +106,28 @@ pub enum Error {
         /// Why, and what would provide it.
         reason: String,
     },
-    /// Link conditions out of range.
-    #[error("invalid conditions for link `{link}` {direction}")]
+    /// Link conditions out of range, refused before they reach the link, whichever backend
+    /// carries it.
+    #[error("{link}, {direction}: {source}")]
     InvalidConditions {
-        /// The link.
+        /// The link, as topology errors name it: "link 1 (`client` – `server`)".
         link: String,
         /// The direction the conditions were for.
         direction: crate::link::Direction,
         /// The field, the value and the allowed range.
         #[source]
         source: crate::link::ConditionError,
+    },
+    /// A partition that cannot be made: a node that does not exist, a switch, or a node in
+    /// two groups.
+    #[error("cannot partition the network into {groups}: {reason}")]
+    InvalidPartition {
+        /// The node at fault.
+        node: String,
+        /// The groups as given, e.g. `[["n1"], ["n2", "n3"]]`.
+        groups: String,
+        /// What is wrong with the node.
+        reason: String,
     },
     /// A ping could not start: an invalid option, or a target that does not resolve.
     #[error("cannot ping `{target}` from node `{node}`: {reason}")]
@@ -147,6 +182,18 @@ impl Error {
     ) -> Self {
         Error::Netlink { node: node.into(), what: what.into(), source: Box::new(source) }
     }
+}
+
+/// The message of [`Error::AmbiguousLink`]: the candidates, and how to name one of them.
+fn ambiguous_link(a: &str, b: &str, candidates: &[[String; 2]]) -> String {
+    let links: Vec<String> = candidates.iter().map(|[x, y]| format!("{x} – {y}")).collect();
+    let example = candidates.get(1).map_or(a, |[x, _]| x.as_str());
+    format!(
+        "`{a}` and `{b}` are joined by {} links, {}; name an interface to choose one, as in \
+         `link(\"{example}\", \"{b}\")`",
+        candidates.len(),
+        name_list(links.iter().map(String::as_str))
+    )
 }
 
 /// The crate's result type.

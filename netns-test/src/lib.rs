@@ -66,7 +66,9 @@
 //! corrupt), given in the topology and changed while the test runs. They are applied by a
 //! user-space engine that works on any kernel, or by netem where the kernel has it; every
 //! random decision comes from a seed, printed when a test fails, so that `NETNS_TEST_SEED`
-//! replays it. Links can be captured to pcap files.
+//! replays it. Loss, duplication and corruption spare ARP and IPv6 neighbour discovery unless
+//! [`Conditions::impair_neighbour_discovery`] says otherwise. Links can be captured to pcap
+//! files.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -107,7 +109,8 @@
 //! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions (a failed test prints
 //!   the one it ran with).
 //! - `NETNS_TEST_LINK_ENGINE=auto|userspace|netem`: what applies link conditions (`auto`: netem
-//!   where the kernel has it, unless a link is captured).
+//!   where the kernel has it, unless a link is captured or its loss, duplication or corruption
+//!   spares neighbour discovery, which only the engine can do).
 //! - `NETNS_TEST_CAPTURE=1`: capture every link with conditions; `NETNS_TEST_KEEP_CAPTURES=1`:
 //!   keep captures of tests that pass; `NETNS_TEST_ARTIFACTS=dir`: where captures go (default
 //!   `target/netns-test/<test>/`).
@@ -138,7 +141,7 @@ pub mod __private;
 
 pub use control::{Cut, DEFAULT_WAIT, Flap, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
-pub use link::{Conditions, DirectionCounters};
+pub use link::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ struct NetworkInner {
     plan: Arc<Plan>,
     /// The links with conditions, when there are any.
     carrier: Option<Carrier>,
+    /// How many cuts each link of the plan has now (a link is ready only when it has none).
+    cuts: Vec<AtomicUsize>,
     // Dropped last: the nodes' netlink connections run on it.
     ctl: Arc<Ctl>,
 }
@@ -156,7 +159,8 @@ impl Network {
             }
             None => None,
         };
-        let inner = NetworkInner { nodes, local, topology: topology.clone(), plan, carrier, ctl };
+        let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
+        let inner = NetworkInner { nodes, local, topology: topology.clone(), plan, carrier, cuts, ctl };
         Ok(Network { inner: Arc::new(inner) })
     }
 
@@ -170,6 +174,11 @@ impl Network {
 
     pub(crate) fn ctl(&self) -> &Ctl {
         &self.inner.ctl
+    }
+
+    /// The number of cuts plan link `link` has now.
+    pub(crate) fn cuts(&self, link: usize) -> &AtomicUsize {
+        &self.inner.cuts[link]
     }
 
     /// The seed of the link conditions, when the network has links with conditions.

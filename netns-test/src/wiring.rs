@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
-    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
@@ -259,6 +260,51 @@ impl At<'_> {
             .execute()
             .await
             .map_err(self.fail(what))
+    }
+
+    /// `ip neigh show nud incomplete nud failed`: the neighbours being resolved, or that
+    /// failed to resolve, as (interface index, address).
+    pub(crate) async fn unresolved_neighbours(&self) -> Result<Vec<(u32, IpAddr)>> {
+        use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+        let what = "ip neigh show nud incomplete nud failed";
+        let mut dump = self.handle.neighbours().get().execute();
+        let mut unresolved = Vec::new();
+        while let Some(message) = dump.next().await {
+            let message = message.map_err(self.fail(what))?;
+            if !matches!(message.header.state, NeighbourState::Incomplete | NeighbourState::Failed) {
+                continue;
+            }
+            let addr = message.attributes.iter().find_map(|attribute| match attribute {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+                _ => None,
+            });
+            if let Some(addr) = addr {
+                unresolved.push((message.header.ifindex, addr));
+            }
+        }
+        Ok(unresolved)
+    }
+
+    /// `ip neigh change <addr> lladdr <mac> dev <index> nud stale`: resolves an existing
+    /// entry at once, as an answer would, sending the packets it holds. An entry that is gone
+    /// meanwhile is left gone.
+    pub(crate) async fn resolve_neighbour(&self, index: u32, addr: IpAddr, mac: [u8; 6]) -> Result<()> {
+        use rtnetlink::packet_route::neighbour::NeighbourState;
+        let mut request =
+            self.handle.neighbours().add(index, addr).link_layer_address(&mac).state(NeighbourState::Stale);
+        let message = std::mem::take(request.message_mut());
+        let what = format!(
+            "ip neigh change {addr} lladdr {} dev {index} nud stale",
+            mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+        );
+        // NLM_F_REPLACE without NLM_F_CREATE: only an entry that exists is changed.
+        match self.send(RouteNetlinkMessage::NewNeighbour(message), NLM_F_REPLACE, what).await {
+            Err(Error::Netlink { ref source, .. }) if matches!(**source, rtnetlink::Error::NetlinkError(ref e) if e.raw_code() == -libc::ENOENT) => {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// `ip route add <to> via <via>`, where the route may already exist (`ip route replace`

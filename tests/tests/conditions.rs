@@ -363,6 +363,28 @@ fn a_topology_file_carries_conditions(net: &Network) {
     assert_eq!(net.captures().len(), 1);
 }
 
+#[netns_test(topology = perfect_but_changeable)]
+#[ignore = "prints the line about its link conditions; run by the_engine_line_is_short"]
+fn subject_with_a_changeable_link(net: &Network) {
+    net.local().ping("1.1.1.1").count(1).run().unwrap().assert_reachable();
+}
+
+#[test]
+fn the_engine_line_is_short() {
+    let outcome = run_subject(subject("subject_with_a_changeable_link").env_remove("NETNS_TEST_LINK_ENGINE"));
+    assert!(outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    let lines: Vec<&str> = text.lines().filter(|line| line.contains("link conditions:")).collect();
+    let [line] = lines[..] else { panic!("one line about the link conditions:\n{text}") };
+    // The backend and the seed, and nothing of netem's remedy (that is in `cargo xtask doctor`).
+    assert!(line.len() < 120, "{} characters: {line}", line.len());
+    assert!(!text.contains("modprobe"), "{text}");
+    assert!(line.split("; seed ").nth(1).is_some_and(|seed| seed.trim().parse::<u64>().is_ok()), "{line}");
+    if line.contains("user-space engine") {
+        assert!(line.contains("netem unavailable, see `cargo xtask doctor`"), "{line}");
+    }
+}
+
 fn netem_link() -> TopologyBuilder {
     seed_with(Conditions::new().delay(ms(1)), Conditions::new())
 }
@@ -383,4 +405,135 @@ fn netem_forced_on_this_kernel_reports_the_missing_module() {
     let text = outcome.all();
     assert!(text.contains("could not set up the network: sch_netem is not available"), "{text}");
     assert!(text.contains("modprobe sch_netem"), "the message says what would provide it: {text}");
+}
+
+/// A topology file with one link whose conditions are `conditions`.
+fn file_with_conditions(conditions: &str) -> String {
+    format!(
+        "[nodes]\nclient = \"host\"\nserver = \"host\"\n\n[[links]]\na = \"client\"\nb = \"server\"\n\
+         conditions = {{ {conditions} }}\n"
+    )
+}
+
+#[test]
+fn an_out_of_range_probability_in_a_file_says_the_value_and_the_range() {
+    for (conditions, message) in [
+        (
+            "loss = 5",
+            "5 is out of range: a probability is a number from 0 to 1 (0.05), or a percentage from \"0%\" to \"100%\" (\"5%\")",
+        ),
+        ("duplicate = 1.5", "1.5 is out of range: a probability is a number from 0 to 1"),
+        ("loss = \"150%\"", "\"150%\" is out of range: a percentage is from \"0%\" to \"100%\""),
+        ("corrupt = \"-2%\"", "\"-2%\" is out of range: a percentage is from \"0%\" to \"100%\""),
+        ("loss = { model = \"gilbert-elliott\", p = \"1%\", r = 3 }", "3 is out of range: a probability"),
+    ] {
+        let error = Topology::from_toml(&file_with_conditions(conditions), "bug.toml").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(message), "{conditions}: {text}");
+        assert!(text.contains("bug.toml:8:"), "{conditions}: the file, line and column: {text}");
+    }
+}
+
+#[netns_test(topology = perfect_but_changeable)]
+fn an_invalid_runtime_change_names_the_link_once_quoted(net: &Network) {
+    let error = net.link("test0", "test1").set_conditions(Conditions::new().loss(5.0)).unwrap_err();
+    assert!(matches!(error, netns_test::Error::InvalidConditions { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "link 1 (`test0` – `test1`), a→b: invalid condition loss = 5: must be a probability from 0 to 1 \
+         (0.05 is 5 %)"
+    );
+    // Nothing changed: the link still carries every probe.
+    net.local().ping("1.1.1.1").count(3).run().unwrap().assert_loss_at_most(0.0);
+}
+
+#[test]
+fn the_readme_condition_names_resolve_at_the_crate_root() {
+    use netns_test::{Distribution, GilbertElliott, Loss};
+    let bursts = Conditions::new()
+        .jitter(ms(5))
+        .delay(ms(40))
+        .distribution(Distribution::Normal)
+        .loss_model(Loss::GilbertElliott(GilbertElliott::new(0.01, 0.3)));
+    bursts.validate().unwrap();
+    assert_eq!(bursts.to_string(), "delay 40ms 5ms distribution normal loss gemodel 1% 30% 100% 0%");
+}
+
+/// The seed topology with IPv6 too, its link losing every frame both ways (its conditions may
+/// change at runtime), with neighbours learnt, not static.
+fn losing_everything() -> TopologyBuilder {
+    Topology::builder().host("test0").host("test1").link(
+        Link::new("test0", "test1")
+            .ifnames("veth0", "veth1")
+            .addrs("1.1.1.2/24", "1.1.1.1/24")
+            .addr("test0", "fd00::2/64")
+            .addr("test1", "fd00::1/64")
+            .conditions(Conditions::new().loss(1.0)),
+    )
+}
+
+/// What `ip neigh show <addr>` says in `node`.
+fn neighbour_entry(node: &netns_test::Node, addr: &str) -> String {
+    let output = node.command("ip").args(["neigh", "show", addr]).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[netns_test(topology = losing_everything)]
+fn loss_spares_arp_and_neighbour_discovery_unless_asked_not_to(net: &Network) {
+    let link = net.link("test0", "test1");
+    for target in ["1.1.1.1", "fd00::1"] {
+        let stats = net.local().ping(target).count(2).interval(ms(20)).timeout(ms(200)).run().unwrap();
+        assert_eq!(stats.received(), 0, "every echo request is lost\n{stats}");
+        // The neighbour was learnt across the link all the same: ARP and ND crossed it.
+        let entry = neighbour_entry(net.local(), target);
+        assert!(entry.contains("lladdr 02:6e:74:"), "{target} resolved: {entry}");
+    }
+    let out = link.counters_from("test0").unwrap();
+    let back = link.counters_from("test1").unwrap();
+    assert!(out.lost >= 4, "the echo requests: {out}");
+    // An ARP request and a neighbour solicitation one way, their answers the other.
+    assert!(out.spared >= 2 && back.spared >= 2, "{out}\n{back}");
+
+    // Asked to, the loss hits neighbour discovery too: the address no longer resolves.
+    link.set_conditions(Conditions::new().loss(1.0).impair_neighbour_discovery(true)).unwrap();
+    let flushed = net.local().command("ip").args(["neigh", "flush", "dev", "veth0"]).status().unwrap();
+    assert!(flushed.success());
+    let stats = net.local().ping("1.1.1.1").count(1).timeout(ms(200)).run().unwrap();
+    assert_eq!(stats.received(), 0);
+    let entry = neighbour_entry(net.local(), "1.1.1.1");
+    assert!(
+        !entry.contains("lladdr") && (entry.contains("INCOMPLETE") || entry.contains("FAILED")),
+        "{entry}"
+    );
+    assert_eq!(link.counters_from("test0").unwrap().spared, out.spared, "nothing more was spared");
+}
+
+/// The seed link, lossy, duplicating and corrupting both ways, with neighbours learnt.
+fn lossy_with_arp() -> TopologyBuilder {
+    let bad = Conditions::new().loss(0.3).duplicate(0.1).corrupt(0.1).seed(1);
+    Topology::builder().host("test0").host("test1").link(
+        Link::new("test0", "test1")
+            .ifnames("veth0", "veth1")
+            .addrs("1.1.1.2/24", "1.1.1.1/24")
+            .conditions(bad),
+    )
+}
+
+#[netns_test(topology = lossy_with_arp)]
+fn arp_neither_delays_the_first_probes_nor_shifts_the_decisions(net: &Network) {
+    let link = net.link("test0", "test1");
+    let bad = |seed| Conditions::new().loss(0.3).duplicate(0.1).corrupt(0.1).seed(seed);
+    // The first run starts with ARP resolution across the lossy link; the second, with the same
+    // seed, finds the neighbour resolved and sends no ARP at all.
+    link.set_conditions(bad(2)).unwrap();
+    let with_arp = outcomes(net, 100);
+    let spared = link.counters_from("test0").unwrap().spared + link.counters_from("test1").unwrap().spared;
+    assert!(spared >= 2, "ARP crossed in the first run, spared: {spared}");
+    link.set_conditions(bad(3)).unwrap();
+    link.set_conditions(bad(2)).unwrap();
+    let without_arp = outcomes(net, 100);
+    // The same probes answered: ARP neither was lost (delaying the first probe by an ARP retry)
+    // nor drew from the streams that decide the probes' fates.
+    assert_eq!(with_arp, without_arp);
+    assert!(with_arp[0], "seed 2 answers the first probe, ARP or not");
 }

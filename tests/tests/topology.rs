@@ -161,16 +161,195 @@ fn a_partition_blocks_then_heals(net: &Network) {
     assert!(tcp_reaches(n2, n3, addr(n3)), "dropping the guard heals");
 }
 
+#[netns_test(topology = cluster)]
+fn hosts_behind_a_switch_reach_a_restored_host_at_once(net: &Network) {
+    let retry = Duration::from_secs(3);
+    for node in ["n1", "n2"] {
+        net.node(node)
+            .run(|| std::fs::write("/proc/sys/net/ipv4/neigh/eth0/retrans_time_ms", "3000"))
+            .unwrap();
+    }
+    let (n1, n2) = (net.node("n1"), net.node("n2"));
+    let link = net.link("n1", "sw");
+    let reaches_at_once = |from: &netns_test::Node, to: &str| {
+        from.ping(to).count(1).timeout(retry / 2).run().unwrap().assert_reachable();
+    };
+    let unanswered = |from: &netns_test::Node, to: &str| {
+        assert_eq!(from.ping(to).count(1).timeout(Duration::from_millis(50)).run().unwrap().received(), 0);
+    };
+
+    // A cut between n1 and the switch: n1 and n2 start resolving each other, in vain.
+    let cut = link.cut().unwrap();
+    unanswered(n1, "10.1.0.2");
+    unanswered(n2, "10.1.0.1");
+    assert!(ip(n2, &["neigh", "show", "10.1.0.1"]).contains("INCOMPLETE"));
+    drop(cut);
+    reaches_at_once(n1, "10.1.0.2");
+    reaches_at_once(n2, "10.1.0.1");
+
+    // The same when the link comes back up: n2, behind the switch, was resolving n1.
+    link.down().unwrap();
+    ip(n2, &["neigh", "flush", "dev", "eth0"]);
+    unanswered(n2, "10.1.0.1");
+    assert!(ip(n2, &["neigh", "show", "10.1.0.1"]).contains("INCOMPLETE"));
+    link.up().unwrap();
+    reaches_at_once(n2, "10.1.0.1");
+}
+
+#[netns_test(topology = cluster)]
+fn a_partition_that_cannot_be_made_names_the_node_and_the_groups(net: &Network) {
+    let refused = |groups: &[&[&str]]| {
+        let error = net.partition(groups).unwrap_err();
+        let netns_test::Error::InvalidPartition { node, .. } = &error else {
+            panic!("a typed error: {error:?}");
+        };
+        (node.clone(), error.to_string())
+    };
+    assert_eq!(
+        refused(&[&["n1"], &["sw", "n2"]]),
+        (
+            "sw".into(),
+            "cannot partition the network into [[\"n1\"], [\"sw\", \"n2\"]]: `sw` is a switch, which \
+             forwards for every group; list hosts and routers"
+                .into()
+        )
+    );
+    assert_eq!(
+        refused(&[&["n1", "n2"], &["n3", "n1"]]),
+        (
+            "n1".into(),
+            "cannot partition the network into [[\"n1\", \"n2\"], [\"n3\", \"n1\"]]: node `n1` is in \
+             groups 1 and 2; a node belongs to one group"
+                .into()
+        )
+    );
+    let (node, text) = refused(&[&["n1"], &["n4"]]);
+    assert_eq!(node, "n4");
+    assert!(
+        text.starts_with(
+            "cannot partition the network into [[\"n1\"], [\"n4\"]]: there is no node `n4`; \
+             the network has `n1`, `n2`, `n3` and `sw`"
+        ),
+        "{text}"
+    );
+    // Nothing was installed: the nodes still reach each other.
+    assert!(tcp_reaches(net.node("n1"), net.node("n3"), net.node("n3").addr().unwrap()));
+}
+
+/// Two hosts joined twice, and a third host beside them.
+fn parallel_links() -> TopologyBuilder {
+    Topology::builder()
+        .host("a")
+        .host("b")
+        .host("c")
+        .link(Link::new("a", "b").addrs("10.0.1.1/24", "10.0.1.2/24"))
+        .link(Link::new("a", "b").addrs("10.0.2.1/24", "10.0.2.2/24"))
+        .link(Link::new("c", "a").addrs("10.0.3.3/24", "10.0.3.1/24"))
+}
+
+#[netns_test(topology = parallel_links)]
+fn parallel_links_are_named_by_their_interfaces(net: &Network) {
+    let (a, b) = (net.node("a"), net.node("b"));
+    let first: IpAddr = "10.0.1.2".parse().unwrap();
+    let second: IpAddr = "10.0.2.2".parse().unwrap();
+
+    // Two links join a and b: naming only the nodes is ambiguous, and the error lists both.
+    let error = net.try_link("a", "b").unwrap_err();
+    assert!(matches!(&error, netns_test::Error::AmbiguousLink { candidates, .. } if candidates.len() == 2));
+    assert_eq!(
+        error.to_string(),
+        "`a` and `b` are joined by 2 links, `a:eth0 – b:eth0` and `a:eth1 – b:eth1`; name an interface \
+         to choose one, as in `link(\"a:eth1\", \"b\")`"
+    );
+
+    // An interface on either end picks one; the other link keeps carrying traffic.
+    let second_link = net.link("a:eth1", "b");
+    assert_eq!(second_link.ends().map(|(node, iface)| (node.name(), iface)), [("a", "eth1"), ("b", "eth1")]);
+    let cut = second_link.cut().unwrap();
+    assert!(!tcp_reaches(a, b, second), "the cut link carries nothing");
+    assert!(tcp_reaches(a, b, first), "the other link still carries traffic");
+    drop(cut);
+    assert!(tcp_reaches(a, b, second));
+    let from_b = net.link("b:eth0", "a");
+    assert_eq!(from_b.ends().map(|(node, iface)| (node.name(), iface)), [("b", "eth0"), ("a", "eth0")]);
+    net.link("a", "b:eth1").down().unwrap();
+    assert!(tcp_reaches(a, b, first), "only the second link went down");
+    net.link("a:eth1", "b:eth1").up().unwrap();
+    assert!(tcp_reaches(a, b, second));
+
+    // A single link needs no interface, and ends that do not meet are errors that say so.
+    assert_eq!(net.link("a", "c").ends()[0].1, "eth2");
+    let error = net.try_link("a:eth0", "b:eth1").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "no link joins `a:eth0` and `b:eth1`; the links of `a` are `a:eth0 – b:eth0`, `a:eth1 – b:eth1` \
+         and `a:eth2 – c:eth0`"
+    );
+    let error = net.try_link("a:eth7", "b").unwrap_err();
+    assert!(
+        matches!(error, netns_test::Error::UnknownInterface { ref name, .. } if name == "eth7"),
+        "{error}"
+    );
+}
+
+/// What `ip <args>` prints in `node`.
+fn ip(node: &netns_test::Node, args: &[&str]) -> String {
+    let output = node.command("ip").args(args).output().unwrap();
+    assert!(output.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[netns_test]
 fn a_cut_link_drops_silently_and_heals(net: &Network) {
     let test1 = net.node("test1");
     let peer: IpAddr = "1.1.1.1".parse().unwrap();
-    let cut = net.link("test0", "test1").cut().unwrap();
+    let link = net.link("test0", "test1");
+    let cut = link.cut().unwrap();
     // Both ends keep their carrier: the break is in the middle, not at the ends.
-    net.link("test0", "test1").ready().timeout(Duration::from_millis(100)).wait().unwrap();
+    assert!(ip(net.local(), &["-o", "link", "show", "veth0"]).contains("LOWER_UP"));
+    assert!(ip(test1, &["-o", "link", "show", "veth1"]).contains("LOWER_UP"));
+    // But the link carries nothing, so it is not ready, even after going down and up.
+    let error = link.ready().timeout(Duration::from_millis(50)).wait().unwrap_err();
+    assert!(error.to_string().contains("to carry traffic (up with carrier, and not cut)"), "{error}");
+    link.down().unwrap();
+    link.up().unwrap();
+    assert!(link.ready().timeout(Duration::from_millis(50)).wait().is_err(), "still cut");
     assert!(!tcp_reaches(net.local(), test1, peer));
     drop(cut);
+    link.ready().wait().unwrap();
     assert!(tcp_reaches(net.local(), test1, peer));
+}
+
+#[netns_test]
+fn a_healed_cut_carries_the_next_packet_at_once(net: &Network) {
+    // The kernel retries an unanswered ARP request after retrans_time_ms (1 s by default);
+    // 3 s makes a wait for that retry unmistakable next to a round trip on a veth.
+    let retry = Duration::from_secs(3);
+    for (node, iface) in [("test0", "veth0"), ("test1", "veth1")] {
+        let path = format!("/proc/sys/net/ipv4/neigh/{iface}/retrans_time_ms");
+        net.node(node).run(|| std::fs::write(&path, retry.as_millis().to_string())).unwrap();
+    }
+    let (test0, test1) = (net.local(), net.node("test1"));
+    let link = net.link("test0", "test1");
+    let cut = link.cut().unwrap();
+    // During the cut, each end starts resolving the other, and the cut drops the requests.
+    assert_eq!(
+        test0.ping("1.1.1.1").count(1).timeout(Duration::from_millis(50)).run().unwrap().received(),
+        0
+    );
+    assert_eq!(
+        test1.ping("1.1.1.2").count(1).timeout(Duration::from_millis(50)).run().unwrap().received(),
+        0
+    );
+    assert!(ip(test0, &["neigh", "show", "1.1.1.1"]).contains("INCOMPLETE"));
+    cut.heal().unwrap();
+    link.ready().wait().unwrap();
+    // The next packet each way crosses without waiting for the ARP retry, still seconds away:
+    // half the retry interval is ample for it, and far too short for the retry.
+    for (from, to) in [(test0, "1.1.1.1"), (test1, "1.1.1.2")] {
+        let stats = from.ping(to).count(1).timeout(retry / 2).run().unwrap();
+        stats.assert_reachable();
+    }
 }
 
 #[netns_test]

@@ -148,9 +148,18 @@ impl ConditionError {
 
 /// The conditions of one direction of a link. The default is a perfect link.
 ///
-/// Setters take and return `self`; [`validate`](Self::validate) checks the whole set (the
-/// engine validates before applying, so invalid values are reported, never applied). `Display`
-/// prints them in the words of `tc qdisc ... netem`, e.g. `delay 10ms loss 1%`.
+/// Setters take and return `self`; [`validate`](Self::validate) checks the whole set (a
+/// network validates conditions before they reach the link, whichever backend carries it, so
+/// invalid values are reported, never applied). `Display` prints them in the words of
+/// `tc qdisc ... netem`, e.g. `delay 10ms loss 1%`.
+///
+/// # Neighbour discovery is spared
+/// Loss, duplication and corruption spare ARP and IPv6 neighbour discovery by default, so that
+/// an impaired link does not also stall address resolution (a lost ARP request costs a second
+/// before the kernel retries; a corrupted ARP reply can poison a neighbour entry). Delay,
+/// jitter, reordering and the rate limit (its queue drops included) apply to every frame.
+/// [`impair_neighbour_discovery(true)`](Self::impair_neighbour_discovery) impairs these frames
+/// like any other. See that method for which frames count and what it means for replays.
 ///
 /// Build them in Rust:
 ///
@@ -184,6 +193,8 @@ impl ConditionError {
 /// reorder = "25%"          # packets sent at once, skipping the delay (needs a delay)
 /// duplicate = "1%"         # packets sent twice
 /// corrupt = "0.1%"         # packets with one bit flipped
+/// impair_neighbour_discovery = true  # loss, duplicate and corrupt hit ARP and IPv6 ND too
+///                                    # (default false: they are spared)
 /// seed = 42                # the random seed; the test's seed is used when absent
 /// ```
 ///
@@ -203,6 +214,7 @@ pub struct Conditions {
     pub(crate) reorder: f64,
     pub(crate) duplicate: f64,
     pub(crate) corrupt: f64,
+    pub(crate) impair_neighbour_discovery: bool,
     pub(crate) seed: Option<u64>,
 }
 
@@ -290,6 +302,36 @@ impl Conditions {
         self
     }
 
+    /// Whether loss, duplication and corruption also hit ARP and IPv6 neighbour discovery
+    /// (default: no, they are spared). Delay, jitter, reordering and the rate limit apply to
+    /// these frames either way.
+    ///
+    /// The frames spared are those the user-space engine recognises as neighbour discovery:
+    /// Ethernet frames of EtherType 0x0806 (ARP), and IPv6 frames (EtherType 0x86DD) whose
+    /// ICMPv6 message is of type 133 to 137 (router solicitation and advertisement, neighbour
+    /// solicitation and advertisement, redirect), the ICMPv6 header following the IPv6
+    /// header directly or after hop-by-hop, routing or destination options headers. Frames
+    /// with a VLAN tag in them, fragments and other protocols are impaired like any frame.
+    ///
+    /// Replays: a spared frame draws nothing from the random streams of loss, duplication and
+    /// corruption (the Gilbert–Elliott state does not move either), and its jitter and reorder
+    /// draws come from a stream of its own. So which of the other frames are lost, duplicated,
+    /// corrupted or reordered, and their jitter, are the same whether, when and how often
+    /// neighbour discovery crossed: a seed replays them without `static_arp`. (A rate limit
+    /// queues spared frames with the others, so with a rate their departure times and queue
+    /// drops still depend on all the traffic.) With this set to `true`, these frames draw like
+    /// any other frame, and a replay is exact only when the same neighbour traffic crosses.
+    ///
+    /// netem cannot tell these frames apart: on a link carried by netem, loss, duplication and
+    /// corruption hit them too. That is why `NETNS_TEST_LINK_ENGINE=auto` chooses the engine
+    /// when a link's conditions at the start would spare them; netem carries them only when
+    /// asked for (`NETNS_TEST_LINK_ENGINE=netem`), or when the loss is added at runtime to a
+    /// network that netem already carries (a line in the test's output says so then).
+    pub fn impair_neighbour_discovery(mut self, impair: bool) -> Self {
+        self.impair_neighbour_discovery = impair;
+        self
+    }
+
     /// Fixes the random seed of this direction. Without one, the engine uses the seed of the
     /// link it is given.
     pub fn seed(mut self, seed: u64) -> Self {
@@ -360,7 +402,12 @@ impl Conditions {
 
     /// Whether these conditions change nothing.
     pub fn is_perfect(&self) -> bool {
-        *self == Conditions { seed: self.seed, ..Conditions::default() }
+        *self
+            == Conditions {
+                seed: self.seed,
+                impair_neighbour_discovery: self.impair_neighbour_discovery,
+                ..Conditions::default()
+            }
     }
 }
 
@@ -368,6 +415,13 @@ impl Conditions {
     /// The packet limit of the rate limiter's queue.
     pub(crate) fn limit_packets(&self) -> u32 {
         self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
+    /// Whether these conditions lose, duplicate or corrupt frames but spare neighbour
+    /// discovery, which only the user-space engine can do.
+    pub(crate) fn spares_neighbour_discovery(&self) -> bool {
+        !self.impair_neighbour_discovery
+            && (!self.loss.is_none() || self.duplicate > 0.0 || self.corrupt > 0.0)
     }
 }
 
@@ -413,6 +467,9 @@ impl fmt::Display for Conditions {
                 words.push(format!("{name} {}", percent(value)));
             }
         }
+        if self.impair_neighbour_discovery {
+            words.push("impair_neighbour_discovery".into());
+        }
         if let Some(seed) = self.seed {
             words.push(format!("seed {seed}"));
         }
@@ -427,11 +484,7 @@ fn check_fraction(field: &'static str, value: f64) -> Result<(), ConditionError>
     if value.is_finite() && (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
-        Err(ConditionError::new(
-            field,
-            value,
-            "must be a probability between 0 and 1 (or a percentage such as \"5%\")",
-        ))
+        Err(ConditionError::new(field, value, "must be a probability from 0 to 1 (0.05 is 5 %)"))
     }
 }
 

@@ -6,7 +6,9 @@
 //! same order, at the same times) give the same decisions; that is what makes a run replayable.
 //!
 //! Each impairment draws from its own stream, so changing one condition (say, the jitter)
-//! does not change which packets another one (say, the loss) picks.
+//! does not change which packets another one (say, the loss) picks. Neighbour discovery that
+//! the conditions spare (see [`Conditions::impair_neighbour_discovery`]) draws from a stream of
+//! its own, so that it shifts no other packet's decisions.
 
 use std::collections::VecDeque;
 
@@ -15,7 +17,8 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use super::conditions::{Conditions, Direction, Distribution, Loss};
 
-/// One random stream per impairment, so that they do not disturb each other.
+/// One random stream per impairment, so that they do not disturb each other, and one for
+/// the jitter and reorder draws of spared neighbour discovery.
 #[derive(Clone, Copy)]
 enum Stream {
     Loss = 0,
@@ -23,9 +26,13 @@ enum Stream {
     Corrupt = 2,
     Reorder = 3,
     Jitter = 4,
+    Neighbour = 5,
 }
 
-const STREAMS: usize = 5;
+/// The impairment streams of one direction (loss to jitter), numbered `direction × 5 + stream`
+/// among ChaCha's streams.
+const IMPAIRMENT_STREAMS: usize = 5;
+const STREAMS: usize = 6;
 
 /// What happens to one copy of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +57,8 @@ pub(crate) enum Fate {
 pub(crate) struct Decision {
     pub(crate) original: Fate,
     pub(crate) duplicate: Option<Fate>,
+    /// The packet is neighbour discovery that loss, duplication and corruption spared.
+    pub(crate) spared: bool,
 }
 
 /// A packet offered to the link.
@@ -62,6 +71,8 @@ pub(crate) struct Offer {
     /// Wire packets in it: 1, or the segment count of a GSO superframe (allowed only when
     /// [`Decider::per_packet`] is false).
     pub(crate) segments: u32,
+    /// The packet is ARP or IPv6 neighbour discovery.
+    pub(crate) neighbour: bool,
 }
 
 /// The decision machine of one direction.
@@ -73,6 +84,8 @@ pub(crate) struct Decider {
     bad: bool,
     /// The last (correlated) uniform value behind the jitter.
     last_jitter: f64,
+    /// The same for the jitter of spared neighbour discovery.
+    last_neighbour_jitter: f64,
     /// When the rate limiter finishes sending what it holds.
     free_at: u64,
     /// Packets held by the rate limiter: (time it finishes sending them, packets, bytes).
@@ -92,6 +105,7 @@ impl Decider {
             conditions,
             bad: false,
             last_jitter: 0.5,
+            last_neighbour_jitter: 0.5,
             free_at: 0,
             backlog: VecDeque::new(),
             backlog_packets: 0,
@@ -127,26 +141,35 @@ impl Decider {
     /// Decides the fate of one packet.
     pub(crate) fn decide(&mut self, offer: Offer) -> Decision {
         let per_packet = offer.segments <= 1;
+        if offer.neighbour && !self.conditions.impair_neighbour_discovery {
+            // Neither lost, duplicated nor corrupted, and its other draws come from its own
+            // stream: the decisions of the other packets stay what they would have been.
+            let original = self.copy(offer, per_packet, true);
+            return Decision { original, duplicate: None, spared: true };
+        }
         if per_packet && self.lost() {
-            return Decision { original: Fate::Lost, duplicate: None };
+            return Decision { original: Fate::Lost, duplicate: None, spared: false };
         }
         let duplicated = per_packet && self.chance(Stream::Duplicate, self.conditions.duplicate);
-        let original = self.copy(offer, per_packet);
-        let duplicate = duplicated.then(|| self.copy(offer, per_packet));
-        Decision { original, duplicate }
+        let original = self.copy(offer, per_packet, false);
+        let duplicate = duplicated.then(|| self.copy(offer, per_packet, false));
+        Decision { original, duplicate, spared: false }
     }
 
-    /// The fate of one copy: corruption, then the rate limiter, then the delay.
-    fn copy(&mut self, offer: Offer, per_packet: bool) -> Fate {
-        let corrupt_bit = (per_packet && self.chance(Stream::Corrupt, self.conditions.corrupt))
+    /// The fate of one copy: corruption (unless `spared`), then the rate limiter, then the
+    /// delay.
+    fn copy(&mut self, offer: Offer, per_packet: bool, spared: bool) -> Fate {
+        let corrupt_bit = (per_packet && !spared && self.chance(Stream::Corrupt, self.conditions.corrupt))
             .then(|| (self.next(Stream::Corrupt) % (offer.len as u64 * 8).max(1)) as u32);
         let Some(sent) = self.rate_limit(offer) else {
             return Fate::QueueFull;
         };
+        let reorder_stream = if spared { Stream::Neighbour } else { Stream::Reorder };
         let reordered = per_packet
             && !self.conditions.delay.is_zero()
-            && self.chance(Stream::Reorder, self.conditions.reorder);
-        let depart = if reordered { sent } else { sent.saturating_add_signed(self.delay(per_packet)) };
+            && self.chance(reorder_stream, self.conditions.reorder);
+        let depart =
+            if reordered { sent } else { sent.saturating_add_signed(self.delay(per_packet, spared)) };
         Fate::Send { depart: depart.max(offer.now), corrupt_bit, reordered }
     }
 
@@ -183,16 +206,17 @@ impl Decider {
 
     /// The delay of one packet, jitter included, in nanoseconds (may be negative with a large
     /// jitter; the caller never lets a packet leave before it arrived).
-    fn delay(&mut self, per_packet: bool) -> i64 {
+    fn delay(&mut self, per_packet: bool, spared: bool) -> i64 {
         let delay = self.conditions.delay.as_nanos() as i64;
         let jitter = self.conditions.jitter.as_nanos() as f64;
         if jitter == 0.0 || !per_packet {
             return delay;
         }
         let rho = self.conditions.jitter_correlation;
-        let fresh = self.uniform(Stream::Jitter);
-        let u = (1.0 - rho) * fresh + rho * self.last_jitter;
-        self.last_jitter = u;
+        let fresh = self.uniform(if spared { Stream::Neighbour } else { Stream::Jitter });
+        let last = if spared { &mut self.last_neighbour_jitter } else { &mut self.last_jitter };
+        let u = (1.0 - rho) * fresh + rho * *last;
+        *last = u;
         let offset = match self.conditions.distribution {
             Distribution::Uniform => (2.0 * u - 1.0) * jitter,
             Distribution::Normal => inverse_normal_cdf(u) * jitter,
@@ -234,7 +258,15 @@ impl Decider {
 fn streams(seed: u64, direction: Direction) -> [ChaCha8Rng; STREAMS] {
     std::array::from_fn(|index| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream((direction.index() * STREAMS + index) as u64);
+        // The neighbour streams come after both directions' impairment streams, so that the
+        // impairment streams keep the numbers they had before there was a neighbour stream:
+        // a seed gives the same decisions it always gave.
+        let number = if index < IMPAIRMENT_STREAMS {
+            direction.index() * IMPAIRMENT_STREAMS + index
+        } else {
+            2 * IMPAIRMENT_STREAMS + direction.index()
+        };
+        rng.set_stream(number as u64);
         rng
     })
 }

@@ -25,6 +25,7 @@ use super::capture::Capture;
 use super::conditions::{Conditions, Direction};
 use super::decide::{Decider, Fate, Offer};
 use super::gso::{self, VNET_LEN, VnetHdr};
+use super::neighbour::is_neighbour_discovery;
 use super::packet::{MAX_FRAME, PacketSocket, Port};
 
 /// How long a caller waits for the engine thread to answer a command.
@@ -82,6 +83,9 @@ pub struct DirectionCounters {
     pub corrupted: u64,
     /// Packets sent early, skipping the delay.
     pub reordered: u64,
+    /// ARP and IPv6 neighbour-discovery frames that loss, duplication and corruption spared
+    /// (see [`Conditions::impair_neighbour_discovery`](crate::Conditions::impair_neighbour_discovery)).
+    pub spared: u64,
     /// Frames the kernel dropped before the engine could read them (socket buffer full).
     pub overruns: u64,
     /// Frames that could not be sent on (the receiving veth refused them, e.g. over its MTU).
@@ -96,7 +100,7 @@ impl fmt::Display for DirectionCounters {
         write!(
             f,
             "in {} frames/{} B, out {} frames/{} B, lost {}, queue drops {}, duplicated {}, corrupted {}, \
-             reordered {}, overruns {}, send errors {}, superframes {}",
+             reordered {}, spared {}, overruns {}, send errors {}, superframes {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -106,6 +110,7 @@ impl fmt::Display for DirectionCounters {
             self.duplicated,
             self.corrupted,
             self.reordered,
+            self.spared,
             self.overruns,
             self.send_errors,
             self.superframes
@@ -125,6 +130,7 @@ struct Counters {
     duplicated: AtomicU64,
     corrupted: AtomicU64,
     reordered: AtomicU64,
+    spared: AtomicU64,
     overruns: AtomicU64,
     send_errors: AtomicU64,
     superframes: AtomicU64,
@@ -153,6 +159,7 @@ impl Counters {
             duplicated: get(&self.duplicated),
             corrupted: get(&self.corrupted),
             reordered: get(&self.reordered),
+            spared: get(&self.spared),
             overruns: get(&self.overruns),
             send_errors: get(&self.send_errors),
             superframes: get(&self.superframes),
@@ -225,19 +232,12 @@ impl Engine {
     }
 
     /// Starts carrying a link: opens its sockets in its namespace, then hands it to the
-    /// engine thread. Frames flow from the moment this returns.
+    /// engine thread. Frames flow from the moment this returns. The conditions were validated
+    /// before the engine was chosen (by the plan, or by the carrier at runtime).
     ///
     /// # Errors
-    /// [`Error::InvalidConditions`] for conditions out of range; [`Error::Io`] when a socket or
-    /// the capture file cannot be opened.
+    /// [`Error::Io`] when a socket or the capture file cannot be opened.
     pub(crate) fn attach(&self, spec: WireSpec) -> Result<WireId> {
-        for direction in Direction::BOTH {
-            spec.conditions[direction.index()].validate().map_err(|source| Error::InvalidConditions {
-                link: spec.label.clone(),
-                direction,
-                source,
-            })?;
-        }
         let sockets = [PacketSocket::open(&spec.a)?, PacketSocket::open(&spec.b)?];
         let capture = spec.capture.as_deref().map(Capture::create).transpose()?;
         let [forward, backward] = spec.conditions;
@@ -260,11 +260,12 @@ impl Engine {
         Ok(id)
     }
 
-    /// Changes the conditions of one direction; they apply from the next frame on (frames
-    /// already in the link keep their departure time). Returns once the engine has them.
+    /// Changes the conditions of one direction (validated by the caller); they apply from the
+    /// next frame on (frames already in the link keep their departure time). Returns once the
+    /// engine has them.
     ///
     /// # Errors
-    /// [`Error::InvalidConditions`] for conditions out of range (nothing changes then).
+    /// [`Error::Timeout`] when the engine thread does not answer.
     pub(crate) fn set_conditions(
         &self,
         id: WireId,
@@ -272,11 +273,6 @@ impl Engine {
         conditions: Conditions,
     ) -> Result<()> {
         let label = self.label(id);
-        conditions.validate().map_err(|source| Error::InvalidConditions {
-            link: label.clone(),
-            direction,
-            source,
-        })?;
         self.command(&format!("changing the conditions of link `{label}` {direction}"), |reply| {
             Command::SetConditions(id, direction, Box::new(conditions), reply)
         })
@@ -563,7 +559,11 @@ impl Runner {
             add(&counters.queue_drops, u64::from(segments));
             return;
         }
-        let decision = link.deciders[direction].decide(Offer { now, len: wire_len, segments });
+        let neighbour = is_neighbour_discovery(&buffer[VNET_LEN..]);
+        let decision = link.deciders[direction].decide(Offer { now, len: wire_len, segments, neighbour });
+        if decision.spared {
+            add(&counters.spared, 1);
+        }
         if decision.duplicate.is_some() {
             add(&counters.duplicated, 1);
         }

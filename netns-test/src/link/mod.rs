@@ -17,6 +17,7 @@ mod engine;
 mod gso;
 #[cfg(test)]
 pub(crate) mod lab;
+mod neighbour;
 mod netem;
 mod packet;
 

@@ -80,7 +80,11 @@ impl NetemOptions {
     ///
     /// Differences from the engine: netem's `limit` counts every packet it holds, in delay
     /// too, while the engine's counts the packets waiting for the rate limiter; netem sends
-    /// reordered packets ahead of the rate limiter too.
+    /// reordered packets ahead of the rate limiter too; and netem, a qdisc that sees every
+    /// frame alike, cannot spare ARP and neighbour discovery from loss, duplication and
+    /// corruption (`impair_neighbour_discovery` has no netem option: it is as if it were set).
+    ///
+    /// The conditions must have been validated: out-of-range probabilities would be clamped.
     ///
     /// # Errors
     /// [`Error::Unsupported`] for what netem cannot do: a byte limit.

@@ -34,12 +34,14 @@ pub(super) struct RawConditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     corrupt: Option<Fraction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    impair_neighbour_discovery: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
 }
 
 /// `jitter = "2ms"` or `jitter = { amount = "2ms", distribution = "normal", correlation = "25%" }`.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged, expecting = "a duration such as \"2ms\", or a table { amount, distribution, correlation }")]
+#[derive(Serialize)]
+#[serde(untagged)]
 enum RawJitter {
     Amount(Span),
     Table(JitterTable),
@@ -56,11 +58,8 @@ struct JitterTable {
 }
 
 /// `loss = "1%"`, `loss = 0.01`, or a Gilbert–Elliott table.
-#[derive(Serialize, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "a probability such as \"1%\" or 0.01, or a table { model = \"gilbert-elliott\", p, r, loss_bad, loss_good }"
-)]
+#[derive(Serialize)]
+#[serde(untagged)]
 enum RawLoss {
     Random(Fraction),
     Model(LossModel),
@@ -114,6 +113,7 @@ impl TryFrom<RawConditions> for Conditions {
         conditions.reorder = raw.reorder.map_or(0.0, |f| f.0);
         conditions.duplicate = raw.duplicate.map_or(0.0, |f| f.0);
         conditions.corrupt = raw.corrupt.map_or(0.0, |f| f.0);
+        conditions.impair_neighbour_discovery = raw.impair_neighbour_discovery.unwrap_or(false);
         conditions.seed = raw.seed;
         conditions.validate()?;
         Ok(conditions)
@@ -151,6 +151,7 @@ impl From<Conditions> for RawConditions {
             reorder: some_fraction(c.reorder),
             duplicate: some_fraction(c.duplicate),
             corrupt: some_fraction(c.corrupt),
+            impair_neighbour_discovery: c.impair_neighbour_discovery.then_some(true),
             seed: c.seed,
         }
     }
@@ -168,17 +169,18 @@ struct Rate(u64);
 /// Durations are written as everywhere else: `"10ms"`, `"1.5ms"`, `"1s 500ms"`.
 pub(super) use crate::time::parse_duration;
 
-/// Parses `"1%"` or a fraction; the range is checked by validation, except that a bare number
-/// above 1 is refused here with a hint, since `loss = 5` almost certainly meant 5 %.
+/// Parses `"1%"` or a fraction, and checks the range here, in the words the value was written
+/// in: `loss = 5` (which almost certainly meant 5 %) and `loss = "150%"` are refused with the
+/// value as written and the range.
 pub(super) fn parse_fraction(text: &str) -> Result<f64, String> {
     let text = text.trim();
     if let Some(number) = text.strip_suffix('%') {
+        let percent: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a percentage"))?;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(format!("\"{text}\" is out of range: a percentage is from \"0%\" to \"100%\""));
+        }
         // Divided like iproute2 does, so that "0.1%" is the very same double as tc's.
-        return number
-            .trim()
-            .parse::<f64>()
-            .map(|v| v / 100.0)
-            .map_err(|_| format!("`{text}` is not a percentage"));
+        return Ok(percent / 100.0);
     }
     let value: f64 =
         text.parse().map_err(|_| format!("`{text}` is not a probability; write \"5%\" or 0.05"))?;
@@ -186,9 +188,10 @@ pub(super) fn parse_fraction(text: &str) -> Result<f64, String> {
 }
 
 fn fraction_from_number(value: f64) -> Result<f64, String> {
-    if value > 1.0 {
+    if !(0.0..=1.0).contains(&value) {
         return Err(format!(
-            "{value} is above 1; a probability is a fraction (0.05) or a percentage (\"5%\")"
+            "{value} is out of range: a probability is a number from 0 to 1 (0.05), or a percentage \
+             from \"0%\" to \"100%\" (\"5%\")"
         ));
     }
     Ok(value)
@@ -293,23 +296,96 @@ impl<T> Visitor<'_> for Text<T> {
     }
 }
 
+/// A visitor for a value written either as a scalar (a string, or a number where the scalar
+/// takes one) or as a table, as `loss` and `jitter` are. Unlike `#[serde(untagged)]`, which
+/// can only say that no form matched, it reports the error of the form that was written.
+struct ScalarOrTable<S, T> {
+    scalar: Text<S>,
+    table: &'static str,
+    form: std::marker::PhantomData<T>,
+}
+
+impl<'de, S, T: Deserialize<'de>> Visitor<'de> for ScalarOrTable<S, T> {
+    type Value = Result<S, T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, or a table {}", self.scalar.expecting, self.table)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        self.scalar.visit_str(value).map(Ok)
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        self.scalar.visit_f64(value).map(Ok)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        self.scalar.visit_i64(value).map(Ok)
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        self.scalar.visit_u64(value).map(Ok)
+    }
+
+    fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Err)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawLoss {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let form = deserializer.deserialize_any(ScalarOrTable::<Fraction, LossModel> {
+            scalar: fraction_text(),
+            table: "{ model = \"gilbert-elliott\", p, r, loss_bad, loss_good }",
+            form: std::marker::PhantomData,
+        })?;
+        Ok(match form {
+            Ok(fraction) => RawLoss::Random(fraction),
+            Err(model) => RawLoss::Model(model),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJitter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let form = deserializer.deserialize_any(ScalarOrTable::<Span, JitterTable> {
+            scalar: span_text(),
+            table: "{ amount, distribution, correlation }",
+            form: std::marker::PhantomData,
+        })?;
+        Ok(match form {
+            Ok(span) => RawJitter::Amount(span),
+            Err(table) => RawJitter::Table(table),
+        })
+    }
+}
+
+fn span_text() -> Text<Span> {
+    Text {
+        expecting: "a duration with a unit, such as \"10ms\"",
+        parse: |text| parse_duration(text).map(Span),
+        number: None,
+    }
+}
+
+fn fraction_text() -> Text<Fraction> {
+    Text {
+        expecting: "a probability such as \"5%\" or 0.05",
+        parse: |text| parse_fraction(text).map(Fraction),
+        number: Some(|value| fraction_from_number(value).map(Fraction)),
+    }
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(Text {
-            expecting: "a duration with a unit, such as \"10ms\"",
-            parse: |text| parse_duration(text).map(Span),
-            number: None,
-        })
+        deserializer.deserialize_any(span_text())
     }
 }
 
 impl<'de> Deserialize<'de> for Fraction {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(Text {
-            expecting: "a probability such as \"5%\" or 0.05",
-            parse: |text| parse_fraction(text).map(Fraction),
-            number: Some(|value| fraction_from_number(value).map(Fraction)),
-        })
+        deserializer.deserialize_any(fraction_text())
     }
 }
 

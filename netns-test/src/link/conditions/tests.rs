@@ -41,6 +41,10 @@ fn defaults_are_a_perfect_link() {
     let c = Conditions::new();
     assert!(c.is_perfect());
     assert!(Conditions::new().seed(3).is_perfect());
+    assert!(Conditions::new().impair_neighbour_discovery(true).is_perfect());
+    assert!(Conditions::new().loss(0.1).spares_neighbour_discovery());
+    assert!(!Conditions::new().loss(0.1).impair_neighbour_discovery(true).spares_neighbour_discovery());
+    assert!(!Conditions::new().delay(Duration::from_millis(5)).spares_neighbour_discovery());
     assert!(!Conditions::new().loss(0.5).is_perfect());
     assert_eq!(c.limit_packets(), DEFAULT_LIMIT);
     assert_eq!(c.to_string(), "perfect");
@@ -83,8 +87,8 @@ fn a_condition_error_becomes_a_topology_error() {
     let error = Conditions::new().loss(2.0).validate().unwrap_err().for_link("link 1 (`a` – `b`), a→b");
     assert_eq!(
         error.to_string(),
-        "link 1 (`a` – `b`), a→b: invalid condition loss = 2: must be a probability between 0 and 1 \
-         (or a percentage such as \"5%\")"
+        "link 1 (`a` – `b`), a→b: invalid condition loss = 2: must be a probability from 0 to 1 \
+         (0.05 is 5 %)"
     );
 }
 
@@ -103,7 +107,9 @@ fn units_parse_like_people_write_them() {
     assert_eq!(parse_fraction("1%"), Ok(0.01));
     assert_eq!(parse_fraction("0.1%"), Ok(0.1 / 100.0));
     assert_eq!(parse_fraction("0.25"), Ok(0.25));
-    assert!(parse_fraction("5").unwrap_err().contains("above 1"));
+    assert!(parse_fraction("5").unwrap_err().contains("5 is out of range"));
+    assert!(parse_fraction("101%").unwrap_err().contains("out of range"));
+    assert_eq!(parse_fraction("100%"), Ok(1.0));
     assert!(parse_fraction("lots").is_err());
 
     assert_eq!(parse_rate("10mbit"), Ok(10_000_000));
@@ -133,6 +139,7 @@ fn toml_with_every_field() {
         reorder = "25%"
         duplicate = 0.01
         corrupt = "0.1%"
+        impair_neighbour_discovery = true
         seed = 42
         "#,
     )
@@ -149,8 +156,10 @@ fn toml_with_every_field() {
         .reorder(0.25)
         .duplicate(0.01)
         .corrupt(0.1 / 100.0)
+        .impair_neighbour_discovery(true)
         .seed(42);
     assert_eq!(c, expected);
+    assert!(!from_toml("loss = \"1%\"").unwrap().impair_neighbour_discovery, "spared by default");
 }
 
 #[test]
@@ -163,13 +172,31 @@ fn toml_short_forms() {
 #[test]
 fn toml_errors_say_what_and_where() {
     let error = from_toml("delay = \"10ms\"\nloss = \"150%\"").unwrap_err();
-    assert!(error.contains("invalid condition loss = 1.5"), "{error}");
+    assert!(error.contains("\"150%\" is out of range: a percentage is from \"0%\" to \"100%\""), "{error}");
+    let error = from_toml("duplicate = \"-1%\"").unwrap_err();
+    assert!(error.contains("\"-1%\" is out of range"), "{error}");
     let error = from_toml("delay = 10").unwrap_err();
     assert!(error.contains("line 1") && error.contains("a duration with a unit"), "{error}");
     let error = from_toml("lose = \"1%\"").unwrap_err();
     assert!(error.contains("unknown field `lose`"), "{error}");
-    let error = from_toml("loss = 5").unwrap_err();
-    assert!(error.contains("a probability such as"), "{error}");
+    // The value as written and the range, for the scalar and the table forms alike.
+    for (text, value) in [
+        ("loss = 5", "5"),
+        ("corrupt = -0.5", "-0.5"),
+        ("loss = { model = \"gilbert-elliott\", p = 2, r = \"1%\" }", "2"),
+    ] {
+        let error = from_toml(text).unwrap_err();
+        assert!(
+            error.contains(&format!("{value} is out of range: a probability is a number from 0 to 1")),
+            "{error}"
+        );
+    }
+    let error = from_toml("loss = { model = \"gilbert\", p = \"1%\", r = \"1%\" }").unwrap_err();
+    assert!(error.contains("unknown variant `gilbert`"), "{error}");
+    let error = from_toml("jitter = \"2 parsecs\"").unwrap_err();
+    assert!(error.contains("`2 parsecs` is not a duration"), "{error}");
+    let error = from_toml("jitter = { amount = \"2ms\", shape = \"normal\" }").unwrap_err();
+    assert!(error.contains("unknown field `shape`"), "{error}");
     let error = from_toml("reorder = \"10%\"").unwrap_err();
     assert!(error.contains("needs a delay"), "{error}");
     let error = from_toml("rate = \"10mbyte\"").unwrap_err();
@@ -185,6 +212,7 @@ fn serialising_and_reading_back_gives_the_same_conditions() {
         .loss_model(Loss::GilbertElliott(GilbertElliott::new(0.01, 0.3)))
         .rate(1_234)
         .duplicate(0.013)
+        .impair_neighbour_discovery(true)
         .seed(5);
     // The crate's toml has no serialiser; JSON goes through the same Serialize/Deserialize.
     let text = serde_json::to_string(&original).unwrap();

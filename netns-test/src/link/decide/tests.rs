@@ -6,7 +6,7 @@ use crate::link::conditions::GilbertElliott;
 const MS: u64 = 1_000_000;
 
 fn offer(now: u64, len: usize) -> Offer {
-    Offer { now, len, segments: 1 }
+    Offer { now, len, segments: 1, neighbour: false }
 }
 
 fn everything() -> Conditions {
@@ -172,9 +172,12 @@ fn byte_limit_bounds_the_queue() {
 fn a_superframe_counts_as_its_segments() {
     let mut decider = Decider::new(Conditions::new().rate(10_000_000).limit(10), 1, Direction::AToB);
     assert!(!decider.per_packet());
-    let first = decider.decide(Offer { now: 0, len: 12_500, segments: 8 });
+    let first = decider.decide(Offer { now: 0, len: 12_500, segments: 8, neighbour: false });
     assert_eq!(first.original, Fate::Send { depart: 10 * MS, corrupt_bit: None, reordered: false });
-    assert_eq!(decider.decide(Offer { now: 0, len: 12_500, segments: 8 }).original, Fate::QueueFull);
+    assert_eq!(
+        decider.decide(Offer { now: 0, len: 12_500, segments: 8, neighbour: false }).original,
+        Fate::QueueFull
+    );
     assert!(Decider::new(Conditions::new().loss(0.1), 1, Direction::AToB).per_packet());
     assert!(
         Decider::new(Conditions::new().jitter(Duration::from_millis(1)), 1, Direction::AToB).per_packet()
@@ -238,4 +241,72 @@ fn inverse_normal_cdf_is_accurate() {
     }
     assert!(inverse_normal_cdf(0.0).is_finite());
     assert!(inverse_normal_cdf(1.0).is_finite());
+}
+
+fn neighbour(now: u64) -> Offer {
+    Offer { now, len: 42, segments: 1, neighbour: true }
+}
+
+#[test]
+fn neighbour_discovery_is_spared_unless_asked_for() {
+    let ruinous = Conditions::new().loss(1.0).duplicate(1.0).corrupt(1.0).delay(Duration::from_millis(3));
+    let mut decider = Decider::new(ruinous.clone(), 1, Direction::AToB);
+    for i in 0..100 {
+        let decision = decider.decide(neighbour(i * MS));
+        let sent = Fate::Send { depart: i * MS + 3 * MS, corrupt_bit: None, reordered: false };
+        // Never lost, copied or corrupted; delayed like any frame.
+        assert_eq!(decision, Decision { original: sent, duplicate: None, spared: true });
+        assert_eq!(decider.decide(offer(i * MS, 100)).original, Fate::Lost);
+    }
+    let mut impaired = Decider::new(ruinous.impair_neighbour_discovery(true), 1, Direction::AToB);
+    assert_eq!(
+        impaired.decide(neighbour(0)),
+        Decision { original: Fate::Lost, duplicate: None, spared: false }
+    );
+}
+
+#[test]
+fn spared_frames_shift_no_other_decision() {
+    let conditions = everything().jitter_correlation(0.3);
+    let alone = run(conditions.clone(), 11, 3000);
+    // The same packets at the same times, with neighbour discovery in between at irregular
+    // moments: the other packets' fates do not change.
+    let mut decider = Decider::new(conditions.clone(), 11, Direction::AToB);
+    let mut mixed = Vec::new();
+    for i in 0..3000 {
+        if i % 7 == 0 || i % 11 == 3 {
+            assert!(decider.decide(neighbour(i * MS)).spared);
+        }
+        mixed.push(decider.decide(offer(i * MS, 100)));
+    }
+    assert_eq!(alone, mixed);
+    // Impaired, they draw like any packet, and the other packets' fates move.
+    let mut decider = Decider::new(conditions.impair_neighbour_discovery(true), 11, Direction::AToB);
+    let mut drawn = Vec::new();
+    for i in 0..3000 {
+        if i % 7 == 0 {
+            decider.decide(neighbour(i * MS));
+        }
+        drawn.push(decider.decide(offer(i * MS, 100)));
+    }
+    assert_ne!(alone, drawn);
+}
+
+#[test]
+fn spared_frames_still_get_jitter_and_reordering() {
+    let conditions =
+        Conditions::new().delay(Duration::from_millis(10)).jitter(Duration::from_millis(5)).reorder(0.5);
+    let mut decider = Decider::new(conditions, 2, Direction::AToB);
+    let departures: Vec<Fate> = (0..200).map(|i| decider.decide(neighbour(i * MS)).original).collect();
+    let reordered = departures.iter().filter(|f| matches!(f, Fate::Send { reordered: true, .. })).count();
+    assert!((60..=140).contains(&reordered), "{reordered} of 200 reordered");
+    let delays: std::collections::BTreeSet<u64> = departures
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f {
+            Fate::Send { depart, reordered: false, .. } => Some(depart - i as u64 * MS),
+            _ => None,
+        })
+        .collect();
+    assert!(delays.len() > 20 && delays.iter().all(|d| (5 * MS..=15 * MS).contains(d)), "{delays:?}");
 }
