@@ -79,6 +79,28 @@ fn driver_signal() {
     );
 }
 
+#[netns_test]
+#[ignore = "exits on purpose; run by driver_exit_in_the_body"]
+fn subject_exits_with_status_zero() {
+    std::process::exit(0);
+}
+
+#[test]
+fn driver_exit_in_the_body() {
+    // Status 0 without a verdict, after the body started: neither a pass nor a selection problem.
+    let outcome = run_subject(&mut subject("subject_exits_with_status_zero"));
+    assert!(!outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    assert!(
+        text.contains(
+            "test `subject_exits_with_status_zero`: the body exited the process with status 0 \
+             before the test finished"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("ran no test"), "{text}");
+}
+
 #[netns_test(timeout = "1s")]
 #[ignore = "hangs on purpose; run by driver_timeout_kills_everything"]
 fn subject_hangs(net: &Network) {
