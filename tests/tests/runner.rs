@@ -167,7 +167,8 @@ fn driver_sigkill_leaves_nothing() {
 
 #[netns_test]
 #[ignore = "fails on purpose; run by driver_keep_on_failure"]
-fn subject_fails_and_is_kept() {
+fn subject_fails_and_is_kept(net: &Network) {
+    start_daemon(net, "netns-test-marker-kept");
     panic!("look inside");
 }
 
@@ -185,6 +186,20 @@ fn driver_keep_on_failure() {
     let dev = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
     assert!(dev.contains("veth1") && !dev.contains("veth0"), "{dev}");
+    // The same command enters the test's PID namespace and its /proc: ps lists the test's init,
+    // the test, the daemon it started and ps itself, and nothing of the host's.
+    let mut nsenter = Command::new("nsenter");
+    nsenter.args(command.split_whitespace()).args(["ps", "-e", "-o", "pid=,comm=,args="]);
+    let output = nsenter.output().expect("nsenter runs");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
+    for line in listing.lines() {
+        // The test binary is executed as /proc/self/exe, hence its name.
+        let comm = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(["netns-test-init", "exe", "sh", "sleep", "ps"].contains(&comm), "{line} in\n{listing}");
+    }
+    assert!(listing.lines().any(|line| line.trim().starts_with("1 netns-test-init")), "{listing}");
+    assert!(listing.contains("netns-test-marker-kept"), "{listing}");
     running.wait_for_line("it ends by itself in 6s", Duration::from_secs(5));
     // Without a terminal nobody presses Enter: the kept child ends when the bound elapses,
     // and the test still fails.

@@ -448,6 +448,10 @@ fn keep_message(
         Mode::Root => String::new(),
         Mode::Rootless => format!("--user=/proc/{pid}/ns/user --preserve-credentials "),
     };
+    // The PID namespace too, so that `ps` and /proc in the test's mount namespace (whose /proc
+    // is the test's) show the test's processes. The reported PID is the test process itself,
+    // inside that namespace; without a report it is the supervisor outside it, whose children
+    // go there.
     match nodes {
         Some(nodes) => {
             text.push_str("Enter a node with:\n");
@@ -456,14 +460,17 @@ fn keep_message(
                 let net = node.net.map_or(format!("/proc/{pid}/ns/net"), |fd| format!("/proc/{pid}/fd/{fd}"));
                 let uts = node.uts.map_or(format!("/proc/{pid}/ns/uts"), |fd| format!("/proc/{pid}/fd/{fd}"));
                 text.push_str(&format!(
-                    "  {:width$}  nsenter {user}--mount=/proc/{pid}/ns/mnt --uts={uts} --net={net}\n",
+                    "  {:width$}  nsenter {user}--pid=/proc/{pid}/ns/pid --mount=/proc/{pid}/ns/mnt \
+                     --uts={uts} --net={net}\n",
                     node.name
                 ));
             }
         }
         None => {
             text.push_str(&format!(
-                "The network was not ready; its namespace: nsenter {user}--mount=/proc/{pid}/ns/mnt --net=/proc/{pid}/ns/net\n"
+                "The network was not ready; its namespace: nsenter {user}\
+                 --pid=/proc/{pid}/ns/pid_for_children --mount=/proc/{pid}/ns/mnt \
+                 --uts=/proc/{pid}/ns/uts --net=/proc/{pid}/ns/net\n"
             ));
         }
     }
