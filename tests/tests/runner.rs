@@ -241,3 +241,45 @@ fn driver_without_privileges_the_failure_says_how_to_fix_it() {
     assert!(text.contains("runner = \"sudo -E\""), "{text}");
     assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
 }
+
+/// Runs `subject_needs_namespaces` as root of a new user namespace whose
+/// `user.max_net_namespaces` is `limit`: a namespace limit of its own, which leaves the host's
+/// settings alone.
+fn run_under_net_namespace_limit(limit: u32) -> netns_test_tests::Outcome {
+    let script = format!(
+        "echo {limit} > /proc/sys/user/max_net_namespaces && \
+         exec \"$0\" --exact subject_needs_namespaces --include-ignored --nocapture"
+    );
+    let mut command = Command::new("unshare");
+    command
+        .args(["--user", "--map-root-user", "--", "sh", "-c", &script])
+        .arg(std::env::current_exe().unwrap())
+        .env_remove("NETNS_TEST_MODE")
+        .env_remove("NETNS_TEST_KEEP_ON_FAILURE")
+        .stdin(std::process::Stdio::null());
+    run_subject(&mut command)
+}
+
+#[test]
+fn driver_namespace_limit_names_the_limit() {
+    let outcome = run_under_net_namespace_limit(0);
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("user.max_net_namespaces = 0 (/proc/sys/user/max_net_namespaces)"), "{text}");
+    assert!(text.contains("sudo sysctl -w user.max_net_namespaces=65536"), "{text}");
+    // Not the permission advice: privileges do not lift a limit.
+    assert!(!text.contains("runner = \"sudo -E\""), "{text}");
+}
+
+#[test]
+fn driver_namespace_limit_while_building_the_network() {
+    // One network namespace allowed: the test's own. The peer node's is refused.
+    let outcome = run_under_net_namespace_limit(1);
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(text.contains("creating the namespace of node `test1` (unshare(CLONE_NEWNET))"), "{text}");
+    assert!(text.contains("user.max_net_namespaces = 1 (/proc/sys/user/max_net_namespaces)"), "{text}");
+    assert!(!text.contains("runner = \"sudo -E\""), "{text}");
+}
