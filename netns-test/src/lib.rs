@@ -97,6 +97,11 @@
 //!   `#[rstest]` above `#[netns_test::test]` and call [`network()`] in the body.
 //! - `timeout = "30s"`: the child is killed after that long (default 60 s, or
 //!   `NETNS_TEST_TIMEOUT`).
+//! - Composes with `#[ignore]`, `#[should_panic]` and an existing `#[test]` written below it.
+//!   A `#[test]` written above it expands first. From Rust 1.88 (which tells the attribute
+//!   what is written above it), a function without parameters that is not `async` still makes
+//!   one test, and a function with a parameter or an `async fn` is a compile error that says
+//!   to move `#[test]` below; with older compilers, write it below.
 //! - `topology = function`: a function returning a [`Topology`], a [`TopologyBuilder`] or a
 //!   `Result<Topology, _>`; `topology_file = "tests/topologies/x.toml"`: a topology file,
 //!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
