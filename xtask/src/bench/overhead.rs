@@ -21,10 +21,11 @@ const SUITE: u32 = 40;
 /// The seed procedure. `/run` gets a fresh tmpfs inside the scratch mount namespace, where
 /// `ip netns add` then makes `/run/netns`: nothing appears on the host. (A `mkdir` under the
 /// host's `/run` would: a mount namespace separates mounts, not the files of a filesystem that
-/// both namespaces have mounted.)
+/// both namespaces have mounted. For the same reason `mount -n`: without it, util-linux's
+/// `mount` makes `/run/mount` for its table before the new `/run` covers the host's.)
 const SEED_SCRIPT: &str = r#"
 set -e
-mount -t tmpfs tmpfs /run
+mount -n -t tmpfs tmpfs /run
 ip netns add test1
 ip link add veth0 type veth peer name veth1
 ip link set veth1 netns test1
