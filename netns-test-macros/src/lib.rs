@@ -40,12 +40,16 @@ fn expand(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
             return with_error(item, error);
         }
     };
+    let test_above = builtin_test_written_above(Span::call_site());
     let result = Config::parse(args).and_then(|config| {
         check_function(&func)?;
+        if test_above {
+            check_test_above(&func)?;
+        }
         Ok(config)
     });
     match result {
-        Ok(config) => generate(config, func),
+        Ok(config) => generate(config, func, test_above),
         Err(error) => with_error(func.into_token_stream(), error),
     }
 }
@@ -220,6 +224,45 @@ fn check_function(func: &ItemFn) -> syn::Result<()> {
     Ok(())
 }
 
+/// With `#[test]` written above `#[netns_test]`, the built-in attribute expands first and
+/// registers the function as written. That is right for a function without parameters (this
+/// attribute then adds no second `#[test]`), but the built-in attribute refuses a parameter or
+/// an `async fn` before this attribute can turn it into a plain test function.
+fn check_test_above(func: &ItemFn) -> syn::Result<()> {
+    let what = if func.sig.asyncness.is_some() {
+        "an `async fn`"
+    } else if !func.sig.inputs.is_empty() {
+        "a function with a parameter"
+    } else {
+        return Ok(());
+    };
+    Err(syn::Error::new(
+        Span::call_site(),
+        format!(
+            "#[test] above #[netns_test] expands first and refuses {what}; write #[test] below \
+             #[netns_test], or leave it out (#[netns_test] makes the function a test)"
+        ),
+    ))
+}
+
+/// Whether a built-in `#[test]` is written among the attributes above the one at `call_site`
+/// (this attribute), in the source file.
+///
+/// A `#[test]` above has already expanded when this attribute runs, and leaves no trace on the
+/// item it hands on, so the source is the only place that shows it. Where the compiler gives
+/// no file or position (Rust before 1.88, or an item built by a macro), the answer is `false`:
+/// the function then gets its own `#[test]`, as without one above.
+fn builtin_test_written_above(call_site: Span) -> bool {
+    let Some(file) = call_site.local_file() else {
+        return false;
+    };
+    let start = call_site.start();
+    match std::fs::read_to_string(file) {
+        Ok(source) => source::test_attribute_above(&source, start.line, start.column),
+        Err(_) => false,
+    }
+}
+
 /// `#[test]`, possibly written with its full prelude path (`::core::prelude::v1::test`).
 fn is_builtin_test(path: &Path) -> bool {
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
@@ -232,21 +275,17 @@ fn is_builtin_test(path: &Path) -> bool {
     }
 }
 
-/// Whether the function already carries the built-in test attribute, or the marker rustc leaves
-/// when a `#[test]` written above us has already expanded.
+/// Whether the function already carries the built-in test attribute, written below ours.
 fn has_test_attribute(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|attr| {
-        let path = attr.path();
-        is_builtin_test(path) || path.is_ident("rustc_test_marker")
-    })
+    attrs.iter().any(|attr| is_builtin_test(attr.path()))
 }
 
-fn generate(config: Config, func: ItemFn) -> TokenStream2 {
+fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
     let krate = config.krate.clone().unwrap_or_else(|| syn::parse_quote!(::netns_test));
     let ItemFn { attrs, vis, sig, block } = func;
     let ident = &sig.ident;
     let name = ident.to_string();
-    let test_attr = if has_test_attribute(&attrs) {
+    let test_attr = if test_above || has_test_attribute(&attrs) {
         TokenStream2::new()
     } else {
         quote! { #[::core::prelude::v1::test] }
@@ -323,6 +362,8 @@ fn generate(config: Config, func: ItemFn) -> TokenStream2 {
         }
     }
 }
+
+mod source;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,8 @@ use crate::topology::TopologyError;
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The process may not create the namespaces a test needs.
+    /// The process may not create the namespaces a test needs: it lacks the privileges, or a
+    /// per-user namespace limit is reached (`ENOSPC`; the remedy names the limit).
     #[error("cannot isolate the test: {step} failed ({source})\n\n{remedy}")]
     Isolation {
         /// The step that failed, e.g. `unshare(CLONE_NEWUSER | CLONE_NEWNET)`.

@@ -32,8 +32,10 @@
 //! # How it works
 //! The attribute turns the function into an ordinary `#[test]`. When libtest (or nextest) runs
 //! it, the test re-executes its own binary for exactly this test, in new network, mount, UTS
-//! and PID namespaces (plus a user namespace when not root). The child builds the topology
-//! in-process with netlink, waits until every link reports carrier, then runs the body. The
+//! and PID namespaces (plus a user namespace when not root), with a `/proc` of its own PID
+//! namespace (so `ps`, `pgrep`, `/proc/<pid>` and `kill` see the test's processes only). The
+//! child builds the topology in-process with netlink, waits until every link reports carrier,
+//! then runs the body. The
 //! parent relays the child's output (libtest shows it when the test fails) and reports a panic
 //! with its message and location, an error, a signal, or a timeout. Namespaces are held by file
 //! descriptor only, so however the child dies, the kernel removes everything it made.
@@ -97,6 +99,11 @@
 //!   `#[rstest]` above `#[netns_test::test]` and call [`network()`] in the body.
 //! - `timeout = "30s"`: the child is killed after that long (default 60 s, or
 //!   `NETNS_TEST_TIMEOUT`).
+//! - Composes with `#[ignore]`, `#[should_panic]` and an existing `#[test]` written below it.
+//!   A `#[test]` written above it expands first. From Rust 1.88 (which tells the attribute
+//!   what is written above it), a function without parameters that is not `async` still makes
+//!   one test, and a function with a parameter or an `async fn` is a compile error that says
+//!   to move `#[test]` below; with older compilers, write it below.
 //! - `topology = function`: a function returning a [`Topology`], a [`TopologyBuilder`] or a
 //!   `Result<Topology, _>`; `topology_file = "tests/topologies/x.toml"`: a topology file,
 //!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
@@ -104,7 +111,8 @@
 //! # Environment
 //! - `NETNS_TEST_TIMEOUT=90s`: the timeout of tests that set none.
 //! - `NETNS_TEST_KEEP_ON_FAILURE=1` (or a duration such as `10m`): keep a failed test's child
-//!   alive and print an `nsenter` command for each node, until Enter is pressed.
+//!   alive and print an `nsenter` command for each node (its network and UTS namespaces, the
+//!   test's PID and mount namespaces), until Enter is pressed.
 //! - `NETNS_TEST_MODE=rootless`: use a user namespace even when running as root.
 //! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions (a failed test prints
 //!   the one it ran with).

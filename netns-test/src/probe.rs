@@ -149,23 +149,29 @@ pub fn host_checks() -> Vec<Check> {
 /// Call it inside a `#[netns_test]` body or a [`sandbox`](crate::sandbox) body; elsewhere the
 /// scratch namespace cannot be made and every check reports why.
 pub fn namespace_checks() -> Vec<Check> {
-    let scratch = std::thread::spawn(|| -> Result<Vec<Check>, String> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("cannot create a scratch network namespace: {e}"))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let scratch = std::thread::spawn(|| -> Result<Vec<Check>, (String, String)> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
+            let reason = format!("cannot create a scratch network namespace: {errno}");
+            // ENOSPC is a namespace limit, which privileges do not lift.
+            let remedy = match errno {
+                nix::errno::Errno::ENOSPC => crate::ns::limit_remedy(libc::CLONE_NEWNET, false),
+                _ => isolation_remedy(!nix::unistd::geteuid().is_root()),
+            };
+            (reason, remedy)
+        })?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+            (format!("cannot start a runtime: {e}"), isolation_remedy(!nix::unistd::geteuid().is_root()))
+        })?;
         Ok(runtime.block_on(scratch_checks()))
     })
     .join();
     match scratch {
         Ok(Ok(checks)) => checks,
-        Ok(Err(reason)) => vec![Check {
+        Ok(Err((reason, remedy))) => vec![Check {
             name: "namespaces",
             verdict: Verdict::Missing,
             detail: reason,
-            remedy: Some(isolation_remedy(!nix::unistd::geteuid().is_root())),
+            remedy: Some(remedy),
         }],
         Err(_) => vec![Check {
             name: "namespaces",

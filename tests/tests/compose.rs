@@ -46,6 +46,31 @@ fn test_attribute_above() {
     assert!(netns_test::try_network().is_ok());
 }
 
+#[test]
+#[should_panic(expected = "expected failure")]
+#[netns_test]
+fn test_attribute_above_with_should_panic_between() {
+    panic!("expected failure");
+}
+
+#[test]
+fn every_form_is_registered_once() {
+    // libtest lists what was registered: a `#[test]` above or below `#[netns_test]` must not
+    // make a second entry.
+    let output = std::process::Command::new(std::env::current_exe().unwrap()).arg("--list").output().unwrap();
+    let listing = String::from_utf8(output.stdout).unwrap();
+    let names: Vec<&str> = listing.lines().filter_map(|line| line.strip_suffix(": test")).collect();
+    for name in
+        ["test_attribute_above", "test_attribute_above_with_should_panic_between", "test_attribute_below"]
+    {
+        assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name} in\n{listing}");
+    }
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{listing}");
+}
+
 #[rstest]
 #[case(1, "1.1.1.1")]
 #[case(2, "1.1.1.2")]

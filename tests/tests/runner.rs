@@ -79,6 +79,28 @@ fn driver_signal() {
     );
 }
 
+#[netns_test]
+#[ignore = "exits on purpose; run by driver_exit_in_the_body"]
+fn subject_exits_with_status_zero() {
+    std::process::exit(0);
+}
+
+#[test]
+fn driver_exit_in_the_body() {
+    // Status 0 without a verdict, after the body started: neither a pass nor a selection problem.
+    let outcome = run_subject(&mut subject("subject_exits_with_status_zero"));
+    assert!(!outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    assert!(
+        text.contains(
+            "test `subject_exits_with_status_zero`: the body exited the process with status 0 \
+             before the test finished"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("ran no test"), "{text}");
+}
+
 #[netns_test(timeout = "1s")]
 #[ignore = "hangs on purpose; run by driver_timeout_kills_everything"]
 fn subject_hangs(net: &Network) {
@@ -145,7 +167,8 @@ fn driver_sigkill_leaves_nothing() {
 
 #[netns_test]
 #[ignore = "fails on purpose; run by driver_keep_on_failure"]
-fn subject_fails_and_is_kept() {
+fn subject_fails_and_is_kept(net: &Network) {
+    start_daemon(net, "netns-test-marker-kept");
     panic!("look inside");
 }
 
@@ -163,6 +186,20 @@ fn driver_keep_on_failure() {
     let dev = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
     assert!(dev.contains("veth1") && !dev.contains("veth0"), "{dev}");
+    // The same command enters the test's PID namespace and its /proc: ps lists the test's init,
+    // the test, the daemon it started and ps itself, and nothing of the host's.
+    let mut nsenter = Command::new("nsenter");
+    nsenter.args(command.split_whitespace()).args(["ps", "-e", "-o", "pid=,comm=,args="]);
+    let output = nsenter.output().expect("nsenter runs");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
+    for line in listing.lines() {
+        // The test binary is executed as /proc/self/exe, hence its name.
+        let comm = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(["netns-test-init", "exe", "sh", "sleep", "ps"].contains(&comm), "{line} in\n{listing}");
+    }
+    assert!(listing.lines().any(|line| line.trim().starts_with("1 netns-test-init")), "{listing}");
+    assert!(listing.contains("netns-test-marker-kept"), "{listing}");
     running.wait_for_line("it ends by itself in 6s", Duration::from_secs(5));
     // Without a terminal nobody presses Enter: the kept child ends when the bound elapses,
     // and the test still fails.
@@ -203,4 +240,46 @@ fn driver_without_privileges_the_failure_says_how_to_fix_it() {
     assert!(text.contains("Operation not permitted"), "{text}");
     assert!(text.contains("runner = \"sudo -E\""), "{text}");
     assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
+}
+
+/// Runs `subject_needs_namespaces` as root of a new user namespace whose
+/// `user.max_net_namespaces` is `limit`: a namespace limit of its own, which leaves the host's
+/// settings alone.
+fn run_under_net_namespace_limit(limit: u32) -> netns_test_tests::Outcome {
+    let script = format!(
+        "echo {limit} > /proc/sys/user/max_net_namespaces && \
+         exec \"$0\" --exact subject_needs_namespaces --include-ignored --nocapture"
+    );
+    let mut command = Command::new("unshare");
+    command
+        .args(["--user", "--map-root-user", "--", "sh", "-c", &script])
+        .arg(std::env::current_exe().unwrap())
+        .env_remove("NETNS_TEST_MODE")
+        .env_remove("NETNS_TEST_KEEP_ON_FAILURE")
+        .stdin(std::process::Stdio::null());
+    run_subject(&mut command)
+}
+
+#[test]
+fn driver_namespace_limit_names_the_limit() {
+    let outcome = run_under_net_namespace_limit(0);
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("user.max_net_namespaces = 0 (/proc/sys/user/max_net_namespaces)"), "{text}");
+    assert!(text.contains("sudo sysctl -w user.max_net_namespaces=65536"), "{text}");
+    // Not the permission advice: privileges do not lift a limit.
+    assert!(!text.contains("runner = \"sudo -E\""), "{text}");
+}
+
+#[test]
+fn driver_namespace_limit_while_building_the_network() {
+    // One network namespace allowed: the test's own. The peer node's is refused.
+    let outcome = run_under_net_namespace_limit(1);
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    assert!(text.contains("creating the namespace of node `test1` (unshare(CLONE_NEWNET))"), "{text}");
+    assert!(text.contains("user.max_net_namespaces = 1 (/proc/sys/user/max_net_namespaces)"), "{text}");
+    assert!(!text.contains("runner = \"sudo -E\""), "{text}");
 }

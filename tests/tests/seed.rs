@@ -170,3 +170,37 @@ fn the_test_runs_under_its_own_init(net: &Network) {
     let pid: u32 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
     assert!(pid > 2, "{pid}");
 }
+
+#[netns_test]
+fn proc_shows_the_tests_own_processes(net: &Network) {
+    use std::collections::BTreeSet;
+    // A program started in a node: its PID, /proc/<pid> and kill(2) name the same process.
+    let mut sleep = net.node("test1").command("sleep").arg("10").spawn().unwrap();
+    let pid = sleep.id();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+    assert_eq!(std::fs::read_to_string("/proc/1/comm").unwrap().trim(), "netns-test-init");
+    assert_eq!(std::fs::read_link("/proc/self").unwrap().to_str(), Some("2"));
+
+    // procps lists exactly the test's processes: its init, the test itself, the sleep and the
+    // ps reading /proc, and nothing of the host's.
+    let ps = net
+        .local()
+        .command("ps")
+        .args(["-e", "-o", "pid=,comm="])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ps_pid = ps.id();
+    let listing = String::from_utf8(ps.wait_with_output().unwrap().stdout).unwrap();
+    let pids: BTreeSet<u32> =
+        listing.lines().map(|line| line.split_whitespace().next().unwrap().parse().unwrap()).collect();
+    assert_eq!(pids, BTreeSet::from([1, 2, pid, ps_pid]), "{listing}");
+    let pgrep = net.local().command("pgrep").args(["-x", "sleep"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&pgrep.stdout).trim(), pid.to_string());
+
+    let sleep_pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(sleep_pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let status = sleep.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+}

@@ -62,14 +62,25 @@ pub(crate) fn run(args: &Args) -> Result {
     Ok(())
 }
 
-/// The root namespace snapshot, from the shared tool when present, else the repository's copy.
-fn snapshot() -> Result<String> {
+/// The root namespace snapshot, from the shared tool when present, else the repository's copy,
+/// and whether `/run/netns` exists: the snapshot lists the namespaces in it, which says nothing
+/// of an empty directory, and nothing may create even that.
+pub(crate) fn snapshot() -> Result<String> {
     let shared = root().join("../shared/tools/rootns-snapshot");
     let tool = if shared.is_file() { shared } else { root().join(".ci/rootns-snapshot") };
-    output(Command::new("bash").arg(tool))
+    let mut text = output(Command::new("bash").arg(tool))?;
+    let run_netns = std::fs::symlink_metadata("/run/netns").is_ok();
+    text.push_str(&format!(
+        "# /run/netns
+{}
+",
+        if run_netns { "exists" } else { "absent" }
+    ));
+    Ok(text)
 }
 
-fn diff_lines(before: &str, after: &str) -> String {
+/// The lines only in `before` (`- `) and only in `after` (`+ `).
+pub(crate) fn diff_lines(before: &str, after: &str) -> String {
     let gone = before.lines().filter(|line| !after.lines().any(|l| l == *line)).map(|l| format!("- {l}"));
     let new = after.lines().filter(|line| !before.lines().any(|l| l == *line)).map(|l| format!("+ {l}"));
     gone.chain(new).collect::<Vec<_>>().join("\n")

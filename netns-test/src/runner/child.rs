@@ -98,6 +98,11 @@ pub(crate) fn run(
         libc::close(context.stdout);
     }
 
+    // The parent's /proc still shows this process under its PID outside (for the nsenter
+    // hints); the test's own /proc, mounted next, knows it only as PID 2.
+    let pid = pid_in_parent_namespace();
+    mount_own_proc();
+
     let key = context.key.clone();
     let network = match topology().and_then(|topology| Network::start(&topology, &key)) {
         Ok(network) => network,
@@ -105,12 +110,6 @@ pub(crate) fn run(
     };
     let nodes = network.node_fds();
     let network: &'static Network = NETWORK.get_or_init(|| network);
-    // /proc belongs to the parent's PID namespace, so /proc/self names this process as the
-    // parent (and a person running nsenter) sees it.
-    let pid = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|link| link.to_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0);
     let seed = network.random_seed();
     let captures = network.captures().iter().map(|path| path.display().to_string()).collect();
     let _ = Report::Ready { pid, nodes, seed, captures }.write_to(&mut context.status);
@@ -129,6 +128,36 @@ pub(crate) fn run(
         }
     };
     finish(&mut context, verdict)
+}
+
+/// This process's PID in the parent's PID namespace, read from the /proc the process started
+/// with (it belongs to the parent's PID namespace, or one above it, where the parent and a
+/// person running `nsenter` look).
+fn pid_in_parent_namespace() -> u32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|link| link.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Mounts a procfs of the test's own PID namespace over `/proc`, so that `/proc/<pid>`, `ps`,
+/// `pgrep` and `kill` agree on the PIDs that the body and the programs it starts see.
+///
+/// The mount is made in the test's private mount namespace (made `rprivate` before `exec`), so
+/// the host never sees it, and it goes away with the namespace. Rootless, the kernel allows it
+/// because the test's user namespace owns both the PID and the mount namespace, and the flags
+/// keep those the host's `/proc` has locked (`nosuid`, `nodev`, `noexec`). Where it still
+/// refuses (a container whose `/proc` is partly masked), the test goes on with the host's
+/// `/proc` and says so in its output.
+fn mount_own_proc() {
+    use nix::mount::{MsFlags, mount};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if let Err(errno) = mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
+        eprintln!(
+            "netns-test: /proc shows the host's processes, not the test's: mounting a /proc for \
+             the test's PID namespace failed ({errno})"
+        );
+    }
 }
 
 /// Reports the verdict, waits for the parent's release after a failure, and exits without

@@ -22,7 +22,7 @@ pub(crate) mod env {
 pub(crate) enum Report {
     /// The network is up and the body is about to run.
     Ready {
-        /// The test process's PID in the parent's PID namespace (it is PID 1 in its own).
+        /// The test process's PID in the parent's PID namespace (it is PID 2 in its own).
         pid: u32,
         /// The nodes and the descriptors (in the child) that hold their namespaces.
         nodes: Vec<NodeFds>,

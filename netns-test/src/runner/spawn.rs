@@ -174,7 +174,7 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
     let mut status = File::from(status_read);
     let mut child = match spawned {
         Ok(child) => child,
-        Err(source) => return Err(spawn_error(&mut status, source, mode)),
+        Err(source) => return Err(spawn_error(&mut status, source, mode, flags)),
     };
     let stderr = File::from(OwnedFd::from(child.stderr.take().expect("stderr is piped")));
     Ok(Spawned {
@@ -188,7 +188,7 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
 }
 
 /// Turns a failed spawn into an error that names the step and says how to fix it.
-fn spawn_error(status: &mut File, source: io::Error, mode: Mode) -> Error {
+fn spawn_error(status: &mut File, source: io::Error, mode: Mode, flags: libc::c_int) -> Error {
     let mut marker = [0u8; 2];
     // The child wrote its marker before failing; it has exited, so the read cannot block.
     let step = match status.read(&mut marker) {
@@ -196,6 +196,13 @@ fn spawn_error(status: &mut File, source: io::Error, mode: Mode) -> Error {
         _ => None,
     };
     match step {
+        // A namespace limit, not a permission: the permission advice would not help.
+        Some(Step::Unshare) if source.raw_os_error() == Some(libc::ENOSPC) => crate::ns::limit_error(
+            Step::Unshare.describe(mode).to_string(),
+            flags,
+            source,
+            mode == Mode::Rootless,
+        ),
         Some(step @ (Step::Unshare | Step::Setgroups | Step::UidMap | Step::GidMap | Step::MountPrivate)) => {
             Error::Isolation { step: step.describe(mode).to_string(), source, remedy: probe_hint(mode) }
         }

@@ -6,6 +6,8 @@ mod overhead;
 mod ping;
 mod topology;
 
+use std::process::Command;
+
 use clap::ValueEnum;
 
 use crate::util::Result;
@@ -33,9 +35,48 @@ pub(crate) struct Args {
     /// Fewer iterations, for a quick check that the benchmark works.
     #[arg(long)]
     quick: bool,
+    /// Run the benchmarks in this process, without the root-namespace check around them (the
+    /// checking process starts this one).
+    #[arg(long, hide = true)]
+    unchecked: bool,
 }
 
+/// Runs the benchmarks in a child process and checks that the root network namespace, and the
+/// absence of `/run/netns`, are the same after them as before.
+///
+/// The check wraps a child rather than the code below because sandboxed benchmarks re-execute
+/// this program, and each re-executed child runs the code before its `sandbox` call again: a
+/// snapshot taken there would be taken in every child, inside its namespaces.
 pub(crate) fn run(args: &Args) -> Result {
+    if args.unchecked {
+        return run_unchecked(args);
+    }
+    let before = crate::ci::snapshot()?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let which = args.which.to_possible_value().expect("no variant is skipped");
+    let mut command = Command::new(exe);
+    command.args(["bench", which.get_name(), "--unchecked"]);
+    if args.quick {
+        command.arg("--quick");
+    }
+    let status =
+        command.status().map_err(|e| format!("cannot run {}: {e}", crate::util::render(&command)))?;
+    let after = crate::ci::snapshot()?;
+    if before != after {
+        let diff = crate::ci::diff_lines(&before, &after);
+        return Err(format!("the root network namespace changed during the benchmarks:\n{diff}"));
+    }
+    eprintln!("xtask: the root network namespace is unchanged, and /run/netns as it was");
+    if status.success() { Ok(()) } else { Err(format!("the benchmarks failed: {status}")) }
+}
+
+/// Whether `program` is in `PATH`.
+pub(super) fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn run_unchecked(args: &Args) -> Result {
     let all = args.which == Which::All;
     // Sandboxed benchmarks re-execute this program, whose children run the code before their
     // `sandbox` call again (earlier `sandbox` calls return at once): run them before the rest,

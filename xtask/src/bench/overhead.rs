@@ -3,8 +3,8 @@
 //! - a `#[netns_test]` with the seed topology ready (its child created, wired, awaited);
 //! - the seed's shell procedure as the seed writes it (`ip netns add test1`, `ip link add veth0
 //!   type veth peer name veth1`, `ip link set veth1 netns test1`, addresses, links up, one
-//!   iputils ping each way, teardown), run inside a scratch network and mount namespace so
-//!   that the root namespace is never touched.
+//!   iputils ping each way, teardown), run inside a scratch network and mount namespace, with
+//!   a fresh `/run`, so that neither the root namespace nor the host's `/run` is touched.
 //!
 //! The three run interleaved, so that machine noise hits them alike. Then the cost per test
 //! within a suite: forty plain tests, and forty seed `#[netns_test]`s, per run of the binary,
@@ -18,11 +18,14 @@ use crate::util::{Result, median, ms};
 /// How many tests of each kind the suite runs have (see `tests/tests/overhead.rs`).
 const SUITE: u32 = 40;
 
-/// The seed procedure. `/run/netns` gets a private tmpfs inside the scratch mount namespace, so
-/// `ip netns add` leaves nothing on the host.
+/// The seed procedure. `/run` gets a fresh tmpfs inside the scratch mount namespace, where
+/// `ip netns add` then makes `/run/netns`: nothing appears on the host. (A `mkdir` under the
+/// host's `/run` would: a mount namespace separates mounts, not the files of a filesystem that
+/// both namespaces have mounted. For the same reason `mount -n`: without it, util-linux's
+/// `mount` makes `/run/mount` for its table before the new `/run` covers the host's.)
 const SEED_SCRIPT: &str = r#"
 set -e
-mount -t tmpfs none /run/netns 2>/dev/null || { mkdir -p /run/netns && mount -t tmpfs none /run/netns; }
+mount -n -t tmpfs tmpfs /run
 ip netns add test1
 ip link add veth0 type veth peer name veth1
 ip link set veth1 netns test1
@@ -40,8 +43,11 @@ ip netns del test1
 pub(crate) fn run(quick: bool) -> Result {
     let runs = if quick { 10 } else { 60 };
     let binary = crate::util::test_binary("netns-test-tests", "overhead")?;
-    which("ip")?;
-    which("ping")?;
+    for (program, package) in [("ip", "iproute2"), ("ping", "iputils-ping")] {
+        if !super::installed(program) {
+            return Err(format!("`{program}` is not installed (apt-get install {package})"));
+        }
+    }
 
     let mut plain_cmd = Command::new(&binary);
     plain_cmd.args(["--exact", "plain", "--test-threads=1", "-q"]);
@@ -126,15 +132,4 @@ fn time(command: &mut Command) -> Result<Duration> {
         ));
     }
     Ok(elapsed)
-}
-
-fn which(program: &str) -> Result {
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
-    if found {
-        Ok(())
-    } else {
-        Err(format!("`{program}` is not installed (apt-get install iproute2 iputils-ping)"))
-    }
 }

@@ -40,6 +40,15 @@ fn netns_up_down(hosts: usize, runs: usize) -> Result<Duration> {
 /// Mininet's start, pingAll and stop for the same star (static ARP too), or why it could not
 /// run.
 fn mininet(hosts: usize) -> std::result::Result<(f64, f64, f64), String> {
+    // Mininet says which program it misses only in lines above the last, which is its $PATH.
+    for (program, package) in [("mnexec", "mininet"), ("brctl", "bridge-utils"), ("ping", "iputils-ping")] {
+        if !super::installed(program) {
+            return Err(format!(
+                "`{program}` is not installed ({package}); the comparison needs \
+                 `apt-get install mininet bridge-utils iputils-ping`"
+            ));
+        }
+    }
     let script = r#"
 import sys, time
 from mininet.net import Mininet
