@@ -122,6 +122,7 @@ mod ctl;
 mod error;
 pub mod link;
 mod names;
+mod nat_core;
 mod network;
 mod ns;
 pub mod ping;
