@@ -124,6 +124,7 @@ pub mod link;
 mod names;
 mod nat_core;
 mod network;
+mod nftables;
 mod ns;
 pub mod ping;
 pub mod probe;
