@@ -351,6 +351,24 @@ fn literal_nat() -> Translator {
 }
 
 #[test]
+fn the_literals_are_valid_frames() {
+    for literal in [
+        &UDP_OUT[..],
+        &UDP_OUT_TRANSLATED,
+        &UDP_IN,
+        &UDP_IN_TRANSLATED,
+        &TCP_SYN_OUT,
+        &TCP_SYN_OUT_TRANSLATED,
+    ] {
+        assert_checksums(literal);
+    }
+    assert_checksums(&FRAG_NEEDED_IN);
+    assert_checksums(&FRAG_NEEDED_IN_TRANSLATED);
+    assert_eq!(embedded_of(&FRAG_NEEDED_IN), &UDP_OUT_TRANSLATED[14..]);
+    assert_eq!(embedded_of(&FRAG_NEEDED_IN_TRANSLATED), &UDP_OUT[14..]);
+}
+
+#[test]
 fn literal_udp_is_translated_out_and_back() {
     let mut nat = literal_nat();
     let mut frame = UDP_OUT.to_vec();
