@@ -1,9 +1,11 @@
-//! `cargo xtask bench [overhead|ping|topology|link|all]`: side-by-side comparisons in one run,
+//! `cargo xtask bench [overhead|ping|topology|link|suite|all]`: side-by-side comparisons in one run,
 //! each ending with one `name: key=value ...` summary line.
 
+mod floor;
 mod link;
 mod overhead;
 mod ping;
+mod suite;
 mod topology;
 
 use clap::ValueEnum;
@@ -21,6 +23,9 @@ pub(crate) enum Which {
     Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
+    /// Suite throughput: 1000 seed #[netns_test]s and 1000 plain tests under cargo test and
+    /// nextest, beside 1000 floor cycles.
+    Suite,
     /// Everything.
     All,
 }
@@ -52,5 +57,13 @@ pub(crate) fn run(args: &Args) -> Result {
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;
     }
+    if all || args.which == Which::Suite {
+        suite::run(args.quick)?;
+    }
     Ok(())
+}
+
+/// `cargo xtask floor-cycles N` (see [`floor`]).
+pub(crate) fn floor_cycles(cycles: usize) -> Result {
+    floor::serve(cycles)
 }
