@@ -36,52 +36,63 @@ pub(crate) fn run(quick: bool) -> Result {
 
     // Each namespace-heavy phase is followed by a light one, which gives the kernel a moment to
     // catch up with the previous phase's namespace cleanup before the next heavy phase.
-    let floor = floor::run(count)?;
-    let plain = libtest(&binary, &plain_filter, count)?;
-    let seed = libtest(&binary, &seed_filter, count)?;
-    let nextest_plain = nextest(&manifest, &plain_filter, count)?;
-    let nextest_seed = nextest(&manifest, &seed_filter, count)?;
-
-    let floor_run = Run {
-        total: floor.total,
-        done: floor
+    let mut mode = String::new();
+    let floor_run = counted(|| {
+        let floor = floor::run(count)?;
+        mode = floor.mode;
+        let done = floor
             .each
             .iter()
             .scan(Duration::ZERO, |at, cycle| {
                 *at += *cycle;
                 Some(*at)
             })
-            .collect(),
-    };
+            .collect();
+        Ok(Run { total: floor.total, done, netns: None })
+    })?;
+    let plain = counted(|| libtest(&binary, &plain_filter, count))?;
+    let seed = counted(|| libtest(&binary, &seed_filter, count))?;
+    let nextest_plain = counted(|| nextest(&manifest, &plain_filter, count))?;
+    let nextest_seed = counted(|| nextest(&manifest, &seed_filter, count))?;
+
     let floor_per_s = floor_run.per_second();
     let tenth = count / 10;
-    println!("suite: {count} tests of each kind, default parallelism ({} CPUs)", cpus());
     println!(
-        "  {:<38} {:>9} {:>10} {:>13} {:>13}",
+        "suite: {count} tests of each kind, default parallelism ({} CPUs), in the order they ran",
+        cpus()
+    );
+    println!(
+        "  {:<38} {:>9} {:>10} {:>13} {:>13} {:>17}",
         "",
         "tests/s",
         "x floor",
         format!("first {tenth}"),
-        format!("last {tenth}")
+        format!("last {tenth}"),
+        "netns allocated"
     );
     let row = |label: &str, run: &Run| {
         let (first, last) = run.tenths();
+        let netns = run.netns.map_or("-".to_string(), |(before, after)| format!("{before} -> {after}"));
         println!(
-            "  {label:<38} {:>9.0} {:>9.2}x {:>10} ms {:>10} ms",
+            "  {label:<38} {:>9.0} {:>9.2}x {:>10} ms {:>10} ms {netns:>17}",
             run.per_second(),
             run.per_second() / floor_per_s,
             ms(first),
             ms(last)
         );
     };
-    row(&format!("floor, one cycle at a time ({})", floor.mode), &floor_run);
-    row("seed #[netns_test], cargo test", &seed);
-    row("seed #[netns_test], cargo nextest run", &nextest_seed);
+    row(&format!("floor, one cycle at a time ({mode})"), &floor_run);
     row("plain #[test], cargo test", &plain);
+    row("seed #[netns_test], cargo test", &seed);
     row("plain #[test], cargo nextest run", &nextest_plain);
+    row("seed #[netns_test], cargo nextest run", &nextest_seed);
     let tests_per_s = seed.per_second();
     let ratio = tests_per_s / floor_per_s;
     let (first10, last10) = seed.tenths();
+    println!(
+        "  netns allocated: the kernel's net namespaces not yet freed, machine-wide (/proc/slabinfo), \
+         before and after each run"
+    );
     println!(
         "  cargo test runs seed tests at {ratio:.2}x the floor's single-core rate (goal: at least 1.5x, \
          and 3x today's tests/s)"
@@ -100,6 +111,25 @@ pub(crate) fn run(quick: bool) -> Result {
 struct Run {
     total: Duration,
     done: Vec<Duration>,
+    /// [`namespaces_allocated`] before and after the run.
+    netns: Option<(u64, u64)>,
+}
+
+/// Runs `run` and notes how many network namespaces the kernel held before and after it.
+fn counted(run: impl FnOnce() -> Result<Run>) -> Result<Run> {
+    let before = namespaces_allocated();
+    let mut done = run()?;
+    done.netns = before.zip(namespaces_allocated());
+    Ok(done)
+}
+
+/// How many network namespaces the kernel has allocated and not yet freed, on the whole
+/// machine: the live ones and those whose cleanup (asynchronous, after their last process and
+/// descriptor are gone) has not finished. From `/proc/slabinfo`, which only root may read.
+fn namespaces_allocated() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/slabinfo").ok()?;
+    let line = text.lines().find(|line| line.starts_with("net_namespace "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Run {
@@ -159,7 +189,7 @@ fn build() -> Result<PathBuf> {
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(root().join("target"));
-    eprintln!("xtask: building the generated suite ({}), once: a minute or two", dir.display());
+    eprintln!("xtask: building the generated suite in {} (minutes the first time)", dir.display());
     let output = command
         .stderr(Stdio::inherit())
         .output()
@@ -296,5 +326,5 @@ fn timed(
     if times.len() != count {
         return Err(format!("`{label}` passed {} tests, not {count}:\n{log}", times.len()));
     }
-    Ok(Run { total, done: times })
+    Ok(Run { total, done: times, netns: None })
 }
