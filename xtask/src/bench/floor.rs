@@ -12,6 +12,9 @@
 //! Namespaces are held by file descriptor and socket only: the kernel removes them (in the
 //! background, as for a test) when the child exits, and nothing touches the root namespace.
 //!
+//! With `NETNS_TEST_TRACE=1`, as for the library, each cycle prints its steps on standard
+//! error, in milliseconds since the fork, to be read beside the library's trace.
+//!
 //! The cycles run one after the other in a process of their own (`cargo xtask floor-cycles
 //! N`): that process is single-threaded, so its forked child may allocate and use the standard
 //! library freely.
@@ -147,10 +150,11 @@ fn parse(text: &str) -> Option<Cycles> {
 /// times (see [`parse`]). Must run in a single-threaded process.
 pub(crate) fn serve(cycles: usize) -> Result {
     let mode = Mode::detect();
+    let trace = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|value| value != "0");
     let mut each = Vec::with_capacity(cycles);
     let started = Instant::now();
     for _ in 0..cycles {
-        each.push(cycle(mode)?);
+        each.push(cycle(mode, trace)?);
     }
     let total = started.elapsed();
     let mut text = format!("mode {}\n", mode.name());
@@ -161,15 +165,28 @@ pub(crate) fn serve(cycles: usize) -> Result {
     io::stdout().write_all(text.as_bytes()).map_err(|e| format!("writing the floor's times: {e}"))
 }
 
+/// The steps of a cycle on standard error when tracing, in milliseconds since the fork.
+#[derive(Clone, Copy)]
+struct Trace(Option<Instant>);
+
+impl Trace {
+    fn mark(self, step: &str) {
+        if let Some(start) = self.0 {
+            eprintln!("floor: {:>8.3} ms  {step}", start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+}
+
 /// One cycle, timed from just before the fork to just after the wait.
-fn cycle(mode: Mode) -> Result<Duration> {
+fn cycle(mode: Mode, trace: bool) -> Result<Duration> {
     let started = Instant::now();
+    let trace = Trace(trace.then_some(started));
     // SAFETY: this process is single-threaded (see `serve`), so the child is a full copy of
     // it and may do anything the parent could; it ends with `_exit`, so it never returns into
     // the parent's code nor flushes the parent's buffers.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let code = match child(mode) {
+            let code = match child(mode, trace) {
                 Ok(()) => 0,
                 Err(error) => {
                     eprintln!("floor cycle ({}): {error}", mode.name());
@@ -180,14 +197,18 @@ fn cycle(mode: Mode) -> Result<Duration> {
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => match waitpid(child, None).map_err(|e| format!("waitpid: {e}"))? {
-            WaitStatus::Exited(_, 0) => Ok(started.elapsed()),
+            WaitStatus::Exited(_, 0) => {
+                let elapsed = started.elapsed();
+                trace.mark("child exited and reaped");
+                Ok(elapsed)
+            }
             status => Err(format!("a floor cycle failed ({status:?}); its error is above")),
         },
     }
 }
 
 /// The child's part of a cycle.
-fn child(mode: Mode) -> io::Result<()> {
+fn child(mode: Mode, trace: Trace) -> io::Result<()> {
     let step =
         |what: &'static str| move |error: io::Error| io::Error::new(error.kind(), format!("{what}: {error}"));
     match mode {
@@ -213,11 +234,13 @@ fn child(mode: Mode) -> io::Result<()> {
     let peer_icmp = icmp_socket().map_err(step("opening a raw ICMP socket (peer)"))?;
     setns(local_ns.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| step("setns back to the local side")(e.into()))?;
+    trace.mark("both namespaces made, their sockets open");
 
     local
         .request(Request::link(nl::RTM_NEWLINK, 0, LOOPBACK_INDEX, true))
         .map_err(step("ip link set lo up"))?;
     local.request(veth(&peer_ns)).map_err(step("ip link add veth0 up type veth peer veth1 netns <peer>"))?;
+    trace.mark("lo up, veth pair created");
     local
         .request(Request::address(LOCAL_INDEX, LOCAL, 24))
         .map_err(step("ip addr add 1.1.1.2/24 dev veth0"))?;
@@ -226,9 +249,12 @@ fn child(mode: Mode) -> io::Result<()> {
     peer.request(Request::address(PEER_INDEX, PEER, 24)).map_err(step("ip addr add 1.1.1.1/24 dev veth1"))?;
     peer.request(Request::link(nl::RTM_NEWLINK, 0, PEER_INDEX, true))
         .map_err(step("ip link set veth1 up"))?;
+    trace.mark("addresses added, lo and veth1 up in the peer");
     await_carrier(&mut local, &mut peer).map_err(step("waiting for the carrier"))?;
+    trace.mark("carrier on both ends");
     echo(&local_icmp, PEER, 1).map_err(step("ping 1.1.1.1 from the local side"))?;
     echo(&peer_icmp, LOCAL, 2).map_err(step("ping 1.1.1.2 from the peer"))?;
+    trace.mark("one echo each way");
     Ok(())
 }
 
