@@ -25,11 +25,12 @@ const SUITE: u32 = 40;
 /// start outside the cycles' times.
 const FLOOR_CYCLES: usize = 2;
 
-/// The seed procedure. `/run/netns` gets a private tmpfs inside the scratch mount namespace, so
-/// `ip netns add` leaves nothing on the host.
+/// The seed procedure. `/run` gets a private tmpfs inside the scratch mount namespace, so
+/// `ip netns add` makes `/run/netns` there and leaves nothing on the host: not even the
+/// directory, which a `mkdir` before the mount would create on the host's file system.
 const SEED_SCRIPT: &str = r#"
 set -e
-mount -t tmpfs none /run/netns 2>/dev/null || { mkdir -p /run/netns && mount -t tmpfs none /run/netns; }
+mount -t tmpfs none /run
 ip netns add test1
 ip link add veth0 type veth peer name veth1
 ip link set veth1 netns test1
