@@ -15,7 +15,7 @@ use crate::util::Result;
 /// Which benchmark to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Which {
-    /// Cost per test: plain #[test], #[netns_test], and the seed's shell procedure.
+    /// Cost per test: plain #[test], #[netns_test] and the seed's shell procedure, beside the floor.
     Overhead,
     /// Ping rate and RTT: our pinger against iputils `ping -i 0` on the same veth pair.
     Ping,
