@@ -11,8 +11,8 @@
 //!
 //! Each test's completion is timed as its status line arrives (libtest's `test ... ok` on
 //! standard output, nextest's `PASS` on standard error), so that the first and the last tenth
-//! of the run can be compared: namespaces whose cleanup the kernel has not finished yet make
-//! later ones slower to create.
+//! of the run can be compared: if namespaces whose cleanup the kernel has not finished yet
+//! made later ones slower to create, the last tenth would take longer.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -95,7 +95,7 @@ pub(crate) fn run(quick: bool) -> Result {
     );
     println!(
         "  cargo test runs seed tests at {ratio:.2}x the floor's single-core rate (goal: at least 1.5x, \
-         and 3x today's tests/s)"
+         and 3x the baseline tests/s recorded in BENCHMARKS.md)"
     );
     println!(
         "suite: tests_per_s={tests_per_s:.0} nextest_tests_per_s={:.0} floor_per_s={floor_per_s:.0} \
@@ -115,23 +115,6 @@ struct Run {
     netns: Option<(u64, u64)>,
 }
 
-/// Runs `run` and notes how many network namespaces the kernel held before and after it.
-fn counted(run: impl FnOnce() -> Result<Run>) -> Result<Run> {
-    let before = namespaces_allocated();
-    let mut done = run()?;
-    done.netns = before.zip(namespaces_allocated());
-    Ok(done)
-}
-
-/// How many network namespaces the kernel has allocated and not yet freed, on the whole
-/// machine: the live ones and those whose cleanup (asynchronous, after their last process and
-/// descriptor are gone) has not finished. From `/proc/slabinfo`, which only root may read.
-fn namespaces_allocated() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/slabinfo").ok()?;
-    let line = text.lines().find(|line| line.starts_with("net_namespace "))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 impl Run {
     fn per_second(&self) -> f64 {
         self.done.len() as f64 / self.total.as_secs_f64()
@@ -147,6 +130,23 @@ impl Run {
         let before_last = done.len().checked_sub(tenth + 1).map_or(Duration::ZERO, |i| done[i]);
         (first, done[done.len() - 1].saturating_sub(before_last))
     }
+}
+
+/// Runs `run` and notes how many network namespaces the kernel held before and after it.
+fn counted(run: impl FnOnce() -> Result<Run>) -> Result<Run> {
+    let before = namespaces_allocated();
+    let mut done = run()?;
+    done.netns = before.zip(namespaces_allocated());
+    Ok(done)
+}
+
+/// How many network namespaces the kernel has allocated and not yet freed, on the whole
+/// machine: the live ones and those whose cleanup (asynchronous, after their last process and
+/// descriptor are gone) has not finished. From `/proc/slabinfo`, which only root may read.
+fn namespaces_allocated() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/slabinfo").ok()?;
+    let line = text.lines().find(|line| line.starts_with("net_namespace "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn cpus() -> usize {
@@ -327,4 +327,37 @@ fn timed(
         return Err(format!("`{label}` passed {} tests, not {count}:\n{log}", times.len()));
     }
     Ok(Run { total, done: times, netns: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenths_are_a_hundred_completions_each() {
+        // Tests done at 1, 2, ..., 1000 ms, in any order: the 100th at 100 ms, and the last
+        // hundred from 900 ms to 1000 ms.
+        let mut done: Vec<Duration> = (1..=1000).map(Duration::from_millis).collect();
+        done.reverse();
+        let run = Run { total: Duration::from_secs(1), done, netns: None };
+        assert_eq!(run.tenths(), (Duration::from_millis(100), Duration::from_millis(100)));
+        assert_eq!(run.per_second(), 1000.0);
+    }
+
+    #[test]
+    fn the_generated_binary_has_both_kinds() {
+        let source = test_source();
+        assert_eq!(source.matches("#[netns_test]\n").count(), TESTS);
+        assert_eq!(source.matches("#[test]\n").count(), TESTS);
+        assert!(source.contains("fn t0999(net: &Network)"));
+        assert!(source.contains("fn t0999()"));
+    }
+
+    #[test]
+    fn the_dev_profile_is_the_repository_section() {
+        let profile = dev_profile().unwrap();
+        assert!(profile.starts_with("[profile.dev]\n"));
+        assert!(profile.contains("opt-level"));
+        assert!(!profile[1..].contains("\n["), "only the one section:\n{profile}");
+    }
 }
