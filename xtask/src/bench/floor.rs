@@ -149,9 +149,18 @@ fn parse(text: &str) -> Option<Cycles> {
 /// `cargo xtask floor-cycles N`: runs `cycles` cycles one after the other and prints their
 /// times (see [`parse`]). Must run in a single-threaded process.
 pub(crate) fn serve(cycles: usize) -> Result {
+    // A forked child of a multi-threaded process may only make async-signal-safe calls, and
+    // the child's part of a cycle allocates.
+    let threads =
+        std::fs::read_dir("/proc/self/task").map_err(|e| format!("reading /proc/self/task: {e}"))?.count();
+    if threads != 1 {
+        return Err(format!(
+            "the floor must run in a single-threaded process; this one has {threads} threads"
+        ));
+    }
     let mode = Mode::detect();
     let trace = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|value| value != "0");
-    let mut each = Vec::with_capacity(cycles);
+    let mut each = Vec::new();
     let started = Instant::now();
     for _ in 0..cycles {
         each.push(cycle(mode, trace)?);
