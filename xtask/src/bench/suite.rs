@@ -212,11 +212,15 @@ fn build() -> Result<PathBuf> {
 fn dev_profile() -> Result<String> {
     let text =
         std::fs::read_to_string(root().join("Cargo.toml")).map_err(|e| format!("reading Cargo.toml: {e}"))?;
-    let start = text.find("[profile.dev]").ok_or("the workspace's Cargo.toml has no [profile.dev]")?;
-    let section = &text[start..];
-    // Up to the next section's header, the newline before it included.
+    profile_section(&text).ok_or_else(|| "the workspace's Cargo.toml has no [profile.dev]".to_string())
+}
+
+/// The `[profile.dev]` section of a manifest: up to the next section's header, the newline
+/// before it included.
+fn profile_section(text: &str) -> Option<String> {
+    let section = &text[text.find("[profile.dev]")?..];
     let end = section[1..].find("\n[").map_or(section.len(), |i| i + 2);
-    Ok(section[..end].to_string())
+    Some(section[..end].to_string())
 }
 
 /// The generated tests: `seed::t0000..` with the default topology and a body that only looks
@@ -354,10 +358,12 @@ mod tests {
     }
 
     #[test]
-    fn the_dev_profile_is_the_repository_section() {
-        let profile = dev_profile().unwrap();
-        assert!(profile.starts_with("[profile.dev]\n"));
-        assert!(profile.contains("opt-level"));
-        assert!(!profile[1..].contains("\n["), "only the one section:\n{profile}");
+    fn the_dev_profile_section_is_copied_alone() {
+        let manifest =
+            "[workspace]\nmembers = []\n\n[profile.dev]\nopt-level = 1\n\n[profile.release]\nlto = true\n";
+        assert_eq!(profile_section(manifest).unwrap(), "[profile.dev]\nopt-level = 1\n\n");
+        let last = "[package]\n[profile.dev]\ndebug = false\n";
+        assert_eq!(profile_section(last).unwrap(), "[profile.dev]\ndebug = false\n");
+        assert_eq!(profile_section("[package]\n"), None);
     }
 }
