@@ -28,6 +28,13 @@ enum Command {
     Bench(bench::Args),
     /// Checks that the library's modules import only from their layer or below (ARCHITECTURE.md).
     Layers,
+    /// Runs N cycles of the benchmarks' floor (the seed's kernel work in-process, no framework)
+    /// one after the other and prints each one's time in nanoseconds.
+    #[command(hide = true)]
+    FloorCycles {
+        /// How many cycles.
+        cycles: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +44,7 @@ fn main() -> ExitCode {
         Command::Doctor => doctor::run(),
         Command::Bench(args) => bench::run(&args),
         Command::Layers => layers::run(),
+        Command::FloorCycles { cycles } => bench::floor_cycles(cycles),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,11 @@
-//! `cargo xtask bench [overhead|ping|topology|link|all]`: side-by-side comparisons in one run,
+//! `cargo xtask bench [overhead|ping|topology|link|suite|all]`: side-by-side comparisons in one run,
 //! each ending with one `name: key=value ...` summary line.
 
+mod floor;
 mod link;
 mod overhead;
 mod ping;
+mod suite;
 mod topology;
 
 use std::process::Command;
@@ -15,7 +17,7 @@ use crate::util::Result;
 /// Which benchmark to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Which {
-    /// Cost per test: plain #[test], #[netns_test], and the seed's shell procedure.
+    /// Cost per test: plain #[test], #[netns_test] and the seed's shell procedure, beside the floor.
     Overhead,
     /// Ping rate and RTT: our pinger against iputils `ping -i 0` on the same veth pair.
     Ping,
@@ -23,6 +25,9 @@ pub(crate) enum Which {
     Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
+    /// Suite throughput: 1000 seed #[netns_test]s and 1000 plain tests under cargo test and
+    /// nextest, beside 1000 floor cycles.
+    Suite,
     /// Everything.
     All,
 }
@@ -93,5 +98,13 @@ fn run_unchecked(args: &Args) -> Result {
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;
     }
+    if all || args.which == Which::Suite {
+        suite::run(args.quick)?;
+    }
     Ok(())
+}
+
+/// `cargo xtask floor-cycles N` (see [`floor`]).
+pub(crate) fn floor_cycles(cycles: usize) -> Result {
+    floor::serve(cycles)
 }
