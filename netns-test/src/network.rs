@@ -68,9 +68,11 @@ impl Network {
     /// directory of its captures).
     pub(crate) fn start(topology: &Topology, test: &str) -> Result<Network> {
         let trace = Trace::new("network");
-        let plan = topology.plan()?;
+        // The topology was validated and planned once, when it was made; bring-up works from
+        // that plan.
+        let plan = Arc::clone(topology.plan());
         let ctl = Arc::new(Ctl::start()?);
-        trace.mark("planned, control thread started");
+        trace.mark("control thread started (the topology's plan reused, not validated again)");
         let local = plan.local;
 
         // The other nodes' namespaces are made on worker threads while this thread configures
@@ -127,7 +129,6 @@ impl Network {
             })
             .collect();
 
-        let plan = Arc::new(plan);
         let wire_ns = wire_ns.map(|(fds, netlink)| (Arc::new(fds), netlink));
         let wiring: Vec<(String, NodeNetlink, i32)> = nodes
             .iter()
@@ -149,7 +150,7 @@ impl Network {
 
         let carrier = match wire_ns {
             Some((fds, netlink)) => {
-                let seed = crate::carrier::network_seed(topology.random_seed)?;
+                let seed = crate::carrier::network_seed(plan.random_seed)?;
                 let carrier = Carrier::start(&plan, seed, fds, netlink, &ctl, test)?;
                 trace.mark("links with conditions carried");
                 Some(carrier)

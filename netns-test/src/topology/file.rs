@@ -46,14 +46,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Conditions, EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError,
+    Conditions, EndSpec, Link, Location, Model, NodeKind, NodeSpec, RouteSpec, TopologyError,
     TopologyErrorKind,
 };
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    local: Option<String>,
+    local: Option<Spanned<String>>,
     #[serde(default)]
     auto_routes: bool,
     #[serde(default)]
@@ -61,8 +61,7 @@ struct File {
     #[serde(default)]
     static_arp: bool,
     seed: Option<u64>,
-    #[serde(default)]
-    nodes: IndexMap<String, Spanned<Kind>>,
+    nodes: Option<Spanned<IndexMap<String, Spanned<Kind>>>>,
     #[serde(default)]
     links: Vec<Spanned<FileLink>>,
     #[serde(default)]
@@ -140,14 +139,23 @@ fn endpoint(text: &str) -> EndSpec {
     }
 }
 
-pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> {
+/// Reads a topology file into the model; [`super::Topology::from_toml`] validates it.
+pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
     let lines = Lines::new(path, text);
     let file: File = toml::from_str(text).map_err(|error| TopologyError {
         kind: TopologyErrorKind::Parse { message: error.message().trim().to_string() },
         location: error.span().map(|span| Box::new(lines.at(span))),
     })?;
+    // Errors about the nodes as a whole point at the `[nodes]` table, or at the file's start
+    // when it has none.
+    let nodes_location = Some(match &file.nodes {
+        Some(nodes) => lines.at(nodes.span()),
+        None => lines.at(0..0),
+    });
     let nodes = file
         .nodes
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
         .into_iter()
         .map(|(name, kind)| NodeSpec {
             name,
@@ -205,16 +213,17 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
             RouteSpec { node: route.node, to: route.to, via: route.via, location: Some(location) }
         })
         .collect();
-    let topology = Topology {
+    let local_location = file.local.as_ref().map(|local| lines.at(local.span()));
+    Ok(Model {
         nodes,
         links,
         routes,
-        local: file.local,
+        local: file.local.map(Spanned::into_inner),
         auto_routes: file.auto_routes,
         hostnames: file.hostnames,
         static_arp: file.static_arp,
         random_seed: file.seed,
-    };
-    topology.plan()?;
-    Ok(topology)
+        local_location,
+        nodes_location,
+    })
 }

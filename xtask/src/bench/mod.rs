@@ -5,6 +5,7 @@ mod link;
 mod overhead;
 mod ping;
 mod topology;
+mod validation;
 
 use clap::ValueEnum;
 
@@ -17,7 +18,8 @@ pub(crate) enum Which {
     Overhead,
     /// Ping rate and RTT: our pinger against iputils `ping -i 0` on the same veth pair.
     Ping,
-    /// A 10- and a 100-host star: bring-up, all-pairs reachability, teardown; Mininet beside.
+    /// Validation alone at 100 to 5000 nodes; a 10- and a 100-host star: bring-up, all-pairs
+    /// reachability, teardown; Mininet beside.
     Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
@@ -35,7 +37,25 @@ pub(crate) struct Args {
     quick: bool,
 }
 
+/// Set by the outermost `cargo xtask bench` and inherited by every process it starts.
+const OUTER_RUN: &str = "XTASK_BENCH_OUTER_RUN";
+
+static SANDBOX_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is a sandbox child of a benchmark: a re-execution of `cargo xtask bench`
+/// that runs everything before its own `sandbox` call again. Measurements made in-process,
+/// outside any sandbox, are skipped there.
+pub(crate) fn in_sandbox_child() -> bool {
+    SANDBOX_CHILD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(crate) fn run(args: &Args) -> Result {
+    if std::env::var_os(OUTER_RUN).is_some() {
+        SANDBOX_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        // SAFETY: no other thread runs yet: the benchmarks have not started.
+        unsafe { std::env::set_var(OUTER_RUN, "1") };
+    }
     let all = args.which == Which::All;
     // Sandboxed benchmarks re-execute this program, whose children run the code before their
     // `sandbox` call again (earlier `sandbox` calls return at once): run them before the rest,
