@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! # Optional settings.
-//! local = "client"     # the node the test body runs in (default: the first host or router)
+//! local = "client"     # the node the test body runs in (default: the first that is not a switch)
 //! auto_routes = true   # shortest-path routes between all subnets
 //! hostnames = true     # every host and router gets its own hostname
 //! static_arp = true    # permanent neighbour entries instead of ARP (large switches)
@@ -19,7 +19,7 @@
 //! [[links]]
 //! a = "client:eth0"
 //! b = "r1:eth0"
-//! addrs = { client = "10.0.1.2/24", r1 = ["10.0.1.1/24", "fd00:1::1/64"] }
+//! addrs = { client = ["10.0.1.2/24", "fd00:1::2/64"], r1 = ["10.0.1.1/24", "fd00:1::1/64"] }
 //! mtu = 1400
 //! conditions = { delay = "10ms", loss = "1%" }            # both directions (see Conditions)
 //! conditions_from = { client = { rate = "10mbit" } }      # only the direction leaving client
@@ -28,7 +28,7 @@
 //! [[links]]
 //! a = "r1"
 //! b = "server"
-//! addrs = { r1 = "10.0.2.1/24", server = "10.0.2.2/24" }
+//! addrs = { r1 = ["10.0.2.1/24", "fd00:2::1/64"], server = ["10.0.2.2/24", "fd00:2::2/64"] }
 //!
 //! # Static routes; `to` may be "default".
 //! [[routes]]
