@@ -1,5 +1,6 @@
 //! Big topologies: a long chain of routers with automatic routes, validated once and brought
-//! up well within the default timeout.
+//! up well within the default timeout; a switch with the most ports a Linux bridge takes, and
+//! ARP across it.
 //!
 //! The `subject_*` tests are ignored and run by the `driver_*` tests, which start this binary
 //! again for one subject with `NETNS_TEST_TRACE=1` and read its trace.
@@ -80,4 +81,34 @@ fn driver_a_300_router_chain_is_validated_once_and_comes_up() {
     let ready = text.lines().find(|line| line.contains("every link reported ready")).unwrap_or("");
     let routes = text.lines().find(|line| line.contains("routes added")).unwrap_or("");
     println!("{}\n{ready}\n{routes}\nwhole test: {:?}", planned[0], outcome.elapsed);
+}
+
+/// 1023 hosts on one switch, the most ports a Linux bridge takes, in one /16, with neighbour
+/// resolution left to ARP.
+fn full_switch() -> TopologyBuilder {
+    let mut builder = Topology::builder().switch("sw");
+    for i in 1..=1023 {
+        let name = format!("h{i}");
+        let addr = format!("10.7.{}.{}/16", i / 250, i % 250 + 1);
+        builder = builder.host(&name).link(Link::new(&name, "sw").addr(&name, addr));
+    }
+    builder.local("h1023")
+}
+
+#[netns_test(topology = full_switch, timeout = "10m")]
+fn arp_works_across_a_switch_with_1023_ports(net: &Network) {
+    // Each ARP request of h1023 is flooded to 1022 ports. The bridge floods its newest ports
+    // first, so the first hosts are the ones whose copies would overflow the kernel's shared
+    // backlog (1000 frames): ping those, and some in the middle. Sequentially, to leave the
+    // machine-wide neighbour table room (a few entries per target).
+    let from = net.local();
+    for i in (1..=30).chain(500..=509) {
+        let target = net.node(&format!("h{i}")).addr().unwrap();
+        // A generous timeout per probe: on a loaded machine a reply may be late, but without
+        // the switch's own queues no ARP reply ever comes.
+        let ping =
+            from.ping(target).count(3).interval(Duration::from_millis(100)).timeout(Duration::from_secs(10));
+        let stats = ping.run().unwrap();
+        assert!(stats.is_reachable(), "h1023 cannot reach h{i} ({target}) across the switch:\n{stats}");
+    }
 }

@@ -314,7 +314,13 @@ impl TopologyBuilder {
         self.node(name, NodeKind::Router)
     }
 
-    /// Adds a switch (a Linux bridge in its own namespace).
+    /// Adds a switch (a Linux bridge in its own namespace), of at most 1023 ports.
+    ///
+    /// On a switch with more than 128 ports, the interfaces facing it receive through their own
+    /// queue (GRO on) and its ports send without TSO: otherwise the copies of one broadcast,
+    /// such as an ARP request, overflow the kernel's per-CPU backlog of 1000 frames shared by
+    /// every namespace, and ARP across the switch fails silently. Ports whose links have
+    /// conditions are left as they are.
     pub fn switch(self, name: impl Into<String>) -> Self {
         self.node(name, NodeKind::Switch)
     }

@@ -20,6 +20,9 @@ use routes::{StaticRoutes, add_auto_routes};
 
 /// The largest number of ports a Linux bridge accepts.
 const MAX_BRIDGE_PORTS: usize = 1023;
+/// Switches with more ports than this deliver the frames they flood through each receiving
+/// interface's own queue (see [`PlannedLink::own_queue`]).
+pub(crate) const OWN_QUEUE_ABOVE_PORTS: usize = 128;
 /// The name of the bridge device in a switch's namespace.
 pub(crate) const BRIDGE_NAME: &str = "br0";
 
@@ -71,6 +74,15 @@ pub(crate) struct PlannedLink {
     /// middle end facing end a (`w<link>a`), the one facing end b (`w<link>b`), and of the
     /// bridge joining them when netem carries the link (`w<link>br`).
     pub(crate) wire: Option<[u32; 3]>,
+    /// Whether the link is a port of a switch with more than [`OWN_QUEUE_ABOVE_PORTS`] ports
+    /// and is not carried through the wire namespace. A veth delivers what it receives into the
+    /// CPU's backlog, which holds `net.core.netdev_max_backlog` frames (1000, settable only in
+    /// the root namespace) for every namespace of the machine: one broadcast flooded to a
+    /// thousand ports overflows it, and ARP across the switch then fails silently. So the end
+    /// facing the switch receives through its own NAPI queue (GRO on, which gives a veth one),
+    /// and the switch's port sends without TSO, since a veth uses that queue only for frames
+    /// from a device without TSO.
+    pub(crate) own_queue: bool,
     /// "link 2 (`a` – `b`)", for messages.
     pub(crate) label: String,
 }
@@ -136,6 +148,12 @@ pub(crate) fn plan(model: &Model) -> Result<Plan, TopologyError> {
             let kind =
                 TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() };
             return Err(err(kind, spec.location.as_ref()));
+        }
+        if node.kind == NodeKind::Switch && node.ifaces.len() > OWN_QUEUE_ABOVE_PORTS {
+            for iface in &node.ifaces {
+                let link = &mut links[iface.link];
+                link.own_queue = link.wire.is_none();
+            }
         }
     }
     // These errors concern an interface; report them at the link that declares it.
@@ -385,6 +403,7 @@ fn plan_link(
         conditions: link.conditions.clone(),
         capture: link.capture,
         wire: carried.then_some([0, 0, 0]),
+        own_queue: false,
         label,
     })
 }

@@ -331,3 +331,22 @@ fn default_interface_names_skip_the_taken_ones() {
     let names: Vec<&str> = topology.plan().nodes[1].ifaces.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["x", "eth0", "eth1"]);
 }
+
+#[test]
+fn ports_of_big_switches_get_their_own_queue() {
+    let switch = |ports: usize| {
+        let mut builder = Topology::builder().switch("sw");
+        for i in 0..ports {
+            let link = Link::new(format!("h{i}"), "sw");
+            let link = if i == 0 { link.conditions(crate::link::Conditions::new()) } else { link };
+            builder = builder.host(format!("h{i}")).link(link);
+        }
+        builder.build().unwrap()
+    };
+    // The README and the rustdoc of `TopologyBuilder::switch` say 128.
+    assert_eq!(OWN_QUEUE_ABOVE_PORTS, 128);
+    assert!(switch(128).plan().links.iter().all(|link| !link.own_queue));
+    let big = switch(129);
+    assert!(!big.plan().links[0].own_queue, "a link with conditions is left as it is");
+    assert!(big.plan().links[1..].iter().all(|link| link.own_queue));
+}
