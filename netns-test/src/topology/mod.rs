@@ -172,7 +172,7 @@ impl Link {
 }
 
 /// What a [`TopologyBuilder`] or a topology file says, before validation.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Model {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) links: Vec<Link>,
