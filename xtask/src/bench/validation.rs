@@ -3,8 +3,8 @@
 //! and 5000 nodes:
 //!
 //! - **chain**: `n` routers in a line, each link its own /24, automatic routes. Every router
-//!   needs a route to nearly every subnet, so the plan holds about n² routes (the two end
-//!   routers have a single uplink and get one default route each).
+//!   needs a route to nearly every subnet, so the plan holds about n² routes (the two routers
+//!   at each end send everything one way and get one default route each).
 //! - **star**: a hub router with `n / 2` edge routers around it and one host behind each (n + 1
 //!   nodes), automatic routes: edge routers and hosts have a single uplink and get one default
 //!   route each; the hub gets one route per host subnet.
