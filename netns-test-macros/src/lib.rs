@@ -102,7 +102,19 @@ impl Config {
                     }
                     let span = meta.path.span();
                     let option = if name == "topology" {
-                        TopologyOption::Function(meta.value()?.parse()?)
+                        let value = meta.value()?;
+                        if value.peek(LitStr) {
+                            let file: LitStr = value.parse()?;
+                            return Err(syn::Error::new(
+                                file.span(),
+                                format!(
+                                    "`topology` takes a function that returns the topology; \
+                                     for a topology file, write `topology_file = {:?}`",
+                                    file.value()
+                                ),
+                            ));
+                        }
+                        TopologyOption::Function(value.parse()?)
                     } else {
                         let file: LitStr = meta.value()?.parse()?;
                         if file.value().is_empty() || file.value().starts_with('/') {

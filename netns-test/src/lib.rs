@@ -122,7 +122,8 @@
 //! - `NETNS_TEST_CAPTURE=1`: capture every link with conditions; `NETNS_TEST_KEEP_CAPTURES=1`:
 //!   keep captures of tests that pass; `NETNS_TEST_ARTIFACTS=dir`: where captures go (default
 //!   `target/netns-test/<test>/`).
-//! - `NETNS_TEST_TRACE=1`: how long each step of bringing the network up took.
+//! - `NETNS_TEST_TRACE=1`: how long each step of bringing the network up took (and the
+//!   topology's one validation).
 
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;

@@ -71,9 +71,11 @@ impl Network {
     /// directory of its captures).
     pub(crate) fn start(topology: &Topology, test: &str) -> Result<Network> {
         let trace = Trace::new("network");
-        let plan = topology.plan()?;
+        // The topology was validated and planned once, when it was made; bring-up works from
+        // that plan.
+        let plan = Arc::clone(topology.plan());
         let ctl = Arc::new(Ctl::start()?);
-        trace.mark("planned, control thread started");
+        trace.mark("control thread started (the topology's plan reused, not validated again)");
         let local = plan.local;
 
         // The other nodes' namespaces are made on worker threads while this thread configures
@@ -130,7 +132,6 @@ impl Network {
             })
             .collect();
 
-        let plan = Arc::new(plan);
         let wire_ns = wire_ns.map(|(fds, netlink)| (Arc::new(fds), netlink));
         let wiring: Vec<(String, NodeNetlink, i32)> = nodes
             .iter()
@@ -149,10 +150,14 @@ impl Network {
         }
         trace.mark("hosts file installed");
         wired.wait()?;
+        if plan.links.iter().any(|link| link.own_queue) {
+            give_own_queues(&plan, &nodes)?;
+            trace.mark("the ports of big switches given their own receive queues");
+        }
 
         let carrier = match wire_ns {
             Some((fds, netlink)) => {
-                let seed = crate::carrier::network_seed(topology.random_seed)?;
+                let seed = crate::carrier::network_seed(plan.random_seed)?;
                 let carrier = Carrier::start(&plan, seed, fds, netlink, &ctl, test)?;
                 trace.mark("links with conditions carried");
                 Some(carrier)
@@ -307,6 +312,54 @@ fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
             .map_err(|e| Error::io(format!("setting {key}={value} in node `{}`", node.name), e))?;
     }
     Ok(())
+}
+
+/// Sets the offloads of the links that [`PlannedLink::own_queue`] marks: GRO on at the end
+/// facing the switch, TSO off at the switch's port. One short-lived thread visits each
+/// namespace concerned in turn (a thread per node would cost more than the ioctls).
+fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
+    use crate::ns::Offload;
+    // Per node concerned: its interfaces to change.
+    let work: Vec<(usize, Vec<&str>)> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let ifaces = node.ifaces.iter().filter(|iface| plan.links[iface.link].own_queue);
+            (index, ifaces.map(|iface| iface.name.as_str()).collect::<Vec<_>>())
+        })
+        .filter(|(_, ifaces)| !ifaces.is_empty())
+        .collect();
+    let visit = || -> Result<()> {
+        for (index, changes) in &work {
+            let name = &plan.nodes[*index].name;
+            nix::sched::setns(&nodes[*index].inner.fds.net, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::io(format!("entering node `{name}` to set offloads"), e.into()))?;
+            let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+                .map_err(|e| Error::io(format!("opening a socket in node `{name}`"), e))?;
+            let (offload, on) = if plan.nodes[*index].kind == NodeKind::Switch {
+                (Offload::Tso, false)
+            } else {
+                (Offload::Gro, true)
+            };
+            for &ifname in changes {
+                ns::set_offload(&socket, ifname, offload, on).map_err(|e| {
+                    let what = format!("{offload:?}").to_lowercase();
+                    let state = if on { "on" } else { "off" };
+                    Error::io(format!("ethtool -K {ifname} {what} {state} in node `{name}`"), e)
+                })?;
+            }
+        }
+        Ok(())
+    };
+    thread::scope(|scope| {
+        thread::Builder::new()
+            .name("netns-test-offload".into())
+            .spawn_scoped(scope, visit)
+            .map_err(|e| Error::io("starting a thread to set offloads", e))?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Creates links, addresses and routes, and waits until every link is ready.

@@ -142,6 +142,39 @@ pub(crate) fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// An offload of `ethtool -K` that [`set_offload`] changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Offload {
+    /// `tso`: TCP segmentation offload (`ETHTOOL_STSO`).
+    Tso,
+    /// `gro`: generic receive offload (`ETHTOOL_SGRO`).
+    Gro,
+}
+
+/// Turns an offload of interface `ifname` of the calling thread's network namespace on or off
+/// (`ethtool -K <ifname> tso|gro on|off`), with the `SIOCETHTOOL` ioctl on `socket`, a socket
+/// made in that namespace.
+pub(crate) fn set_offload(socket: &impl AsRawFd, ifname: &str, offload: Offload, on: bool) -> io::Result<()> {
+    let command: u32 = match offload {
+        Offload::Tso => 0x1f,
+        Offload::Gro => 0x2c,
+    };
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+    }
+    // struct ethtool_value { u32 cmd; u32 data; }
+    let mut value = [command, u32::from(on)];
+    // SAFETY: an ifreq is plain data; all-zero is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    request.ifr_ifru.ifru_data = value.as_mut_ptr().cast();
+    // SAFETY: `request` names the interface and points at `value`, both alive for the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 fn make_one<T, F>(request: &NsRequest<'_>, index: usize, setup: &F) -> Result<(NsFds, T)>
 where
     F: Fn(usize, &NsFds) -> Result<T>,

@@ -26,6 +26,14 @@ fn two_routers() -> TopologyBuilder {
 
 const TWO_ROUTERS_DUMP: &str = include_str!("../topologies/two-routers.dump");
 
+#[test]
+fn a_topology_equals_its_builder_twin() {
+    let file =
+        Topology::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/two-routers.toml")).unwrap();
+    assert_eq!(file, two_routers().build().unwrap(), "equal topologies describe the same network");
+    assert_ne!(file, Topology::seed());
+}
+
 #[netns_test(topology_file = "topologies/two-routers.toml")]
 fn auto_routes_reach_every_host_across_two_routers(net: &Network) {
     // Every address of every host and router, from every other one, at once.

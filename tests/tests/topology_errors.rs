@@ -278,3 +278,143 @@ fn the_example_files_are_valid() {
         }
     }
 }
+
+#[test]
+fn interface_names_the_kernel_would_rename_or_refuse() {
+    let error_for = |name: &str| builder_error(two_hosts().link(Link::new("a", "b").ifnames(name, "eth0")));
+    let error = error_for("e%d");
+    assert_eq!(
+        error.to_string(),
+        "invalid interface name `e%d` of node `a`: `%` is not allowed: Linux reads it as a number to fill in \
+         and renames the interface (`e%d` becomes `e0`)"
+    );
+    assert!(error_for("a%b").to_string().contains("`%` is not allowed"));
+    for reserved in ["all", "default"] {
+        let error = error_for(reserved);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid interface name `{reserved}` of node `a`: `{reserved}` is reserved: \
+                 /proc/sys/net/ipv4/conf/{reserved} and /proc/sys/net/ipv6/conf/{reserved} hold the settings \
+                 of every interface, and Linux refuses an interface of that name"
+            )
+        );
+    }
+    // The kernel counts byte 0xA0 as whitespace: `à` is C3 A0 in UTF-8, `é` (C3 A9) is fine.
+    let error = error_for("eth-à");
+    assert!(error.to_string().contains("character 'à' is encoded with byte 0xA0"), "{error}");
+    two_hosts().link(Link::new("a", "b").ifnames("eth-é", "eth0")).build().unwrap();
+    assert!(error_for("eth\u{a0}0").to_string().contains("whitespace"));
+}
+
+#[test]
+fn addresses_the_kernel_takes_but_cannot_use() {
+    let error_for = |addr: &str| {
+        builder_error(two_hosts().link(Link::new("a", "b").addrs(addr, "10.0.0.2/24"))).to_string()
+    };
+    assert_eq!(
+        error_for("10.0.0.1/0"),
+        "invalid address `10.0.0.1/0` for interface `eth0` of node `a`: its subnet 0.0.0.0/0 starts in \
+         0.0.0.0/8, for which Linux installs no route, so nothing on the link would be reachable; use a prefix \
+         length of at least 5"
+    );
+    assert!(error_for("10.0.0.1/4").contains("use a prefix length of at least 5"));
+    assert_eq!(
+        error_for("0.0.0.1/8"),
+        "invalid address `0.0.0.1/8` for interface `eth0` of node `a`: addresses in 0.0.0.0/8 mean \"this \
+         network\": Linux sends nothing from them"
+    );
+    assert!(error_for("255.255.255.255/32").contains("the limited broadcast address"));
+    let error = builder_error(
+        two_hosts().link(Link::new("a", "b").addrs("::ffff:10.0.0.1/96", "::ffff:10.0.0.2/96")),
+    );
+    assert!(error.to_string().contains("IPv4-mapped addresses (::ffff:0:0/96)"), "{error}");
+    // A prefix of 5 leaves 0.0.0.0/8: 10.0.0.0/5 is an ordinary (large) subnet.
+    two_hosts().link(Link::new("a", "b").addrs("10.0.0.1/5", "10.0.0.2/5")).build().unwrap();
+}
+
+#[test]
+fn prefix_lengths_out_of_range_say_so() {
+    let error = builder_error(two_hosts().link(Link::new("a", "b").addrs("10.0.0.1/33", "10.0.0.2/24")));
+    assert_eq!(
+        error.to_string(),
+        "invalid address `10.0.0.1/33` for interface `eth0` of node `a`: prefix length 33 is over 32"
+    );
+    let error = builder_error(two_hosts().link(Link::new("a", "b").addrs("fd00::1/129", "fd00::2/64")));
+    assert!(error.to_string().ends_with("prefix length 129 is over 128"), "{error}");
+    let error = builder_error(two_hosts().link(Link::new("a", "b").addrs("10.0.0.1/x", "10.0.0.2/24")));
+    assert!(error.to_string().ends_with("prefix length `x` is not a whole number from 0 to 32"), "{error}");
+    let linked = two_hosts().link(Link::new("a", "b").addrs("10.0.0.1/24", "10.0.0.2/24"));
+    let error = builder_error(linked.route("a", "10.9.0.0/33", "10.0.0.2"));
+    assert_eq!(
+        error.to_string(),
+        "invalid route `10.9.0.0/33 via 10.0.0.2` of node `a`: destination `10.9.0.0/33`: prefix length 33 is over 32"
+    );
+}
+
+/// The file errors that concern no single item point at the `local` key, the `[nodes]` table,
+/// or the file's first line.
+#[test]
+fn file_errors_without_an_item_still_have_a_location() {
+    let at = |error: &TopologyError| {
+        error.location.as_ref().map(|l| (l.file.display().to_string(), l.line, l.column))
+    };
+    let error = file_error("# nothing here\n");
+    assert_eq!(error.to_string(), "bug.toml:1:1: the topology has no nodes");
+    assert_eq!(at(&error), Some(("bug.toml".to_string(), 1, 1)));
+    let error = file_error("");
+    assert_eq!(error.to_string(), "bug.toml:1:1: the topology has no nodes");
+    let error = file_error("auto_routes = true\n");
+    assert_eq!(error.to_string(), "bug.toml:1:1: the topology has no nodes");
+    let error = file_error("auto_routes = true\n\n[nodes]\n");
+    assert_eq!(error.to_string(), "bug.toml:3:1: the topology has no nodes", "the empty [nodes] table");
+
+    let error = file_error("hostnames = true\nlocal = \"c\"\n[nodes]\na = \"host\"\n");
+    assert_eq!(error.to_string(), "bug.toml:2:9: the `local` setting refers to unknown node `c`");
+    let error = file_error("local = \"sw\"\n[nodes]\nh = \"host\"\nsw = \"switch\"\n");
+    assert_eq!(
+        error.to_string(),
+        "bug.toml:1:9: the local node `sw` is a switch; the test body must run in a host or router"
+    );
+    let error = file_error("# switches only\n[nodes]\ns1 = \"switch\"\ns2 = \"switch\"\n");
+    assert_eq!(
+        error.to_string(),
+        "bug.toml:2:1: the topology has only switches (2); the test body runs in a host or router, so add one"
+    );
+    assert_eq!(error.kind, TopologyErrorKind::OnlySwitches { count: 2 });
+    let error = builder_error(Topology::builder().switch("s"));
+    assert_eq!(error.location, None, "the builder has no file");
+}
+
+#[test]
+fn wrong_types_in_files_name_the_key() {
+    let links = "[nodes]\na = \"host\"\nb = \"host\"\n[[links]]\na = \"a\"\nb = \"b\"\n";
+    let error = file_error(&format!("{links}mtu = \"big\"\n"));
+    assert_eq!(error.to_string(), "bug.toml:7:7: key `mtu`: invalid type: string \"big\", expected u32");
+    let error = file_error(&format!("{links}addrs = {{ a = 5 }}\n"));
+    assert_eq!(
+        error.to_string(),
+        "bug.toml:7:15: key `addrs.a`: invalid type: integer `5`, expected an address such as \"10.0.0.1/24\", \
+         or a list of them"
+    );
+    let error = file_error(&format!("{links}addrs = {{ a = [\"10.0.0.1/24\", 5] }}\n"));
+    assert!(error.to_string().contains("key `addrs.a`: invalid type: integer `5`"), "{error}");
+    let error = file_error("auto_routes = \"yes\"\n[nodes]\na = \"host\"\n");
+    assert_eq!(
+        error.to_string(),
+        "bug.toml:1:15: key `auto_routes`: invalid type: string \"yes\", expected a boolean"
+    );
+    let error = file_error("[nodes]\na = 1\n");
+    assert_eq!(
+        error.to_string(),
+        "bug.toml:2:5: key `a`: invalid type: integer `1`, expected \"host\", \"router\" or \"switch\""
+    );
+    let error = file_error(&format!("{links}conditions = {{ delay = 5 }}\n"));
+    assert!(
+        error.to_string().starts_with("bug.toml:7:24: key `conditions.delay`: invalid type: integer `5`"),
+        "{error}"
+    );
+    // A comment or a string with brackets before the value does not confuse the key.
+    let error = file_error(&format!("{links}# [x] {{ y = 1\nmtu = \"a = [\" \n[[links]]\n"));
+    assert!(error.to_string().contains("key `mtu`"), "{error}");
+}

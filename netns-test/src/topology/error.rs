@@ -213,6 +213,12 @@ pub enum TopologyErrorKind {
         /// The switch.
         name: String,
     },
+    /// A topology of switches only: the test body needs a host or router to run in.
+    #[error("the topology has only switches ({count}); the test body runs in a host or router, so add one")]
+    OnlySwitches {
+        /// How many switches there are.
+        count: usize,
+    },
     /// A link condition out of range.
     #[error("{link}: invalid condition {field} = {value}: {reason}")]
     InvalidCondition {

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! # Optional settings.
-//! local = "client"     # the node the test body runs in (default: the first host or router)
+//! local = "client"     # the node the test body runs in (default: the first that is not a switch)
 //! auto_routes = true   # shortest-path routes between all subnets
 //! hostnames = true     # every host and router gets its own hostname
 //! static_arp = true    # permanent neighbour entries instead of ARP (large switches)
@@ -19,7 +19,7 @@
 //! [[links]]
 //! a = "client:eth0"
 //! b = "r1:eth0"
-//! addrs = { client = "10.0.1.2/24", r1 = ["10.0.1.1/24", "fd00:1::1/64"] }
+//! addrs = { client = ["10.0.1.2/24", "fd00:1::2/64"], r1 = ["10.0.1.1/24", "fd00:1::1/64"] }
 //! mtu = 1400
 //! conditions = { delay = "10ms", loss = "1%" }            # both directions (see Conditions)
 //! conditions_from = { client = { rate = "10mbit" } }      # only the direction leaving client
@@ -28,7 +28,7 @@
 //! [[links]]
 //! a = "r1"
 //! b = "server"
-//! addrs = { r1 = "10.0.2.1/24", server = "10.0.2.2/24" }
+//! addrs = { r1 = ["10.0.2.1/24", "fd00:2::1/64"], server = ["10.0.2.2/24", "fd00:2::2/64"] }
 //!
 //! # Static routes; `to` may be "default".
 //! [[routes]]
@@ -46,14 +46,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Conditions, EndSpec, Link, Location, NodeKind, NodeSpec, RouteSpec, Topology, TopologyError,
+    Conditions, EndSpec, Link, Location, Model, NodeKind, NodeSpec, RouteSpec, TopologyError,
     TopologyErrorKind,
 };
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    local: Option<String>,
+    local: Option<Spanned<String>>,
     #[serde(default)]
     auto_routes: bool,
     #[serde(default)]
@@ -61,20 +61,42 @@ struct File {
     #[serde(default)]
     static_arp: bool,
     seed: Option<u64>,
-    #[serde(default)]
-    nodes: IndexMap<String, Spanned<Kind>>,
+    nodes: Option<Spanned<IndexMap<String, Spanned<Kind>>>>,
     #[serde(default)]
     links: Vec<Spanned<FileLink>>,
     #[serde(default)]
     routes: Vec<Spanned<FileRoute>>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy)]
 enum Kind {
     Host,
     Router,
     Switch,
+}
+
+const KINDS: &[&str] = &["host", "router", "switch"];
+
+// By hand, so that a value of the wrong type says what is expected.
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"host\", \"router\" or \"switch\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Kind, E> {
+                match value {
+                    "host" => Ok(Kind::Host),
+                    "router" => Ok(Kind::Router),
+                    "switch" => Ok(Kind::Switch),
+                    other => Err(E::unknown_variant(other, KINDS)),
+                }
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -94,11 +116,32 @@ struct FileLink {
     capture: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+/// One address or a list of them.
+struct OneOrMany(Vec<String>);
+
+// By hand, so that a value of the wrong type says what is expected (an untagged enum only
+// says that no variant matched).
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address such as \"10.0.0.1/24\", or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![value.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut addrs = Vec::new();
+                while let Some(addr) = seq.next_element::<String>()? {
+                    addrs.push(addr);
+                }
+                Ok(OneOrMany(addrs))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,6 +171,95 @@ impl<'a> Lines<'a> {
     }
 }
 
+/// The dotted key of the value that starts at byte `at` (`mtu`, `addrs.client`,
+/// `conditions.delay`), or `None` when `at` is not in a value (a key, a table header): a
+/// forward reading of the file up to `at` that follows keys, inline tables and arrays, and skips
+/// strings and comments.
+fn key_of(text: &str, at: usize) -> Option<String> {
+    let bytes = &text.as_bytes()[..at.min(text.len())];
+    // The open inline tables and arrays, each with the key it is the value of.
+    let mut open: Vec<(u8, Option<String>)> = Vec::new();
+    // The key of the value being read at the innermost level, once its `=` is seen.
+    let mut key: Option<String> = None;
+    // The last bare or quoted word, which becomes the key at the next `=`.
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut line_start = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let bare = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
+        if bare {
+            if !in_word {
+                word.clear();
+            }
+            word.push(char::from(c));
+            in_word = true;
+            line_start = false;
+            i += 1;
+            continue;
+        }
+        in_word = false;
+        match c {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' => {
+                let triple = bytes[i..].starts_with(if c == b'"' { b"\"\"\"" } else { b"'''" });
+                let quote_len = if triple { 3 } else { 1 };
+                let start = i + quote_len;
+                let mut j = start;
+                loop {
+                    if j >= bytes.len() {
+                        // `at` is inside this string.
+                        break;
+                    }
+                    if c == b'"' && bytes[j] == b'\\' {
+                        j += 2;
+                        continue;
+                    }
+                    if bytes[j..].starts_with(&bytes[i..i + quote_len]) {
+                        break;
+                    }
+                    j += 1;
+                }
+                word = text[start..j.min(bytes.len())].to_string();
+                line_start = false;
+                i = j + quote_len;
+                continue;
+            }
+            b'=' => key = Some(word.clone()),
+            b'[' if open.is_empty() && line_start => {
+                // A table header: its keys are not values.
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                key = None;
+                continue;
+            }
+            b'{' | b'[' => open.push((c, key.take())),
+            b'}' | b']' => {
+                open.pop();
+                key = None;
+            }
+            b',' if matches!(open.last(), Some((b'{', _))) => key = None,
+            b'\n' if open.is_empty() => key = None,
+            _ => {}
+        }
+        line_start = c == b'\n' || (line_start && c.is_ascii_whitespace());
+        i += 1;
+    }
+    let in_array = matches!(open.last(), Some((b'[', _)));
+    if key.is_none() && !in_array {
+        return None;
+    }
+    let path: Vec<String> = open.into_iter().filter_map(|(_, key)| key).chain(key).collect();
+    (!path.is_empty()).then(|| path.join("."))
+}
+
 /// Splits "node:interface".
 fn endpoint(text: &str) -> EndSpec {
     match text.split_once(':') {
@@ -140,14 +272,30 @@ fn endpoint(text: &str) -> EndSpec {
     }
 }
 
-pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> {
+/// Reads a topology file into the model; [`super::Topology::from_toml`] validates it.
+pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
     let lines = Lines::new(path, text);
-    let file: File = toml::from_str(text).map_err(|error| TopologyError {
-        kind: TopologyErrorKind::Parse { message: error.message().trim().to_string() },
-        location: error.span().map(|span| Box::new(lines.at(span))),
+    let file: File = toml::from_str(text).map_err(|error| {
+        let message = error.message().trim();
+        let message = match error.span().and_then(|span| key_of(text, span.start)) {
+            Some(key) => format!("key `{key}`: {message}"),
+            None => message.to_string(),
+        };
+        TopologyError {
+            kind: TopologyErrorKind::Parse { message },
+            location: error.span().map(|span| Box::new(lines.at(span))),
+        }
     })?;
+    // Errors about the nodes as a whole point at the `[nodes]` table, or at the file's start
+    // when it has none.
+    let nodes_location = Some(match &file.nodes {
+        Some(nodes) => lines.at(nodes.span()),
+        None => lines.at(0..0),
+    });
     let nodes = file
         .nodes
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
         .into_iter()
         .map(|(name, kind)| NodeSpec {
             name,
@@ -167,11 +315,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
             let link = spanned.into_inner();
             let mut ends = [endpoint(&link.a), endpoint(&link.b)];
             let mut stray_addrs = Vec::new();
-            for (node, addrs) in link.addrs {
-                let addrs = match addrs {
-                    OneOrMany::One(addr) => vec![addr],
-                    OneOrMany::Many(addrs) => addrs,
-                };
+            for (node, OneOrMany(addrs)) in link.addrs {
                 match ends.iter_mut().find(|end| end.node == node) {
                     Some(end) => end.addrs.extend(addrs),
                     None => stray_addrs.extend(addrs.into_iter().map(|addr| (node.clone(), addr))),
@@ -205,16 +349,17 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> 
             RouteSpec { node: route.node, to: route.to, via: route.via, location: Some(location) }
         })
         .collect();
-    let topology = Topology {
+    let local_location = file.local.as_ref().map(|local| lines.at(local.span()));
+    Ok(Model {
         nodes,
         links,
         routes,
-        local: file.local,
+        local: file.local.map(Spanned::into_inner),
         auto_routes: file.auto_routes,
         hostnames: file.hostnames,
         static_arp: file.static_arp,
         random_seed: file.seed,
-    };
-    topology.plan()?;
-    Ok(topology)
+        local_location,
+        nodes_location,
+    })
 }

@@ -8,7 +8,10 @@ mod error;
 mod file;
 mod plan;
 
+use std::sync::Arc;
+
 use crate::link::Conditions;
+use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
 pub(crate) use plan::{BRIDGE_NAME, Plan, PlannedLink, mac_for};
@@ -168,12 +171,9 @@ impl Link {
     }
 }
 
-/// A validated network topology: nodes, links, addresses and routes.
-///
-/// Build one with [`Topology::builder`], read one with [`Topology::from_toml`], or use
-/// [`Topology::seed`], the default of `#[netns_test]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Topology {
+/// What a [`TopologyBuilder`] or a topology file says, before validation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Model {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) links: Vec<Link>,
     pub(crate) routes: Vec<RouteSpec>,
@@ -183,6 +183,23 @@ pub struct Topology {
     pub(crate) static_arp: bool,
     /// The seed of the link conditions (see [`TopologyBuilder::random_seed`]).
     pub(crate) random_seed: Option<u64>,
+    /// For a file: where its `local` key is written.
+    pub(crate) local_location: Option<Location>,
+    /// For a file: its `[nodes]` table, or its first line when it has none; for errors about
+    /// the nodes as a whole.
+    pub(crate) nodes_location: Option<Location>,
+}
+
+/// A validated network topology: nodes, links, addresses and routes.
+///
+/// Build one with [`Topology::builder`], read one with [`Topology::from_toml`], or use
+/// [`Topology::seed`], the default of `#[netns_test]`. It is validated once, when it is made,
+/// and keeps the result (every name resolved, every address parsed, the routes computed):
+/// bringing it up does not validate it again. Cloning is cheap. Two topologies are equal when
+/// they describe the same network, whichever front end they came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    plan: Arc<Plan>,
 }
 
 impl Default for Topology {
@@ -194,18 +211,7 @@ impl Default for Topology {
 impl Topology {
     /// Starts a topology.
     pub fn builder() -> TopologyBuilder {
-        TopologyBuilder {
-            topology: Topology {
-                nodes: Vec::new(),
-                links: Vec::new(),
-                routes: Vec::new(),
-                local: None,
-                auto_routes: false,
-                hostnames: false,
-                static_arp: false,
-                random_seed: None,
-            },
-        }
+        TopologyBuilder { model: Model::default() }
     }
 
     /// The default topology of `#[netns_test]`: the test body's node `test0` holds `veth0` with
@@ -225,7 +231,7 @@ impl Topology {
     /// # Errors
     /// A [`TopologyError`] with the file, line and column of the offending item.
     pub fn from_toml(text: &str, path: impl AsRef<std::path::Path>) -> Result<Topology, TopologyError> {
-        file::parse(text, path.as_ref())
+        Topology::validate(&file::parse(text, path.as_ref())?)
     }
 
     /// Reads, parses and validates a topology file.
@@ -242,24 +248,31 @@ impl Topology {
 
     /// The node names, in declaration order.
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().map(|node| node.name.as_str())
+        self.plan.nodes.iter().map(|node| node.name.as_str())
     }
 
-    /// The node the test body runs in: the one named with [`TopologyBuilder::local`], else the
-    /// first host.
+    /// The node the test body runs in: the one named with [`TopologyBuilder::local`] (`local`
+    /// in a file), else the first node declared that is not a switch, host or router alike.
     pub fn local(&self) -> &str {
-        match &self.local {
-            Some(local) => local,
-            None => self
-                .nodes
-                .iter()
-                .find(|node| node.kind != NodeKind::Switch)
-                .map_or("", |node| node.name.as_str()),
-        }
+        &self.plan.nodes[self.plan.local].name
     }
 
-    pub(crate) fn plan(&self) -> Result<Plan, TopologyError> {
-        plan::plan(self)
+    /// The validated plan, shared: what bringing the network up works from.
+    pub(crate) fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// The one place a model is validated.
+    fn validate(model: &Model) -> Result<Topology, TopologyError> {
+        let trace = Trace::new("topology");
+        let plan = plan::plan(model)?;
+        trace.mark(&format!(
+            "validated and planned once: {} nodes, {} links, {} routes",
+            plan.nodes.len(),
+            plan.links.len(),
+            plan.nodes.iter().map(|node| node.routes.len()).sum::<usize>()
+        ));
+        Ok(Topology { plan: Arc::new(plan) })
     }
 }
 
@@ -282,12 +295,12 @@ impl Topology {
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct TopologyBuilder {
-    topology: Topology,
+    model: Model,
 }
 
 impl TopologyBuilder {
     fn node(mut self, name: impl Into<String>, kind: NodeKind) -> Self {
-        self.topology.nodes.push(NodeSpec { name: name.into(), kind, location: None });
+        self.model.nodes.push(NodeSpec { name: name.into(), kind, location: None });
         self
     }
 
@@ -301,14 +314,20 @@ impl TopologyBuilder {
         self.node(name, NodeKind::Router)
     }
 
-    /// Adds a switch (a Linux bridge in its own namespace).
+    /// Adds a switch (a Linux bridge in its own namespace), of at most 1023 ports.
+    ///
+    /// On a switch with more than 128 ports, the interfaces facing it receive through their own
+    /// queue (GRO on) and its ports send without TSO: otherwise the copies of one broadcast,
+    /// such as an ARP request, overflow the kernel's per-CPU backlog of 1000 frames shared by
+    /// every namespace, and ARP across the switch fails silently. Ports whose links have
+    /// conditions are left as they are.
     pub fn switch(self, name: impl Into<String>) -> Self {
         self.node(name, NodeKind::Switch)
     }
 
     /// Adds a link.
     pub fn link(mut self, link: Link) -> Self {
-        self.topology.links.push(link);
+        self.model.links.push(link);
         self
     }
 
@@ -316,7 +335,7 @@ impl TopologyBuilder {
     /// (`default` means `0.0.0.0/0` or `::/0`, following the gateway's family), `via` the
     /// gateway, which must be on a subnet the node is connected to.
     pub fn route(mut self, node: &str, to: impl Into<String>, via: impl Into<String>) -> Self {
-        self.topology.routes.push(RouteSpec {
+        self.model.routes.push(RouteSpec {
             node: node.to_string(),
             to: to.into(),
             via: via.into(),
@@ -330,9 +349,19 @@ impl TopologyBuilder {
         self.route(node, "default", gateway)
     }
 
-    /// Installs shortest-path routes so that every host reaches every subnet, through routers.
+    /// Installs shortest-path routes so that every host and router reaches every subnet of the
+    /// topology, through routers (hosts do not forward).
+    ///
+    /// For each address family, a node gets a route to each subnet it is not connected to, via
+    /// the first hop of a shortest path, except that a node with a single uplink (all those
+    /// routes would leave through one gateway) gets one default route through that gateway
+    /// instead, as real networks do: so a host behind one router, or an edge router, has one
+    /// route, however big the topology. Two routers that would each be the other's single
+    /// uplink keep their routes per subnet, so that packets to addresses outside the topology
+    /// are not bounced between them. Static routes to the same prefix win, and a node with a
+    /// static default route of that family gets routes per subnet.
     pub fn auto_routes(mut self) -> Self {
-        self.topology.auto_routes = true;
+        self.model.auto_routes = true;
         self
     }
 
@@ -345,7 +374,7 @@ impl TopologyBuilder {
     /// settable only from the root namespace) created in the last five seconds; permanent
     /// entries do not count. A hundred hosts on one switch pinging each other need 9900.
     pub fn static_arp(mut self) -> Self {
-        self.topology.static_arp = true;
+        self.model.static_arp = true;
         self
     }
 
@@ -353,19 +382,20 @@ impl TopologyBuilder {
     /// from it; a seed in a link's [`Conditions`] wins). Without it, each run picks a seed, and
     /// a failing test prints it; `NETNS_TEST_SEED` replays it and overrides this one.
     pub fn random_seed(mut self, seed: u64) -> Self {
-        self.topology.random_seed = Some(seed);
+        self.model.random_seed = Some(seed);
         self
     }
 
     /// Gives every host and router its own UTS namespace with its name as hostname.
     pub fn hostnames(mut self) -> Self {
-        self.topology.hostnames = true;
+        self.model.hostnames = true;
         self
     }
 
-    /// Names the node the test body runs in (default: the first host or router).
+    /// Names the node the test body runs in (default: the first node declared that is not a
+    /// switch, host or router alike).
     pub fn local(mut self, name: impl Into<String>) -> Self {
-        self.topology.local = Some(name.into());
+        self.model.local = Some(name.into());
         self
     }
 
@@ -374,7 +404,6 @@ impl TopologyBuilder {
     /// # Errors
     /// A [`TopologyError`] naming the first invalid item.
     pub fn build(self) -> Result<Topology, TopologyError> {
-        self.topology.plan()?;
-        Ok(self.topology)
+        Topology::validate(&self.model)
     }
 }

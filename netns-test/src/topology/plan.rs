@@ -1,17 +1,28 @@
-//! Validation: a [`Topology`] becomes a [`Plan`], with every name resolved, every address
+//! Validation: a [`Model`] becomes a [`Plan`], with every name resolved, every address
 //! parsed, interface indexes assigned and routes computed, or a [`TopologyError`] naming the
 //! first offending item. Nothing touches the kernel here.
+//!
+//! Every step takes time in proportion to what it reads and what it produces: names, addresses,
+//! subnets and routes are looked up by hashing, never by rescanning a list, and automatic routes
+//! come from at most one breadth-first search per node and address family.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::{EndSpec, Link, Location, NodeKind, RouteSpec, Topology, TopologyError, TopologyErrorKind};
+use super::{EndSpec, Link, Location, Model, NodeKind, TopologyError, TopologyErrorKind};
 use crate::link::Conditions;
+
+mod routes;
+
+use routes::{StaticRoutes, add_auto_routes};
 
 /// The largest number of ports a Linux bridge accepts.
 const MAX_BRIDGE_PORTS: usize = 1023;
+/// Switches with more ports than this deliver the frames they flood through each receiving
+/// interface's own queue (see [`PlannedLink::own_queue`]).
+pub(crate) const OWN_QUEUE_ABOVE_PORTS: usize = 128;
 /// The name of the bridge device in a switch's namespace.
 pub(crate) const BRIDGE_NAME: &str = "br0";
 
@@ -26,6 +37,8 @@ pub(crate) struct Plan {
     /// Whether any interface has an IPv6 address; without one, links get no IPv6 link-local
     /// address at all (multicast on large bridges otherwise floods the machine).
     pub(crate) ipv6: bool,
+    /// The seed of the link conditions given with the topology.
+    pub(crate) random_seed: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +74,15 @@ pub(crate) struct PlannedLink {
     /// middle end facing end a (`w<link>a`), the one facing end b (`w<link>b`), and of the
     /// bridge joining them when netem carries the link (`w<link>br`).
     pub(crate) wire: Option<[u32; 3]>,
+    /// Whether the link is a port of a switch with more than [`OWN_QUEUE_ABOVE_PORTS`] ports
+    /// and is not carried through the wire namespace. A veth delivers what it receives into the
+    /// CPU's backlog, which holds `net.core.netdev_max_backlog` frames (1000, settable only in
+    /// the root namespace) for every namespace of the machine: one broadcast flooded to a
+    /// thousand ports overflows it, and ARP across the switch then fails silently. So the end
+    /// facing the switch receives through its own NAPI queue (GRO on, which gives a veth one),
+    /// and the switch's port sends without TSO, since a veth uses that queue only for frames
+    /// from a device without TSO.
+    pub(crate) own_queue: bool,
     /// "link 2 (`a` – `b`)", for messages.
     pub(crate) label: String,
 }
@@ -79,13 +101,18 @@ fn link_label(index: usize, link: &Link) -> String {
     format!("link {} (`{}` – `{}`)", index + 1, link.ends[0].node, link.ends[1].node)
 }
 
-pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
-    if topology.nodes.is_empty() {
-        return Err(TopologyErrorKind::Empty.into());
+/// The index of an address family in per-family arrays: 0 for IPv4, 1 for IPv6.
+fn family(addr: IpAddr) -> usize {
+    usize::from(addr.is_ipv6())
+}
+
+pub(crate) fn plan(model: &Model) -> Result<Plan, TopologyError> {
+    if model.nodes.is_empty() {
+        return Err(err(TopologyErrorKind::Empty, model.nodes_location.as_ref()));
     }
-    let mut nodes: Vec<PlannedNode> = Vec::with_capacity(topology.nodes.len());
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for spec in &topology.nodes {
+    let mut nodes: Vec<PlannedNode> = Vec::with_capacity(model.nodes.len());
+    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(model.nodes.len());
+    for spec in &model.nodes {
         check_node_name(&spec.name).map_err(|reason| {
             err(
                 TopologyErrorKind::InvalidNodeName { name: spec.name.clone(), reason },
@@ -101,63 +128,73 @@ pub(crate) fn plan(topology: &Topology) -> Result<Plan, TopologyError> {
         nodes.push(PlannedNode {
             name: spec.name.clone(),
             kind: spec.kind,
-            hostname: topology.hostnames && spec.kind != NodeKind::Switch,
+            hostname: model.hostnames && spec.kind != NodeKind::Switch,
             bridge: None,
             ifaces: Vec::new(),
             routes: Vec::new(),
         });
     }
 
-    let mut links = Vec::with_capacity(topology.links.len());
-    for (index, link) in topology.links.iter().enumerate() {
-        links.push(plan_link(index, link, &by_name, &mut nodes)?);
+    let mut names: Vec<IfaceNames> = (0..nodes.len()).map(|_| IfaceNames::default()).collect();
+    let mut links = Vec::with_capacity(model.links.len());
+    for (index, link) in model.links.iter().enumerate() {
+        links.push(plan_link(index, link, &by_name, &mut nodes, &mut names)?);
     }
+    drop(names);
 
     assign_indexes(&mut nodes, &mut links);
-    for (node, spec) in nodes.iter().zip(&topology.nodes) {
+    for (node, spec) in nodes.iter().zip(&model.nodes) {
         if node.kind == NodeKind::Switch && node.ifaces.len() > MAX_BRIDGE_PORTS {
             let kind =
                 TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() };
             return Err(err(kind, spec.location.as_ref()));
         }
+        if node.kind == NodeKind::Switch && node.ifaces.len() > OWN_QUEUE_ABOVE_PORTS {
+            for iface in &node.ifaces {
+                let link = &mut links[iface.link];
+                link.own_queue = link.wire.is_none();
+            }
+        }
     }
     // These errors concern an interface; report them at the link that declares it.
-    let at_link =
-        |(kind, link): (TopologyErrorKind, usize)| err(kind, topology.links[link].location.as_ref());
+    let at_link = |(kind, link): (TopologyErrorKind, usize)| err(kind, model.links[link].location.as_ref());
     check_duplicate_addresses(&nodes).map_err(at_link)?;
     let segments = segments(&nodes, &links);
     check_subnets(&nodes, &segments).map_err(at_link)?;
 
-    let local = match &topology.local {
+    let local = match &model.local {
         Some(name) => {
-            let index = *by_name.get(name.as_str()).ok_or_else(|| TopologyErrorKind::UnknownNode {
-                name: name.clone(),
-                context: "the `local` setting".into(),
+            let at = model.local_location.as_ref();
+            let index = *by_name.get(name.as_str()).ok_or_else(|| {
+                err(
+                    TopologyErrorKind::UnknownNode {
+                        name: name.clone(),
+                        context: "the `local` setting".into(),
+                    },
+                    at,
+                )
             })?;
             if nodes[index].kind == NodeKind::Switch {
-                return Err(TopologyErrorKind::LocalIsSwitch { name: name.clone() }.into());
+                return Err(err(TopologyErrorKind::LocalIsSwitch { name: name.clone() }, at));
             }
             index
         }
-        None => match nodes.iter().position(|node| node.kind != NodeKind::Switch) {
-            Some(index) => index,
-            None => {
-                return Err(TopologyErrorKind::LocalIsSwitch { name: nodes[0].name.clone() }.into());
-            }
-        },
+        None => nodes.iter().position(|node| node.kind != NodeKind::Switch).ok_or_else(|| {
+            err(TopologyErrorKind::OnlySwitches { count: nodes.len() }, model.nodes_location.as_ref())
+        })?,
     };
 
-    for route in &topology.routes {
-        plan_route(route, &by_name, &mut nodes)?;
+    let mut static_routes = StaticRoutes::new(nodes.len());
+    for route in &model.routes {
+        static_routes.plan(route, &by_name, &mut nodes)?;
     }
-    if topology.auto_routes {
+    if model.auto_routes {
         add_auto_routes(&mut nodes, &segments);
     }
 
-    let static_neighbours =
-        if topology.static_arp { static_neighbours(&nodes, &segments) } else { Vec::new() };
+    let static_neighbours = if model.static_arp { static_neighbours(&nodes, &segments) } else { Vec::new() };
     let ipv6 = nodes.iter().flat_map(|n| &n.ifaces).flat_map(|i| &i.addrs).any(|a| matches!(a, IpNet::V6(_)));
-    Ok(Plan { nodes, links, local, static_neighbours, ipv6 })
+    Ok(Plan { nodes, links, local, static_neighbours, ipv6, random_seed: model.random_seed })
 }
 
 /// The MAC address of the interface (or bridge) with interface index `index`: locally
@@ -213,14 +250,16 @@ fn check_node_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an interface name as the kernel's `dev_valid_name` does, and refuses the names the
+/// kernel would rename or reject later, when the interface is created.
 fn check_ifname(node: &str, name: &str, is_switch: bool) -> Result<(), TopologyErrorKind> {
-    let invalid = |reason: &str| TopologyErrorKind::InvalidInterfaceName {
+    let invalid = |reason: String| TopologyErrorKind::InvalidInterfaceName {
         node: node.to_string(),
         name: name.to_string(),
-        reason: reason.to_string(),
+        reason,
     };
     if name.is_empty() {
-        return Err(invalid("it is empty"));
+        return Err(invalid("it is empty".into()));
     }
     if name.len() > 15 {
         return Err(TopologyErrorKind::InterfaceNameTooLong {
@@ -230,15 +269,56 @@ fn check_ifname(node: &str, name: &str, is_switch: bool) -> Result<(), TopologyE
         });
     }
     if name == "." || name == ".." {
-        return Err(invalid("`.` and `..` are not interface names"));
+        return Err(invalid("`.` and `..` are not interface names".into()));
     }
     if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
-        return Err(invalid("`/`, `:` and whitespace are not allowed"));
+        return Err(invalid("`/`, `:` and whitespace are not allowed".into()));
+    }
+    // The kernel's isspace() also counts byte 0xA0, which is part of the UTF-8 encoding of
+    // characters such as `à`.
+    if let Some(c) = name.chars().find(|c| c.encode_utf8(&mut [0; 4]).bytes().any(|b| b == 0xA0)) {
+        return Err(invalid(format!(
+            "character {c:?} is encoded with byte 0xA0, which Linux counts as whitespace in interface names"
+        )));
+    }
+    if name.contains('%') {
+        return Err(invalid(
+            "`%` is not allowed: Linux reads it as a number to fill in and renames the interface \
+             (`e%d` becomes `e0`)"
+                .into(),
+        ));
+    }
+    if name == "all" || name == "default" {
+        return Err(invalid(format!(
+            "`{name}` is reserved: /proc/sys/net/ipv4/conf/{name} and /proc/sys/net/ipv6/conf/{name} hold \
+             the settings of every interface, and Linux refuses an interface of that name"
+        )));
     }
     if name == "lo" || (is_switch && name == BRIDGE_NAME) {
-        return Err(invalid("the name is already taken by the node's own device"));
+        return Err(invalid("the name is already taken by the node's own device".into()));
     }
     Ok(())
+}
+
+/// The interface names a node has so far, and where to look for its next default name.
+#[derive(Default)]
+struct IfaceNames {
+    taken: HashSet<String>,
+    /// Every `eth<k>` below this is taken: names are only ever added.
+    next_default: usize,
+}
+
+impl IfaceNames {
+    /// The first free name among `eth0`, `eth1`, ...
+    fn next_default(&mut self) -> String {
+        loop {
+            let candidate = format!("eth{}", self.next_default);
+            self.next_default += 1;
+            if !self.taken.contains(&candidate) {
+                return candidate;
+            }
+        }
+    }
 }
 
 fn plan_link(
@@ -246,6 +326,7 @@ fn plan_link(
     link: &Link,
     by_name: &HashMap<&str, usize>,
     nodes: &mut [PlannedNode],
+    names: &mut [IfaceNames],
 ) -> Result<PlannedLink, TopologyError> {
     let label = link_label(index, link);
     let at = link.location.as_ref();
@@ -294,7 +375,8 @@ fn plan_link(
     let mut ends = [(0usize, 0usize); 2];
     for (slot, end) in link.ends.iter().enumerate() {
         let node = &mut nodes[node_of[slot]];
-        let iface = plan_end(end, node, index, link.mtu, &label).map_err(|kind| err(kind, at))?;
+        let iface = plan_end(end, node, &mut names[node_of[slot]], index, link.mtu, &label)
+            .map_err(|kind| err(kind, at))?;
         ends[slot] = (node_of[slot], node.ifaces.len());
         node.ifaces.push(iface);
     }
@@ -321,6 +403,7 @@ fn plan_link(
         conditions: link.conditions.clone(),
         capture: link.capture,
         wire: carried.then_some([0, 0, 0]),
+        own_queue: false,
         label,
     })
 }
@@ -335,6 +418,7 @@ impl PlannedLink {
 fn plan_end(
     end: &EndSpec,
     node: &PlannedNode,
+    names: &mut IfaceNames,
     link: usize,
     mtu: Option<u32>,
     label: &str,
@@ -343,20 +427,14 @@ fn plan_end(
     let name = match &end.ifname {
         Some(name) => {
             check_ifname(&node.name, name, is_switch)?;
-            if node.ifaces.iter().any(|iface| &iface.name == name) {
-                return Err(TopologyErrorKind::DuplicateInterface {
-                    node: node.name.clone(),
-                    name: name.clone(),
-                });
-            }
             name.clone()
         }
-        None => (0..)
-            .map(|k| format!("eth{k}"))
-            .find(|candidate| !node.ifaces.iter().any(|iface| &iface.name == candidate))
-            .expect("some ethN name is free"),
+        None => names.next_default(),
     };
-    let context = format!("interface `{name}` of node `{}`", node.name);
+    if !names.taken.insert(name.clone()) {
+        return Err(TopologyErrorKind::DuplicateInterface { node: node.name.clone(), name });
+    }
+    let context = || format!("interface `{name}` of node `{}`", node.name);
     let mut addrs = Vec::with_capacity(end.addrs.len());
     for text in &end.addrs {
         if is_switch {
@@ -366,31 +444,74 @@ fn plan_end(
                 address: text.clone(),
             });
         }
-        addrs.push(parse_host_addr(text, &context)?);
+        addrs.push(parse_host_addr(text).map_err(|reason| TopologyErrorKind::InvalidAddress {
+            value: text.clone(),
+            context: context(),
+            reason,
+        })?);
     }
     Ok(PlannedIface { name, index: 0, addrs, link, mtu })
 }
 
-/// Parses an interface address in CIDR notation.
-pub(crate) fn parse_host_addr(text: &str, context: &str) -> Result<IpNet, TopologyErrorKind> {
-    let invalid = |reason: String| TopologyErrorKind::InvalidAddress {
-        value: text.to_string(),
-        context: context.to_string(),
-        reason,
+/// Parses a prefix in CIDR notation (`10.0.0.1/24`, `fd00::/64`), host bits allowed; the
+/// reason when it does not parse.
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    let Some((addr, len)) = text.split_once('/') else {
+        return Err("the prefix length is missing, e.g. `10.0.0.1/24`".into());
     };
-    if !text.contains('/') {
-        return Err(invalid("the prefix length is missing, e.g. `10.0.0.1/24`".into()));
-    }
-    let net: IpNet = text.trim().parse().map_err(|e| invalid(format!("{e}")))?;
+    let addr: IpAddr = addr.parse().map_err(|e| format!("{e}"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len: u8 = match len.parse::<u64>() {
+        Ok(len) if len <= max => len as u8,
+        Ok(len) => return Err(format!("prefix length {len} is over {max}")),
+        Err(_) => return Err(format!("prefix length `{len}` is not a whole number from 0 to {max}")),
+    };
+    Ok(match addr {
+        IpAddr::V4(v4) => IpNet::V4(Ipv4Net::new(v4, len).expect("the length is in range")),
+        IpAddr::V6(v6) => IpNet::V6(Ipv6Net::new(v6, len).expect("the length is in range")),
+    })
+}
+
+/// Parses an interface address in CIDR notation, refusing those the kernel accepts but that
+/// cannot carry traffic; the reason when it is refused.
+fn parse_host_addr(text: &str) -> Result<IpNet, String> {
+    let net = parse_cidr(text)?;
     let addr = net.addr();
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-        return Err(invalid(
-            "unspecified, multicast and loopback addresses cannot be given to an interface".into(),
-        ));
+        return Err("unspecified, multicast and loopback addresses cannot be given to an interface".into());
     }
-    if let IpNet::V4(v4) = net {
-        if v4.prefix_len() < 31 && (addr == IpAddr::V4(v4.network()) || addr == IpAddr::V4(v4.broadcast())) {
-            return Err(invalid(format!("it is the network or broadcast address of {}", net.trunc())));
+    match net {
+        IpNet::V4(v4) => {
+            let first = v4.addr().octets()[0];
+            if v4.addr().is_broadcast() {
+                return Err("255.255.255.255 is the limited broadcast address, not an interface's".into());
+            }
+            if first == 0 {
+                return Err(
+                    "addresses in 0.0.0.0/8 mean \"this network\": Linux sends nothing from them".into()
+                );
+            }
+            if v4.network().octets()[0] == 0 {
+                // For a subnet in 0.0.0.0/8 Linux installs no route, so every send fails with
+                // ENETUNREACH. The shortest prefix that leaves it: the first octet's top bit.
+                return Err(format!(
+                    "its subnet {} starts in 0.0.0.0/8, for which Linux installs no route, so nothing on \
+                     the link would be reachable; use a prefix length of at least {}",
+                    net.trunc(),
+                    first.leading_zeros() + 1
+                ));
+            }
+            if v4.prefix_len() < 31 && (v4.addr() == v4.network() || v4.addr() == v4.broadcast()) {
+                return Err(format!("it is the network or broadcast address of {}", net.trunc()));
+            }
+        }
+        IpNet::V6(v6) => {
+            if v6.addr().to_ipv4_mapped().is_some() {
+                return Err("IPv4-mapped addresses (::ffff:0:0/96) stand for IPv4 peers of IPv6 sockets; \
+                            Linux never sends them as IPv6"
+                    .into());
+            }
         }
     }
     Ok(net)
@@ -402,16 +523,15 @@ fn iface_label(node: &PlannedNode, iface: &PlannedIface) -> String {
 
 /// The first address given twice, with the link of its second occurrence.
 fn check_duplicate_addresses(nodes: &[PlannedNode]) -> Result<(), (TopologyErrorKind, usize)> {
-    let mut seen: HashMap<IpAddr, String> = HashMap::new();
-    for node in nodes {
-        for iface in &node.ifaces {
+    let mut seen: HashMap<IpAddr, (usize, usize)> = HashMap::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for (i, iface) in node.ifaces.iter().enumerate() {
             for addr in &iface.addrs {
-                let here = iface_label(node, iface);
-                if let Some(first) = seen.insert(addr.addr(), here.clone()) {
+                if let Some((first_node, first_iface)) = seen.insert(addr.addr(), (n, i)) {
                     let kind = TopologyErrorKind::DuplicateAddress {
                         address: addr.addr().to_string(),
-                        first,
-                        second: here,
+                        first: iface_label(&nodes[first_node], &nodes[first_node].ifaces[first_iface]),
+                        second: iface_label(node, iface),
                     };
                     return Err((kind, iface.link));
                 }
@@ -428,7 +548,7 @@ pub(crate) struct Segment {
 }
 
 fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
-    let mut switch_segment: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut switch_segment: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut segments: Vec<Segment> = Vec::new();
     for link in links {
         let switch_end = link.ends.iter().find(|(node, _)| nodes[*node].kind == NodeKind::Switch);
@@ -436,7 +556,7 @@ fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
             Some(&(switch, _)) => {
                 let other =
                     *link.ends.iter().find(|(node, _)| *node != switch).expect("switch links have two ends");
-                let index = *switch_segment.entry(switch).or_insert_with(|| {
+                let index = *switch_segment[switch].get_or_insert_with(|| {
                     segments.push(Segment { members: Vec::new() });
                     segments.len() - 1
                 });
@@ -449,100 +569,55 @@ fn segments(nodes: &[PlannedNode], links: &[PlannedLink]) -> Vec<Segment> {
 }
 
 /// The first address that shares no subnet with the rest of its segment, with its link.
+///
+/// An address passes when no other member of its segment has an address of its family, or
+/// when another member has one in the same subnet: counted per subnet, not by comparing pairs.
 fn check_subnets(nodes: &[PlannedNode], segments: &[Segment]) -> Result<(), (TopologyErrorKind, usize)> {
+    // Per subnet: how many distinct members have an address in it, and the last one counted.
+    let mut members_in: HashMap<IpNet, (usize, usize)> = HashMap::new();
     for segment in segments {
-        for &(node, iface) in &segment.members {
-            for addr in &nodes[node].ifaces[iface].addrs {
-                let others: Vec<(IpNet, usize, usize)> = segment
+        members_in.clear();
+        let addrs = |&(node, iface): &(usize, usize)| &nodes[node].ifaces[iface].addrs;
+        let mut members_of_family = [0usize; 2];
+        for (position, member) in segment.members.iter().enumerate() {
+            let mut has = [false; 2];
+            for addr in addrs(member) {
+                has[family(addr.addr())] = true;
+                let entry = members_in.entry(addr.trunc()).or_insert((0, usize::MAX));
+                if entry.1 != position {
+                    *entry = (entry.0 + 1, position);
+                }
+            }
+            for f in 0..2 {
+                members_of_family[f] += usize::from(has[f]);
+            }
+        }
+        for (position, &(node, iface)) in segment.members.iter().enumerate() {
+            for addr in addrs(&(node, iface)) {
+                let f = family(addr.addr());
+                if members_of_family[f] < 2 || members_in[&addr.trunc()].0 >= 2 {
+                    continue;
+                }
+                // The address of the family that comes first on another member defines the
+                // subnet the message names.
+                let (first, n, i) = segment
                     .members
                     .iter()
-                    .filter(|member| **member != (node, iface))
-                    .flat_map(|&(n, i)| nodes[n].ifaces[i].addrs.iter().map(move |a| (*a, n, i)))
-                    .filter(|(other, _, _)| other.addr().is_ipv4() == addr.addr().is_ipv4())
-                    .collect();
-                let Some(&(first, n, i)) = others.first() else {
-                    continue;
+                    .enumerate()
+                    .filter(|(other, _)| *other != position)
+                    .flat_map(|(_, &(n, i))| nodes[n].ifaces[i].addrs.iter().map(move |a| (*a, n, i)))
+                    .find(|(other, _, _)| family(other.addr()) == f)
+                    .expect("another member has an address of the family");
+                let kind = TopologyErrorKind::AddressOutsideSubnet {
+                    address: addr.to_string(),
+                    interface: iface_label(&nodes[node], &nodes[node].ifaces[iface]),
+                    subnet: first.trunc().to_string(),
+                    other: format!("{first} on {}", iface_label(&nodes[n], &nodes[n].ifaces[i])),
                 };
-                let shares = others.iter().any(|(other, _, _)| other.trunc() == addr.trunc());
-                if !shares {
-                    let kind = TopologyErrorKind::AddressOutsideSubnet {
-                        address: addr.to_string(),
-                        interface: iface_label(&nodes[node], &nodes[node].ifaces[iface]),
-                        subnet: first.trunc().to_string(),
-                        other: format!("{first} on {}", iface_label(&nodes[n], &nodes[n].ifaces[i])),
-                    };
-                    return Err((kind, nodes[node].ifaces[iface].link));
-                }
+                return Err((kind, nodes[node].ifaces[iface].link));
             }
         }
     }
-    Ok(())
-}
-
-fn plan_route(
-    route: &RouteSpec,
-    by_name: &HashMap<&str, usize>,
-    nodes: &mut [PlannedNode],
-) -> Result<(), TopologyError> {
-    let at = route.location.as_ref();
-    let written = format!("{} via {}", route.to, route.via);
-    let node_index = *by_name.get(route.node.as_str()).ok_or_else(|| {
-        err(
-            TopologyErrorKind::UnknownNode {
-                name: route.node.clone(),
-                context: format!("route `{written}`"),
-            },
-            at,
-        )
-    })?;
-    let node = &mut nodes[node_index];
-    let invalid = |reason: String| {
-        err(TopologyErrorKind::InvalidRoute { node: route.node.clone(), route: written.clone(), reason }, at)
-    };
-    if node.kind == NodeKind::Switch {
-        return Err(invalid("a switch has no routes".into()));
-    }
-    let via: IpAddr =
-        route.via.trim().parse().map_err(|e| invalid(format!("gateway `{}`: {e}", route.via)))?;
-    let to: IpNet = if route.to.trim() == "default" {
-        match via {
-            IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid prefix"),
-            IpAddr::V6(_) => "::/0".parse().expect("valid prefix"),
-        }
-    } else {
-        let net: IpNet =
-            route.to.trim().parse().map_err(|e| invalid(format!("destination `{}`: {e}", route.to)))?;
-        if net != net.trunc() {
-            return Err(invalid(format!(
-                "destination {net} has host bits set; did you mean {}?",
-                net.trunc()
-            )));
-        }
-        net
-    };
-    if to.addr().is_ipv4() != via.is_ipv4() {
-        return Err(invalid("the destination and the gateway are of different address families".into()));
-    }
-    let connected: Vec<IpNet> = node.ifaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::trunc)).collect();
-    if !connected.iter().any(|subnet| subnet.contains(&via)) {
-        let subnets = if connected.is_empty() {
-            "it has no addresses".to_string()
-        } else {
-            connected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        };
-        return Err(err(
-            TopologyErrorKind::GatewayNotOnSubnet {
-                node: node.name.clone(),
-                gateway: via.to_string(),
-                subnets,
-            },
-            at,
-        ));
-    }
-    if node.routes.iter().any(|existing| existing.to == to) {
-        return Err(invalid(format!("node `{}` already has a route to {to}", node.name)));
-    }
-    node.routes.push(PlannedRoute { to, via });
     Ok(())
 }
 
@@ -567,170 +642,5 @@ fn static_neighbours(nodes: &[PlannedNode], segments: &[Segment]) -> Vec<(usize,
     entries
 }
 
-/// Adds, for every host and router and each address family, a route to every subnet it is not
-/// connected to, via the first hop of a shortest path that crosses only routers. Static routes
-/// to the same prefix win.
-fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
-    // Which segments each node sits on.
-    let mut node_segments: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    for (index, segment) in segments.iter().enumerate() {
-        for &(node, _) in &segment.members {
-            node_segments[node].push(index);
-        }
-    }
-    let addrs_on = |nodes: &[PlannedNode], node: usize, segment: usize, v4: bool| -> Vec<IpNet> {
-        segments[segment]
-            .members
-            .iter()
-            .filter(|(n, _)| *n == node)
-            .flat_map(|&(n, i)| nodes[n].ifaces[i].addrs.clone())
-            .filter(|a| a.addr().is_ipv4() == v4)
-            .collect()
-    };
-    let mut new_routes: Vec<(usize, PlannedRoute)> = Vec::new();
-    for start in 0..nodes.len() {
-        if nodes[start].kind == NodeKind::Switch {
-            continue;
-        }
-        for v4 in [true, false] {
-            let connected: Vec<IpNet> = nodes[start]
-                .ifaces
-                .iter()
-                .flat_map(|i| i.addrs.iter().map(IpNet::trunc))
-                .filter(|a| a.addr().is_ipv4() == v4)
-                .collect();
-            if connected.is_empty() {
-                continue;
-            }
-            // Breadth-first search over nodes; `first_hop[n]` is the gateway address that leads
-            // from `start` towards `n`.
-            let mut first_hop: Vec<Option<IpAddr>> = vec![None; nodes.len()];
-            let mut visited = vec![false; nodes.len()];
-            visited[start] = true;
-            let mut queue = VecDeque::from([start]);
-            let mut reached_segments: Vec<(usize, IpAddr)> = Vec::new();
-            while let Some(current) = queue.pop_front() {
-                if current != start && nodes[current].kind != NodeKind::Router {
-                    continue;
-                }
-                for &segment in &node_segments[current] {
-                    if addrs_on(nodes, current, segment, v4).is_empty() {
-                        continue;
-                    }
-                    if current != start {
-                        let hop = first_hop[current].expect("visited nodes have a first hop");
-                        reached_segments.push((segment, hop));
-                    }
-                    for &(neighbour, _) in &segments[segment].members {
-                        if visited[neighbour] || nodes[neighbour].kind == NodeKind::Switch {
-                            continue;
-                        }
-                        let Some(gateway) = addrs_on(nodes, neighbour, segment, v4).first().map(IpNet::addr)
-                        else {
-                            continue;
-                        };
-                        visited[neighbour] = true;
-                        first_hop[neighbour] =
-                            Some(if current == start { gateway } else { first_hop[current].expect("set") });
-                        queue.push_back(neighbour);
-                    }
-                }
-            }
-            for (segment, via) in reached_segments {
-                for &(member, iface) in &segments[segment].members {
-                    for addr in &nodes[member].ifaces[iface].addrs {
-                        let subnet = addr.trunc();
-                        if subnet.addr().is_ipv4() != v4 || connected.contains(&subnet) {
-                            continue;
-                        }
-                        let exists = nodes[start].routes.iter().any(|r| r.to == subnet)
-                            || new_routes.iter().any(|(n, r)| *n == start && r.to == subnet);
-                        if !exists {
-                            new_routes.push((start, PlannedRoute { to: subnet, via }));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    for (node, route) in new_routes {
-        nodes[node].routes.push(route);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::topology::Topology;
-
-    #[test]
-    fn seed_plan() {
-        let plan = Topology::seed().plan().unwrap();
-        assert_eq!(plan.nodes.len(), 2);
-        assert_eq!(plan.local, 0);
-        assert!(!plan.ipv6);
-        let a = &plan.nodes[0].ifaces[0];
-        assert_eq!((a.name.as_str(), a.index), ("veth0", 2));
-        assert_eq!(a.addrs, vec!["1.1.1.2/24".parse::<IpNet>().unwrap()]);
-        let b = &plan.nodes[1].ifaces[0];
-        assert_eq!((b.name.as_str(), b.index), ("veth1", 3), "indexes are unique across nodes");
-    }
-
-    #[test]
-    fn auto_routes_cross_two_routers() {
-        let topology = Topology::builder()
-            .host("a")
-            .router("r1")
-            .router("r2")
-            .host("b")
-            .link(Link::new("a", "r1").addrs("10.0.1.2/24", "10.0.1.1/24"))
-            .link(Link::new("r1", "r2").addrs("10.0.2.1/24", "10.0.2.2/24"))
-            .link(Link::new("r2", "b").addrs("10.0.3.1/24", "10.0.3.2/24"))
-            .auto_routes()
-            .build()
-            .unwrap();
-        let plan = topology.plan().unwrap();
-        let routes = |name: &str| -> Vec<String> {
-            let node = plan.nodes.iter().find(|n| n.name == name).unwrap();
-            node.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect()
-        };
-        assert_eq!(routes("a"), ["10.0.2.0/24 via 10.0.1.1", "10.0.3.0/24 via 10.0.1.1"]);
-        assert_eq!(routes("r1"), ["10.0.3.0/24 via 10.0.2.2"]);
-        assert_eq!(routes("r2"), ["10.0.1.0/24 via 10.0.2.1"]);
-        assert_eq!(routes("b"), ["10.0.2.0/24 via 10.0.3.1", "10.0.1.0/24 via 10.0.3.1"]);
-    }
-
-    #[test]
-    fn hosts_do_not_forward_in_auto_routes() {
-        // b sits between a and c but is a host, so a gets no route to c's subnet.
-        let topology = Topology::builder()
-            .host("a")
-            .host("b")
-            .host("c")
-            .link(Link::new("a", "b").addrs("10.0.1.1/24", "10.0.1.2/24"))
-            .link(Link::new("b", "c").addrs("10.0.2.1/24", "10.0.2.2/24"))
-            .auto_routes()
-            .build()
-            .unwrap();
-        let plan = topology.plan().unwrap();
-        assert!(plan.nodes[0].routes.is_empty());
-    }
-
-    #[test]
-    fn switch_ports_are_numbered_after_their_bridge() {
-        let topology = Topology::builder()
-            .switch("sw")
-            .host("h1")
-            .host("h2")
-            .link(Link::new("h1", "sw").addr("h1", "10.0.0.1/24"))
-            .link(Link::new("h2", "sw").addr("h2", "10.0.0.2/24"))
-            .build()
-            .unwrap();
-        let plan = topology.plan().unwrap();
-        assert_eq!(plan.local, 1, "the first non-switch node is local");
-        let sw = &plan.nodes[0];
-        assert_eq!(sw.bridge, Some(2));
-        assert_eq!(sw.ifaces.iter().map(|i| i.index).collect::<Vec<_>>(), [3, 4]);
-        assert_eq!(plan.nodes[1].ifaces[0].index, 5);
-    }
-}
+mod tests;

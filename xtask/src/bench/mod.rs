@@ -7,6 +7,7 @@ mod overhead;
 mod ping;
 mod suite;
 mod topology;
+mod validation;
 
 use std::process::Command;
 
@@ -21,7 +22,8 @@ pub(crate) enum Which {
     Overhead,
     /// Ping rate and RTT: our pinger against iputils `ping -i 0` on the same veth pair.
     Ping,
-    /// A 10- and a 100-host star: bring-up, all-pairs reachability, teardown; Mininet beside.
+    /// Validation alone at 100 to 5000 nodes; a 10- and a 100-host star: bring-up, all-pairs
+    /// reachability, teardown; Mininet beside.
     Topology,
     /// Link conditions: engine throughput against a plain veth, delay and loss accuracy.
     Link,
@@ -44,6 +46,18 @@ pub(crate) struct Args {
     /// checking process starts this one).
     #[arg(long, hide = true)]
     unchecked: bool,
+}
+
+/// Set by the outermost `cargo xtask bench` and inherited by every process it starts.
+const OUTER_RUN: &str = "XTASK_BENCH_OUTER_RUN";
+
+static SANDBOX_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is a sandbox child of a benchmark: a re-execution of `cargo xtask bench`
+/// that runs everything before its own `sandbox` call again. Measurements made in-process,
+/// outside any sandbox, are skipped there.
+pub(crate) fn in_sandbox_child() -> bool {
+    SANDBOX_CHILD.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Runs the benchmarks in a child process and checks that the root network namespace, and the
@@ -82,6 +96,12 @@ pub(super) fn installed(program: &str) -> bool {
 }
 
 fn run_unchecked(args: &Args) -> Result {
+    if std::env::var_os(OUTER_RUN).is_some() {
+        SANDBOX_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        // SAFETY: no other thread runs yet: the benchmarks have not started.
+        unsafe { std::env::set_var(OUTER_RUN, "1") };
+    }
     let all = args.which == Which::All;
     // Sandboxed benchmarks re-execute this program, whose children run the code before their
     // `sandbox` call again (earlier `sandbox` calls return at once): run them before the rest,
