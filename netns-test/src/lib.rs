@@ -98,7 +98,9 @@
 //! - At most one parameter, the network: `net: &Network` (or `net: Network`). With rstest, put
 //!   `#[rstest]` above `#[netns_test::test]` and call [`network()`] in the body.
 //! - `timeout = "30s"`: the child is killed after that long (default 60 s, or
-//!   `NETNS_TEST_TIMEOUT`).
+//!   `NETNS_TEST_TIMEOUT`). Any duration greater than zero, in the grammar of every duration
+//!   of netns-test (see [Environment](#environment)): `"1.5s"`, `"1m 30s"`; the compiler
+//!   evaluates it with the library's own parser, so a bad one is a compile error.
 //! - Composes with `#[ignore]`, `#[should_panic]` and an existing `#[test]` written below it.
 //!   A `#[test]` written above it expands first. From Rust 1.88 (which tells the attribute
 //!   what is written above it), a function without parameters that is not `async` still makes

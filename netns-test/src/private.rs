@@ -83,6 +83,21 @@ pub struct TestSpec {
     pub line: u32,
 }
 
+/// The attribute's `timeout = "..."`, evaluated by the compiler: the expansion puts it in a
+/// constant, so a bad value is a compile error at the literal, from the grammar the settings and
+/// topology files use ([`crate::time::parse`]).
+///
+/// # Panics
+/// On a duration that grammar refuses, or zero, with a message that says why (at compile time
+/// when called in a constant, as the attribute does).
+#[track_caller]
+pub const fn timeout(text: &str) -> Duration {
+    match crate::time::parse_timeout(text) {
+        Ok(duration) => duration,
+        Err(error) => panic!("{}", error.timeout_message()),
+    }
+}
+
 /// libtest's name for a test: the module path without the crate name, then the function.
 pub fn test_name(module_path: &str, function: &str) -> String {
     match module_path.split_once("::") {
