@@ -111,13 +111,15 @@
 //!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
 //!
 //! # Environment
-//! - `NETNS_TEST_TIMEOUT=90s`: the timeout of tests that set none.
-//! - `NETNS_TEST_KEEP_ON_FAILURE=1` (or a duration such as `10m`): keep a failed test's child
-//!   alive and print an `nsenter` command for each node (its network and UTS namespaces, the
-//!   test's PID and mount namespaces), until Enter is pressed.
-//! - `NETNS_TEST_MODE=rootless`: use a user namespace even when running as root.
-//! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions (a failed test prints
-//!   the one it ran with).
+//! A variable left unset means the default.
+//! - `NETNS_TEST_TIMEOUT=90s`: the timeout of tests that set none (greater than zero).
+//! - `NETNS_TEST_KEEP_ON_FAILURE=1` (for 10 minutes, or a duration such as `30m`): keep a
+//!   failed test's child alive and print an `nsenter` command for each node (its network and
+//!   UTS namespaces, the test's PID and mount namespaces), until Enter is pressed.
+//! - `NETNS_TEST_MODE=root|rootless`: force a mode (`rootless`: a user namespace even when
+//!   running as root).
+//! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions, a whole number (a failed
+//!   test prints the one it ran with).
 //! - `NETNS_TEST_LINK_ENGINE=auto|userspace|netem`: what applies link conditions (`auto`: netem
 //!   where the kernel has it, unless a link is captured or its loss, duplication or corruption
 //!   spares neighbour discovery, which only the engine can do).
@@ -126,6 +128,15 @@
 //!   `target/netns-test/<test>/`).
 //! - `NETNS_TEST_TRACE=1`: how long each step of bringing the network up took (and the
 //!   topology's one validation).
+//!
+//! One grammar for all: a flag (`TRACE`, `CAPTURE`, `KEEP_CAPTURES`, and `KEEP_ON_FAILURE`
+//! besides its duration) is `1`, `true`, `yes` or `on`, or `0`, `false`, `no` or `off`; a word
+//! (`root`, `auto`, ...) is one of those listed; both in any case, surrounding spaces ignored.
+//! A duration is written as everywhere in netns-test (the attribute's `timeout`, topology
+//! files): numbers with a unit, added up, such as `30s`, `1.5s`, `250ms` or `1m 30s` (units
+//! ns, us/µs, ms, s, m/min, h, d, w, M for months, y and their long forms). Any other value,
+//! an empty one included, is [`Error::Setting`], naming the variable, the value and what it
+//! takes: a test fails with it, and [`sandbox`] returns it, before starting a child.
 
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
@@ -143,6 +154,7 @@ mod ns;
 pub mod ping;
 pub mod probe;
 mod runner;
+mod settings;
 mod time;
 mod topology;
 mod trace;

@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::topology::{Topology, TopologyBuilder};
 
+/// The `NETNS_TEST_*` settings as the runner reads them, for the workspace's own tools too:
+/// `cargo xtask bench`'s floor takes its mode and trace from them, as a test does.
+pub use crate::settings::{LinkEngine, Mode, Settings, get as settings};
+
 /// Where a test's topology comes from.
 pub enum TopologySource {
     /// [`Topology::seed`].
@@ -85,7 +89,7 @@ pub struct TestSpec {
 
 /// The attribute's `timeout = "..."`, evaluated by the compiler: the expansion puts it in a
 /// constant, so a bad value is a compile error at the literal, from the grammar the settings and
-/// topology files use ([`crate::time::parse`]).
+/// topology files use (`time::parse`).
 ///
 /// # Panics
 /// On a duration that grammar refuses, or zero, with a message that says why (at compile time

@@ -12,9 +12,9 @@ pub(crate) mod spawn;
 use std::ffi::OsString;
 use std::time::Duration;
 
-pub(crate) use spawn::Mode;
+pub(crate) use crate::settings::Mode;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::network::Network;
 use crate::topology::Topology;
 
@@ -24,25 +24,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The remedy text for a failure to create namespaces.
 pub(crate) fn probe_hint(mode: Mode) -> String {
     crate::probe::isolation_remedy(mode == Mode::Rootless)
-}
-
-/// The timeout for a test: its own, else `NETNS_TEST_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
-pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
-    if let Some(own) = own {
-        return Ok(own);
-    }
-    match std::env::var("NETNS_TEST_TIMEOUT") {
-        // A timeout too long for the clock is as good as none: the parent saturates it.
-        Ok(text) => crate::time::parse_duration(&text).map_err(|error| {
-            Error::io(
-                format!(
-                    "reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"
-                ),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
-            )
-        }),
-        Err(_) => Ok(DEFAULT_TIMEOUT),
-    }
 }
 
 /// Runs one test: in the parent, starts and judges the child; in the child, runs the body.
@@ -55,6 +36,9 @@ pub(crate) fn run_test(
     if let Some(context) = child::context(name) {
         child::run(context, topology, |network| body(network).map(|()| None));
     }
+    let settings = crate::settings::get()?;
+    // A timeout too long for the clock is as good as none: the parent saturates it.
+    let timeout = timeout.or(settings.timeout).unwrap_or(DEFAULT_TIMEOUT);
     let launch = parent::Launch {
         key: name.to_string(),
         label: format!("test `{name}`"),
@@ -63,9 +47,9 @@ pub(crate) fn run_test(
             .map(OsString::from)
             .chain(std::iter::once(OsString::from(name)))
             .collect(),
-        timeout: Some(timeout_for(timeout)?),
+        timeout: Some(timeout),
     };
-    parent::run(&launch).map(drop)
+    parent::run(&launch, settings).map(drop)
 }
 
 /// Runs `body` in a child process of the current program (see [`crate::sandbox`]).
@@ -88,11 +72,12 @@ pub(crate) fn run_sandbox(
     if child::is_sandbox_child() {
         return Ok(None);
     }
+    let settings = crate::settings::get()?;
     let launch = parent::Launch {
         label: "the sandbox".to_string(),
         args: std::env::args_os().skip(1).collect(),
         timeout: None,
         key,
     };
-    parent::run(&launch)
+    parent::run(&launch, settings)
 }

@@ -13,9 +13,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::Mode;
 use super::protocol::{Failure, NodeFds, Report};
-use super::spawn::{Mode, Spawned, spawn};
+use super::spawn::{Spawned, spawn};
 use crate::error::Error;
+use crate::settings::{DEFAULT_KEEP, Settings};
 use crate::trace::Trace;
 
 /// How long a timed-out child gets between SIGTERM and SIGKILL.
@@ -23,8 +25,6 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long to keep reading output after the child exited (its init and any program started
 /// in a node die with it, so the pipes close at once unless something is badly wrong).
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-/// How long a kept child waits when `NETNS_TEST_KEEP_ON_FAILURE=1` gives no duration.
-const DEFAULT_KEEP: Duration = Duration::from_secs(600);
 
 /// What to run and how to judge it.
 pub(crate) struct Launch {
@@ -37,25 +37,13 @@ pub(crate) struct Launch {
     pub(crate) timeout: Option<Duration>,
 }
 
-/// Runs the child to completion. `Ok` only when it reported success and exited with status 0,
-/// with the value a sandbox body returned.
-pub(crate) fn run(launch: &Launch) -> Result<Option<String>, Error> {
-    let trace = Trace::new("parent");
-    let spawned = spawn(&launch.key, &launch.args)?;
+/// Runs the child to completion, as `settings` say (mode, keep-on-failure, trace). `Ok` only
+/// when it reported success and exited with status 0, with the value a sandbox body returned.
+pub(crate) fn run(launch: &Launch, settings: &Settings) -> Result<Option<String>, Error> {
+    let trace = Trace::new("parent", settings.trace);
+    let spawned = spawn(&launch.key, &launch.args, settings.mode())?;
     trace.mark("child started (exec done)");
-    let keep = keep_on_failure();
-    Supervisor::new(spawned, launch, keep, trace).run()
-}
-
-/// `NETNS_TEST_KEEP_ON_FAILURE`: unset or `0` off; `1` keeps a failed child for
-/// [`DEFAULT_KEEP`]; a duration such as `5m` keeps it that long.
-fn keep_on_failure() -> Option<Duration> {
-    let value = std::env::var("NETNS_TEST_KEEP_ON_FAILURE").ok()?;
-    match value.trim() {
-        "" | "0" | "false" | "no" => None,
-        "1" | "true" | "yes" => Some(DEFAULT_KEEP),
-        other => Some(crate::time::parse_duration(other).unwrap_or(DEFAULT_KEEP)),
-    }
+    Supervisor::new(spawned, launch, settings.keep_on_failure, trace).run()
 }
 
 struct Stream {

@@ -11,31 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
-use super::probe_hint;
-use super::protocol::env;
+use super::{Mode, probe_hint};
 use crate::error::Error;
-
-/// How the child gets its privileges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// The parent is root: new namespaces owned by the initial user namespace.
-    Root,
-    /// The parent is not root: a new user namespace in which the child is root.
-    Rootless,
-}
-
-impl Mode {
-    /// `NETNS_TEST_MODE=root|rootless` forces a mode; otherwise root when the effective user is
-    /// root.
-    pub(crate) fn detect() -> Mode {
-        match std::env::var("NETNS_TEST_MODE").as_deref() {
-            Ok("rootless") => Mode::Rootless,
-            Ok("root") => Mode::Root,
-            _ if nix::unistd::geteuid().is_root() => Mode::Root,
-            _ => Mode::Rootless,
-        }
-    }
-}
+use crate::settings::internal;
 
 /// A started child and the parent's ends of its pipes.
 pub(crate) struct Spawned {
@@ -115,17 +93,16 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// Starts `args` of the current executable as the child for `key`.
-pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
+/// Starts `args` of the current executable as the child for `key`, in `mode`.
+pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned, Error> {
     // A process started as the child for `key` that did not recognise itself as such must not
     // start another child: that would recurse until the kernel's namespace limits stop it.
-    if std::env::var_os(env::CHILD).is_some_and(|marker| marker == key) {
+    if internal::child_key().is_some_and(|marker| marker == key) {
         return Err(Error::io(
             format!("starting the child for `{key}` from a process that was itself started as that child"),
             io::Error::new(io::ErrorKind::InvalidInput, "refusing to recurse"),
         ));
     }
-    let mode = Mode::detect();
     let io_error = |what: &str| {
         let what = what.to_string();
         move |source| Error::io(what, source)
@@ -159,8 +136,8 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
     command
         .arg0(&exe)
         .args(args)
-        .env(env::CHILD, key)
-        .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
+        .env(internal::CHILD, key)
+        .env(internal::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
