@@ -5,6 +5,7 @@
 //! ([`child`]) builds the network, runs the body and reports over a pipe ([`protocol`]).
 
 pub(crate) mod child;
+mod fork;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 pub(crate) mod spawn;

@@ -103,8 +103,8 @@ impl<'a> Supervisor<'a> {
     fn new(spawned: Spawned, launch: &'a Launch, keep: Option<Duration>, trace: Trace) -> Self {
         let Spawned { child, status, release, stdout, stderr, mode } = spawned;
         let pid = child.id() as libc::pid_t;
-        // SAFETY: pidfd_open(2) has no memory arguments; a negative result means unsupported.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        // A negative result means the kernel has no pidfd_open.
+        let pidfd = super::fork::pidfd_open(pid);
         // SAFETY: a fresh descriptor from pidfd_open that nothing else owns.
         let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
         Supervisor {
