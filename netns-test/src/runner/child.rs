@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use super::protocol::{Failure, Report};
+use super::protocol::{Failure, Ready, Report};
 use super::spawn::adopt_fd;
 use crate::error::Result;
 use crate::network::Network;
@@ -119,7 +119,7 @@ pub(crate) fn run(
     let network: &'static Network = NETWORK.get_or_init(|| network);
     let seed = network.random_seed();
     let captures = network.captures().iter().map(|path| path.display().to_string()).collect();
-    let _ = Report::Ready { pid, nodes, seed, captures }.write_to(&mut context.status);
+    let _ = Report::Ready(Ready { pid, nodes, seed, captures }).write_to(&mut context.status);
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(network)));
     let verdict = match outcome {

@@ -6,6 +6,7 @@
 
 pub(crate) mod child;
 mod fork;
+mod keep;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 pub(crate) mod spawn;
