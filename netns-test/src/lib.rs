@@ -94,7 +94,7 @@
 //!
 //! # The attribute
 //! - `#[netns_test]` or `#[netns_test::test]`, on `fn` or `async fn` (a current-thread tokio
-//!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug`.
+//!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug` (a [`TestOutcome`]).
 //! - At most one parameter, the network: `net: &Network` (or `net: Network`). With rstest, put
 //!   `#[rstest]` above `#[netns_test::test]` and call [`network()`] in the body.
 //! - `timeout = "30s"`: the child is killed after that long (default 60 s, or
@@ -109,6 +109,9 @@
 //! - `topology = function`: a function returning a [`Topology`], a [`TopologyBuilder`] or a
 //!   `Result<Topology, _>`; `topology_file = "tests/topologies/x.toml"`: a topology file,
 //!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
+//! - `crate = path`: where the generated code finds this crate when it goes by another name
+//!   (a renamed dependency, or a crate that re-exports it), instead of `::netns_test`: with
+//!   `lab = { package = "netns-test", ... }`, write `#[lab::test(crate = lab)]`.
 //!
 //! # Environment
 //! A variable left unset means the default.
@@ -170,7 +173,7 @@ pub use link::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};
-pub use runner::DEFAULT_TIMEOUT;
+pub use runner::{DEFAULT_TIMEOUT, TestOutcome};
 pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};
 
 /// The network of the running test, for code that does not get it as a parameter (rstest
@@ -194,7 +197,7 @@ pub fn try_network() -> Result<&'static Network> {
 
 /// Runs `body` in a fresh child process of the current program, inside `topology`, and waits
 /// for it: the same machinery as `#[netns_test]`, for programs (examples, tools) rather than
-/// tests.
+/// tests. The body returns what a test may ([`TestOutcome`]): `()` or `Result<(), E>`.
 ///
 /// The child re-executes the program from `main`, so code before this call runs again in the
 /// child (with its standard output discarded). A program may call `sandbox` several times, in
@@ -218,7 +221,7 @@ pub fn try_network() -> Result<&'static Network> {
 #[track_caller]
 pub fn sandbox<R>(topology: Topology, body: impl FnOnce(&'static Network) -> R) -> Result<()>
 where
-    R: __private::TestResult,
+    R: TestOutcome,
 {
     let caller = std::panic::Location::caller();
     let site = format!("{}:{}", caller.file(), caller.line());

@@ -1,11 +1,11 @@
 //! What the `#[netns_test]` expansion calls. Not a public API: it may change in any release.
 
-use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::network::Network;
+use crate::runner::TestOutcome;
 use crate::topology::{Topology, TopologyBuilder};
 
 /// The `NETNS_TEST_*` settings as the runner reads them, for the workspace's own tools too:
@@ -110,27 +110,6 @@ pub fn test_name(module_path: &str, function: &str) -> String {
     }
 }
 
-/// What a test body may return.
-#[diagnostic::on_unimplemented(
-    message = "a #[netns_test] function must return () or Result<(), E> with E: Debug"
-)]
-pub trait TestResult {
-    /// `Err` with the message of a failure.
-    fn into_outcome(self) -> std::result::Result<(), String>;
-}
-
-impl TestResult for () {
-    fn into_outcome(self) -> std::result::Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<E: Debug> TestResult for std::result::Result<(), E> {
-    fn into_outcome(self) -> std::result::Result<(), String> {
-        self.map_err(|error| format!("{error:?}"))
-    }
-}
-
 /// What a test function's parameter may be.
 #[diagnostic::on_unimplemented(
     message = "the parameter of a #[netns_test] function must be the network: `net: &netns_test::Network`"
@@ -166,7 +145,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// # Panics
 /// When the test fails, with a message that says how.
 #[track_caller]
-pub fn run_test<R: TestResult>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
+pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
     let TestSpec { name, timeout, topology, file, line } = spec;
     let result = crate::runner::run_test(
         &name,

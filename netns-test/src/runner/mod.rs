@@ -12,6 +12,7 @@ pub(crate) mod protocol;
 pub(crate) mod spawn;
 
 use std::ffi::OsString;
+use std::fmt::Debug;
 use std::time::Duration;
 
 pub(crate) use crate::settings::Mode;
@@ -22,6 +23,36 @@ use crate::topology::Topology;
 
 /// The timeout of a test that sets none and runs without `NETNS_TEST_TIMEOUT`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a test body may return: `()`, or `Result<(), E>` with `E: Debug`, as for a plain
+/// `#[test]`. The body of a `#[netns_test]` function and of a [`sandbox`](crate::sandbox)
+/// call are bound by it.
+///
+/// A body passes when it returns `()` or `Ok(())`; an `Err` fails it with the error printed by
+/// `Debug` (for [`Error`](crate::Error), its message and its chain of causes). Implement it for
+/// a type of your own to let bodies return that type.
+#[diagnostic::on_unimplemented(
+    message = "a #[netns_test] function or a sandbox body must return () or Result<(), E> with E: Debug"
+)]
+pub trait TestOutcome {
+    /// `Ok(())` when the body passed, else the message it fails with.
+    ///
+    /// # Errors
+    /// The failure's message.
+    fn into_outcome(self) -> std::result::Result<(), String>;
+}
+
+impl TestOutcome for () {
+    fn into_outcome(self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Debug> TestOutcome for std::result::Result<(), E> {
+    fn into_outcome(self) -> std::result::Result<(), String> {
+        self.map_err(|error| format!("{error:?}"))
+    }
+}
 
 /// The remedy text for a failure to create namespaces.
 pub(crate) fn probe_hint(mode: Mode) -> String {
