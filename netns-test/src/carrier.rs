@@ -175,10 +175,9 @@ impl Choice {
 }
 
 /// Which backend the setting of `NETNS_TEST_LINK_ENGINE`, what the links need and the kernel
-/// choose. `auto` takes netem only when the
-/// kernel has it and no link needs the engine: a capture, or conditions that spare neighbour
-/// discovery. `netem` says whether the kernel has netem; it is asked only when the answer
-/// matters.
+/// choose. `auto` takes netem only when the kernel has it and no link needs the engine: a
+/// capture, or conditions that spare neighbour discovery. `netem` says whether the kernel has
+/// netem; it is asked only when the answer matters.
 ///
 /// # Errors
 /// netem asked for with a capture; netem asked for on a kernel without it
