@@ -69,7 +69,8 @@ enum TopologyOption {
 
 #[derive(Default)]
 struct Config {
-    timeout_ms: Option<u64>,
+    /// The text of `timeout = "..."`, which the library's grammar reads at compile time.
+    timeout: Option<LitStr>,
     topology: Option<(TopologyOption, Span)>,
     krate: Option<Path>,
 }
@@ -88,10 +89,7 @@ impl Config {
             }
             match name.as_str() {
                 "timeout" => {
-                    let value: LitStr = meta.value()?.parse()?;
-                    let ms = parse_duration_ms(&value.value())
-                        .map_err(|reason| syn::Error::new(value.span(), reason))?;
-                    config.timeout_ms = Some(ms);
+                    config.timeout = Some(meta.value()?.parse()?);
                 }
                 "topology" | "topology_file" => {
                     if let Some((_, _)) = &config.topology {
@@ -144,46 +142,6 @@ impl Config {
         syn::parse::Parser::parse2(parser, args)?;
         Ok(config)
     }
-}
-
-/// Parses `"30s"`, `"500ms"`, `"2m"`, `"1h"` or a sum such as `"1m 30s"` into milliseconds.
-fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let invalid = || {
-        format!(
-            "invalid duration `{text}`: expected whole numbers with a unit (ms, s, m, h), \
-             e.g. \"30s\", \"500ms\" or \"1m 30s\""
-        )
-    };
-    // The timeout is carried as milliseconds in a u64; anything longer (over 500 million
-    // years) is refused here rather than wrapped.
-    let too_long = || format!("invalid duration `{text}`: too long, the longest timeout is {} ms", u64::MAX);
-    let mut total: u64 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| too_long())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(invalid()),
-        };
-        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(too_long)?;
-        rest = rest[unit_len..].trim_start();
-    }
-    if total == 0 {
-        return Err(format!("invalid duration `{text}`: a timeout must be greater than zero"));
-    }
-    Ok(total)
 }
 
 fn check_function(func: &ItemFn) -> syn::Result<()> {
@@ -333,11 +291,24 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
             #(#stmts)*
         }
     };
-    let timeout = match config.timeout_ms {
-        Some(ms) => {
-            quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)) }
+    // The duration is read by the library's own grammar, in a constant beside the function
+    // that the compiler evaluates even where `#[test]` leaves the function out (a build that
+    // is not a test build): a bad value is one compile error pointing at the literal, and the
+    // attribute accepts exactly what `NETNS_TEST_TIMEOUT` and topology files accept. The
+    // function reads the value again at runtime, from the same call, then known to succeed.
+    let (timeout_check, timeout) = match &config.timeout {
+        Some(text) => {
+            // Every token of the call at the literal, so that the error points there.
+            let krate = respan(krate.to_token_stream(), text.span());
+            let check = quote_spanned! { text.span() =>
+                const _: ::core::time::Duration = #krate::__private::timeout(#text);
+            };
+            let value = quote_spanned! { text.span() =>
+                ::core::option::Option::Some(#krate::__private::timeout(#text))
+            };
+            (check, value)
         }
-        None => quote! { ::core::option::Option::None },
+        None => (TokenStream2::new(), quote! { ::core::option::Option::None }),
     };
     let topology = match &config.topology {
         None => quote! { #krate::__private::TopologySource::Default },
@@ -354,6 +325,7 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
         },
     };
     quote! {
+        #timeout_check
         #(#attrs)*
         #test_attr
         #vis fn #ident() {
@@ -375,25 +347,21 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
     }
 }
 
-mod source;
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration_ms;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
-        assert_eq!(parse_duration_ms("500ms"), Ok(500));
-        assert_eq!(parse_duration_ms("1m 30s"), Ok(90_000));
-        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
-        assert!(parse_duration_ms("").is_err());
-        assert!(parse_duration_ms("30").is_err());
-        assert!(parse_duration_ms("s").is_err());
-        assert!(parse_duration_ms("3x").is_err());
-        assert!(parse_duration_ms("0s").is_err());
-        assert!(parse_duration_ms("99999999999999999999h").unwrap_err().contains("too long"));
-        assert!(parse_duration_ms("5124095576031h").unwrap_err().contains("too long"));
-        assert_eq!(parse_duration_ms("5124095576030h"), Ok(5_124_095_576_030 * 3_600_000));
-    }
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream2, span: Span) -> TokenStream2 {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
+
+mod source;

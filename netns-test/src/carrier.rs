@@ -7,7 +7,7 @@
 //! or a bridge joins them with a netem qdisc on each (where the kernel has `sch_netem`).
 
 use std::hash::BuildHasher;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::ctl::Ctl;
@@ -17,6 +17,7 @@ use crate::link::{
     netem_available,
 };
 use crate::ns::NsFds;
+use crate::settings::{LinkEngine, Settings};
 use crate::topology::{Plan, PlannedLink};
 use crate::wiring::{At, NodeNetlink};
 
@@ -48,20 +49,10 @@ pub(crate) struct Carrier {
     captures: Vec<PathBuf>,
 }
 
-/// The seed of a network's link conditions: `NETNS_TEST_SEED` (a replay), else the topology's,
-/// else a new one.
-pub(crate) fn network_seed(topology_seed: Option<u64>) -> Result<u64> {
-    match std::env::var("NETNS_TEST_SEED") {
-        Ok(text) => text.trim().parse().map_err(|_| {
-            Error::io(
-                format!("reading NETNS_TEST_SEED={text:?} (expected a number such as 1234)"),
-                std::io::ErrorKind::InvalidInput.into(),
-            )
-        }),
-        Err(_) => {
-            Ok(topology_seed.unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8)))
-        }
-    }
+/// The seed of a network's link conditions: `replay` (`NETNS_TEST_SEED`), else the
+/// topology's, else a new one.
+pub(crate) fn network_seed(replay: Option<u64>, topology_seed: Option<u64>) -> u64 {
+    replay.or(topology_seed).unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8))
 }
 
 /// The seed of link `index`, derived from the network's (splitmix64), so that links of one
@@ -73,10 +64,10 @@ fn link_seed(network: u64, index: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Where a test's artifacts go: `NETNS_TEST_ARTIFACTS`, else `target/netns-test/` next to the
-/// test binary (`target/<profile>/deps/`), else the temporary directory.
-fn artifacts_dir(test: &str) -> PathBuf {
-    let base = std::env::var_os("NETNS_TEST_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| {
+/// Where a test's artifacts go: `setting` (`NETNS_TEST_ARTIFACTS`), else `target/netns-test/`
+/// next to the test binary (`target/<profile>/deps/`), else the temporary directory.
+fn artifacts_dir(setting: Option<&Path>, test: &str) -> PathBuf {
+    let base = setting.map(Path::to_path_buf).unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
             .and_then(|exe| {
@@ -183,20 +174,19 @@ impl Choice {
     }
 }
 
-/// Which backend the setting of `NETNS_TEST_LINK_ENGINE` (`auto`, `userspace`, `netem`; unset
-/// is `auto`), what the links need and the kernel choose. `auto` takes netem only when the
-/// kernel has it and no link needs the engine: a capture, or conditions that spare neighbour
-/// discovery. `netem` says whether the kernel has netem; it is asked only when the answer
-/// matters.
+/// Which backend the setting of `NETNS_TEST_LINK_ENGINE`, what the links need and the kernel
+/// choose. `auto` takes netem only when the kernel has it and no link needs the engine: a
+/// capture, or conditions that spare neighbour discovery. `netem` says whether the kernel has
+/// netem; it is asked only when the answer matters.
 ///
 /// # Errors
-/// An unknown setting; netem asked for with a capture; netem asked for on a kernel without it
+/// netem asked for with a capture; netem asked for on a kernel without it
 /// ([`Error::Unsupported`] with the full reason and remedy).
-fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
+fn choose(setting: LinkEngine, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
     let choice = |backend, why| Ok(Choice { backend, why, impairs_neighbours: false });
-    match setting.trim() {
-        "userspace" => choice(Backend::Engine, Why::Asked),
-        "netem" => {
+    match setting {
+        LinkEngine::Userspace => choice(Backend::Engine, Why::Asked),
+        LinkEngine::Netem => {
             if needs.capture {
                 return Err(Error::Unsupported {
                     feature: "capture with netem".into(),
@@ -213,7 +203,7 @@ fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Re
                 impairs_neighbours: needs.spare_neighbours,
             })
         }
-        "" | "auto" => {
+        LinkEngine::Auto => {
             if needs.capture {
                 return choice(Backend::Engine, Why::Captures);
             }
@@ -226,10 +216,6 @@ fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Re
                 Err(_) => choice(Backend::Engine, Why::NetemUnprobed),
             }
         }
-        other => Err(Error::io(
-            format!("reading NETNS_TEST_LINK_ENGINE={other:?} (expected auto, userspace or netem)"),
-            std::io::ErrorKind::InvalidInput.into(),
-        )),
     }
 }
 
@@ -264,6 +250,7 @@ fn prepare(
 
 impl Carrier {
     /// Starts carrying every link of `plan` that has a wire: the veths are made and up.
+    /// `settings` say which backend, whether every link is captured and where captures go.
     pub(crate) fn start(
         plan: &Plan,
         seed: u64,
@@ -271,12 +258,11 @@ impl Carrier {
         netlink: NodeNetlink,
         ctl: &Ctl,
         test: &str,
+        settings: &Settings,
     ) -> Result<Carrier> {
-        let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
-        let captured = |link: &PlannedLink| link.capture || capture_all;
+        let captured = |link: &PlannedLink| link.capture || settings.capture;
         let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
-        let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
-        let choice = choose(&setting, Needs::of(plan, &carried, captured), netem_available)?;
+        let choice = choose(settings.link_engine, Needs::of(plan, &carried, captured), netem_available)?;
         eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
         let how = if choice.backend == Backend::Netem {
@@ -312,8 +298,9 @@ impl Carrier {
                     ifindex,
                     ifname: name.into(),
                 };
-                let capture =
-                    captured(link).then(|| artifacts_dir(test).join(capture_name(index, plan, link)));
+                let capture = captured(link).then(|| {
+                    artifacts_dir(settings.artifacts.as_deref(), test).join(capture_name(index, plan, link))
+                });
                 if let Some(path) = &capture {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir).map_err(|e| {
@@ -411,11 +398,8 @@ impl Carrier {
         }
     }
 
-    /// Removes the captures of a test that passed, unless asked to keep them.
+    /// Removes the captures of a test that passed.
     pub(crate) fn discard_captures(&self) {
-        if std::env::var_os("NETNS_TEST_KEEP_CAPTURES").is_some_and(|v| v != "0") {
-            return;
-        }
         for path in &self.captures {
             let _ = std::fs::remove_file(path);
         }
@@ -480,20 +464,20 @@ mod tests {
         let plain = Needs::default();
         let capture = Needs { capture: true, ..Needs::default() };
         let spare = Needs { spare_neighbours: true, ..Needs::default() };
-        let auto = choose("", plain, missing).unwrap();
+        let auto = choose(LinkEngine::Auto, plain, missing).unwrap();
         assert_eq!(auto.backend, Backend::Engine);
         assert_eq!(auto.summary(), "user-space engine; netem unavailable, see `cargo xtask doctor`");
-        assert_eq!(choose("auto", plain, present).unwrap().summary(), "netem");
+        assert_eq!(choose(LinkEngine::Auto, plain, present).unwrap().summary(), "netem");
         assert_eq!(
-            choose("auto", capture, present).unwrap().summary(),
+            choose(LinkEngine::Auto, capture, present).unwrap().summary(),
             "user-space engine (captures need it)"
         );
         // Only the engine spares neighbour discovery, so auto prefers it even with netem there.
         assert_eq!(
-            choose("auto", spare, present).unwrap().summary(),
+            choose(LinkEngine::Auto, spare, present).unwrap().summary(),
             "user-space engine (netem cannot spare ARP and neighbour discovery)"
         );
-        let asked = choose("netem", spare, present).unwrap();
+        let asked = choose(LinkEngine::Netem, spare, present).unwrap();
         assert_eq!(asked.backend, Backend::Netem);
         assert_eq!(
             asked.summary(),
@@ -501,21 +485,22 @@ mod tests {
              discovery too"
         );
         assert_eq!(
-            choose("userspace", plain, present).unwrap().summary(),
+            choose(LinkEngine::Userspace, plain, present).unwrap().summary(),
             "user-space engine (NETNS_TEST_LINK_ENGINE=userspace)"
         );
         let unprobed = || Err(Error::io("probing", std::io::ErrorKind::Other.into()));
-        assert!(choose("auto", plain, unprobed).unwrap().summary().contains("could not be probed"));
+        assert!(choose(LinkEngine::Auto, plain, unprobed).unwrap().summary().contains("could not be probed"));
         // Asked for explicitly, a missing netem is an error with the whole remedy.
-        let error = choose("netem", plain, missing).unwrap_err();
+        let error = choose(LinkEngine::Netem, plain, missing).unwrap_err();
         assert!(error.to_string().contains("modprobe"), "{error}");
-        assert!(choose("netem", capture, present).is_err(), "netem cannot capture");
-        assert!(choose("kernel", plain, present).is_err());
+        assert!(choose(LinkEngine::Netem, capture, present).is_err(), "netem cannot capture");
     }
 
     #[test]
     fn artifacts_go_under_the_test_name() {
-        let dir = artifacts_dir("conditions::ten_ms");
-        assert!(dir.ends_with("conditions__ten_ms"), "{}", dir.display());
+        let dir = artifacts_dir(None, "conditions::ten_ms");
+        assert!(dir.ends_with("netns-test/conditions__ten_ms"), "{}", dir.display());
+        let dir = artifacts_dir(Some(Path::new("/tmp/out")), "conditions::ten_ms");
+        assert_eq!(dir, Path::new("/tmp/out/conditions__ten_ms"));
     }
 }

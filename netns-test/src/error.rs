@@ -140,6 +140,20 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A `NETNS_TEST_*` environment variable holds a value outside its grammar (see the
+    /// crate docs' Environment section). A test fails with it before its child starts.
+    #[error("invalid {variable}={value:?}: {}expected {expected}", .problem.as_ref().map_or(String::new(), |p| format!("{p}; ")))]
+    Setting {
+        /// The variable, e.g. `NETNS_TEST_TIMEOUT`.
+        variable: &'static str,
+        /// Its value (with any bytes that are not UTF-8 replaced).
+        value: String,
+        /// What the variable takes, e.g. "root or rootless".
+        expected: &'static str,
+        /// What is wrong with the value, when there is more to say than that it is not one of
+        /// those (a duration too long to represent, an empty value).
+        problem: Option<String>,
+    },
     /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
     #[error("{0}")]
     Child(String),

@@ -94,11 +94,13 @@
 //!
 //! # The attribute
 //! - `#[netns_test]` or `#[netns_test::test]`, on `fn` or `async fn` (a current-thread tokio
-//!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug`.
+//!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug` (a [`TestOutcome`]).
 //! - At most one parameter, the network: `net: &Network` (or `net: Network`). With rstest, put
 //!   `#[rstest]` above `#[netns_test::test]` and call [`network()`] in the body.
 //! - `timeout = "30s"`: the child is killed after that long (default 60 s, or
-//!   `NETNS_TEST_TIMEOUT`).
+//!   `NETNS_TEST_TIMEOUT`). Any duration greater than zero, in the grammar of every duration
+//!   of netns-test (see [Environment](#environment)): `"1.5s"`, `"1m 30s"`; the compiler
+//!   evaluates it with the library's own parser, so a bad one is a compile error.
 //! - Composes with `#[ignore]`, `#[should_panic]` and an existing `#[test]` written below it.
 //!   A `#[test]` written above it expands first. From Rust 1.88 (which tells the attribute
 //!   what is written above it), a function without parameters that is not `async` still makes
@@ -107,15 +109,20 @@
 //! - `topology = function`: a function returning a [`Topology`], a [`TopologyBuilder`] or a
 //!   `Result<Topology, _>`; `topology_file = "tests/topologies/x.toml"`: a topology file,
 //!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
+//! - `crate = path`: where the generated code finds this crate when it goes by another name
+//!   (a renamed dependency, or a crate that re-exports it), instead of `::netns_test`: with
+//!   `lab = { package = "netns-test", ... }`, write `#[lab::test(crate = lab)]`.
 //!
 //! # Environment
-//! - `NETNS_TEST_TIMEOUT=90s`: the timeout of tests that set none.
-//! - `NETNS_TEST_KEEP_ON_FAILURE=1` (or a duration such as `10m`): keep a failed test's child
-//!   alive and print an `nsenter` command for each node (its network and UTS namespaces, the
-//!   test's PID and mount namespaces), until Enter is pressed.
-//! - `NETNS_TEST_MODE=rootless`: use a user namespace even when running as root.
-//! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions (a failed test prints
-//!   the one it ran with).
+//! A variable left unset means the default.
+//! - `NETNS_TEST_TIMEOUT=90s`: the timeout of tests that set none (greater than zero).
+//! - `NETNS_TEST_KEEP_ON_FAILURE=1` (for 10 minutes, or a duration such as `30m`): keep a
+//!   failed test's child alive and print an `nsenter` command for each node (its network and
+//!   UTS namespaces, the test's PID and mount namespaces), until Enter is pressed.
+//! - `NETNS_TEST_MODE=root|rootless`: force a mode (`rootless`: a user namespace even when
+//!   running as root).
+//! - `NETNS_TEST_SEED=1234`: the seed of every link's random decisions, a whole number (a failed
+//!   test prints the one it ran with).
 //! - `NETNS_TEST_LINK_ENGINE=auto|userspace|netem`: what applies link conditions (`auto`: netem
 //!   where the kernel has it, unless a link is captured or its loss, duplication or corruption
 //!   spares neighbour discovery, which only the engine can do).
@@ -124,6 +131,15 @@
 //!   `target/netns-test/<test>/`).
 //! - `NETNS_TEST_TRACE=1`: how long each step of bringing the network up took (and the
 //!   topology's one validation).
+//!
+//! One grammar for all: a flag (`TRACE`, `CAPTURE`, `KEEP_CAPTURES`, and `KEEP_ON_FAILURE`
+//! besides its duration) is `1`, `true`, `yes` or `on`, or `0`, `false`, `no` or `off`; a word
+//! (`root`, `auto`, ...) is one of those listed; both in any case, surrounding spaces ignored.
+//! A duration is written as everywhere in netns-test (the attribute's `timeout`, topology
+//! files): numbers with a unit, added up, such as `30s`, `1.5s`, `250ms` or `1m 30s` (units
+//! ns, us/µs, ms, s, m/min, h, d, w, M for months, y and their long forms). Any other value,
+//! an empty one included, is [`Error::Setting`], naming the variable, the value and what it
+//! takes: a test fails with it, and [`sandbox`] returns it, before starting a child.
 
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
@@ -141,6 +157,7 @@ mod ns;
 pub mod ping;
 pub mod probe;
 mod runner;
+mod settings;
 mod time;
 mod topology;
 mod trace;
@@ -156,7 +173,7 @@ pub use link::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};
-pub use runner::DEFAULT_TIMEOUT;
+pub use runner::{DEFAULT_TIMEOUT, TestOutcome};
 pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};
 
 /// The network of the running test, for code that does not get it as a parameter (rstest
@@ -180,7 +197,7 @@ pub fn try_network() -> Result<&'static Network> {
 
 /// Runs `body` in a fresh child process of the current program, inside `topology`, and waits
 /// for it: the same machinery as `#[netns_test]`, for programs (examples, tools) rather than
-/// tests.
+/// tests. The body returns what a test may ([`TestOutcome`]): `()` or `Result<(), E>`.
 ///
 /// The child re-executes the program from `main`, so code before this call runs again in the
 /// child (with its standard output discarded). A program may call `sandbox` several times, in
@@ -204,7 +221,7 @@ pub fn try_network() -> Result<&'static Network> {
 #[track_caller]
 pub fn sandbox<R>(topology: Topology, body: impl FnOnce(&'static Network) -> R) -> Result<()>
 where
-    R: __private::TestResult,
+    R: TestOutcome,
 {
     let caller = std::panic::Location::caller();
     let site = format!("{}:{}", caller.file(), caller.line());

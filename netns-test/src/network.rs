@@ -18,7 +18,8 @@ use crate::carrier::Carrier;
 use crate::ctl::Ctl;
 use crate::error::{Error, Result, name_list};
 use crate::ns::{self, NsFds, NsRequest};
-use crate::runner::protocol::{NodeFds, env};
+use crate::runner::protocol::NodeFds;
+use crate::settings::{Settings, internal};
 use crate::topology::{NodeKind, Plan, PlannedLink, Topology};
 use crate::trace::Trace;
 use crate::wiring::{At, NodeNetlink, VethEnd};
@@ -68,9 +69,9 @@ impl fmt::Debug for Network {
 impl Network {
     /// Builds `topology`. Its local node is the calling process's own network namespace, so
     /// this only ever runs inside a test's child process; `test` names the test (for the
-    /// directory of its captures).
-    pub(crate) fn start(topology: &Topology, test: &str) -> Result<Network> {
-        let trace = Trace::new("network");
+    /// directory of its captures). `settings` are the child's, read once at its start.
+    pub(crate) fn start(topology: &Topology, test: &str, settings: &Settings) -> Result<Network> {
+        let trace = Trace::new("network", settings.trace);
         // The topology was validated and planned once, when it was made; bring-up works from
         // that plan.
         let plan = Arc::clone(topology.plan());
@@ -157,8 +158,8 @@ impl Network {
 
         let carrier = match wire_ns {
             Some((fds, netlink)) => {
-                let seed = crate::carrier::network_seed(plan.random_seed)?;
-                let carrier = Carrier::start(&plan, seed, fds, netlink, &ctl, test)?;
+                let seed = crate::carrier::network_seed(settings.seed, plan.random_seed);
+                let carrier = Carrier::start(&plan, seed, fds, netlink, &ctl, test, settings)?;
                 trace.mark("links with conditions carried");
                 Some(carrier)
             }
@@ -695,7 +696,7 @@ impl Node {
     /// so nothing they start outlives the test.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new(program);
-        for name in env::ALL {
+        for name in internal::ALL {
             command.env_remove(name);
         }
         let fds = Arc::clone(&self.inner.fds);

@@ -1,12 +1,16 @@
 //! What the `#[netns_test]` expansion calls. Not a public API: it may change in any release.
 
-use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::network::Network;
+use crate::runner::TestOutcome;
 use crate::topology::{Topology, TopologyBuilder};
+
+/// The `NETNS_TEST_*` settings as the runner reads them, for the workspace's own tools too:
+/// `cargo xtask bench`'s floor takes its mode and trace from them, as a test does.
+pub use crate::settings::{LinkEngine, Mode, Settings, get as settings};
 
 /// Where a test's topology comes from.
 pub enum TopologySource {
@@ -83,32 +87,26 @@ pub struct TestSpec {
     pub line: u32,
 }
 
+/// The attribute's `timeout = "..."`, evaluated by the compiler: the expansion puts it in a
+/// constant, so a bad value is a compile error at the literal, from the grammar the settings and
+/// topology files use (`time::parse`).
+///
+/// # Panics
+/// On a duration that grammar refuses, or zero, with a message that says why (at compile time
+/// when called in a constant, as the attribute does).
+#[track_caller]
+pub const fn timeout(text: &str) -> Duration {
+    match crate::time::parse_timeout(text) {
+        Ok(duration) => duration,
+        Err(error) => panic!("{}", error.timeout_message()),
+    }
+}
+
 /// libtest's name for a test: the module path without the crate name, then the function.
 pub fn test_name(module_path: &str, function: &str) -> String {
     match module_path.split_once("::") {
         Some((_, rest)) => format!("{rest}::{function}"),
         None => function.to_string(),
-    }
-}
-
-/// What a test body may return.
-#[diagnostic::on_unimplemented(
-    message = "a #[netns_test] function must return () or Result<(), E> with E: Debug"
-)]
-pub trait TestResult {
-    /// `Err` with the message of a failure.
-    fn into_outcome(self) -> std::result::Result<(), String>;
-}
-
-impl TestResult for () {
-    fn into_outcome(self) -> std::result::Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<E: Debug> TestResult for std::result::Result<(), E> {
-    fn into_outcome(self) -> std::result::Result<(), String> {
-        self.map_err(|error| format!("{error:?}"))
     }
 }
 
@@ -147,7 +145,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// # Panics
 /// When the test fails, with a message that says how.
 #[track_caller]
-pub fn run_test<R: TestResult>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
+pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
     let TestSpec { name, timeout, topology, file, line } = spec;
     let result = crate::runner::run_test(
         &name,

@@ -1,6 +1,7 @@
 //! `NETNS_TEST_TRACE=1`: how long each step of a test's life took, on standard error (shown
 //! with the test's output): the parent's view (child started, network ready, body finished,
-//! child exited) and the child's (each step of bringing the network up).
+//! child exited) and the child's (each step of bringing the network up). Whether it is on is
+//! the caller's to say, from the settings.
 
 use std::time::Instant;
 
@@ -12,9 +13,8 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
-    /// Starts the clock; `side` prefixes each line (`parent`, `network`).
-    pub(crate) fn new(side: &'static str) -> Self {
-        let on = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|v| v != "0");
+    /// Starts the clock when `on`; `side` prefixes each line (`parent`, `network`).
+    pub(crate) fn new(side: &'static str, on: bool) -> Self {
         Trace { start: on.then(Instant::now), side }
     }
 

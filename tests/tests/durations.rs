@@ -126,7 +126,7 @@ fn driver_an_unrepresentable_netns_test_timeout_is_an_error_naming_it() {
         run_subject(subject("subject_pings").env("NETNS_TEST_TIMEOUT", "18446744073709551615s 1000ms"));
     assert!(!outcome.status.success(), "{}", outcome.all());
     let text = outcome.all();
-    assert!(text.contains("reading NETNS_TEST_TIMEOUT=\"18446744073709551615s 1000ms\""), "{text}");
+    assert!(text.contains("invalid NETNS_TEST_TIMEOUT=\"18446744073709551615s 1000ms\""), "{text}");
     assert!(text.contains("is too long for a duration"), "{text}");
     assert!(!text.contains("overflow"), "{text}");
 }

@@ -101,7 +101,8 @@ fn driver_exit_in_the_body() {
     assert!(!text.contains("ran no test"), "{text}");
 }
 
-#[netns_test(timeout = "1s")]
+// A fraction of a second, as NETNS_TEST_TIMEOUT and topology files write durations.
+#[netns_test(timeout = "1.5s")]
 #[ignore = "hangs on purpose; run by driver_timeout_kills_everything"]
 fn subject_hangs(net: &Network) {
     start_daemon(net, "netns-test-marker-timeout");
@@ -114,7 +115,7 @@ fn driver_timeout_kills_everything() {
     assert!(!outcome.status.success());
     let text = outcome.all();
     assert!(
-        text.contains("test `subject_hangs` timed out after 1s while the test body was running"),
+        text.contains("test `subject_hangs` timed out after 1s 500ms while the test body was running"),
         "{text}"
     );
     assert!(outcome.elapsed < Duration::from_secs(20), "took {:?}", outcome.elapsed);

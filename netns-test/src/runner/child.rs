@@ -7,10 +7,11 @@ use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use super::protocol::{Failure, Report, env};
+use super::protocol::{Failure, Ready, Report};
 use super::spawn::adopt_fd;
 use crate::error::Result;
 use crate::network::Network;
+use crate::settings::{self, internal};
 use crate::topology::Topology;
 
 /// What the parent handed to this child.
@@ -19,6 +20,8 @@ pub(crate) struct ChildContext {
     status: File,
     release: File,
     stdout: RawFd,
+    /// `NETNS_TEST_KEEP_CAPTURES`, once the settings are read.
+    keep_captures: bool,
 }
 
 /// Returns the context when this process is the child for `key`: the marker names `key` and
@@ -26,22 +29,19 @@ pub(crate) struct ChildContext {
 /// started in a node lose the marker and get other PIDs.)
 pub(crate) fn context(key: &str) -> Option<ChildContext> {
     let started_as_child = nix::unistd::getpid().as_raw() == 2 && nix::unistd::getppid().as_raw() == 1;
-    if std::env::var_os(env::CHILD)? != key || !started_as_child {
+    if internal::child_key()? != key || !started_as_child {
         return None;
     }
-    let fds: Vec<RawFd> = std::env::var(env::FDS).ok()?.split(',').filter_map(|fd| fd.parse().ok()).collect();
-    let [status, release, stdout] = fds[..] else {
-        return None;
-    };
+    let [status, release, stdout] = internal::child_fds()?;
     // SAFETY: the parent passed these descriptors for this process alone, and this function
     // runs once per child (it exits at the end of `run`).
     let (status, release) = unsafe { (adopt_fd(status), adopt_fd(release)) };
-    Some(ChildContext { key: key.to_string(), status, release, stdout })
+    Some(ChildContext { key: key.to_string(), status, release, stdout, keep_captures: false })
 }
 
 /// Whether this process is a sandbox child (started for some `sandbox` call of this program).
 pub(crate) fn is_sandbox_child() -> bool {
-    std::env::var(env::CHILD).is_ok_and(|key| key.starts_with("sandbox#"))
+    internal::child_key().is_some_and(|key| key.to_str().is_some_and(|key| key.starts_with("sandbox#")))
         && nix::unistd::getpid().as_raw() == 2
         && nix::unistd::getppid().as_raw() == 1
 }
@@ -103,8 +103,15 @@ pub(crate) fn run(
     let pid = pid_in_parent_namespace();
     mount_own_proc();
 
+    // The parent read the same settings before starting this child, and would have failed on
+    // a bad value; the child reads them for itself rather than trusting the environment blind.
+    let settings = match settings::get() {
+        Ok(settings) => settings,
+        Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
+    };
+    context.keep_captures = settings.keep_captures;
     let key = context.key.clone();
-    let network = match topology().and_then(|topology| Network::start(&topology, &key)) {
+    let network = match topology().and_then(|topology| Network::start(&topology, &key, settings)) {
         Ok(network) => network,
         Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
     };
@@ -112,7 +119,7 @@ pub(crate) fn run(
     let network: &'static Network = NETWORK.get_or_init(|| network);
     let seed = network.random_seed();
     let captures = network.captures().iter().map(|path| path.display().to_string()).collect();
-    let _ = Report::Ready { pid, nodes, seed, captures }.write_to(&mut context.status);
+    let _ = Report::Ready(Ready { pid, nodes, seed, captures }).write_to(&mut context.status);
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(network)));
     let verdict = match outcome {
@@ -163,10 +170,11 @@ fn mount_own_proc() {
 /// Reports the verdict, waits for the parent's release after a failure, and exits without
 /// running destructors: the kernel frees the namespaces with the process, faster than any
 /// orderly teardown. Captures are written out before a failure is reported, and removed after
-/// a success.
+/// a success (unless `NETNS_TEST_KEEP_CAPTURES` keeps them).
 fn finish(context: &mut ChildContext, verdict: std::result::Result<Option<String>, Failure>) -> ! {
     if let Some(carrier) = NETWORK.get().and_then(Network::carrier) {
         match verdict {
+            Ok(_) if context.keep_captures => {}
             Ok(_) => carrier.discard_captures(),
             Err(_) => carrier.flush(),
         }

@@ -5,44 +5,58 @@
 //! ([`child`]) builds the network, runs the body and reports over a pipe ([`protocol`]).
 
 pub(crate) mod child;
+mod fork;
+mod keep;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 pub(crate) mod spawn;
 
 use std::ffi::OsString;
+use std::fmt::Debug;
 use std::time::Duration;
 
-pub(crate) use spawn::Mode;
+pub(crate) use crate::settings::Mode;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::network::Network;
 use crate::topology::Topology;
 
 /// The timeout of a test that sets none and runs without `NETNS_TEST_TIMEOUT`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What a test body may return: `()`, or `Result<(), E>` with `E: Debug`, as for a plain
+/// `#[test]`. The body of a `#[netns_test]` function and of a [`sandbox`](crate::sandbox)
+/// call are bound by it.
+///
+/// A body passes when it returns `()` or `Ok(())`; an `Err` fails it with the error printed by
+/// `Debug` (for [`Error`](crate::Error), its message and its chain of causes). Implement it for
+/// a type of your own to let bodies return that type.
+#[diagnostic::on_unimplemented(
+    message = "a #[netns_test] function or a sandbox body must return () or Result<(), E> with E: Debug"
+)]
+pub trait TestOutcome {
+    /// `Ok(())` when the body passed, else the message it fails with.
+    ///
+    /// # Errors
+    /// The failure's message.
+    fn into_outcome(self) -> std::result::Result<(), String>;
+}
+
+impl TestOutcome for () {
+    fn into_outcome(self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Debug> TestOutcome for std::result::Result<(), E> {
+    fn into_outcome(self) -> std::result::Result<(), String> {
+        self.map_err(|error| format!("{error:?}"))
+    }
+}
+
 /// The remedy text for a failure to create namespaces.
 pub(crate) fn probe_hint(mode: Mode) -> String {
     crate::probe::isolation_remedy(mode == Mode::Rootless)
-}
-
-/// The timeout for a test: its own, else `NETNS_TEST_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
-pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
-    if let Some(own) = own {
-        return Ok(own);
-    }
-    match std::env::var("NETNS_TEST_TIMEOUT") {
-        // A timeout too long for the clock is as good as none: the parent saturates it.
-        Ok(text) => crate::time::parse_duration(&text).map_err(|error| {
-            Error::io(
-                format!(
-                    "reading NETNS_TEST_TIMEOUT={text:?} (expected a duration such as \"30s\" or \"2m\")"
-                ),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
-            )
-        }),
-        Err(_) => Ok(DEFAULT_TIMEOUT),
-    }
 }
 
 /// Runs one test: in the parent, starts and judges the child; in the child, runs the body.
@@ -55,6 +69,9 @@ pub(crate) fn run_test(
     if let Some(context) = child::context(name) {
         child::run(context, topology, |network| body(network).map(|()| None));
     }
+    let settings = crate::settings::get()?;
+    // A timeout too long for the clock is as good as none: the parent saturates it.
+    let timeout = timeout.or(settings.timeout).unwrap_or(DEFAULT_TIMEOUT);
     let launch = parent::Launch {
         key: name.to_string(),
         label: format!("test `{name}`"),
@@ -63,9 +80,9 @@ pub(crate) fn run_test(
             .map(OsString::from)
             .chain(std::iter::once(OsString::from(name)))
             .collect(),
-        timeout: Some(timeout_for(timeout)?),
+        timeout: Some(timeout),
     };
-    parent::run(&launch).map(drop)
+    parent::run(&launch, settings).map(drop)
 }
 
 /// Runs `body` in a child process of the current program (see [`crate::sandbox`]).
@@ -88,11 +105,12 @@ pub(crate) fn run_sandbox(
     if child::is_sandbox_child() {
         return Ok(None);
     }
+    let settings = crate::settings::get()?;
     let launch = parent::Launch {
         label: "the sandbox".to_string(),
         args: std::env::args_os().skip(1).collect(),
         timeout: None,
         key,
     };
-    parent::run(&launch)
+    parent::run(&launch, settings)
 }

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
@@ -13,9 +13,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::protocol::{Failure, NodeFds, Report};
-use super::spawn::{Mode, Spawned, spawn};
+use super::Mode;
+use super::keep;
+use super::protocol::{Failure, Ready, Report};
+use super::spawn::{Spawned, spawn};
 use crate::error::Error;
+use crate::settings::{DEFAULT_KEEP, Settings};
 use crate::trace::Trace;
 
 /// How long a timed-out child gets between SIGTERM and SIGKILL.
@@ -23,8 +26,6 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long to keep reading output after the child exited (its init and any program started
 /// in a node die with it, so the pipes close at once unless something is badly wrong).
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-/// How long a kept child waits when `NETNS_TEST_KEEP_ON_FAILURE=1` gives no duration.
-const DEFAULT_KEEP: Duration = Duration::from_secs(600);
 
 /// What to run and how to judge it.
 pub(crate) struct Launch {
@@ -37,25 +38,13 @@ pub(crate) struct Launch {
     pub(crate) timeout: Option<Duration>,
 }
 
-/// Runs the child to completion. `Ok` only when it reported success and exited with status 0,
-/// with the value a sandbox body returned.
-pub(crate) fn run(launch: &Launch) -> Result<Option<String>, Error> {
-    let trace = Trace::new("parent");
-    let spawned = spawn(&launch.key, &launch.args)?;
+/// Runs the child to completion, as `settings` say (mode, keep-on-failure, trace). `Ok` only
+/// when it reported success and exited with status 0, with the value a sandbox body returned.
+pub(crate) fn run(launch: &Launch, settings: &Settings) -> Result<Option<String>, Error> {
+    let trace = Trace::new("parent", settings.trace);
+    let spawned = spawn(&launch.key, &launch.args, settings.mode())?;
     trace.mark("child started (exec done)");
-    let keep = keep_on_failure();
-    Supervisor::new(spawned, launch, keep, trace).run()
-}
-
-/// `NETNS_TEST_KEEP_ON_FAILURE`: unset or `0` off; `1` keeps a failed child for
-/// [`DEFAULT_KEEP`]; a duration such as `5m` keeps it that long.
-fn keep_on_failure() -> Option<Duration> {
-    let value = std::env::var("NETNS_TEST_KEEP_ON_FAILURE").ok()?;
-    match value.trim() {
-        "" | "0" | "false" | "no" => None,
-        "1" | "true" | "yes" => Some(DEFAULT_KEEP),
-        other => Some(crate::time::parse_duration(other).unwrap_or(DEFAULT_KEEP)),
-    }
+    Supervisor::new(spawned, launch, settings.keep_on_failure, trace).run()
 }
 
 struct Stream {
@@ -93,6 +82,14 @@ impl Stream {
     }
 }
 
+/// The child's verdict on its run.
+enum Verdict {
+    /// The body finished; a sandbox body's value, as JSON.
+    Passed(Option<String>),
+    /// The body or the setup failed.
+    Failed(Failure),
+}
+
 struct Supervisor<'a> {
     child: Child,
     release: Option<File>,
@@ -103,7 +100,10 @@ struct Supervisor<'a> {
     stderr: Stream,
     status: Stream,
     pidfd: Option<OwnedFd>,
-    reports: Vec<Report>,
+    /// The child's report that its network is up: the body started after it.
+    ready: Option<Ready>,
+    /// The child's verdict, the first it reported.
+    verdict: Option<Verdict>,
     exit: Option<ExitStatus>,
     timed_out: bool,
     kept: bool,
@@ -115,8 +115,8 @@ impl<'a> Supervisor<'a> {
     fn new(spawned: Spawned, launch: &'a Launch, keep: Option<Duration>, trace: Trace) -> Self {
         let Spawned { child, status, release, stdout, stderr, mode } = spawned;
         let pid = child.id() as libc::pid_t;
-        // SAFETY: pidfd_open(2) has no memory arguments; a negative result means unsupported.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        // A negative result means the kernel has no pidfd_open.
+        let pidfd = super::fork::pidfd_open(pid);
         // SAFETY: a fresh descriptor from pidfd_open that nothing else owns.
         let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
         Supervisor {
@@ -129,7 +129,8 @@ impl<'a> Supervisor<'a> {
             stderr: Stream::new(stderr),
             status: Stream::new(status),
             pidfd,
-            reports: Vec::new(),
+            ready: None,
+            verdict: None,
             exit: None,
             timed_out: false,
             kept: false,
@@ -176,7 +177,7 @@ impl<'a> Supervisor<'a> {
             // is known, and waiting for the kernel to tear its namespaces and processes down
             // (half a millisecond, every test) would only slow the suite. It is reaped in the
             // background.
-            if self.exit.is_none() && self.reports.iter().any(|r| matches!(r, Report::Passed { .. })) {
+            if self.exit.is_none() && self.passed() {
                 break;
             }
             if self.exit.is_none() {
@@ -187,12 +188,15 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
-        let passed = self.reports.iter().any(|r| matches!(r, Report::Passed { .. }));
-        if self.exit.is_none() && !passed {
+        if self.exit.is_none() && !self.passed() {
             self.exit = self.child.wait().ok();
         }
         self.trace.mark("output drained");
         self.verdict()
+    }
+
+    fn passed(&self) -> bool {
+        matches!(self.verdict, Some(Verdict::Passed(_)))
     }
 
     fn poll_once(&mut self, wake: Option<Instant>) {
@@ -238,24 +242,34 @@ impl<'a> Supervisor<'a> {
                     let lines = self.status.read_lines();
                     for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                         if let Some(report) = Report::parse(line) {
-                            self.trace.mark(match report {
-                                Report::Ready { .. } => "child reported its network ready",
-                                Report::Passed { .. } => "child reported success",
-                                Report::Failed(_) => "child reported failure",
-                            });
-                            let failed = matches!(report, Report::Failed(_));
-                            self.reports.push(report);
-                            if failed {
-                                if self.keep.is_some() {
-                                    self.keep_child("failed");
-                                }
-                                // The failed child waits for this before it exits.
-                                self.release = None;
-                            }
+                            self.take(report);
                         }
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Takes one report into the state: the first `Ready` and the first verdict count.
+    fn take(&mut self, report: Report) {
+        match report {
+            Report::Ready(ready) => {
+                self.trace.mark("child reported its network ready");
+                self.ready.get_or_insert(ready);
+            }
+            Report::Passed { value } => {
+                self.trace.mark("child reported success");
+                self.verdict.get_or_insert(Verdict::Passed(value));
+            }
+            Report::Failed(failure) => {
+                self.trace.mark("child reported failure");
+                self.verdict.get_or_insert(Verdict::Failed(failure));
+                if self.keep.is_some() {
+                    self.keep_child("failed");
+                }
+                // The failed child waits for this before it exits.
+                self.release = None;
             }
         }
     }
@@ -269,18 +283,12 @@ impl<'a> Supervisor<'a> {
         // Flush what the child printed so far, so the person sees it before the hints.
         relay(&self.stdout.read_available(), false);
         relay(&self.stderr.read_available(), true);
-        let ready = self.reports.iter().find_map(|report| match report {
-            Report::Ready { pid, nodes, .. } => Some((*pid as i32, nodes.clone())),
-            _ => None,
-        });
-        let keep = self.keep.unwrap_or(DEFAULT_KEEP);
-        let text = match &ready {
-            Some((pid, nodes)) => keep_message(&self.launch.label, what, *pid, self.mode, Some(nodes), keep),
-            None => keep_message(&self.launch.label, what, self.pid(), self.mode, None, keep),
-        };
-        let mut terminal = Terminal::open();
-        terminal.say(&text);
-        terminal.wait_for_enter(keep);
+        let limit = self.keep.unwrap_or(DEFAULT_KEEP);
+        let label = &self.launch.label;
+        match &self.ready {
+            Some(ready) => keep::hold(label, what, ready.pid as i32, self.mode, Some(&ready.nodes), limit),
+            None => keep::hold(label, what, self.pid(), self.mode, None, limit),
+        }
         // Closing the release pipe lets a failed child exit; a hung one is killed by the caller.
         self.release = None;
     }
@@ -290,19 +298,13 @@ impl<'a> Supervisor<'a> {
         relay(&self.stdout.read_available(), false);
         relay(&self.stderr.read_available(), true);
         let label = &self.launch.label;
-        let failure = self.reports.iter().find_map(|report| match report {
-            Report::Failed(failure) => Some(failure.clone()),
-            _ => None,
-        });
-        let passed = self.reports.iter().find_map(|report| match report {
-            Report::Passed { value } => Some(value.clone()),
-            _ => None,
-        });
         let exit = self.exit;
+        // The child reports Ready just before the body starts.
+        let body_started = self.ready.is_some();
         let message = if self.timed_out {
             let timeout =
                 self.launch.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default();
-            let phase = if self.reports.iter().any(|r| matches!(r, Report::Ready { .. })) {
+            let phase = if body_started {
                 "while the test body was running"
             } else {
                 "while the network was being set up"
@@ -311,7 +313,7 @@ impl<'a> Supervisor<'a> {
                 "{label} timed out after {timeout} {phase}; its process group was killed \
                  (raise it with #[netns_test(timeout = \"...\")] or NETNS_TEST_TIMEOUT)"
             )
-        } else if let Some(failure) = failure {
+        } else if let Some(Verdict::Failed(failure)) = &self.verdict {
             match failure {
                 Failure::Panic { message, location: Some(location) } => {
                     format!("{label} panicked at {location}:\n{message}")
@@ -322,16 +324,17 @@ impl<'a> Supervisor<'a> {
                     format!("{label}: could not set up the network: {message}")
                 }
             }
-        } else if let (Some(value), true) = (&passed, exit.is_none_or(|status| status.success())) {
-            let value = value.clone();
+        } else if let (Some(Verdict::Passed(value)), true) =
+            (&mut self.verdict, exit.is_none_or(|status| status.success()))
+        {
+            let value = value.take();
             if exit.is_none() {
                 reap_in_background(self.child);
             }
             return Ok(value);
         } else {
-            // The child reports Ready just before the body starts: an exit after it, without a
-            // verdict, came from the body (or code it called), not from test selection.
-            let body_started = self.reports.iter().any(|r| matches!(r, Report::Ready { .. }));
+            // An exit after Ready without a verdict came from the body (or code it called),
+            // not from test selection.
             match exit {
                 Some(status) if status.signal().is_some() => {
                     let signal = status.signal().expect("checked");
@@ -363,10 +366,7 @@ impl<'a> Supervisor<'a> {
 
     /// The seed and the captures of a failed run: how to replay it and what to look at.
     fn replay_hints(&self) -> String {
-        let Some((seed, captures)) = self.reports.iter().find_map(|report| match report {
-            Report::Ready { seed, captures, .. } => Some((*seed, captures)),
-            _ => None,
-        }) else {
+        let Some(Ready { seed, captures, .. }) = &self.ready else {
             return String::new();
         };
         let mut text = String::new();
@@ -429,102 +429,5 @@ fn relay(bytes: &[u8], stderr: bool) {
         eprint!("{text}");
     } else {
         print!("{text}");
-    }
-}
-
-fn keep_message(
-    label: &str,
-    what: &str,
-    pid: i32,
-    mode: Mode,
-    nodes: Option<&[NodeFds]>,
-    keep: Duration,
-) -> String {
-    let mut text = format!(
-        "\nnetns-test: {label} {what}; its process {pid} is kept alive for inspection \
-         (NETNS_TEST_KEEP_ON_FAILURE).\n"
-    );
-    let user = match mode {
-        Mode::Root => String::new(),
-        Mode::Rootless => format!("--user=/proc/{pid}/ns/user --preserve-credentials "),
-    };
-    // The PID namespace too, so that `ps` and /proc in the test's mount namespace (whose /proc
-    // is the test's) show the test's processes. The reported PID is the test process itself,
-    // inside that namespace; without a report it is the supervisor outside it, whose children
-    // go there.
-    match nodes {
-        Some(nodes) => {
-            text.push_str("Enter a node with:\n");
-            let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
-            for node in nodes {
-                let net = node.net.map_or(format!("/proc/{pid}/ns/net"), |fd| format!("/proc/{pid}/fd/{fd}"));
-                let uts = node.uts.map_or(format!("/proc/{pid}/ns/uts"), |fd| format!("/proc/{pid}/fd/{fd}"));
-                text.push_str(&format!(
-                    "  {:width$}  nsenter {user}--pid=/proc/{pid}/ns/pid --mount=/proc/{pid}/ns/mnt \
-                     --uts={uts} --net={net}\n",
-                    node.name
-                ));
-            }
-        }
-        None => {
-            text.push_str(&format!(
-                "The network was not ready; its namespace: nsenter {user}\
-                 --pid=/proc/{pid}/ns/pid_for_children --mount=/proc/{pid}/ns/mnt \
-                 --uts=/proc/{pid}/ns/uts --net=/proc/{pid}/ns/net\n"
-            ));
-        }
-    }
-    text.push_str(&format!(
-        "Press Enter to end it (it ends by itself in {}).\n",
-        humantime::format_duration(keep)
-    ));
-    text
-}
-
-/// The person's terminal, bypassing libtest's output capture.
-struct Terminal {
-    tty: Option<File>,
-}
-
-impl Terminal {
-    fn open() -> Self {
-        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok();
-        Terminal { tty }
-    }
-
-    fn say(&mut self, text: &str) {
-        let written = self.tty.as_mut().is_some_and(|tty| tty.write_all(text.as_bytes()).is_ok());
-        if !written {
-            let _ = io::stderr().write_all(text.as_bytes());
-        }
-    }
-
-    /// Waits until a line is entered on the terminal or `limit` passes.
-    fn wait_for_enter(&mut self, limit: Duration) {
-        let until = crate::time::deadline_after(limit);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            let Some(tty) = &mut self.tty else {
-                std::thread::sleep(left);
-                return;
-            };
-            let millis = left.as_millis().min(i32::MAX as u128) as i32;
-            let mut fds = [PollFd::new(tty.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)) {
-                Ok(0) => return,
-                Ok(_) => {
-                    let mut byte = [0u8; 256];
-                    match tty.read(&mut byte) {
-                        Ok(n) if n > 0 && byte[..n].contains(&b'\n') => return,
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-                Err(_) => return,
-            }
-        }
     }
 }

@@ -1,36 +1,18 @@
 //! What the child tells the parent, one JSON object per line on a dedicated pipe (the child's
-//! stdout and stderr belong to the test body).
+//! stdout and stderr belong to the test body). The environment variables that tell a child
+//! which test it runs and where its pipes are are listed with the settings
+//! ([`crate::settings::internal`]).
 
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
-
-/// Environment variables from parent to child. They carry the leading double underscore of
-/// internal names; the user-facing variables are documented in the crate docs.
-pub(crate) mod env {
-    /// The key (exact test name, or sandbox call site) the child runs.
-    pub(crate) const CHILD: &str = "__NETNS_TEST_CHILD";
-    /// `status,release,stdout` descriptor numbers.
-    pub(crate) const FDS: &str = "__NETNS_TEST_FDS";
-    /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 2] = [CHILD, FDS];
-}
 
 /// One message from the child.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub(crate) enum Report {
     /// The network is up and the body is about to run.
-    Ready {
-        /// The test process's PID in the parent's PID namespace (it is PID 2 in its own).
-        pid: u32,
-        /// The nodes and the descriptors (in the child) that hold their namespaces.
-        nodes: Vec<NodeFds>,
-        /// The seed of the link conditions, when the network has links with conditions.
-        seed: Option<u64>,
-        /// The capture files being written.
-        captures: Vec<String>,
-    },
+    Ready(Ready),
     /// The body finished successfully; a sandbox body's value, as JSON.
     Passed {
         /// The value, for `sandbox_with`.
@@ -38,6 +20,19 @@ pub(crate) enum Report {
     },
     /// The body or the setup failed.
     Failed(Failure),
+}
+
+/// What the child says once its network is up, just before the body runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ready {
+    /// The test process's PID in the parent's PID namespace (it is PID 2 in its own).
+    pub(crate) pid: u32,
+    /// The nodes and the descriptors (in the child) that hold their namespaces.
+    pub(crate) nodes: Vec<NodeFds>,
+    /// The seed of the link conditions, when the network has links with conditions.
+    pub(crate) seed: Option<u64>,
+    /// The capture files being written.
+    pub(crate) captures: Vec<String>,
 }
 
 /// Where a node's namespaces are held in the child, for `nsenter` hints.
@@ -82,12 +77,12 @@ mod tests {
     #[test]
     fn reports_round_trip() {
         let reports = [
-            Report::Ready {
+            Report::Ready(Ready {
                 pid: 42,
                 nodes: vec![NodeFds { name: "test1".into(), net: Some(7), uts: None }],
                 seed: Some(7),
                 captures: vec!["target/netns-test/t/link1-a-b.pcap".into()],
-            },
+            }),
             Report::Passed { value: None },
             Report::Passed { value: Some("[1.5,2]".into()) },
             Report::Failed(Failure::Panic {

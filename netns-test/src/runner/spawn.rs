@@ -2,40 +2,21 @@
 //!
 //! The namespaces are made in `pre_exec`, between `fork` and `exec`, where the child is still
 //! single-threaded: `unshare(CLONE_NEWUSER)` is only allowed there, and the whole process
-//! (`/proc/self/net` included) ends up inside. Only raw system calls run at that point.
+//! (`/proc/self/net` included) ends up inside. That code is in [`super::fork`], under its own
+//! rules; this file builds the `Command` and everything it needs before the fork, and turns a
+//! failed start into an error.
 
-use std::ffi::{CStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
-use super::probe_hint;
-use super::protocol::env;
+use super::fork::PreExec;
+use super::{Mode, probe_hint};
 use crate::error::Error;
-
-/// How the child gets its privileges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// The parent is root: new namespaces owned by the initial user namespace.
-    Root,
-    /// The parent is not root: a new user namespace in which the child is root.
-    Rootless,
-}
-
-impl Mode {
-    /// `NETNS_TEST_MODE=root|rootless` forces a mode; otherwise root when the effective user is
-    /// root.
-    pub(crate) fn detect() -> Mode {
-        match std::env::var("NETNS_TEST_MODE").as_deref() {
-            Ok("rootless") => Mode::Rootless,
-            Ok("root") => Mode::Root,
-            _ if nix::unistd::geteuid().is_root() => Mode::Root,
-            _ => Mode::Rootless,
-        }
-    }
-}
+use crate::settings::internal;
 
 /// A started child and the parent's ends of its pipes.
 pub(crate) struct Spawned {
@@ -51,7 +32,7 @@ pub(crate) struct Spawned {
 /// (the error value alone would not say which step it came from).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-enum Step {
+pub(super) enum Step {
     ProcessGroup = b'g',
     ParentDeath = b'd',
     Inherit = b'i',
@@ -100,32 +81,21 @@ impl Step {
     }
 }
 
-/// Everything `pre_exec` needs, prepared before `fork` so that nothing allocates after it.
-struct PreExec {
-    parent: libc::pid_t,
-    report_fd: RawFd,
-    inherit: [RawFd; 3],
-    flags: libc::c_int,
-    /// `uid_map` and `gid_map` contents for rootless mode.
-    maps: Option<(Vec<u8>, Vec<u8>)>,
-}
-
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     Ok((read, write))
 }
 
-/// Starts `args` of the current executable as the child for `key`.
-pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
+/// Starts `args` of the current executable as the child for `key`, in `mode`.
+pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned, Error> {
     // A process started as the child for `key` that did not recognise itself as such must not
     // start another child: that would recurse until the kernel's namespace limits stop it.
-    if std::env::var_os(env::CHILD).is_some_and(|marker| marker == key) {
+    if internal::child_key().is_some_and(|marker| marker == key) {
         return Err(Error::io(
             format!("starting the child for `{key}` from a process that was itself started as that child"),
             io::Error::new(io::ErrorKind::InvalidInput, "refusing to recurse"),
         ));
     }
-    let mode = Mode::detect();
     let io_error = |what: &str| {
         let what = what.to_string();
         move |source| Error::io(what, source)
@@ -159,13 +129,13 @@ pub(crate) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
     command
         .arg0(&exe)
         .args(args)
-        .env(env::CHILD, key)
-        .env(env::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
+        .env(internal::CHILD, key)
+        .env(internal::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // SAFETY: the closure only makes raw system calls on data prepared before fork (see
-    // `PreExec::run`), which is what `pre_exec` requires.
+    // `fork.rs`), which is what `pre_exec` requires.
     unsafe {
         command.pre_exec(move || pre_exec.run());
     }
@@ -210,277 +180,6 @@ fn spawn_error(status: &mut File, source: io::Error, mode: Mode, flags: libc::c_
             Error::io(format!("starting the test's child process: {}", step.describe(mode)), source)
         }
         None => Error::io("starting the test's child process", source),
-    }
-}
-
-impl PreExec {
-    /// Runs in the child between `fork` and `exec`.
-    fn run(&self) -> io::Result<()> {
-        // SAFETY: only async-signal-safe system calls on memory prepared before fork.
-        unsafe {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(self.fail(Step::ProcessGroup));
-            }
-            // The child dies with the thread that started it, whatever kills that thread.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(self.fail(Step::ParentDeath));
-            }
-            if libc::getppid() != self.parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            for fd in self.inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(self.fail(Step::Inherit));
-                }
-            }
-            if libc::unshare(self.flags) != 0 {
-                return Err(self.fail(Step::Unshare));
-            }
-            if let Some((uid_map, gid_map)) = &self.maps {
-                if !write_file(c"/proc/self/setgroups", b"deny") {
-                    return Err(self.fail(Step::Setgroups));
-                }
-                if !write_file(c"/proc/self/uid_map", uid_map) {
-                    return Err(self.fail(Step::UidMap));
-                }
-                if !write_file(c"/proc/self/gid_map", gid_map) {
-                    return Err(self.fail(Step::GidMap));
-                }
-            }
-            // Mounts made by the test (the generated hosts file) must never propagate back to
-            // the host's mount namespace.
-            let root = c"/";
-            if libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            {
-                return Err(self.fail(Step::MountPrivate));
-            }
-            self.enter_pid_namespace()
-        }
-    }
-
-    /// Records which step failed on the report pipe and returns the error.
-    fn fail(&self, step: Step) -> io::Error {
-        let error = io::Error::last_os_error();
-        let marker = [b'!', step as u8];
-        // SAFETY: write(2) on a descriptor we own, from a buffer on the stack.
-        unsafe {
-            libc::write(self.report_fd, marker.as_ptr().cast(), marker.len());
-        }
-        error
-    }
-
-    /// Puts the process that will `exec` into the new PID namespace, as PID 2 under a tiny
-    /// init.
-    ///
-    /// `unshare(CLONE_NEWPID)` only moves the caller's future children, and a process whose
-    /// children go to another PID namespace cannot start threads (`EINVAL`), so the test must
-    /// be a child. Three processes result:
-    /// - this one stays in the parent's PID namespace as the supervisor: it ignores SIGTERM
-    ///   (a timeout's SIGTERM is for the test), waits for the init and exits exactly as the
-    ///   test did, so the parent sees the test's own exit status or signal;
-    /// - the init, PID 1: it reaps orphans (daemons that programs in nodes forked) and reports
-    ///   the test's wait status to the supervisor through a pipe. When it exits, the kernel
-    ///   kills everything left in the namespace;
-    /// - the test, PID 2, with ordinary signal semantics (unlike PID 1, which ignores signals it
-    ///   has no handler for, `raise` included).
-    ///
-    /// Each dies with its parent (`PR_SET_PDEATHSIG`), so killing the parent, or just the
-    /// supervisor, ends everything.
-    ///
-    /// # Safety
-    /// Only between `fork` and `exec`.
-    unsafe fn enter_pid_namespace(&self) -> io::Result<()> {
-        // SAFETY: raw system calls on stack memory; the supervisor and init branches never
-        // return (see `supervise` and `init`).
-        unsafe {
-            let mut status_pipe = [0 as libc::c_int; 2];
-            if libc::pipe2(status_pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-                return Err(self.fail(Step::Init));
-            }
-            let supervisor = pidfd_of_self();
-            let init_pid = fork_raw();
-            if init_pid < 0 {
-                return Err(self.fail(Step::Init));
-            }
-            if init_pid > 0 {
-                supervise(init_pid, status_pipe[0]);
-            }
-            // The init, PID 1 of the new namespace.
-            die_with_parent(supervisor);
-            let init_fd = pidfd_of_self();
-            let test_pid = fork_raw();
-            if test_pid < 0 {
-                return Err(self.fail(Step::Init));
-            }
-            if test_pid > 0 {
-                init(test_pid, status_pipe[1]);
-            }
-            // The test, PID 2: it goes on to exec.
-            die_with_parent(init_fd);
-            libc::close(status_pipe[0]);
-            libc::close(status_pipe[1]);
-        }
-        Ok(())
-    }
-}
-
-/// A pidfd for the calling process, or -1 where the kernel has none.
-///
-/// # Safety
-/// Raw system call.
-unsafe fn pidfd_of_self() -> libc::c_int {
-    // SAFETY: pidfd_open(2) takes no memory arguments.
-    unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as libc::c_int }
-}
-
-/// A fork that skips libc's atfork handlers (a raw clone without `CLONE_VM`): they must not run
-/// in a child of a multi-threaded process.
-///
-/// # Safety
-/// Only between `fork` and `exec`.
-unsafe fn fork_raw() -> libc::pid_t {
-    // SAFETY: clone(2) with only SIGCHLD behaves as fork(2).
-    unsafe {
-        libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-            as libc::pid_t
-    }
-}
-
-/// Arranges SIGKILL when the parent (known by `parent_fd`, its pidfd) exits, and exits at once
-/// if it already has.
-///
-/// # Safety
-/// Raw system calls only.
-unsafe fn die_with_parent(parent_fd: libc::c_int) {
-    // SAFETY: prctl and poll on stack memory.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if parent_fd >= 0 {
-            let mut poll = libc::pollfd { fd: parent_fd, events: libc::POLLIN, revents: 0 };
-            if libc::poll(&mut poll, 1, 0) != 0 {
-                libc::_exit(1);
-            }
-            libc::close(parent_fd);
-        }
-    }
-}
-
-/// Closes every descriptor but `keep`, so that end of file on the parent's pipes marks the
-/// end of the test process itself.
-///
-/// # Safety
-/// Raw system calls only; `keep` must be a valid descriptor number.
-unsafe fn close_all_but(keep: libc::c_int) {
-    /// close_range(2), or a loop over the low descriptors on kernels before 5.9.
-    ///
-    /// # Safety
-    /// Raw system calls only.
-    unsafe fn close_range(first: u32, last: u32) {
-        // SAFETY: close_range(2) and close(2) on descriptor numbers.
-        unsafe {
-            if libc::syscall(libc::SYS_close_range, first, last, 0u32) != 0 {
-                for fd in first..=last.min(4095) {
-                    libc::close(fd as libc::c_int);
-                }
-            }
-        }
-    }
-    let keep = keep as u32;
-    // SAFETY: forwarded to the caller.
-    unsafe {
-        if keep > 0 {
-            close_range(0, keep - 1);
-        }
-        close_range(keep + 1, u32::MAX);
-    }
-}
-
-/// PID 1 of the test's namespace: reaps every child, and when the test ends, writes its wait
-/// status to the supervisor and exits (which kills whatever is left in the namespace).
-///
-/// # Safety
-/// Only in the init branch of `enter_pid_namespace`.
-unsafe fn init(test_pid: libc::pid_t, status_fd: libc::c_int) -> ! {
-    // SAFETY: raw system calls only.
-    unsafe {
-        let name: &CStr = c"netns-test-init";
-        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-        close_all_but(status_fd);
-        let mut status: libc::c_int = 0;
-        loop {
-            let waited = libc::waitpid(-1, &mut status, 0);
-            if waited == test_pid {
-                break;
-            }
-            if waited < 0 && *libc::__errno_location() != libc::EINTR {
-                status = 127 << 8;
-                break;
-            }
-        }
-        let bytes = status.to_ne_bytes();
-        libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(0);
-    }
-}
-
-/// The supervisor between the parent and the namespace: waits for the init and exits the way
-/// the test did (re-raising the signal that killed it).
-///
-/// # Safety
-/// Only in the supervisor branch of `enter_pid_namespace`.
-unsafe fn supervise(init_pid: libc::pid_t, status_fd: libc::c_int) -> ! {
-    // SAFETY: raw system calls only.
-    unsafe {
-        let name: &CStr = c"netns-test-sup";
-        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-        // A timeout's SIGTERM is meant for the test; SIGKILL still ends this process.
-        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-        close_all_but(status_fd);
-        let mut init_status: libc::c_int = 0;
-        while libc::waitpid(init_pid, &mut init_status, 0) < 0 && *libc::__errno_location() == libc::EINTR {}
-        let mut bytes = [0u8; 4];
-        let read = libc::read(status_fd, bytes.as_mut_ptr().cast(), bytes.len());
-        if read != bytes.len() as isize {
-            // The init died without reporting: it was killed (SIGKILL from the parent).
-            libc::_exit(128 + libc::SIGKILL);
-        }
-        let status = libc::c_int::from_ne_bytes(bytes);
-        if libc::WIFEXITED(status) {
-            libc::_exit(libc::WEXITSTATUS(status));
-        }
-        let signal = libc::WTERMSIG(status);
-        // Die of the same signal, without a core dump of this process.
-        libc::prctl(libc::PR_SET_DUMPABLE, 0);
-        libc::signal(signal, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, signal);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::kill(libc::getpid(), signal);
-        libc::_exit(128 + signal);
-    }
-}
-
-/// `open` + `write` + `close`, allocation-free, for `pre_exec`.
-///
-/// # Safety
-/// Only raw system calls; callable between `fork` and `exec`.
-unsafe fn write_file(path: &CStr, contents: &[u8]) -> bool {
-    // SAFETY: raw system calls on a NUL-terminated path and a borrowed buffer.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return false;
-        }
-        let written = libc::write(fd, contents.as_ptr().cast(), contents.len());
-        libc::close(fd);
-        written == contents.len() as isize
     }
 }
 

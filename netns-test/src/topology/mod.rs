@@ -264,7 +264,7 @@ impl Topology {
 
     /// The one place a model is validated.
     fn validate(model: &Model) -> Result<Topology, TopologyError> {
-        let trace = Trace::new("topology");
+        let trace = Trace::new("topology", crate::settings::get().is_ok_and(|settings| settings.trace));
         let plan = plan::plan(model)?;
         trace.mark(&format!(
             "validated and planned once: {} nodes, {} links, {} routes",

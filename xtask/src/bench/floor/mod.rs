@@ -28,6 +28,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netns_test::__private::{self as library, Settings};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
@@ -47,8 +48,8 @@ const PEER_INDEX: u32 = 3;
 /// How long one netlink answer, the carrier or one echo reply may take before the cycle fails.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How the cycle gets its privileges, as the library decides it: `NETNS_TEST_MODE=root|rootless`,
-/// else root when the effective user is root.
+/// How the cycle gets its privileges, as the library decides it (its settings read
+/// `NETNS_TEST_MODE`, else root when the effective user is root).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Root,
@@ -60,14 +61,12 @@ enum Mode {
 }
 
 impl Mode {
-    fn detect() -> Mode {
-        let rootless =
-            Mode::Rootless { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
-        match std::env::var("NETNS_TEST_MODE").as_deref() {
-            Ok("rootless") => rootless,
-            Ok("root") => Mode::Root,
-            _ if nix::unistd::geteuid().is_root() => Mode::Root,
-            _ => rootless,
+    fn of(settings: &Settings) -> Mode {
+        match settings.mode() {
+            library::Mode::Root => Mode::Root,
+            library::Mode::Rootless => {
+                Mode::Rootless { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }
+            }
         }
     }
 
@@ -129,8 +128,10 @@ pub(crate) fn serve(cycles: usize) -> Result {
             "the floor must run in a single-threaded process; this one has {threads} threads"
         ));
     }
-    let mode = Mode::detect();
-    let trace = std::env::var_os("NETNS_TEST_TRACE").is_some_and(|value| value != "0");
+    // The library's settings, with its grammar and its errors for a bad value.
+    let settings = library::settings().map_err(|error| error.to_string())?;
+    let mode = Mode::of(settings);
+    let trace = settings.trace;
     let mut each = Vec::new();
     let started = Instant::now();
     for _ in 0..cycles {
