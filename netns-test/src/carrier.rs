@@ -10,12 +10,10 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::ctl::Ctl;
 use crate::error::{Error, Result};
-use crate::link::{
-    Conditions, Direction, DirectionCounters, Engine, NetemOptions, Port, WireId, WireSpec, apply_netem,
-    netem_available,
-};
+use crate::link::{Engine, NetemOptions, Port, WireId, WireSpec, apply_netem, netem_available};
 use crate::ns::NsFds;
 use crate::topology::{Plan, PlannedLink};
 use crate::wiring::{At, NodeNetlink};

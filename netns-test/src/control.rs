@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 use ipnet::IpNet;
 
 use crate::carrier::Carrier;
+use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result, name_list};
-use crate::link::{Conditions, Direction, DirectionCounters};
 use crate::network::{Interface, Network, Node};
 use crate::topology::{NodeKind, Plan, mac_for};
 use crate::wiring::{At, SockFilter, cbpf};

@@ -129,10 +129,11 @@
 extern crate self as netns_test;
 
 mod carrier;
+pub mod conditions;
 mod control;
 mod ctl;
 mod error;
-pub mod link;
+mod link;
 mod names;
 mod nat_core;
 mod network;
@@ -150,9 +151,9 @@ mod wiring;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use conditions::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss};
 pub use control::{Cut, DEFAULT_WAIT, Flap, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
-pub use link::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss};
 pub use netns_test_macros::{netns_test, test};
 pub use network::{Interface, Network, Node};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-use super::conditions::{Conditions, Direction, Distribution, Loss};
+use crate::conditions::{Conditions, Direction, Distribution, Loss};
 
 /// One random stream per impairment, so that they do not disturb each other, and one for
 /// the jitter and reorder draws of spared neighbour discovery.

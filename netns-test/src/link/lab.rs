@@ -17,7 +17,8 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::LinkAttribute;
 
 use super::packet::in_namespace;
-use super::{Conditions, DirectionCounters, Engine, Port, WireId, WireSpec};
+use super::{Engine, Port, WireId, WireSpec};
+use crate::conditions::{Conditions, DirectionCounters};
 use crate::ctl::Ctl;
 use crate::error::Error;
 use crate::ns::{self, NsFds, NsRequest};

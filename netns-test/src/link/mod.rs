@@ -11,7 +11,6 @@
 //! conditions for it and `apply_netem` installs it.
 
 mod capture;
-mod conditions;
 mod decide;
 mod engine;
 mod gso;
@@ -24,10 +23,6 @@ mod packet;
 #[cfg(test)]
 mod tests;
 
-pub use conditions::{
-    ConditionError, Conditions, DEFAULT_LIMIT, Direction, Distribution, GilbertElliott, Loss, MAX_DELAY,
-};
-pub use engine::DirectionCounters;
 pub(crate) use engine::{Engine, WireId, WireSpec};
 pub(crate) use netem::{NetemOptions, apply as apply_netem, netem_available};
 pub(crate) use packet::Port;

@@ -22,8 +22,8 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 
 use crate::error::{Error, Result};
 
-use super::conditions::{Conditions, Distribution, Loss};
 use super::decide::inverse_normal_cdf;
+use crate::conditions::{Conditions, Distribution, Loss};
 
 const TCA_OPTIONS: u16 = 2;
 const TCA_NETEM_CORR: u16 = 1;

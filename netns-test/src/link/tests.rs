@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::lab::{IFINDEX, Lab};
 use super::packet::in_namespace;
 use super::*;
+use crate::conditions::Conditions;
 use crate::error::Error;
 
 /// Keeps the tests that measure time from sharing the machine's CPUs with the tests that

@@ -10,7 +10,7 @@ mod plan;
 
 use std::sync::Arc;
 
-use crate::link::Conditions;
+use crate::conditions::Conditions;
 use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};

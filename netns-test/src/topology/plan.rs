@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{EndSpec, Link, Location, Model, NodeKind, TopologyError, TopologyErrorKind};
-use crate::link::Conditions;
+use crate::conditions::Conditions;
 
 mod routes;
 
@@ -381,18 +381,14 @@ fn plan_link(
         node.ifaces.push(iface);
     }
     if let Some(node) = &link.stray_conditions {
-        let kind = TopologyErrorKind::InvalidCondition {
-            link: label,
-            field: "conditions_from".into(),
-            value: format!("`{node}`"),
-            reason: "the node is not an end of this link".into(),
-        };
+        let kind = TopologyErrorKind::ConditionsForOtherNode { link: label, node: node.clone() };
         return Err(err(kind, at));
     }
     for (slot, conditions) in link.conditions.iter().enumerate() {
-        conditions
-            .validate()
-            .map_err(|error| err(error.for_link(format!("{label} from `{}`", link.ends[slot].node)), at))?;
+        conditions.validate().map_err(|source| {
+            let link = format!("{label} from `{}`", link.ends[slot].node);
+            err(TopologyErrorKind::InvalidCondition { link, source }, at)
+        })?;
     }
     // Conditions given at all (perfect ones too: they may change at runtime) or a capture
     // put the link through the wire namespace.

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::link::conditions::GilbertElliott;
+use crate::conditions::GilbertElliott;
 
 const MS: u64 = 1_000_000;
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::link::conditions::GilbertElliott;
+use crate::conditions::GilbertElliott;
 
 /// The encoding of `conditions` without the seed attribute, which tc 6.1 cannot send.
 fn encode(conditions: Conditions) -> Vec<u8> {

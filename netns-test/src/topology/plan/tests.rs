@@ -338,7 +338,7 @@ fn ports_of_big_switches_get_their_own_queue() {
         let mut builder = Topology::builder().switch("sw");
         for i in 0..ports {
             let link = Link::new(format!("h{i}"), "sw");
-            let link = if i == 0 { link.conditions(crate::link::Conditions::new()) } else { link };
+            let link = if i == 0 { link.conditions(crate::conditions::Conditions::new()) } else { link };
             builder = builder.host(format!("h{i}")).link(link);
         }
         builder.build().unwrap()
@@ -349,4 +349,25 @@ fn ports_of_big_switches_get_their_own_queue() {
     let big = switch(129);
     assert!(!big.plan().links[0].own_queue, "a link with conditions is left as it is");
     assert!(big.plan().links[1..].iter().all(|link| link.own_queue));
+}
+
+#[test]
+fn invalid_conditions_are_a_topology_error_carrying_the_condition_error() {
+    let link = Link::new("a", "b").conditions_from("b", Conditions::new().loss(2.0));
+    let error = Topology::builder().host("a").host("b").link(link).build().unwrap_err();
+    let TopologyErrorKind::InvalidCondition { link, source } = &error.kind else {
+        panic!("{error:?}");
+    };
+    assert_eq!((link.as_str(), source.field), ("link 1 (`a` – `b`) from `b`", "loss"));
+    assert_eq!(
+        error.to_string(),
+        "link 1 (`a` – `b`) from `b`: invalid condition loss = 2: must be a probability from 0 to 1 \
+         (0.05 is 5 %)"
+    );
+    let stray = Link::new("a", "b").conditions_from("c", Conditions::new());
+    let error = Topology::builder().host("a").host("b").link(stray).build().unwrap_err();
+    assert_eq!(
+        error.kind,
+        TopologyErrorKind::ConditionsForOtherNode { link: "link 1 (`a` – `b`)".into(), node: "c".into() }
+    );
 }

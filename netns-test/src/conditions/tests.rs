@@ -83,16 +83,6 @@ fn validation_names_the_field_and_the_value() {
 }
 
 #[test]
-fn a_condition_error_becomes_a_topology_error() {
-    let error = Conditions::new().loss(2.0).validate().unwrap_err().for_link("link 1 (`a` – `b`), a→b");
-    assert_eq!(
-        error.to_string(),
-        "link 1 (`a` – `b`), a→b: invalid condition loss = 2: must be a probability from 0 to 1 \
-         (0.05 is 5 %)"
-    );
-}
-
-#[test]
 fn units_parse_like_people_write_them() {
     assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
     assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));

@@ -1,6 +1,14 @@
-//! The conditions of one direction of a link: delay, jitter, loss, rate, reorder, duplicate,
-//! corrupt, and the seed that makes them replayable. The topology-file schema is documented
-//! on [`Conditions`].
+//! Link conditions: delay, jitter, loss, rate, reorder, duplicate and corrupt, per direction
+//! of a link, seeded so that a run can be replayed, and the counters of what they did.
+//!
+//! [`Conditions`] is the model: given in a topology
+//! ([`Link::conditions`](crate::Link::conditions), or a topology file, whose schema is
+//! documented on [`Conditions`]) and changed while the test runs
+//! ([`LinkHandle::set_conditions`](crate::LinkHandle::set_conditions)). They are validated
+//! once, with [`Conditions::validate`], before anything carries them: an invalid value is the
+//! same [`ConditionError`] whichever backend (the user-space engine or netem) would have
+//! applied it. [`DirectionCounters`] are what the user-space engine did to the frames of one
+//! direction.
 
 use std::fmt;
 use std::time::Duration;
@@ -134,16 +142,6 @@ impl ConditionError {
     fn new(field: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
         ConditionError { field, value: value.to_string(), reason: reason.into() }
     }
-
-    /// The same error as a topology error for `link` (e.g. "link 2 (`a` – `b`), a→b").
-    pub fn for_link(self, link: impl Into<String>) -> crate::TopologyErrorKind {
-        crate::TopologyErrorKind::InvalidCondition {
-            link: link.into(),
-            field: self.field.to_string(),
-            value: self.value,
-            reason: self.reason,
-        }
-    }
 }
 
 /// The conditions of one direction of a link. The default is a perfect link.
@@ -165,7 +163,7 @@ impl ConditionError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use netns_test::link::{Conditions, Distribution};
+/// use netns_test::conditions::{Conditions, Distribution};
 ///
 /// let wan = Conditions::new()
 ///     .delay(Duration::from_millis(40))
@@ -493,7 +491,10 @@ pub(crate) fn percent(fraction: f64) -> String {
     format!("{}%", (fraction * 100.0 * 1e9).round() / 1e9)
 }
 
+mod counters;
 mod file;
 
 #[cfg(test)]
 mod tests;
+
+pub use counters::DirectionCounters;
