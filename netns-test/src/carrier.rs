@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::conditions::{Conditions, Direction, DirectionCounters};
-use crate::ctl::Ctl;
 use crate::error::{Error, Result};
 use crate::link::{Engine, NetemOptions, Port, WireId, WireSpec, apply_netem, netem_available};
+use crate::netlink::NetlinkRuntime;
+use crate::netlink::{At, NodeNetlink};
 use crate::ns::NsFds;
 use crate::topology::{Plan, PlannedLink};
-use crate::wiring::{At, NodeNetlink};
 
 /// What carries the links with conditions.
 #[derive(Debug)]
@@ -267,7 +267,7 @@ impl Carrier {
         seed: u64,
         wire: Arc<NsFds>,
         netlink: NodeNetlink,
-        ctl: &Ctl,
+        netlink_rt: &NetlinkRuntime,
         test: &str,
     ) -> Result<Carrier> {
         let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
@@ -287,7 +287,7 @@ impl Carrier {
                     NetemOptions::from_conditions(&link.conditions[1], link_seed(seed, index))?,
                 ];
                 let handle = netlink.handle.clone();
-                ctl.block_on(async move {
+                netlink_rt.block_on(async move {
                     let at = At { node: "wire", handle: &handle };
                     at.add_bridge(bridge, &names[2]).await?;
                     at.set_controller(a, &names[0], bridge).await?;
@@ -353,7 +353,7 @@ impl Carrier {
     pub(crate) fn set_conditions(
         &self,
         plan: &Plan,
-        ctl: &Ctl,
+        netlink_rt: &NetlinkRuntime,
         index: usize,
         direction: Direction,
         conditions: Conditions,
@@ -381,7 +381,8 @@ impl Carrier {
                     Direction::BToA => (a, names[0].clone()),
                 };
                 let handle = self.netlink.handle.clone();
-                ctl.block_on(async move { apply_netem(&handle, "wire", ifindex, &name, &options).await })
+                netlink_rt
+                    .block_on(async move { apply_netem(&handle, "wire", ifindex, &name, &options).await })
             }
             _ => unreachable!("a change is prepared for the backend that carries the link"),
         }

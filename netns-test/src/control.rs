@@ -13,9 +13,10 @@ use ipnet::IpNet;
 use crate::carrier::Carrier;
 use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result, name_list};
+use crate::netlink::At;
+use crate::netlink::tc::{SockFilter, cbpf};
 use crate::network::{Interface, Network, Node};
 use crate::topology::{NodeKind, Plan, mac_for};
-use crate::wiring::{At, SockFilter, cbpf};
 
 /// How long a [`Wait`] waits unless told otherwise.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
@@ -37,7 +38,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub struct Wait {
     what: String,
     timeout: Duration,
-    ctl: tokio::runtime::Handle,
+    netlink_rt: tokio::runtime::Handle,
     check: Box<dyn FnOnce(Instant) -> BoxFuture<Result<()>> + Send>,
 }
 
@@ -49,11 +50,11 @@ impl std::fmt::Debug for Wait {
 
 impl Wait {
     fn new(
-        ctl: &tokio::runtime::Handle,
+        netlink_rt: &tokio::runtime::Handle,
         what: String,
         check: impl FnOnce(Instant) -> BoxFuture<Result<()>> + Send + 'static,
     ) -> Wait {
-        Wait { what, timeout: DEFAULT_WAIT, ctl: ctl.clone(), check: Box::new(check) }
+        Wait { what, timeout: DEFAULT_WAIT, netlink_rt: netlink_rt.clone(), check: Box::new(check) }
     }
 
     /// Waits at most `timeout` (default 10 s) before failing with [`Error::Timeout`]. Any
@@ -69,8 +70,8 @@ impl Wait {
     /// [`Error::Timeout`] naming the condition when it did not hold in time, or the error that
     /// checking it met.
     pub fn wait(self) -> Result<()> {
-        let ctl = self.ctl.clone();
-        crate::ctl::spawn_on(&ctl, self.run()).wait()
+        let netlink_rt = self.netlink_rt.clone();
+        crate::netlink::runtime::spawn_on(&netlink_rt, self.run()).wait()
     }
 
     async fn run(self) -> Result<()> {
@@ -88,8 +89,8 @@ impl IntoFuture for Wait {
     type IntoFuture = BoxFuture<Result<()>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let ctl = self.ctl.clone();
-        let task = ctl.spawn(self.run());
+        let netlink_rt = self.netlink_rt.clone();
+        let task = netlink_rt.spawn(self.run());
         Box::pin(async move {
             task.await.unwrap_or_else(|_| Err(Error::io("waiting", std::io::ErrorKind::Interrupted.into())))
         })
@@ -286,7 +287,7 @@ fn install(node: &Node, filters: &[Filter], program: &[SockFilter]) -> Result<()
     let name = node.name().to_string();
     let filters: Vec<Filter> = filters.to_vec();
     let program = program.to_vec();
-    node.ctl().block_on(async move {
+    node.netlink_rt().block_on(async move {
         let at = At { node: &name, handle: &netlink.handle };
         for filter in &filters {
             at.ensure_clsact(filter.index, &filter.name).await?;
@@ -302,7 +303,7 @@ fn remove(filters: &[Filter]) -> Result<()> {
         let netlink = filter.node.netlink().clone();
         let name = filter.node.name().to_string();
         let (index, ifname, prio) = (filter.index, filter.name.clone(), filter.prio);
-        let result = filter.node.ctl().block_on(async move {
+        let result = filter.node.netlink_rt().block_on(async move {
             At { node: &name, handle: &netlink.handle }.del_ingress_filter(index, &ifname, prio).await
         });
         if let Err(error) = result {
@@ -445,7 +446,7 @@ impl LinkHandle {
         }
         let work: Vec<(Node, Vec<Neighbour>)> =
             work.into_iter().map(|(node, known)| (self.network.nodes()[node].clone(), known)).collect();
-        self.network.ctl().block_on(async move {
+        self.network.netlink_rt().block_on(async move {
             futures_util::future::try_join_all(work.iter().map(|(node, known)| async move {
                 let at = At { node: node.name(), handle: &node.netlink().handle };
                 for (index, addr) in at.unresolved_neighbours().await? {
@@ -499,7 +500,7 @@ impl LinkHandle {
                 .collect();
             let netlink = node.netlink().clone();
             let name = node.name().to_string();
-            node.ctl().block_on(async move {
+            node.netlink_rt().block_on(async move {
                 let at = At { node: &name, handle: &netlink.handle };
                 for (to, via) in routes {
                     at.add_route_again(to, via).await?;
@@ -549,7 +550,7 @@ impl LinkHandle {
         for direction in Direction::BOTH {
             carrier.set_conditions(
                 self.network.plan(),
-                self.network.ctl(),
+                self.network.netlink_rt(),
                 self.link,
                 direction,
                 conditions.clone(),
@@ -566,7 +567,7 @@ impl LinkHandle {
         let direction = self.direction_from(node)?;
         self.carrier()?.set_conditions(
             self.network.plan(),
-            self.network.ctl(),
+            self.network.netlink_rt(),
             self.link,
             direction,
             conditions,
@@ -625,7 +626,7 @@ impl LinkHandle {
             let (index, name) = (iface.index(), ifname.clone());
             let netlink = node.netlink().clone();
             let node_name = node.name().to_string();
-            node.ctl().block_on(async move {
+            node.netlink_rt().block_on(async move {
                 At { node: &node_name, handle: &netlink.handle }.set_link_up(index, &name, up).await
             })?;
         }
@@ -650,26 +651,30 @@ impl LinkHandle {
         let (network, link) = (self.network.clone(), self.link);
         let what =
             if uncut { "to carry traffic (up with carrier, and not cut)" } else { "to be up with carrier" };
-        Wait::new(self.ends[0].0.ctl().handle(), format!("{} {what}", self.describe()), move |deadline| {
-            Box::pin(async move {
-                for (node, index) in ends {
-                    let netlink = node.netlink();
-                    netlink
-                        .links
-                        .wait(&netlink.handle, index, deadline, |status| status.ready())
-                        .await
-                        .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
-                }
-                if !uncut {
-                    return Ok(());
-                }
-                // Cuts are this process's own doing, with no kernel notification to wait on.
-                poll_until(deadline, || {
-                    std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
+        Wait::new(
+            self.ends[0].0.netlink_rt().handle(),
+            format!("{} {what}", self.describe()),
+            move |deadline| {
+                Box::pin(async move {
+                    for (node, index) in ends {
+                        let netlink = node.netlink();
+                        netlink
+                            .links
+                            .wait(&netlink.handle, index, deadline, |status| status.ready())
+                            .await
+                            .map_err(|_| Error::Timeout { what: String::new(), after: Duration::ZERO })?;
+                    }
+                    if !uncut {
+                        return Ok(());
+                    }
+                    // Cuts are this process's own doing, with no kernel notification to wait on.
+                    poll_until(deadline, || {
+                        std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
+                    })
+                    .await
                 })
-                .await
-            })
-        })
+            },
+        )
     }
 }
 
@@ -790,7 +795,7 @@ impl Node {
         });
         let what = format!("a {protocol:?} socket bound to {addr} in node `{}`", self.name());
         let node = self.name().to_string();
-        Wait::new(self.ctl().handle(), what, move |deadline| {
+        Wait::new(self.netlink_rt().handle(), what, move |deadline| {
             Box::pin(async move {
                 let mut files = Vec::new();
                 for file in opened {
@@ -825,7 +830,7 @@ impl Node {
     pub fn address_ready(&self, addr: IpAddr) -> Wait {
         let netlink = self.netlink().clone();
         let what = format!("address {addr} to be usable in node `{}`", self.name());
-        Wait::new(self.ctl().handle(), what, move |deadline| {
+        Wait::new(self.netlink_rt().handle(), what, move |deadline| {
             Box::pin(async move {
                 poll_until(deadline, || async { Ok(address_usable(&netlink.handle, addr).await) }).await
             })
@@ -837,7 +842,7 @@ impl Node {
     pub fn route_ready(&self, destination: IpAddr) -> Wait {
         let netlink = self.netlink().clone();
         let what = format!("a route to {destination} in node `{}`", self.name());
-        Wait::new(self.ctl().handle(), what, move |deadline| {
+        Wait::new(self.netlink_rt().handle(), what, move |deadline| {
             Box::pin(async move {
                 poll_until(deadline, || async { Ok(has_route(&netlink.handle, destination).await) }).await
             })

@@ -131,13 +131,12 @@ extern crate self as netns_test;
 mod carrier;
 pub mod conditions;
 mod control;
-mod ctl;
 mod error;
 mod link;
 mod names;
 mod nat_core;
+mod netlink;
 mod network;
-mod nftables;
 mod ns;
 pub mod ping;
 pub mod probe;
@@ -145,7 +144,6 @@ mod runner;
 mod time;
 mod topology;
 mod trace;
-mod wiring;
 
 #[doc(hidden)]
 #[path = "private.rs"]

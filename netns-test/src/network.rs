@@ -15,13 +15,13 @@ use ipnet::IpNet;
 use tokio::sync::oneshot;
 
 use crate::carrier::Carrier;
-use crate::ctl::Ctl;
 use crate::error::{Error, Result, name_list};
+use crate::netlink::NetlinkRuntime;
+use crate::netlink::{At, NodeNetlink, VethEnd};
 use crate::ns::{self, NsFds, NsRequest};
 use crate::runner::protocol::{NodeFds, env};
 use crate::topology::{NodeKind, Plan, PlannedLink, Topology};
 use crate::trace::Trace;
-use crate::wiring::{At, NodeNetlink, VethEnd};
 
 /// How long bringing a network up may wait for the kernel to report its links ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,7 +45,7 @@ struct NetworkInner {
     /// How many cuts each link of the plan has now (a link is ready only when it has none).
     cuts: Vec<AtomicUsize>,
     // Dropped last: the nodes' netlink connections run on it.
-    ctl: Arc<Ctl>,
+    netlink_rt: Arc<NetlinkRuntime>,
 }
 
 // A panic cannot leave a network or node half-updated: their state is the kernel's, reached
@@ -74,8 +74,8 @@ impl Network {
         // The topology was validated and planned once, when it was made; bring-up works from
         // that plan.
         let plan = Arc::clone(topology.plan());
-        let ctl = Arc::new(Ctl::start()?);
-        trace.mark("control thread started (the topology's plan reused, not validated again)");
+        let netlink_rt = Arc::new(NetlinkRuntime::start()?);
+        trace.mark("netlink thread started (the topology's plan reused, not validated again)");
         let local = plan.local;
 
         // The other nodes' namespaces are made on worker threads while this thread configures
@@ -92,7 +92,7 @@ impl Network {
         }
         let open_node = |index: usize| -> Result<NodeNetlink> {
             configure_namespace(&plan, index)?;
-            NodeNetlink::open(ctl.handle())
+            NodeNetlink::open(netlink_rt.handle())
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
         };
         let (mut made, (local_fds, local_netlink)) = ns::create_namespaces(
@@ -101,7 +101,7 @@ impl Network {
                 Some(&index) => open_node(index),
                 None => {
                     configure_wire()?;
-                    NodeNetlink::open(ctl.handle())
+                    NodeNetlink::open(netlink_rt.handle())
                         .map_err(|e| Error::io("opening netlink in the wire namespace", e))
                 }
             },
@@ -128,7 +128,7 @@ impl Network {
             .enumerate()
             .map(|(index, (slot, spec))| {
                 let (fds, netlink) = slot.expect("every node has namespaces");
-                Node::new(&plan, index, spec.kind, fds, netlink, Arc::clone(&ctl))
+                Node::new(&plan, index, spec.kind, fds, netlink, Arc::clone(&netlink_rt))
             })
             .collect();
 
@@ -138,7 +138,7 @@ impl Network {
             .map(|node| (node.name().to_string(), node.inner.netlink.clone(), node.inner.fds.raw().0))
             .chain(wire_ns.iter().map(|(fds, netlink)| (WIRE.to_string(), netlink.clone(), fds.raw().0)))
             .collect();
-        let wired = ctl.spawn(wire(Arc::clone(&plan), wiring, trace));
+        let wired = netlink_rt.spawn(wire(Arc::clone(&plan), wiring, trace));
         // While the control thread wires the network, this thread makes node names resolve for
         // the body and for every program it starts, and names the local node.
         crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
@@ -158,14 +158,15 @@ impl Network {
         let carrier = match wire_ns {
             Some((fds, netlink)) => {
                 let seed = crate::carrier::network_seed(plan.random_seed)?;
-                let carrier = Carrier::start(&plan, seed, fds, netlink, &ctl, test)?;
+                let carrier = Carrier::start(&plan, seed, fds, netlink, &netlink_rt, test)?;
                 trace.mark("links with conditions carried");
                 Some(carrier)
             }
             None => None,
         };
         let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
-        let inner = NetworkInner { nodes, local, topology: topology.clone(), plan, carrier, cuts, ctl };
+        let inner =
+            NetworkInner { nodes, local, topology: topology.clone(), plan, carrier, cuts, netlink_rt };
         Ok(Network { inner: Arc::new(inner) })
     }
 
@@ -177,8 +178,8 @@ impl Network {
         self.inner.carrier.as_ref()
     }
 
-    pub(crate) fn ctl(&self) -> &Ctl {
-        &self.inner.ctl
+    pub(crate) fn netlink_rt(&self) -> &NetlinkRuntime {
+        &self.inner.netlink_rt
     }
 
     /// The number of cuts plan link `link` has now.
@@ -546,7 +547,7 @@ struct NodeInner {
     fds: Arc<NsFds>,
     netlink: NodeNetlink,
     runtime: OnceLock<NodeRuntime>,
-    ctl: Arc<Ctl>,
+    netlink_rt: Arc<NetlinkRuntime>,
 }
 
 /// A current-thread runtime on a thread inside the node, started on first use.
@@ -573,7 +574,7 @@ impl Node {
         kind: NodeKind,
         fds: NsFds,
         netlink: NodeNetlink,
-        ctl: Arc<Ctl>,
+        netlink_rt: Arc<NetlinkRuntime>,
     ) -> Node {
         let spec = &plan.nodes[index];
         let interfaces = spec
@@ -601,7 +602,7 @@ impl Node {
                 fds: Arc::new(fds),
                 netlink,
                 runtime: OnceLock::new(),
-                ctl,
+                netlink_rt,
             }),
         }
     }
@@ -725,7 +726,7 @@ impl Node {
         let handle = self.inner.netlink.handle.clone();
         let header = format!("node {} ({})\n", self.inner.name, self.inner.kind.as_str());
         let name = self.inner.name.clone();
-        let body = self.inner.ctl.block_on(async move { crate::wiring::dump(&handle).await });
+        let body = self.inner.netlink_rt.block_on(async move { crate::netlink::dump::dump(&handle).await });
         body.map(|body| header + &body)
             .map_err(|source| Error::netlink(name, "ip addr show; ip route show", source))
     }
@@ -734,8 +735,8 @@ impl Node {
         &self.inner.netlink
     }
 
-    pub(crate) fn ctl(&self) -> &Ctl {
-        &self.inner.ctl
+    pub(crate) fn netlink_rt(&self) -> &NetlinkRuntime {
+        &self.inner.netlink_rt
     }
 }
 

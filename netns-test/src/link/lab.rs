@@ -19,10 +19,10 @@ use rtnetlink::packet_route::link::LinkAttribute;
 use super::packet::in_namespace;
 use super::{Engine, Port, WireId, WireSpec};
 use crate::conditions::{Conditions, DirectionCounters};
-use crate::ctl::Ctl;
 use crate::error::Error;
+use crate::netlink::NetlinkRuntime;
+use crate::netlink::{At, NodeNetlink, VethEnd};
 use crate::ns::{self, NsFds, NsRequest};
-use crate::wiring::{At, NodeNetlink, VethEnd};
 
 /// The address of node `a`.
 pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -44,7 +44,7 @@ pub(crate) struct Lab {
     /// The netlink connections of `a`, (the wire) and `b`.
     pub(crate) netlink: Vec<NodeNetlink>,
     // The netlink connections run on the control runtime: dropped last.
-    pub(crate) ctl: Ctl,
+    pub(crate) netlink_rt: NetlinkRuntime,
 }
 
 impl Lab {
@@ -54,7 +54,7 @@ impl Lab {
     }
 
     fn build(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> crate::Result<Lab> {
-        let ctl = Ctl::start()?;
+        let netlink_rt = NetlinkRuntime::start()?;
         let names = ["a", "wire", "b"];
         let requests: Vec<NsRequest<'_>> =
             names.iter().map(|name| NsRequest { name, hostname: false }).collect();
@@ -70,14 +70,14 @@ impl Lab {
                     ns::write_sysctl("net.ipv4.ping_group_range", "0 0")
                         .map_err(|e| Error::io("setting net.ipv4.ping_group_range", e))?;
                 }
-                NodeNetlink::open(ctl.handle()).map_err(|e| Error::io("opening netlink", e))
+                NodeNetlink::open(netlink_rt.handle()).map_err(|e| Error::io("opening netlink", e))
             },
             || Ok(()),
         )?;
         let (fds, netlink): (Vec<NsFds>, Vec<NodeNetlink>) = made.into_iter().unzip();
         let raw: Vec<i32> = fds.iter().map(|fds| fds.raw().0).collect();
         let wired = netlink.clone();
-        ctl.block_on(async move { wire(&wired, &raw).await })?;
+        netlink_rt.block_on(async move { wire(&wired, &raw).await })?;
         let mut fds: Vec<Arc<NsFds>> = fds.into_iter().map(Arc::new).collect();
         let b = fds.pop().expect("node b");
         let port =
@@ -91,7 +91,7 @@ impl Lab {
             seed,
             capture,
         })?;
-        Ok(Lab { a: Arc::clone(&fds[0]), b, wire: (engine, id), netlink, ctl })
+        Ok(Lab { a: Arc::clone(&fds[0]), b, wire: (engine, id), netlink, netlink_rt })
     }
 
     /// The engine's counters (a→b, b→a).
@@ -105,7 +105,7 @@ impl Lab {
         let (netlink, node) =
             if b { (&self.netlink[self.netlink.len() - 1], "b") } else { (&self.netlink[0], "a") };
         let handle = netlink.handle.clone();
-        self.ctl
+        self.netlink_rt
             .block_on(async move { At { node, handle: &handle }.add_address(IFINDEX, "eth0", address).await })
             .unwrap_or_else(|e| panic!("{e:?}"));
     }

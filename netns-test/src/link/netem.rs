@@ -13,14 +13,12 @@ use std::fmt::Write as _;
 use std::io;
 use std::sync::OnceLock;
 
-use futures_util::StreamExt;
-use rtnetlink::packet_core::{
-    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
-};
+use rtnetlink::packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 
 use crate::error::{Error, Result};
+use crate::netlink::{acked, is_errno};
 
 use super::decide::inverse_normal_cdf;
 use crate::conditions::{Conditions, Distribution, Loss};
@@ -230,11 +228,13 @@ pub(crate) async fn apply(
     ifname: &str,
     options: &NetemOptions,
 ) -> Result<()> {
-    send_qdisc(handle, ifindex, options).await.map_err(|error| match &error {
-        rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENOENT => {
-            Error::Unsupported { feature: "sch_netem".into(), reason: missing_netem_reason(&message.to_io()) }
+    send_qdisc(handle, ifindex, options).await.map_err(|error| {
+        if is_errno(&error, libc::ENOENT) {
+            let answer = io::Error::from_raw_os_error(libc::ENOENT);
+            Error::Unsupported { feature: "sch_netem".into(), reason: missing_netem_reason(&answer) }
+        } else {
+            Error::netlink(node, format!("tc qdisc replace dev {ifname} root netem"), error)
         }
-        _ => Error::netlink(node, format!("tc qdisc replace dev {ifname} root netem"), error),
     })
 }
 
@@ -248,15 +248,7 @@ async fn send_qdisc(
     let mut message = TcMessage::with_index(ifindex as i32);
     message.header.parent = TcHandle::ROOT;
     message.attributes.extend(options.tc_attributes());
-    let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(message));
-    request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
-    let mut responses = handle.clone().request(request)?;
-    while let Some(response) = responses.next().await {
-        if let NetlinkPayload::Error(error) = response.payload {
-            return Err(rtnetlink::Error::NetlinkError(error));
-        }
-    }
-    Ok(())
+    acked(handle, RouteNetlinkMessage::NewQueueDiscipline(message), NLM_F_CREATE | NLM_F_REPLACE).await
 }
 
 /// Why the kernel has no netem, and what would provide it.

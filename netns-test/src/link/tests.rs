@@ -176,7 +176,7 @@ fn netem_delays_packets_or_says_precisely_why_it_cannot() {
     let apply = |node: usize, name: &'static str| {
         let handle = link.netlink[node].handle.clone();
         let options = options.clone();
-        link.ctl.block_on(async move { apply_netem(&handle, name, IFINDEX, "eth0", &options).await })
+        link.netlink_rt.block_on(async move { apply_netem(&handle, name, IFINDEX, "eth0", &options).await })
     };
     match netem_available() {
         Ok(()) => {

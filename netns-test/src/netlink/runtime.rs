@@ -1,9 +1,9 @@
-//! The control runtime: one background thread that drives every netlink connection of a
+//! The netlink runtime: one background thread that drives every netlink connection of a
 //! network.
 //!
 //! rtnetlink is asynchronous, while the test body may be synchronous or run its own runtime.
 //! Keeping the netlink connections on a dedicated current-thread runtime lets both kinds of test
-//! call the control API (cut a link, wait for a carrier) without nesting runtimes.
+//! call the network's API (cut a link, wait for a carrier) without nesting runtimes.
 
 use std::future::Future;
 use std::sync::mpsc;
@@ -16,29 +16,29 @@ use crate::error::{Error, Result};
 
 /// A current-thread tokio runtime running on its own thread until dropped.
 #[derive(Debug)]
-pub(crate) struct Ctl {
+pub(crate) struct NetlinkRuntime {
     handle: Handle,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
-impl Ctl {
-    /// Starts the control thread.
+impl NetlinkRuntime {
+    /// Starts the netlink thread.
     pub(crate) fn start() -> Result<Self> {
         let runtime = Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|error| Error::io("starting the control runtime", error))?;
+            .map_err(|error| Error::io("starting the netlink runtime", error))?;
         let handle = runtime.handle().clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let thread = thread::Builder::new()
-            .name("netns-test-ctl".into())
+            .name("netns-test-netlink".into())
             .spawn(move || {
                 // Either a shutdown message or the sender being dropped ends the loop.
                 let _ = runtime.block_on(stopped);
             })
-            .map_err(|error| Error::io("starting the control thread", error))?;
-        Ok(Ctl { handle, shutdown: Some(shutdown), thread: Some(thread) })
+            .map_err(|error| Error::io("starting the netlink thread", error))?;
+        Ok(NetlinkRuntime { handle, shutdown: Some(shutdown), thread: Some(thread) })
     }
 
     /// The runtime's handle, for spawning connection tasks and entering its context.
@@ -46,7 +46,7 @@ impl Ctl {
         &self.handle
     }
 
-    /// Starts `future` on the control thread; the caller goes on and waits for it later.
+    /// Starts `future` on the netlink thread; the caller goes on and waits for it later.
     pub(crate) fn spawn<F>(&self, future: F) -> Pending<F::Output>
     where
         F: Future + Send + 'static,
@@ -55,25 +55,25 @@ impl Ctl {
         spawn_on(&self.handle, future)
     }
 
-    /// Runs `future` on the control thread and blocks the caller until it completes.
+    /// Runs `future` on the netlink thread and blocks the caller until it completes.
     ///
     /// # Panics
-    /// When called from the control thread itself, which would deadlock.
+    /// When called from the netlink thread itself, which would deadlock.
     pub(crate) fn block_on<F>(&self, future: F) -> F::Output
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let control_thread = self.thread.as_ref().map(|thread| thread.thread().id());
+        let netlink_thread = self.thread.as_ref().map(|thread| thread.thread().id());
         assert!(
-            control_thread != Some(thread::current().id()),
-            "netns-test: a blocking control call was made from the control thread"
+            netlink_thread != Some(thread::current().id()),
+            "netns-test: a blocking netlink call was made from the netlink thread"
         );
         self.spawn(future).wait()
     }
 }
 
-/// Starts `future` on the runtime of `handle` (a control thread's); the caller waits for it
+/// Starts `future` on the runtime of `handle` (a netlink thread's); the caller waits for it
 /// later with [`Pending::wait`].
 pub(crate) fn spawn_on<F>(handle: &Handle, future: F) -> Pending<F::Output>
 where
@@ -87,7 +87,7 @@ where
     Pending { receiver }
 }
 
-/// A future running on the control thread, to wait for later (see [`Ctl::spawn`]).
+/// A future running on the netlink thread, to wait for later (see [`NetlinkRuntime::spawn`]).
 #[must_use = "the result is lost unless waited for"]
 pub(crate) struct Pending<T> {
     receiver: mpsc::Receiver<T>,
@@ -96,11 +96,11 @@ pub(crate) struct Pending<T> {
 impl<T> Pending<T> {
     /// Blocks until the future has completed.
     pub(crate) fn wait(self) -> T {
-        self.receiver.recv().expect("the netns-test control thread stopped while a request was pending")
+        self.receiver.recv().expect("the netns-test netlink thread stopped while a request was pending")
     }
 }
 
-impl Drop for Ctl {
+impl Drop for NetlinkRuntime {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
