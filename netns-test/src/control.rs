@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 
-use crate::carrier::Carrier;
 use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result, name_list};
+use crate::impair::Backend;
 use crate::netlink::At;
 use crate::netlink::tc::{SockFilter, cbpf};
 use crate::network::{Interface, Network, Node};
@@ -528,7 +528,7 @@ impl LinkHandle {
         }
     }
 
-    fn carrier(&self) -> Result<&Carrier> {
+    fn carrier(&self) -> Result<&Backend> {
         let carried = self.network.plan().links[self.link].wire.is_some();
         match self.network.carrier() {
             Some(carrier) if carried => Ok(carrier),

@@ -128,13 +128,11 @@
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
 
-mod carrier;
 pub mod conditions;
 mod control;
 mod error;
-mod link;
+mod impair;
 mod names;
-mod nat_core;
 mod netlink;
 mod network;
 mod ns;

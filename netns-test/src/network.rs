@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
-use crate::carrier::Carrier;
 use crate::error::{Error, Result, name_list};
+use crate::impair::Backend;
 use crate::netlink::NetlinkRuntime;
 use crate::netlink::{At, NodeNetlink, VethEnd};
 use crate::ns::{self, NsFds, NsRequest};
@@ -41,7 +41,7 @@ struct NetworkInner {
     topology: Topology,
     plan: Arc<Plan>,
     /// The links with conditions, when there are any.
-    carrier: Option<Carrier>,
+    carrier: Option<Backend>,
     /// How many cuts each link of the plan has now (a link is ready only when it has none).
     cuts: Vec<AtomicUsize>,
     // Dropped last: the nodes' netlink connections run on it.
@@ -157,8 +157,8 @@ impl Network {
 
         let carrier = match wire_ns {
             Some((fds, netlink)) => {
-                let seed = crate::carrier::network_seed(plan.random_seed)?;
-                let carrier = Carrier::start(&plan, seed, fds, netlink, &netlink_rt, test)?;
+                let seed = crate::impair::network_seed(plan.random_seed)?;
+                let carrier = Backend::start(&plan, seed, fds, netlink, &netlink_rt, test)?;
                 trace.mark("links with conditions carried");
                 Some(carrier)
             }
@@ -174,7 +174,7 @@ impl Network {
         &self.inner.plan
     }
 
-    pub(crate) fn carrier(&self) -> Option<&Carrier> {
+    pub(crate) fn carrier(&self) -> Option<&Backend> {
         self.inner.carrier.as_ref()
     }
 
@@ -189,7 +189,7 @@ impl Network {
 
     /// The seed of the link conditions, when the network has links with conditions.
     pub fn random_seed(&self) -> Option<u64> {
-        self.inner.carrier.as_ref().map(Carrier::seed)
+        self.inner.carrier.as_ref().map(Backend::seed)
     }
 
     /// The capture files being written (see [`Link::capture`](crate::Link::capture)).
@@ -259,7 +259,7 @@ impl Network {
         });
         let wire = self.inner.carrier.iter().map(|carrier| NodeFds {
             name: format!("({WIRE})"),
-            net: Some(carrier.wire().raw().0),
+            net: Some(carrier.middle().raw().0),
             uts: None,
         });
         nodes.chain(wire).collect()

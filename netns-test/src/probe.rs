@@ -214,7 +214,7 @@ async fn scratch_checks() -> Vec<Check> {
         "Linux bridges can be created (switch nodes)",
         "the kernel needs CONFIG_BRIDGE (module bridge); switch nodes fail without it",
     ));
-    let netem = crate::link::netem_available();
+    let netem = crate::impair::netem_available();
     checks.push(Check {
         name: "netem qdisc",
         verdict: if netem.is_ok() { Verdict::Ok } else { Verdict::Warning },

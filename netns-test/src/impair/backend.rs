@@ -1,20 +1,22 @@
-//! Carrying links with conditions: the hidden wire namespace, the user-space engine or netem,
-//! the seed that makes a run replayable, and the packet captures.
+//! The backend that carries the links with conditions of one network: the choice between the
+//! user-space engine and netem, the middle namespace, the seed that makes a run replayable,
+//! and the packet captures.
 //!
-//! A link with conditions (or a capture) is built as `A:eth ⇄ wire:w<i>a` and
-//! `wire:w<i>b ⇄ B:eth`; the nodes see an ordinary veth interface. In the wire namespace,
-//! either the user-space engine forwards between `w<i>a` and `w<i>b` through packet sockets,
+//! A link with conditions (or a capture) is built as `A:eth ⇄ middle:m<i>a` and
+//! `middle:m<i>b ⇄ B:eth`; the nodes see an ordinary veth interface. In the middle namespace,
+//! either the user-space engine forwards between `m<i>a` and `m<i>b` through packet sockets,
 //! or a bridge joins them with a netem qdisc on each (where the kernel has `sch_netem`).
 
 use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::engine::{Engine, LinkId, LinkSpec};
+use super::netem::{NetemOptions, apply as apply_netem, netem_available};
+use super::packet::Port;
 use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result};
-use crate::link::{Engine, NetemOptions, Port, WireId, WireSpec, apply_netem, netem_available};
-use crate::netlink::NetlinkRuntime;
-use crate::netlink::{At, NodeNetlink};
+use crate::netlink::{At, NetlinkRuntime, NodeNetlink};
 use crate::ns::NsFds;
 use crate::topology::{Plan, PlannedLink};
 
@@ -22,24 +24,24 @@ use crate::topology::{Plan, PlannedLink};
 #[derive(Debug)]
 enum How {
     /// The user-space engine; the id of each carried link, by plan link index.
-    Engine { engine: Engine, ids: Vec<Option<WireId>> },
-    /// netem qdiscs in the wire namespace.
+    Engine { engine: Engine, ids: Vec<Option<LinkId>> },
+    /// netem qdiscs in the middle namespace.
     Netem,
 }
 
 impl How {
-    fn backend(&self) -> Backend {
+    fn kind(&self) -> Kind {
         match self {
-            How::Engine { .. } => Backend::Engine,
-            How::Netem => Backend::Netem,
+            How::Engine { .. } => Kind::Engine,
+            How::Netem => Kind::Netem,
         }
     }
 }
 
 /// The links with conditions of one network.
 #[derive(Debug)]
-pub(crate) struct Carrier {
-    wire: Arc<NsFds>,
+pub(crate) struct Backend {
+    middle: Arc<NsFds>,
     netlink: NodeNetlink,
     how: How,
     seed: u64,
@@ -100,7 +102,7 @@ fn capture_name(index: usize, plan: &Plan, link: &PlannedLink) -> String {
 
 /// The two ways of carrying links with conditions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
+enum Kind {
     /// The user-space engine.
     Engine,
     /// netem qdiscs.
@@ -149,7 +151,7 @@ impl Needs {
 /// The backend chosen for one network, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Choice {
-    backend: Backend,
+    backend: Kind,
     why: Why,
     /// netem was asked for although a link's conditions would spare neighbour discovery.
     impairs_neighbours: bool,
@@ -160,12 +162,12 @@ impl Choice {
     /// `cargo xtask doctor`, and in the error when netem was asked for and is missing).
     fn summary(&self) -> String {
         let backend = match self.backend {
-            Backend::Engine => "user-space engine",
-            Backend::Netem => "netem",
+            Kind::Engine => "user-space engine",
+            Kind::Netem => "netem",
         };
         let why = match (self.why, self.backend) {
-            (Why::Asked, Backend::Engine) => " (NETNS_TEST_LINK_ENGINE=userspace)",
-            (Why::Asked, Backend::Netem) => " (NETNS_TEST_LINK_ENGINE=netem)",
+            (Why::Asked, Kind::Engine) => " (NETNS_TEST_LINK_ENGINE=userspace)",
+            (Why::Asked, Kind::Netem) => " (NETNS_TEST_LINK_ENGINE=netem)",
             (Why::Captures, _) => " (captures need it)",
             (Why::SparesNeighbours, _) => " (netem cannot spare ARP and neighbour discovery)",
             (Why::KernelHasNetem, _) => "",
@@ -193,7 +195,7 @@ impl Choice {
 fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Result<Choice> {
     let choice = |backend, why| Ok(Choice { backend, why, impairs_neighbours: false });
     match setting.trim() {
-        "userspace" => choice(Backend::Engine, Why::Asked),
+        "userspace" => choice(Kind::Engine, Why::Asked),
         "netem" => {
             if needs.capture {
                 return Err(Error::Unsupported {
@@ -205,23 +207,19 @@ fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Re
                 });
             }
             netem()?;
-            Ok(Choice {
-                backend: Backend::Netem,
-                why: Why::Asked,
-                impairs_neighbours: needs.spare_neighbours,
-            })
+            Ok(Choice { backend: Kind::Netem, why: Why::Asked, impairs_neighbours: needs.spare_neighbours })
         }
         "" | "auto" => {
             if needs.capture {
-                return choice(Backend::Engine, Why::Captures);
+                return choice(Kind::Engine, Why::Captures);
             }
             if needs.spare_neighbours {
-                return choice(Backend::Engine, Why::SparesNeighbours);
+                return choice(Kind::Engine, Why::SparesNeighbours);
             }
             match netem() {
-                Ok(()) => choice(Backend::Netem, Why::KernelHasNetem),
-                Err(Error::Unsupported { .. }) => choice(Backend::Engine, Why::NetemMissing),
-                Err(_) => choice(Backend::Engine, Why::NetemUnprobed),
+                Ok(()) => choice(Kind::Netem, Why::KernelHasNetem),
+                Err(Error::Unsupported { .. }) => choice(Kind::Engine, Why::NetemMissing),
+                Err(_) => choice(Kind::Engine, Why::NetemUnprobed),
             }
         }
         other => Err(Error::io(
@@ -243,7 +241,7 @@ enum Change {
 /// invalid value is the same [`Error::InvalidConditions`] on every backend: netem's encoding
 /// would otherwise clamp it silently.
 fn prepare(
-    backend: Backend,
+    backend: Kind,
     label: &str,
     direction: Direction,
     conditions: Conditions,
@@ -255,21 +253,21 @@ fn prepare(
         source,
     })?;
     match backend {
-        Backend::Engine => Ok(Change::Engine(conditions)),
-        Backend::Netem => Ok(Change::Netem(NetemOptions::from_conditions(&conditions, seed)?)),
+        Kind::Engine => Ok(Change::Engine(conditions)),
+        Kind::Netem => Ok(Change::Netem(NetemOptions::from_conditions(&conditions, seed)?)),
     }
 }
 
-impl Carrier {
-    /// Starts carrying every link of `plan` that has a wire: the veths are made and up.
+impl Backend {
+    /// Starts carrying every link of `plan` that crosses the middle namespace: the veths are made and up.
     pub(crate) fn start(
         plan: &Plan,
         seed: u64,
-        wire: Arc<NsFds>,
+        middle: Arc<NsFds>,
         netlink: NodeNetlink,
         netlink_rt: &NetlinkRuntime,
         test: &str,
-    ) -> Result<Carrier> {
+    ) -> Result<Backend> {
         let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
         let captured = |link: &PlannedLink| link.capture || capture_all;
         let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
@@ -277,7 +275,7 @@ impl Carrier {
         let choice = choose(&setting, Needs::of(plan, &carried, captured), netem_available)?;
         eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
-        let how = if choice.backend == Backend::Netem {
+        let how = if choice.backend == Kind::Netem {
             for &index in &carried {
                 let link = &plan.links[index];
                 let [a, b, bridge] = link.wire.expect("carried links have a wire");
@@ -288,13 +286,13 @@ impl Carrier {
                 ];
                 let handle = netlink.handle.clone();
                 netlink_rt.block_on(async move {
-                    let at = At { node: "wire", handle: &handle };
+                    let at = At { node: "middle", handle: &handle };
                     at.add_bridge(bridge, &names[2]).await?;
                     at.set_controller(a, &names[0], bridge).await?;
                     at.set_controller(b, &names[1], bridge).await?;
                     // The qdisc of the end facing b carries a→b, and the other way round.
-                    apply_netem(&handle, "wire", b, &names[1], &options[0]).await?;
-                    apply_netem(&handle, "wire", a, &names[0], &options[1]).await
+                    apply_netem(&handle, "middle", b, &names[1], &options[0]).await?;
+                    apply_netem(&handle, "middle", a, &names[0], &options[1]).await
                 })?;
             }
             How::Netem
@@ -306,7 +304,7 @@ impl Carrier {
                 let [a, b, _] = link.wire.expect("carried links have a wire");
                 let names = PlannedLink::wire_names(index);
                 let port = |ifindex: u32, name: &str| Port {
-                    netns: Arc::clone(&wire),
+                    netns: Arc::clone(&middle),
                     ifindex,
                     ifname: name.into(),
                 };
@@ -320,7 +318,7 @@ impl Carrier {
                     }
                     captures.push(path.clone());
                 }
-                ids[index] = Some(engine.attach(WireSpec {
+                ids[index] = Some(engine.attach(LinkSpec {
                     label: link.label.clone(),
                     a: port(a, &names[0]),
                     b: port(b, &names[1]),
@@ -331,7 +329,7 @@ impl Carrier {
             }
             How::Engine { engine, ids }
         };
-        Ok(Carrier { wire, netlink, how, seed, captures })
+        Ok(Backend { middle, netlink, how, seed, captures })
     }
 
     /// The seed the link conditions of this network run with.
@@ -359,7 +357,7 @@ impl Carrier {
         conditions: Conditions,
     ) -> Result<()> {
         let link = &plan.links[index];
-        if self.how.backend() == Backend::Netem && conditions.spares_neighbour_discovery() {
+        if self.how.kind() == Kind::Netem && conditions.spares_neighbour_discovery() {
             eprintln!(
                 "netns-test: {}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
                  and neighbour discovery too",
@@ -367,7 +365,7 @@ impl Carrier {
             );
         }
         let change =
-            prepare(self.how.backend(), &link.label, direction, conditions, link_seed(self.seed, index))?;
+            prepare(self.how.kind(), &link.label, direction, conditions, link_seed(self.seed, index))?;
         match (&self.how, change) {
             (How::Engine { engine, ids }, Change::Engine(conditions)) => {
                 let id = ids[index].expect("carried links are attached");
@@ -382,7 +380,7 @@ impl Carrier {
                 };
                 let handle = self.netlink.handle.clone();
                 netlink_rt
-                    .block_on(async move { apply_netem(&handle, "wire", ifindex, &name, &options).await })
+                    .block_on(async move { apply_netem(&handle, "middle", ifindex, &name, &options).await })
             }
             _ => unreachable!("a change is prepared for the backend that carries the link"),
         }
@@ -423,9 +421,9 @@ impl Carrier {
         }
     }
 
-    /// The wire namespace, for keep-on-failure hints.
-    pub(crate) fn wire(&self) -> &NsFds {
-        &self.wire
+    /// The middle namespace, for keep-on-failure hints.
+    pub(crate) fn middle(&self) -> &NsFds {
+        &self.middle
     }
 }
 
@@ -452,19 +450,19 @@ mod tests {
             error.to_string()
         };
         // netem's encoding would have clamped 5 to a probability of 1: 100 % loss.
-        assert_eq!(refused(Backend::Netem), refused(Backend::Engine));
+        assert_eq!(refused(Kind::Netem), refused(Kind::Engine));
         assert_eq!(
-            refused(Backend::Netem),
+            refused(Kind::Netem),
             "link 1 (`client` – `server`), a→b: invalid condition loss = 5: must be a probability \
              from 0 to 1 (0.05 is 5 %)"
         );
 
         let fine = Conditions::new().loss(0.5);
         assert_eq!(
-            prepare(Backend::Engine, label, Direction::BToA, fine.clone(), 1).unwrap(),
+            prepare(Kind::Engine, label, Direction::BToA, fine.clone(), 1).unwrap(),
             Change::Engine(fine.clone())
         );
-        let Change::Netem(options) = prepare(Backend::Netem, label, Direction::BToA, fine, 1).unwrap() else {
+        let Change::Netem(options) = prepare(Kind::Netem, label, Direction::BToA, fine, 1).unwrap() else {
             panic!("netem options for netem");
         };
         assert_eq!(options.loss, u32::MAX / 2 + 1);
@@ -480,7 +478,7 @@ mod tests {
         let capture = Needs { capture: true, ..Needs::default() };
         let spare = Needs { spare_neighbours: true, ..Needs::default() };
         let auto = choose("", plain, missing).unwrap();
-        assert_eq!(auto.backend, Backend::Engine);
+        assert_eq!(auto.backend, Kind::Engine);
         assert_eq!(auto.summary(), "user-space engine; netem unavailable, see `cargo xtask doctor`");
         assert_eq!(choose("auto", plain, present).unwrap().summary(), "netem");
         assert_eq!(
@@ -493,7 +491,7 @@ mod tests {
             "user-space engine (netem cannot spare ARP and neighbour discovery)"
         );
         let asked = choose("netem", spare, present).unwrap();
-        assert_eq!(asked.backend, Backend::Netem);
+        assert_eq!(asked.backend, Kind::Netem);
         assert_eq!(
             asked.summary(),
             "netem (NETNS_TEST_LINK_ENGINE=netem); loss, duplicate and corrupt hit ARP and neighbour \

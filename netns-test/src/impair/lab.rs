@@ -1,4 +1,4 @@
-//! A laboratory link for tests and benchmarks: node `a` ⇄ hidden wire namespace ⇄ node `b`,
+//! A laboratory link for tests and benchmarks: node `a` ⇄ middle namespace ⇄ node `b`,
 //! built inside the calling (child) process the way the topology wiring builds an impaired
 //! link, or a plain veth between `a` and `b` to compare against.
 //!
@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::LinkAttribute;
 
+use super::engine::{Engine, LinkId, LinkSpec};
+use super::packet::Port;
 use super::packet::in_namespace;
-use super::{Engine, Port, WireId, WireSpec};
 use crate::conditions::{Conditions, DirectionCounters};
 use crate::error::Error;
 use crate::netlink::NetlinkRuntime;
@@ -30,32 +31,32 @@ pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 /// The index of `eth0` in `a` and `b`.
 pub(crate) const IFINDEX: u32 = 10;
-/// The indexes of `ma` and `mb` in the wire. They differ from `eth0`'s: the kernel treats the
+/// The indexes of `ma` and `mb` in the middle namespace. They differ from `eth0`'s: the kernel treats the
 /// carrier event of a veth whose index equals its peer's as not urgent and delays it up to a
 /// second.
-const WIRE_IFINDEX: u32 = 20;
+const MIDDLE_IFINDEX: u32 = 20;
 
 /// Node `a`, node `b`, and the link between them.
 pub(crate) struct Lab {
     pub(crate) a: Arc<NsFds>,
     pub(crate) b: Arc<NsFds>,
     /// The engine and the link it carries.
-    wire: (Engine, WireId),
-    /// The netlink connections of `a`, (the wire) and `b`.
+    engine: (Engine, LinkId),
+    /// The netlink connections of `a`, the middle namespace and `b`.
     pub(crate) netlink: Vec<NodeNetlink>,
     // The netlink connections run on the control runtime: dropped last.
     pub(crate) netlink_rt: NetlinkRuntime,
 }
 
 impl Lab {
-    /// Builds `a` ⇄ wire ⇄ `b` and attaches an engine with `a→b` and `b→a` conditions.
+    /// Builds `a` ⇄ middle ⇄ `b` and attaches an engine with `a→b` and `b→a` conditions.
     pub(crate) fn new(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> Lab {
         Self::build(conditions, seed, capture).unwrap_or_else(|e| panic!("cannot build the link: {e:?}"))
     }
 
     fn build(conditions: [Conditions; 2], seed: u64, capture: Option<PathBuf>) -> crate::Result<Lab> {
         let netlink_rt = NetlinkRuntime::start()?;
-        let names = ["a", "wire", "b"];
+        let names = ["a", "middle", "b"];
         let requests: Vec<NsRequest<'_>> =
             names.iter().map(|name| NsRequest { name, hostname: false }).collect();
         let (made, ()) = ns::create_namespaces(
@@ -77,26 +78,26 @@ impl Lab {
         let (fds, netlink): (Vec<NsFds>, Vec<NodeNetlink>) = made.into_iter().unzip();
         let raw: Vec<i32> = fds.iter().map(|fds| fds.raw().0).collect();
         let wired = netlink.clone();
-        netlink_rt.block_on(async move { wire(&wired, &raw).await })?;
+        netlink_rt.block_on(async move { build_links(&wired, &raw).await })?;
         let mut fds: Vec<Arc<NsFds>> = fds.into_iter().map(Arc::new).collect();
         let b = fds.pop().expect("node b");
         let port =
             |ifindex, ifname: &str| Port { netns: Arc::clone(&fds[1]), ifindex, ifname: ifname.into() };
         let engine = Engine::start()?;
-        let id = engine.attach(WireSpec {
+        let id = engine.attach(LinkSpec {
             label: "a–b".into(),
-            a: port(WIRE_IFINDEX, "ma"),
-            b: port(WIRE_IFINDEX + 1, "mb"),
+            a: port(MIDDLE_IFINDEX, "ma"),
+            b: port(MIDDLE_IFINDEX + 1, "mb"),
             conditions,
             seed,
             capture,
         })?;
-        Ok(Lab { a: Arc::clone(&fds[0]), b, wire: (engine, id), netlink, netlink_rt })
+        Ok(Lab { a: Arc::clone(&fds[0]), b, engine: (engine, id), netlink, netlink_rt })
     }
 
     /// The engine's counters (a→b, b→a).
     pub(crate) fn counters(&self) -> [DirectionCounters; 2] {
-        self.wire.0.counters(self.wire.1)
+        self.engine.0.counters(self.engine.1)
     }
 
     /// Adds an address to `eth0` of node `a` (`b = false`) or `b` (`ip addr add`), without a
@@ -112,7 +113,7 @@ impl Lab {
 
     /// Writes out the capture.
     pub(crate) fn flush(&self) -> crate::Result<()> {
-        self.wire.0.flush()
+        self.engine.0.flush()
     }
 
     /// Pings `b` from `a` `count` times, one after the other, and returns the round-trip
@@ -197,9 +198,9 @@ impl Lab {
     }
 }
 
-/// Creates the veths (through the wire when `netlink` has three namespaces), addresses and
+/// Creates the veths (through the middle namespace), addresses and
 /// static neighbours, and waits until every link is ready.
-async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
+async fn build_links(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
     let (na, nb) = (&netlink[0], &netlink[netlink.len() - 1]);
     let (fa, fb) = (fds[0], fds[fds.len() - 1]);
     let at_a = At { node: "a", handle: &na.handle };
@@ -213,11 +214,11 @@ async fn wire(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> {
         controller: None,
     };
     let (nw, fw) = (&netlink[1], fds[1]);
-    let at_w = At { node: "wire", handle: &nw.handle };
-    at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("wire", "ma", WIRE_IFINDEX, fw)).await?;
-    at_w.set_link_up(WIRE_IFINDEX, "ma", true).await?;
-    at_w.add_veth(&end("wire", "mb", WIRE_IFINDEX + 1, fw), &end("b", "eth0", IFINDEX, fb)).await?;
-    let ready = [(na, IFINDEX), (nb, IFINDEX), (nw, WIRE_IFINDEX), (nw, WIRE_IFINDEX + 1)];
+    let at_w = At { node: "middle", handle: &nw.handle };
+    at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("middle", "ma", MIDDLE_IFINDEX, fw)).await?;
+    at_w.set_link_up(MIDDLE_IFINDEX, "ma", true).await?;
+    at_w.add_veth(&end("middle", "mb", MIDDLE_IFINDEX + 1, fw), &end("b", "eth0", IFINDEX, fb)).await?;
+    let ready = [(na, IFINDEX), (nb, IFINDEX), (nw, MIDDLE_IFINDEX), (nw, MIDDLE_IFINDEX + 1)];
     at_b.set_link_up(IFINDEX, "eth0", true).await?;
     at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address")).await?;
     at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address")).await?;

@@ -7,8 +7,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::lab::{IFINDEX, Lab};
+use super::netem::{NetemOptions, apply as apply_netem, netem_available};
 use super::packet::in_namespace;
-use super::*;
+use super::packet::set_tx_checksum;
 use crate::conditions::Conditions;
 use crate::error::Error;
 

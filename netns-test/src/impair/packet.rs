@@ -15,7 +15,7 @@ use super::gso::VNET_LEN;
 /// One middle end of an impaired link: the namespace it lives in, and its interface.
 #[derive(Clone, Debug)]
 pub(crate) struct Port {
-    /// The namespace that holds the interface (the link's hidden "wire" namespace).
+    /// The namespace that holds the interface (the middle namespace).
     pub(crate) netns: Arc<NsFds>,
     /// The interface's index in that namespace.
     pub(crate) ifindex: u32,

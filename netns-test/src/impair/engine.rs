@@ -42,7 +42,7 @@ const MAX_HELD: u64 = 100_000;
 const MAX_HELD_BYTES: u64 = 256 << 20;
 
 /// What the engine needs to carry one link.
-pub(crate) struct WireSpec {
+pub(crate) struct LinkSpec {
     /// The link's name, for messages and counters.
     pub(crate) label: String,
     /// The middle end on node `a`'s side.
@@ -59,7 +59,7 @@ pub(crate) struct WireSpec {
 
 /// A link carried by an [`Engine`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct WireId(usize);
+pub(crate) struct LinkId(usize);
 
 /// The counters of one direction, written by the engine thread, read by anyone.
 #[derive(Default)]
@@ -111,22 +111,22 @@ impl Counters {
 }
 
 /// What the engine knows of a link outside its thread.
-struct WireShared {
+struct LinkShared {
     label: String,
     counters: [Counters; 2],
 }
 
 /// A link as the engine thread holds it.
-struct Wire {
-    shared: Arc<WireShared>,
+struct EngineLink {
+    shared: Arc<LinkShared>,
     sockets: [PacketSocket; 2],
     deciders: [Decider; 2],
     capture: Option<Capture>,
 }
 
 enum Command {
-    Attach(Box<Wire>, SyncSender<io::Result<()>>),
-    SetConditions(WireId, Direction, Box<Conditions>, SyncSender<io::Result<()>>),
+    Attach(Box<EngineLink>, SyncSender<io::Result<()>>),
+    SetConditions(LinkId, Direction, Box<Conditions>, SyncSender<io::Result<()>>),
     Flush(SyncSender<io::Result<()>>),
 }
 
@@ -148,15 +148,15 @@ impl Shared {
 /// The engine: one thread carrying every impaired link of the test.
 pub(crate) struct Engine {
     shared: Arc<Shared>,
-    wires: Mutex<Vec<Arc<WireShared>>>,
+    links: Mutex<Vec<Arc<LinkShared>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
+        let links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Engine")
-            .field("links", &wires.iter().map(|w| w.label.as_str()).collect::<Vec<_>>())
+            .field("links", &links.iter().map(|w| w.label.as_str()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -171,7 +171,7 @@ impl Engine {
             .name("netns-test-link".into())
             .spawn(move || runner.run())
             .map_err(|e| Error::io("starting the link engine thread", e))?;
-        Ok(Engine { shared, wires: Mutex::new(Vec::new()), thread: Some(thread) })
+        Ok(Engine { shared, links: Mutex::new(Vec::new()), thread: Some(thread) })
     }
 
     /// Starts carrying a link: opens its sockets in its namespace, then hands it to the
@@ -180,12 +180,12 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Io`] when a socket or the capture file cannot be opened.
-    pub(crate) fn attach(&self, spec: WireSpec) -> Result<WireId> {
+    pub(crate) fn attach(&self, spec: LinkSpec) -> Result<LinkId> {
         let sockets = [PacketSocket::open(&spec.a)?, PacketSocket::open(&spec.b)?];
         let capture = spec.capture.as_deref().map(Capture::create).transpose()?;
         let [forward, backward] = spec.conditions;
-        let shared = Arc::new(WireShared { label: spec.label.clone(), counters: Default::default() });
-        let wire = Wire {
+        let shared = Arc::new(LinkShared { label: spec.label.clone(), counters: Default::default() });
+        let link = EngineLink {
             shared: Arc::clone(&shared),
             sockets,
             deciders: [
@@ -194,12 +194,12 @@ impl Engine {
             ],
             capture,
         };
-        let mut wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = WireId(wires.len());
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = LinkId(links.len());
         self.command(&format!("attaching link `{}`", spec.label), |reply| {
-            Command::Attach(Box::new(wire), reply)
+            Command::Attach(Box::new(link), reply)
         })?;
-        wires.push(shared);
+        links.push(shared);
         Ok(id)
     }
 
@@ -211,7 +211,7 @@ impl Engine {
     /// [`Error::Timeout`] when the engine thread does not answer.
     pub(crate) fn set_conditions(
         &self,
-        id: WireId,
+        id: LinkId,
         direction: Direction,
         conditions: Conditions,
     ) -> Result<()> {
@@ -222,10 +222,10 @@ impl Engine {
     }
 
     /// The counters of both directions (a→b, b→a).
-    pub(crate) fn counters(&self, id: WireId) -> [DirectionCounters; 2] {
-        let wires = self.wires.lock().unwrap_or_else(PoisonError::into_inner);
-        let wire = &wires[id.0];
-        [wire.counters[0].snapshot(), wire.counters[1].snapshot()]
+    pub(crate) fn counters(&self, id: LinkId) -> [DirectionCounters; 2] {
+        let links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let link = &links[id.0];
+        [link.counters[0].snapshot(), link.counters[1].snapshot()]
     }
 
     /// Writes out every capture file now (the engine also does after each round of work; call
@@ -234,8 +234,8 @@ impl Engine {
         self.command("flushing the link captures", Command::Flush)
     }
 
-    fn label(&self, id: WireId) -> String {
-        self.wires.lock().unwrap_or_else(PoisonError::into_inner)[id.0].label.clone()
+    fn label(&self, id: LinkId) -> String {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)[id.0].label.clone()
     }
 
     fn command(&self, what: &str, make: impl FnOnce(SyncSender<io::Result<()>>) -> Command) -> Result<()> {
@@ -264,7 +264,7 @@ impl Drop for Engine {
 /// Where a frame goes and what it counts for.
 #[derive(Clone, Copy)]
 struct Route {
-    wire: usize,
+    id: usize,
     direction: usize,
     /// Wire packets in the frame (more than one for a superframe that crosses whole).
     segments: u32,
@@ -312,7 +312,7 @@ struct Runner {
     shared: Arc<Shared>,
     epoll: OwnedFd,
     timer: OwnedFd,
-    wires: Vec<Wire>,
+    links: Vec<EngineLink>,
     heap: BinaryHeap<Scheduled>,
     seq: u64,
     armed: Option<u64>,
@@ -361,7 +361,7 @@ impl Runner {
             shared: Arc::new(Shared { commands: Mutex::new(Vec::new()), wake, stop: AtomicBool::new(false) }),
             epoll,
             timer,
-            wires: Vec::new(),
+            links: Vec::new(),
             heap: BinaryHeap::new(),
             seq: 0,
             armed: None,
@@ -401,8 +401,8 @@ impl Runner {
             self.send_due();
             self.arm();
             self.check_overruns();
-            for wire in &mut self.wires {
-                if let Some(capture) = &mut wire.capture {
+            for link in &mut self.links {
+                if let Some(capture) = &mut link.capture {
                     capture.flush();
                 }
             }
@@ -414,23 +414,23 @@ impl Runner {
         let commands = mem::take(&mut *self.shared.commands.lock().unwrap_or_else(PoisonError::into_inner));
         for command in commands {
             match command {
-                Command::Attach(wire, reply) => {
-                    let index = self.wires.len() as u64;
-                    let registered = wire.sockets.iter().enumerate().try_for_each(|(side, socket)| {
+                Command::Attach(link, reply) => {
+                    let index = self.links.len() as u64;
+                    let registered = link.sockets.iter().enumerate().try_for_each(|(side, socket)| {
                         epoll_add(&self.epoll, socket.as_raw_fd(), FIRST_SOCKET + index * 2 + side as u64)
                     });
                     if registered.is_ok() {
-                        self.wires.push(*wire);
+                        self.links.push(*link);
                     }
                     let _ = reply.send(registered);
                 }
                 Command::SetConditions(id, direction, conditions, reply) => {
-                    self.wires[id.0].deciders[direction.index()].set_conditions(*conditions, direction);
+                    self.links[id.0].deciders[direction.index()].set_conditions(*conditions, direction);
                     let _ = reply.send(Ok(()));
                 }
                 Command::Flush(reply) => {
-                    for wire in &mut self.wires {
-                        if let Some(capture) = &mut wire.capture {
+                    for link in &mut self.links {
+                        if let Some(capture) = &mut link.capture {
                             capture.flush();
                         }
                     }
@@ -440,17 +440,17 @@ impl Runner {
         }
     }
 
-    /// Reads up to a batch of frames that entered link `wire` at `side` (0: a's end).
-    fn read(&mut self, wire: usize, side: usize) {
+    /// Reads up to a batch of frames that entered link `id` at `side` (0: a's end).
+    fn read(&mut self, id: usize, side: usize) {
         for _ in 0..BATCH {
             let mut scratch = mem::take(&mut self.scratch);
-            let received = self.wires[wire].sockets[side].recv(&mut scratch);
+            let received = self.links[id].sockets[side].recv(&mut scratch);
             match received {
                 Ok(Some(len)) if len > scratch.len() => {
                     // Larger than any frame a veth can hand over: count it, do not pass half.
-                    add(&self.wires[wire].shared.counters[side].send_errors, 1);
+                    add(&self.links[id].shared.counters[side].send_errors, 1);
                 }
-                Ok(Some(len)) if len >= VNET_LEN + 14 => self.arrive(wire, side, &mut scratch[..len]),
+                Ok(Some(len)) if len >= VNET_LEN + 14 => self.arrive(id, side, &mut scratch[..len]),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
                     self.scratch = scratch;
@@ -461,12 +461,12 @@ impl Runner {
         }
     }
 
-    /// One frame arrived in direction `direction` of `wire` (`buffer`: virtio header, frame).
-    fn arrive(&mut self, wire: usize, direction: usize, buffer: &mut [u8]) {
+    /// One frame arrived in direction `direction` of `id` (`buffer`: virtio header, frame).
+    fn arrive(&mut self, id: usize, direction: usize, buffer: &mut [u8]) {
         let now = monotonic_ns();
         let header: &[u8; VNET_LEN] = buffer[..VNET_LEN].try_into().expect("the buffer holds a header");
         let hdr = VnetHdr::parse(header);
-        let link = &self.wires[wire];
+        let link = &self.links[id];
         // Frames are turned into real wire packets when single packets are acted on or
         // captured; otherwise they cross as they came, offloads and all.
         let materialize = link.deciders[direction].per_packet() || link.capture.is_some();
@@ -474,7 +474,7 @@ impl Runner {
             if let Some(segments) = gso::segment(&hdr, &buffer[VNET_LEN..]) {
                 for mut segment in segments {
                     let wire_len = segment.len() - VNET_LEN;
-                    self.offer(Route { wire, direction, segments: 1, wire_len }, &mut segment, now);
+                    self.offer(Route { id, direction, segments: 1, wire_len }, &mut segment, now);
                 }
                 return;
             }
@@ -486,13 +486,13 @@ impl Runner {
         // A superframe that could not be cut is decided as one packet when single packets are
         // acted on (the decider only treats single packets individually).
         let segments = if materialize { 1 } else { segments };
-        self.offer(Route { wire, direction, segments, wire_len }, buffer, now);
+        self.offer(Route { id, direction, segments, wire_len }, buffer, now);
     }
 
     /// Decides the fate of one frame and schedules its copies.
     fn offer(&mut self, route: Route, buffer: &mut [u8], now: u64) {
-        let Route { wire, direction, segments, wire_len } = route;
-        let link = &mut self.wires[wire];
+        let Route { id, direction, segments, wire_len } = route;
+        let link = &mut self.links[id];
         let counters = &link.shared.counters[direction];
         add(&counters.frames_in, u64::from(segments));
         add(&counters.bytes_in, wire_len as u64);
@@ -511,7 +511,7 @@ impl Runner {
             add(&counters.duplicated, 1);
         }
         for fate in std::iter::once(decision.original).chain(decision.duplicate) {
-            let counters = &self.wires[wire].shared.counters[direction];
+            let counters = &self.links[id].shared.counters[direction];
             match fate {
                 Fate::Lost => add(&counters.lost, u64::from(segments)),
                 Fate::QueueFull => add(&counters.queue_drops, u64::from(segments)),
@@ -542,7 +542,7 @@ impl Runner {
             self.send(route, data);
             return;
         }
-        let counters = &self.wires[route.wire].shared.counters[route.direction];
+        let counters = &self.links[route.id].shared.counters[route.direction];
         add(&counters.held, u64::from(route.segments));
         add(&counters.held_bytes, buffer.len() as u64);
         self.seq += 1;
@@ -554,7 +554,7 @@ impl Runner {
         let now = monotonic_ns();
         while self.heap.peek().is_some_and(|first| first.depart <= now) {
             let Some(frame) = self.heap.pop() else { break };
-            let counters = &self.wires[frame.route.wire].shared.counters[frame.route.direction];
+            let counters = &self.links[frame.route.id].shared.counters[frame.route.direction];
             counters.held.fetch_sub(u64::from(frame.route.segments), Ordering::Relaxed);
             counters.held_bytes.fetch_sub(frame.data.len() as u64, Ordering::Relaxed);
             self.send(frame.route, &frame.data);
@@ -562,8 +562,8 @@ impl Runner {
     }
 
     fn send(&mut self, route: Route, data: &[u8]) {
-        let Route { wire, direction, segments, wire_len } = route;
-        let link = &mut self.wires[wire];
+        let Route { id, direction, segments, wire_len } = route;
+        let link = &mut self.links[id];
         let counters = &link.shared.counters[direction];
         match link.sockets[1 - direction].send(data) {
             Ok(()) => {
@@ -615,11 +615,11 @@ impl Runner {
             return;
         }
         self.last_overrun_check = now;
-        for wire in &self.wires {
-            for (side, socket) in wire.sockets.iter().enumerate() {
+        for link in &self.links {
+            for (side, socket) in link.sockets.iter().enumerate() {
                 let drops = socket.drops();
                 if drops > 0 {
-                    add(&wire.shared.counters[side].overruns, drops);
+                    add(&link.shared.counters[side].overruns, drops);
                 }
             }
         }
