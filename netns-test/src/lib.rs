@@ -129,7 +129,6 @@
 extern crate self as netns_test;
 
 pub mod conditions;
-mod control;
 mod error;
 mod impair;
 mod names;
@@ -139,6 +138,7 @@ mod ns;
 pub mod ping;
 pub mod probe;
 mod runner;
+mod settings;
 mod time;
 mod topology;
 mod trace;
@@ -148,10 +148,10 @@ mod trace;
 pub mod __private;
 
 pub use conditions::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss};
-pub use control::{Cut, DEFAULT_WAIT, Flap, LinkHandle, Partition, Protocol, Wait};
 pub use error::{Error, Result};
 pub use netns_test_macros::{netns_test, test};
-pub use network::{Interface, Network, Node};
+pub use network::wait::{DEFAULT_WAIT, Protocol, Wait};
+pub use network::{Cut, Flap, Interface, LinkHandle, Network, Node, Partition};
 pub use ping::{Ping, PingMatrix, PingStats, PingTarget};
 pub use runner::DEFAULT_TIMEOUT;
 pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};

@@ -5,16 +5,8 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-/// Environment variables from parent to child. They carry the leading double underscore of
-/// internal names; the user-facing variables are documented in the crate docs.
-pub(crate) mod env {
-    /// The key (exact test name, or sandbox call site) the child runs.
-    pub(crate) const CHILD: &str = "__NETNS_TEST_CHILD";
-    /// `status,release,stdout` descriptor numbers.
-    pub(crate) const FDS: &str = "__NETNS_TEST_FDS";
-    /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 2] = [CHILD, FDS];
-}
+/// Environment variables from parent to child.
+pub(crate) use crate::settings::internal as env;
 
 /// One message from the child.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

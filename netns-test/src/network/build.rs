@@ -1,0 +1,347 @@
+//! Bringing a network up from its topology's plan: the namespaces, the bridges, veth pairs,
+//! addresses and routes, the wait for every link to be ready, and the backend of the links
+//! with conditions.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{MIDDLE, Network, NetworkInner, Node};
+use crate::error::{Error, Result};
+use crate::impair::Backend;
+use crate::netlink::{At, NetlinkRuntime, NodeNetlink, VethEnd};
+use crate::ns::{self, NsFds, NsRequest};
+use crate::topology::{NodeKind, Plan, PlannedLink, Topology};
+use crate::trace::Trace;
+
+/// How long bringing a network up may wait for the kernel to report its links ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Network {
+    /// Builds `topology`. Its local node is the calling process's own network namespace, so
+    /// this only ever runs inside a test's child process; `test` names the test (for the
+    /// directory of its captures).
+    pub(crate) fn start(topology: &Topology, test: &str) -> Result<Network> {
+        let trace = Trace::new("network");
+        // The topology was validated and planned once, when it was made; bring-up works from
+        // that plan.
+        let plan = Arc::clone(topology.plan());
+        let netlink_rt = Arc::new(NetlinkRuntime::start()?);
+        trace.mark("netlink thread started (the topology's plan reused, not validated again)");
+        let local = plan.local;
+
+        // The other nodes' namespaces are made on worker threads while this thread configures
+        // the local node, the namespace the child process was born in.
+        // Links with conditions cross a hidden wire namespace, made last.
+        let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
+        let has_wire = plan.links.iter().any(|link| link.wire.is_some());
+        let mut requests: Vec<NsRequest<'_>> = others
+            .iter()
+            .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
+            .collect();
+        if has_wire {
+            requests.push(NsRequest { name: MIDDLE, hostname: false });
+        }
+        let open_node = |index: usize| -> Result<NodeNetlink> {
+            configure_namespace(&plan, index)?;
+            NodeNetlink::open(netlink_rt.handle())
+                .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
+        };
+        let (mut made, (local_fds, local_netlink)) = ns::create_namespaces(
+            &requests,
+            |k, _| match others.get(k) {
+                Some(&index) => open_node(index),
+                None => {
+                    configure_wire()?;
+                    NodeNetlink::open(netlink_rt.handle())
+                        .map_err(|e| Error::io("opening netlink in the wire namespace", e))
+                }
+            },
+            || {
+                let local_spec = &plan.nodes[local];
+                let netlink = open_node(local)?;
+                let fds = NsFds::of_current_thread(local_spec.hostname)
+                    .map_err(|e| Error::io("opening the test's own namespaces", e))?;
+                trace.mark("local node configured");
+                Ok((fds, netlink))
+            },
+        )?;
+
+        trace.mark(&format!("{} namespaces created", requests.len()));
+        let wire_ns = if has_wire { made.pop() } else { None };
+        let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
+        slots[local] = Some((local_fds, local_netlink));
+        for (k, made) in made.into_iter().enumerate() {
+            slots[others[k]] = Some(made);
+        }
+        let nodes: Vec<Node> = slots
+            .into_iter()
+            .zip(&plan.nodes)
+            .enumerate()
+            .map(|(index, (slot, spec))| {
+                let (fds, netlink) = slot.expect("every node has namespaces");
+                Node::new(&plan, index, spec.kind, fds, netlink, Arc::clone(&netlink_rt))
+            })
+            .collect();
+
+        let wire_ns = wire_ns.map(|(fds, netlink)| (Arc::new(fds), netlink));
+        let wiring: Vec<(String, NodeNetlink, i32)> = nodes
+            .iter()
+            .map(|node| (node.name().to_string(), node.netlink().clone(), node.fds().raw().0))
+            .chain(wire_ns.iter().map(|(fds, netlink)| (MIDDLE.to_string(), netlink.clone(), fds.raw().0)))
+            .collect();
+        let wired = netlink_rt.spawn(wire(Arc::clone(&plan), wiring, trace));
+        // While the netlink thread wires the network, this thread makes node names resolve for
+        // the body and for every program it starts, and names the local node.
+        crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
+        let local_spec = &plan.nodes[local];
+        if local_spec.hostname {
+            nix::unistd::sethostname(&local_spec.name).map_err(|e| {
+                Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into())
+            })?;
+        }
+        trace.mark("hosts file installed");
+        wired.wait()?;
+        if plan.links.iter().any(|link| link.own_queue) {
+            give_own_queues(&plan, &nodes)?;
+            trace.mark("the ports of big switches given their own receive queues");
+        }
+
+        let backend = match wire_ns {
+            Some((fds, netlink)) => {
+                let seed = crate::impair::network_seed(plan.random_seed)?;
+                let backend = Backend::start(&plan, seed, fds, netlink, &netlink_rt, test)?;
+                trace.mark("links with conditions carried");
+                Some(backend)
+            }
+            None => None,
+        };
+        let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
+        let inner =
+            NetworkInner { nodes, local, topology: topology.clone(), plan, backend, cuts, netlink_rt };
+        Ok(Network { inner: Arc::new(inner) })
+    }
+}
+
+/// Brings `lo` up in the wire namespace, and keeps its middle ends from making IPv6
+/// link-local addresses (and so router solicitations and MLD reports).
+fn configure_wire() -> Result<()> {
+    ns::loopback_up().map_err(|e| Error::io("setting lo up in the wire namespace", e))?;
+    ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
+        .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode in the wire namespace", e))
+}
+
+/// Brings `lo` up and sets the sysctls of a fresh namespace, from a thread inside it.
+fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
+    let node = &plan.nodes[index];
+    ns::loopback_up().map_err(|e| Error::io(format!("setting lo up in node `{}`", node.name), e))?;
+    // Let unprivileged programs in the node use ICMP echo sockets (`ping` without setuid). A
+    // user namespace maps only group 0, and the kernel refuses a range with unmapped groups.
+    if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
+        ns::write_sysctl("net.ipv4.ping_group_range", "0 0").map_err(|e| {
+            Error::io(format!("setting net.ipv4.ping_group_range in node `{}`", node.name), e)
+        })?;
+    }
+    let mut settings: Vec<(&str, &str)> = Vec::new();
+    if plan.ipv6 {
+        // Addresses are added with IFA_F_NODAD; link-local ones must not wait for DAD either,
+        // and addresses must survive a link going down and up again.
+        settings.extend([
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.keep_addr_on_down", "1"),
+            ("net.ipv6.conf.default.keep_addr_on_down", "1"),
+        ]);
+    } else {
+        // No IPv6 link-local addresses, hence no router solicitations or MLD reports.
+        settings.push(("net.ipv6.conf.default.addr_gen_mode", "1"));
+    }
+    if node.kind == NodeKind::Router {
+        settings.push(("net.ipv4.ip_forward", "1"));
+        if plan.ipv6 {
+            settings.push(("net.ipv6.conf.all.forwarding", "1"));
+        }
+    }
+    for (key, value) in settings {
+        ns::write_sysctl(key, value)
+            .map_err(|e| Error::io(format!("setting {key}={value} in node `{}`", node.name), e))?;
+    }
+    Ok(())
+}
+
+/// Sets the offloads of the links that [`PlannedLink::own_queue`] marks: GRO on at the end
+/// facing the switch, TSO off at the switch's port. One short-lived thread visits each
+/// namespace concerned in turn (a thread per node would cost more than the ioctls).
+fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
+    use crate::ns::Offload;
+    // Per node concerned: its interfaces to change.
+    let work: Vec<(usize, Vec<&str>)> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let ifaces = node.ifaces.iter().filter(|iface| plan.links[iface.link].own_queue);
+            (index, ifaces.map(|iface| iface.name.as_str()).collect::<Vec<_>>())
+        })
+        .filter(|(_, ifaces)| !ifaces.is_empty())
+        .collect();
+    let visit = || -> Result<()> {
+        for (index, changes) in &work {
+            let name = &plan.nodes[*index].name;
+            nix::sched::setns(&nodes[*index].fds().net, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::io(format!("entering node `{name}` to set offloads"), e.into()))?;
+            let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+                .map_err(|e| Error::io(format!("opening a socket in node `{name}`"), e))?;
+            let (offload, on) = if plan.nodes[*index].kind == NodeKind::Switch {
+                (Offload::Tso, false)
+            } else {
+                (Offload::Gro, true)
+            };
+            for &ifname in changes {
+                ns::set_offload(&socket, ifname, offload, on).map_err(|e| {
+                    let what = format!("{offload:?}").to_lowercase();
+                    let state = if on { "on" } else { "off" };
+                    Error::io(format!("ethtool -K {ifname} {what} {state} in node `{name}`"), e)
+                })?;
+            }
+        }
+        Ok(())
+    };
+    thread::scope(|scope| {
+        thread::Builder::new()
+            .name("netns-test-offload".into())
+            .spawn_scoped(scope, visit)
+            .map_err(|e| Error::io("starting a thread to set offloads", e))?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Creates links, addresses and routes, and waits until every link is ready.
+async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Trace) -> Result<()> {
+    use futures_util::future::try_join_all;
+    let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
+
+    try_join_all(plan.nodes.iter().enumerate().filter_map(|(index, node)| {
+        node.bridge
+            .map(|bridge| async move { at(index).add_bridge(bridge, crate::topology::BRIDGE_NAME).await })
+    }))
+    .await?;
+    if plan.nodes.iter().any(|node| node.bridge.is_some()) {
+        trace.mark("bridges created");
+    }
+
+    // The wire namespace, when there is one, follows the nodes in `nodes`.
+    let wire_at = plan.nodes.len();
+    // Each pair: the end made by the request, in its own namespace (`sender`); the end made
+    // in place by the same request; the namespace of that second end, which cannot be created
+    // up and is set up afterwards (`receiver`).
+    let mut pairs: Vec<(usize, VethEnd, VethEnd, usize)> = Vec::new();
+    for (index, link) in plan.links.iter().enumerate() {
+        let end = |slot: usize| {
+            let (node, iface) = link.ends[slot];
+            let spec = &plan.nodes[node];
+            VethEnd {
+                node: spec.name.clone(),
+                name: spec.ifaces[iface].name.clone(),
+                index: spec.ifaces[iface].index,
+                netns: nodes[node].2,
+                mtu: link.mtu,
+                controller: spec.bridge,
+            }
+        };
+        match link.wire {
+            None => {
+                // A switch's port is created in the switch's namespace, where its bridge is
+                // known.
+                let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
+                pairs.push((link.ends[main].0, end(main), end(1 - main), link.ends[1 - main].0));
+            }
+            Some(wire) => {
+                let names = PlannedLink::wire_names(index);
+                for slot in 0..2 {
+                    let middle = VethEnd {
+                        node: MIDDLE.to_string(),
+                        name: names[slot].clone(),
+                        index: wire[slot],
+                        netns: nodes[wire_at].2,
+                        mtu: link.mtu,
+                        controller: None,
+                    };
+                    pairs.push((link.ends[slot].0, end(slot), middle, wire_at));
+                }
+            }
+        }
+    }
+    try_join_all(pairs.iter().map(|(sender, a, b, receiver)| async move {
+        at(*sender).add_veth(a, b).await?;
+        at(*receiver).set_link_up(b.index, &b.name, true).await
+    }))
+    .await?;
+    trace.mark(&format!("{} veth pairs created", plan.links.len()));
+
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.ifaces.iter().flat_map(move |iface| {
+            iface
+                .addrs
+                .iter()
+                .map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
+        })
+    }))
+    .await?;
+    trace.mark("addresses added");
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        let nodes = &nodes;
+        node.ifaces.iter().map(move |iface| async move {
+            let netlink = &nodes[index].1;
+            netlink.links.wait(&netlink.handle, iface.index, deadline, |s| s.ready()).await.map_err(|last| {
+                Error::Timeout {
+                    what: format!(
+                        "interface `{}` of node `{}` to be up with carrier (last state: {last:?})",
+                        iface.name, node.name
+                    ),
+                    after: READY_TIMEOUT,
+                }
+            })
+        })
+    }))
+    .await?;
+    if let Some((_, wire, _)) = nodes.get(wire_at) {
+        try_join_all(plan.links.iter().enumerate().filter_map(|(index, link)| link.wire.map(|w| (index, w))).flat_map(
+            |(index, w)| {
+                let names = PlannedLink::wire_names(index);
+                (0..2).map(move |slot| {
+                    let name = names[slot].clone();
+                    async move {
+                        wire.links.wait(&wire.handle, w[slot], deadline, |s| s.ready()).await.map_err(|last| {
+                            Error::Timeout {
+                                what: format!("interface `{name}` of the wire namespace to be up (last state: {last:?})"),
+                                after: READY_TIMEOUT,
+                            }
+                        })
+                    }
+                })
+            },
+        ))
+        .await?;
+    }
+    trace.mark("every link reported ready");
+
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.routes.iter().map(move |route| async move { at(index).add_route(route.to, route.via).await })
+    }))
+    .await?;
+    trace.mark("routes added");
+
+    try_join_all(plan.static_neighbours.iter().map(|&(node, index, addr, mac)| async move {
+        at(node).add_static_neighbour(index, addr, mac).await
+    }))
+    .await?;
+    if !plan.static_neighbours.is_empty() {
+        trace.mark(&format!("{} static neighbour entries added", plan.static_neighbours.len()));
+    }
+    Ok(())
+}
