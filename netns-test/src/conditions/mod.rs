@@ -478,6 +478,36 @@ impl fmt::Display for Conditions {
     }
 }
 
+/// Conditions that passed [`Conditions::validate`]: what the backends that apply conditions
+/// take, so that none of them is ever handed conditions that were not checked (netem's
+/// encoding would clamp an out-of-range value silently). A perfect link is valid.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ValidConditions(Conditions);
+
+impl ValidConditions {
+    /// Validates `conditions`.
+    ///
+    /// # Errors
+    /// The [`ConditionError`] of [`Conditions::validate`].
+    pub(crate) fn new(conditions: Conditions) -> Result<Self, ConditionError> {
+        conditions.validate()?;
+        Ok(ValidConditions(conditions))
+    }
+
+    /// The conditions themselves.
+    pub(crate) fn into_inner(self) -> Conditions {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ValidConditions {
+    type Target = Conditions;
+
+    fn deref(&self) -> &Conditions {
+        &self.0
+    }
+}
+
 fn check_fraction(field: &'static str, value: f64) -> Result<(), ConditionError> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {
         Ok(())

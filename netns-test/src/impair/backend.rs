@@ -14,11 +14,11 @@ use std::sync::Arc;
 use super::engine::{Engine, LinkId, LinkSpec};
 use super::netem::{NetemOptions, apply as apply_netem, netem_available};
 use super::packet::Port;
-use crate::conditions::{Conditions, Direction, DirectionCounters};
+use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
 use crate::error::{Error, Result};
 use crate::netlink::{At, NetlinkRuntime, NodeNetlink};
 use crate::ns::NsFds;
-use crate::topology::{Plan, PlannedLink};
+use crate::topology::{Device, Middle, Plan, PlannedLink};
 
 /// What carries the links with conditions.
 #[derive(Debug)]
@@ -93,13 +93,6 @@ fn artifacts_dir(test: &str) -> PathBuf {
     base.join(name)
 }
 
-/// The user-facing name of a link's capture file.
-fn capture_name(index: usize, plan: &Plan, link: &PlannedLink) -> String {
-    let a = &plan.nodes[link.ends[0].0].name;
-    let b = &plan.nodes[link.ends[1].0].name;
-    format!("link{}-{a}-{b}.pcap", index + 1)
-}
-
 /// The two ways of carrying links with conditions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -143,7 +136,7 @@ impl Needs {
             capture: links().any(captured),
             spare_neighbours: links()
                 .flat_map(|link| &link.conditions)
-                .any(Conditions::spares_neighbour_discovery),
+                .any(|conditions| conditions.spares_neighbour_discovery()),
         }
     }
 }
@@ -232,7 +225,7 @@ fn choose(setting: &str, needs: Needs, netem: impl FnOnce() -> Result<()>) -> Re
 /// A change of one direction's conditions, made ready for the backend that carries the link.
 #[derive(Debug, PartialEq)]
 enum Change {
-    Engine(Conditions),
+    Engine(ValidConditions),
     Netem(NetemOptions),
 }
 
@@ -247,7 +240,7 @@ fn prepare(
     conditions: Conditions,
     seed: u64,
 ) -> Result<Change> {
-    conditions.validate().map_err(|source| Error::InvalidConditions {
+    let conditions = ValidConditions::new(conditions).map_err(|source| Error::InvalidConditions {
         link: label.to_string(),
         direction,
         source,
@@ -258,8 +251,12 @@ fn prepare(
     }
 }
 
+/// The name of the middle namespace in messages.
+pub(crate) const MIDDLE: &str = "middle";
+
 impl Backend {
-    /// Starts carrying every link of `plan` that crosses the middle namespace: the veths are made and up.
+    /// Starts carrying every link of `plan` that crosses the middle namespace (whose veths are
+    /// made and up), with `seed`; `test` names the directory of the captures.
     pub(crate) fn start(
         plan: &Plan,
         seed: u64,
@@ -270,46 +267,44 @@ impl Backend {
     ) -> Result<Backend> {
         let capture_all = std::env::var_os("NETNS_TEST_CAPTURE").is_some_and(|v| v != "0");
         let captured = |link: &PlannedLink| link.capture || capture_all;
-        let carried: Vec<usize> = (0..plan.links.len()).filter(|&i| plan.links[i].wire.is_some()).collect();
+        let carried: Vec<(usize, &Middle)> =
+            plan.links.iter().enumerate().filter_map(|(i, link)| Some((i, link.middle.as_ref()?))).collect();
+        let indexes: Vec<usize> = carried.iter().map(|&(index, _)| index).collect();
         let setting = std::env::var("NETNS_TEST_LINK_ENGINE").unwrap_or_default();
-        let choice = choose(&setting, Needs::of(plan, &carried, captured), netem_available)?;
+        let choice = choose(&setting, Needs::of(plan, &indexes, captured), netem_available)?;
         eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
         let how = if choice.backend == Kind::Netem {
-            for &index in &carried {
+            for &(index, middle) in &carried {
                 let link = &plan.links[index];
-                let [a, b, bridge] = link.wire.expect("carried links have a wire");
-                let names = PlannedLink::wire_names(index);
                 let options = [
                     NetemOptions::from_conditions(&link.conditions[0], link_seed(seed, index))?,
                     NetemOptions::from_conditions(&link.conditions[1], link_seed(seed, index))?,
                 ];
-                let handle = netlink.handle.clone();
+                let (handle, middle) = (netlink.handle.clone(), middle.clone());
                 netlink_rt.block_on(async move {
-                    let at = At { node: "middle", handle: &handle };
-                    at.add_bridge(bridge, &names[2]).await?;
-                    at.set_controller(a, &names[0], bridge).await?;
-                    at.set_controller(b, &names[1], bridge).await?;
+                    let at = At { node: MIDDLE, handle: &handle };
+                    let ([a, b], bridge) = (&middle.ends, &middle.bridge);
+                    at.add_bridge(bridge.index, &bridge.name, bridge.mac).await?;
+                    at.set_controller(a.index, &a.name, bridge.index).await?;
+                    at.set_controller(b.index, &b.name, bridge.index).await?;
                     // The qdisc of the end facing b carries a→b, and the other way round.
-                    apply_netem(&handle, "middle", b, &names[1], &options[0]).await?;
-                    apply_netem(&handle, "middle", a, &names[0], &options[1]).await
+                    apply_netem(&handle, MIDDLE, b.index, &b.name, &options[0]).await?;
+                    apply_netem(&handle, MIDDLE, a.index, &a.name, &options[1]).await
                 })?;
             }
             How::Netem
         } else {
             let engine = Engine::start()?;
             let mut ids = vec![None; plan.links.len()];
-            for &index in &carried {
+            for &(index, ends) in &carried {
                 let link = &plan.links[index];
-                let [a, b, _] = link.wire.expect("carried links have a wire");
-                let names = PlannedLink::wire_names(index);
-                let port = |ifindex: u32, name: &str| Port {
+                let port = |end: &Device| Port {
                     netns: Arc::clone(&middle),
-                    ifindex,
-                    ifname: name.into(),
+                    ifindex: end.index,
+                    ifname: end.name.clone(),
                 };
-                let capture =
-                    captured(link).then(|| artifacts_dir(test).join(capture_name(index, plan, link)));
+                let capture = captured(link).then(|| artifacts_dir(test).join(&ends.capture_file));
                 if let Some(path) = &capture {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir).map_err(|e| {
@@ -320,8 +315,8 @@ impl Backend {
                 }
                 ids[index] = Some(engine.attach(LinkSpec {
                     label: link.label.clone(),
-                    a: port(a, &names[0]),
-                    b: port(b, &names[1]),
+                    a: port(&ends.ends[0]),
+                    b: port(&ends.ends[1]),
                     conditions: link.conditions.clone(),
                     seed: link_seed(seed, index),
                     capture,
@@ -372,15 +367,16 @@ impl Backend {
                 engine.set_conditions(id, direction, conditions)
             }
             (How::Netem, Change::Netem(options)) => {
-                let [a, b, _] = link.wire.expect("carried links have a wire");
-                let names = PlannedLink::wire_names(index);
-                let (ifindex, name) = match direction {
-                    Direction::AToB => (b, names[1].clone()),
-                    Direction::BToA => (a, names[0].clone()),
+                let middle = link.middle.as_ref().expect("carried links cross the middle namespace");
+                // The qdisc of the end facing b carries a→b, and the other way round.
+                let end = match direction {
+                    Direction::AToB => middle.ends[1].clone(),
+                    Direction::BToA => middle.ends[0].clone(),
                 };
                 let handle = self.netlink.handle.clone();
-                netlink_rt
-                    .block_on(async move { apply_netem(&handle, "middle", ifindex, &name, &options).await })
+                netlink_rt.block_on(async move {
+                    apply_netem(&handle, MIDDLE, end.index, &end.name, &options).await
+                })
             }
             _ => unreachable!("a change is prepared for the backend that carries the link"),
         }
@@ -460,7 +456,7 @@ mod tests {
         let fine = Conditions::new().loss(0.5);
         assert_eq!(
             prepare(Kind::Engine, label, Direction::BToA, fine.clone(), 1).unwrap(),
-            Change::Engine(fine.clone())
+            Change::Engine(ValidConditions::new(fine.clone()).unwrap())
         );
         let Change::Netem(options) = prepare(Kind::Netem, label, Direction::BToA, fine, 1).unwrap() else {
             panic!("netem options for netem");

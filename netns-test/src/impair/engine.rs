@@ -26,7 +26,7 @@ use super::decide::{Decider, Fate, Offer};
 use super::gso::{self, VNET_LEN, VnetHdr};
 use super::neighbour::is_neighbour_discovery;
 use super::packet::{MAX_FRAME, PacketSocket, Port};
-use crate::conditions::{Conditions, Direction, DirectionCounters};
+use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
 
 /// How long a caller waits for the engine thread to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ pub(crate) struct LinkSpec {
     /// The middle end on node `b`'s side.
     pub(crate) b: Port,
     /// The conditions a→b and b→a.
-    pub(crate) conditions: [Conditions; 2],
+    pub(crate) conditions: [ValidConditions; 2],
     /// The seed of both directions (a direction's own seed in its conditions wins).
     pub(crate) seed: u64,
     /// Where to write a pcap file of every frame the link delivers.
@@ -189,8 +189,8 @@ impl Engine {
             shared: Arc::clone(&shared),
             sockets,
             deciders: [
-                Decider::new(forward, spec.seed, Direction::AToB),
-                Decider::new(backward, spec.seed, Direction::BToA),
+                Decider::new(forward.into_inner(), spec.seed, Direction::AToB),
+                Decider::new(backward.into_inner(), spec.seed, Direction::BToA),
             ],
             capture,
         };
@@ -203,8 +203,7 @@ impl Engine {
         Ok(id)
     }
 
-    /// Changes the conditions of one direction (validated by the caller); they apply from the
-    /// next frame on (frames already in the link keep their departure time). Returns once the
+    /// Changes the conditions of one direction; they apply from the next frame on (frames already in the link keep their departure time). Returns once the
     /// engine has them.
     ///
     /// # Errors
@@ -213,11 +212,11 @@ impl Engine {
         &self,
         id: LinkId,
         direction: Direction,
-        conditions: Conditions,
+        conditions: ValidConditions,
     ) -> Result<()> {
         let label = self.label(id);
         self.command(&format!("changing the conditions of link `{label}` {direction}"), |reply| {
-            Command::SetConditions(id, direction, Box::new(conditions), reply)
+            Command::SetConditions(id, direction, Box::new(conditions.into_inner()), reply)
         })
     }
 

@@ -7,19 +7,16 @@
 //! failure, with a message, as test code does; it is not for user input.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
-use rtnetlink::packet_route::link::LinkAttribute;
-
 use super::engine::{Engine, LinkId, LinkSpec};
 use super::packet::Port;
 use super::packet::in_namespace;
-use crate::conditions::{Conditions, DirectionCounters};
+use crate::conditions::{Conditions, DirectionCounters, ValidConditions};
 use crate::error::Error;
 use crate::netlink::NetlinkRuntime;
 use crate::netlink::{At, NodeNetlink, VethEnd};
@@ -35,6 +32,11 @@ pub(crate) const IFINDEX: u32 = 10;
 /// carrier event of a veth whose index equals its peer's as not urgent and delays it up to a
 /// second.
 const MIDDLE_IFINDEX: u32 = 20;
+/// The MAC addresses of `eth0` in `a` and `b`, and of `ma` and `mb`: locally administered.
+const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+const MAC_MA: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x0a];
+const MAC_MB: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x0b];
 
 /// Node `a`, node `b`, and the link between them.
 pub(crate) struct Lab {
@@ -84,6 +86,7 @@ impl Lab {
         let port =
             |ifindex, ifname: &str| Port { netns: Arc::clone(&fds[1]), ifindex, ifname: ifname.into() };
         let engine = Engine::start()?;
+        let conditions = conditions.map(|c| ValidConditions::new(c).expect("the lab's conditions are valid"));
         let id = engine.attach(LinkSpec {
             label: "a–b".into(),
             a: port(MIDDLE_IFINDEX, "ma"),
@@ -205,28 +208,28 @@ async fn build_links(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> 
     let (fa, fb) = (fds[0], fds[fds.len() - 1]);
     let at_a = At { node: "a", handle: &na.handle };
     let at_b = At { node: "b", handle: &nb.handle };
-    let end = |node: &str, name: &str, index, netns| VethEnd {
+    let end = |node: &str, name: &str, index, mac, netns| VethEnd {
         node: node.into(),
         name: name.into(),
         index,
+        mac,
         netns,
         mtu: None,
         controller: None,
     };
     let (nw, fw) = (&netlink[1], fds[1]);
     let at_w = At { node: "middle", handle: &nw.handle };
-    at_a.add_veth(&end("a", "eth0", IFINDEX, fa), &end("middle", "ma", MIDDLE_IFINDEX, fw)).await?;
-    at_w.set_link_up(MIDDLE_IFINDEX, "ma", true).await?;
-    at_w.add_veth(&end("middle", "mb", MIDDLE_IFINDEX + 1, fw), &end("b", "eth0", IFINDEX, fb)).await?;
-    let ready = [(na, IFINDEX), (nb, IFINDEX), (nw, MIDDLE_IFINDEX), (nw, MIDDLE_IFINDEX + 1)];
+    let (ma, mb) = (MIDDLE_IFINDEX, MIDDLE_IFINDEX + 1);
+    at_a.add_veth(&end("a", "eth0", IFINDEX, MAC_A, fa), &end("middle", "ma", ma, MAC_MA, fw)).await?;
+    at_w.set_link_up(ma, "ma", true).await?;
+    at_w.add_veth(&end("middle", "mb", mb, MAC_MB, fw), &end("b", "eth0", IFINDEX, MAC_B, fb)).await?;
+    let ready = [(na, IFINDEX), (nb, IFINDEX), (nw, ma), (nw, mb)];
     at_b.set_link_up(IFINDEX, "eth0", true).await?;
     at_a.add_address(IFINDEX, "eth0", "10.0.0.1/24".parse().expect("address")).await?;
     at_b.add_address(IFINDEX, "eth0", "10.0.0.2/24".parse().expect("address")).await?;
     // Static neighbours: no ARP frame ever shifts the sequence of decisions.
-    let mac_a = mac(na, "a").await?;
-    let mac_b = mac(nb, "b").await?;
-    neighbour(na, "a", B, &mac_b).await?;
-    neighbour(nb, "b", A, &mac_a).await?;
+    at_a.add_static_neighbour(IFINDEX, B.into(), MAC_B).await?;
+    at_b.add_static_neighbour(IFINDEX, A.into(), MAC_A).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     for (netlink, index) in ready {
         netlink.links.wait(&netlink.handle, index, deadline, |s| s.ready()).await.map_err(|last| {
@@ -237,31 +240,6 @@ async fn build_links(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> 
         })?;
     }
     Ok(())
-}
-
-async fn mac(netlink: &NodeNetlink, node: &str) -> crate::Result<Vec<u8>> {
-    let mut links = netlink.handle.link().get().match_index(IFINDEX).execute();
-    let link = links.try_next().await.map_err(|e| Error::netlink(node, "ip link show eth0", e))?;
-    link.and_then(|link| {
-        link.attributes.into_iter().find_map(|a| match a {
-            LinkAttribute::Address(mac) => Some(mac),
-            _ => None,
-        })
-    })
-    .ok_or_else(|| {
-        Error::io(format!("reading the MAC address of eth0 in `{node}`"), std::io::ErrorKind::NotFound.into())
-    })
-}
-
-async fn neighbour(netlink: &NodeNetlink, node: &str, ip: Ipv4Addr, mac: &[u8]) -> crate::Result<()> {
-    netlink
-        .handle
-        .neighbours()
-        .add(IFINDEX, IpAddr::V4(ip))
-        .link_layer_address(mac)
-        .execute()
-        .await
-        .map_err(|e| Error::netlink(node, format!("ip neigh add {ip} lladdr ... dev eth0 nud permanent"), e))
 }
 
 /// Waits for `condition`, checking every millisecond, and panics after `limit`.

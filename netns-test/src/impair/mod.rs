@@ -27,5 +27,5 @@ mod packet;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use backend::{Backend, network_seed};
+pub(crate) use backend::{Backend, MIDDLE, network_seed};
 pub(crate) use netem::netem_available;

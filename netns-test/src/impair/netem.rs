@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::netlink::{acked, is_errno};
 
 use super::decide::inverse_normal_cdf;
-use crate::conditions::{Conditions, Distribution, Loss};
+use crate::conditions::{Distribution, Loss, ValidConditions};
 
 const TCA_OPTIONS: u16 = 2;
 const TCA_NETEM_CORR: u16 = 1;
@@ -82,11 +82,9 @@ impl NetemOptions {
     /// frame alike, cannot spare ARP and neighbour discovery from loss, duplication and
     /// corruption (`impair_neighbour_discovery` has no netem option: it is as if it were set).
     ///
-    /// The conditions must have been validated: out-of-range probabilities would be clamped.
-    ///
     /// # Errors
     /// [`Error::Unsupported`] for what netem cannot do: a byte limit.
-    pub(crate) fn from_conditions(conditions: &Conditions, seed: u64) -> Result<Self> {
+    pub(crate) fn from_conditions(conditions: &ValidConditions, seed: u64) -> Result<Self> {
         if let Some(bytes) = conditions.limit_bytes {
             return Err(Error::Unsupported {
                 feature: "limit_bytes on netem".into(),

@@ -10,7 +10,7 @@ use super::lab::{IFINDEX, Lab};
 use super::netem::{NetemOptions, apply as apply_netem, netem_available};
 use super::packet::in_namespace;
 use super::packet::set_tx_checksum;
-use crate::conditions::Conditions;
+use crate::conditions::{Conditions, ValidConditions};
 use crate::error::Error;
 
 /// Keeps the tests that measure time from sharing the machine's CPUs with the tests that
@@ -173,7 +173,8 @@ fn netem_delays_packets_or_says_precisely_why_it_cannot() {
     let _cpu = cpu_exclusive();
     let link = Lab::new(Default::default(), 1, None);
     let options =
-        NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 1).expect("netem can delay");
+        NetemOptions::from_conditions(&ValidConditions::new(Conditions::new().delay(ms(10))).unwrap(), 1)
+            .expect("netem can delay");
     let apply = |node: usize, name: &'static str| {
         let handle = link.netlink[node].handle.clone();
         let options = options.clone();

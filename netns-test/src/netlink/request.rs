@@ -69,12 +69,12 @@ impl At<'_> {
         )
     }
 
-    /// `ip link add br0 address <mac> type bridge forward_delay 0 mcast_snooping 0` and up.
-    pub(crate) async fn add_bridge(&self, index: u32, name: &str) -> Result<()> {
+    /// `ip link add <name> address <mac> type bridge forward_delay 0 mcast_snooping 0` and up.
+    pub(crate) async fn add_bridge(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<()> {
         let message = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Bridge)
             .name(name.to_string())
             .index(index)
-            .address(crate::topology::mac_for(index).to_vec())
+            .address(mac.to_vec())
             .up()
             .set_info_data(InfoData::Bridge(vec![
                 InfoBridge::ForwardDelay(0),
@@ -191,6 +191,7 @@ pub(crate) struct VethEnd {
     pub(crate) node: String,
     pub(crate) name: String,
     pub(crate) index: u32,
+    pub(crate) mac: [u8; 6],
     pub(crate) netns: RawFd,
     pub(crate) mtu: Option<u32>,
     /// The bridge to enslave this end to, in its own namespace.
@@ -198,10 +199,7 @@ pub(crate) struct VethEnd {
 }
 
 fn end_message<T>(builder: LinkMessageBuilder<T>, end: &VethEnd) -> LinkMessageBuilder<T> {
-    let mut builder = builder
-        .name(end.name.to_string())
-        .index(end.index)
-        .address(crate::topology::mac_for(end.index).to_vec());
+    let mut builder = builder.name(end.name.to_string()).index(end.index).address(end.mac.to_vec());
     if let Some(mtu) = end.mtu {
         builder = builder.mtu(mtu);
     }

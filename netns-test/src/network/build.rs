@@ -7,12 +7,12 @@ use std::sync::atomic::AtomicUsize;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{MIDDLE, Network, NetworkInner, Node};
+use super::{Network, NetworkInner, Node};
 use crate::error::{Error, Result};
-use crate::impair::Backend;
+use crate::impair::{Backend, MIDDLE};
 use crate::netlink::{At, NetlinkRuntime, NodeNetlink, VethEnd};
 use crate::ns::{self, NsFds, NsRequest};
-use crate::topology::{NodeKind, Plan, PlannedLink, Topology};
+use crate::topology::{NodeKind, Plan, Topology};
 use crate::trace::Trace;
 
 /// How long bringing a network up may wait for the kernel to report its links ready.
@@ -33,14 +33,14 @@ impl Network {
 
         // The other nodes' namespaces are made on worker threads while this thread configures
         // the local node, the namespace the child process was born in.
-        // Links with conditions cross a hidden wire namespace, made last.
+        // Links with conditions cross the middle namespace, made last.
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
-        let has_wire = plan.links.iter().any(|link| link.wire.is_some());
+        let has_middle = plan.links.iter().any(|link| link.middle.is_some());
         let mut requests: Vec<NsRequest<'_>> = others
             .iter()
             .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
             .collect();
-        if has_wire {
+        if has_middle {
             requests.push(NsRequest { name: MIDDLE, hostname: false });
         }
         let open_node = |index: usize| -> Result<NodeNetlink> {
@@ -53,9 +53,9 @@ impl Network {
             |k, _| match others.get(k) {
                 Some(&index) => open_node(index),
                 None => {
-                    configure_wire()?;
+                    configure_middle()?;
                     NodeNetlink::open(netlink_rt.handle())
-                        .map_err(|e| Error::io("opening netlink in the wire namespace", e))
+                        .map_err(|e| Error::io("opening netlink in the middle namespace", e))
                 }
             },
             || {
@@ -69,7 +69,7 @@ impl Network {
         )?;
 
         trace.mark(&format!("{} namespaces created", requests.len()));
-        let wire_ns = if has_wire { made.pop() } else { None };
+        let middle = if has_middle { made.pop() } else { None };
         let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
         slots[local] = Some((local_fds, local_netlink));
         for (k, made) in made.into_iter().enumerate() {
@@ -85,14 +85,14 @@ impl Network {
             })
             .collect();
 
-        let wire_ns = wire_ns.map(|(fds, netlink)| (Arc::new(fds), netlink));
-        let wiring: Vec<(String, NodeNetlink, i32)> = nodes
+        let middle = middle.map(|(fds, netlink)| (Arc::new(fds), netlink));
+        let namespaces: Vec<(String, NodeNetlink, i32)> = nodes
             .iter()
             .map(|node| (node.name().to_string(), node.netlink().clone(), node.fds().raw().0))
-            .chain(wire_ns.iter().map(|(fds, netlink)| (MIDDLE.to_string(), netlink.clone(), fds.raw().0)))
+            .chain(middle.iter().map(|(fds, netlink)| (MIDDLE.to_string(), netlink.clone(), fds.raw().0)))
             .collect();
-        let wired = netlink_rt.spawn(wire(Arc::clone(&plan), wiring, trace));
-        // While the netlink thread wires the network, this thread makes node names resolve for
+        let linked = netlink_rt.spawn(create_links(Arc::clone(&plan), namespaces, trace));
+        // While the netlink thread creates the links, this thread makes node names resolve for
         // the body and for every program it starts, and names the local node.
         crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
         let local_spec = &plan.nodes[local];
@@ -102,13 +102,13 @@ impl Network {
             })?;
         }
         trace.mark("hosts file installed");
-        wired.wait()?;
+        linked.wait()?;
         if plan.links.iter().any(|link| link.own_queue) {
             give_own_queues(&plan, &nodes)?;
             trace.mark("the ports of big switches given their own receive queues");
         }
 
-        let backend = match wire_ns {
+        let backend = match middle {
             Some((fds, netlink)) => {
                 let seed = crate::impair::network_seed(plan.random_seed)?;
                 let backend = Backend::start(&plan, seed, fds, netlink, &netlink_rt, test)?;
@@ -124,12 +124,12 @@ impl Network {
     }
 }
 
-/// Brings `lo` up in the wire namespace, and keeps its middle ends from making IPv6
+/// Brings `lo` up in the middle namespace, and keeps its middle ends from making IPv6
 /// link-local addresses (and so router solicitations and MLD reports).
-fn configure_wire() -> Result<()> {
-    ns::loopback_up().map_err(|e| Error::io("setting lo up in the wire namespace", e))?;
+fn configure_middle() -> Result<()> {
+    ns::loopback_up().map_err(|e| Error::io("setting lo up in the middle namespace", e))?;
     ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
-        .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode in the wire namespace", e))
+        .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode in the middle namespace", e))
 }
 
 /// Brings `lo` up and sets the sysctls of a fresh namespace, from a thread inside it.
@@ -218,58 +218,66 @@ fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
     })
 }
 
-/// Creates links, addresses and routes, and waits until every link is ready.
-async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Trace) -> Result<()> {
+/// Creates bridges, veth pairs, addresses and routes, and waits until every link is ready.
+/// `namespaces` are the nodes in plan order, then the middle namespace when there is one: for
+/// each, its name, its netlink connections and the descriptor of its network namespace.
+async fn create_links(
+    plan: Arc<Plan>,
+    namespaces: Vec<(String, NodeNetlink, i32)>,
+    trace: Trace,
+) -> Result<()> {
     use futures_util::future::try_join_all;
-    let at = |index: usize| At { node: &nodes[index].0, handle: &nodes[index].1.handle };
+    let at = |index: usize| At { node: &namespaces[index].0, handle: &namespaces[index].1.handle };
 
     try_join_all(plan.nodes.iter().enumerate().filter_map(|(index, node)| {
         node.bridge
-            .map(|bridge| async move { at(index).add_bridge(bridge, crate::topology::BRIDGE_NAME).await })
+            .as_ref()
+            .map(|bridge| async move { at(index).add_bridge(bridge.index, &bridge.name, bridge.mac).await })
     }))
     .await?;
     if plan.nodes.iter().any(|node| node.bridge.is_some()) {
         trace.mark("bridges created");
     }
 
-    // The wire namespace, when there is one, follows the nodes in `nodes`.
-    let wire_at = plan.nodes.len();
+    // The middle namespace, when there is one, follows the nodes.
+    let middle_at = plan.nodes.len();
     // Each pair: the end made by the request, in its own namespace (`sender`); the end made
     // in place by the same request; the namespace of that second end, which cannot be created
     // up and is set up afterwards (`receiver`).
     let mut pairs: Vec<(usize, VethEnd, VethEnd, usize)> = Vec::new();
-    for (index, link) in plan.links.iter().enumerate() {
+    for link in &plan.links {
         let end = |slot: usize| {
             let (node, iface) = link.ends[slot];
-            let spec = &plan.nodes[node];
+            let (spec, iface) = (&plan.nodes[node], &plan.nodes[node].ifaces[iface]);
             VethEnd {
                 node: spec.name.clone(),
-                name: spec.ifaces[iface].name.clone(),
-                index: spec.ifaces[iface].index,
-                netns: nodes[node].2,
+                name: iface.name.clone(),
+                index: iface.index,
+                mac: iface.mac,
+                netns: namespaces[node].2,
                 mtu: link.mtu,
-                controller: spec.bridge,
+                controller: spec.bridge.as_ref().map(|bridge| bridge.index),
             }
         };
-        match link.wire {
+        match &link.middle {
             None => {
                 // A switch's port is created in the switch's namespace, where its bridge is
                 // known.
                 let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
                 pairs.push((link.ends[main].0, end(main), end(1 - main), link.ends[1 - main].0));
             }
-            Some(wire) => {
-                let names = PlannedLink::wire_names(index);
-                for slot in 0..2 {
-                    let middle = VethEnd {
+            Some(middle) => {
+                for (slot, device) in middle.ends.iter().enumerate() {
+                    let middle_end = VethEnd {
                         node: MIDDLE.to_string(),
-                        name: names[slot].clone(),
-                        index: wire[slot],
-                        netns: nodes[wire_at].2,
+                        name: device.name.clone(),
+                        index: device.index,
+                        mac: device.mac,
+                        netns: namespaces[middle_at].2,
                         mtu: link.mtu,
                         controller: None,
                     };
-                    pairs.push((link.ends[slot].0, end(slot), middle, wire_at));
+                    pairs.push((link.ends[slot].0, end(slot), middle_end, middle_at));
                 }
             }
         }
@@ -292,42 +300,30 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
     .await?;
     trace.mark("addresses added");
 
+    // Every interface of the nodes, then every middle end.
     let deadline = Instant::now() + READY_TIMEOUT;
-    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
-        let nodes = &nodes;
-        node.ifaces.iter().map(move |iface| async move {
-            let netlink = &nodes[index].1;
-            netlink.links.wait(&netlink.handle, iface.index, deadline, |s| s.ready()).await.map_err(|last| {
+    let node_ifaces = plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.ifaces
+            .iter()
+            .map(move |iface| (index, iface.index, &iface.name, format!("node `{}`", node.name)))
+    });
+    let middle_ends = plan.links.iter().filter_map(|link| link.middle.as_ref()).flat_map(|middle| {
+        middle.ends.iter().map(|end| (middle_at, end.index, &end.name, "the middle namespace".to_string()))
+    });
+    try_join_all(node_ifaces.chain(middle_ends).map(|(at, ifindex, name, place)| {
+        let netlink = &namespaces[at].1;
+        async move {
+            netlink.links.wait(&netlink.handle, ifindex, deadline, |s| s.ready()).await.map_err(|last| {
                 Error::Timeout {
                     what: format!(
-                        "interface `{}` of node `{}` to be up with carrier (last state: {last:?})",
-                        iface.name, node.name
+                        "interface `{name}` of {place} to be up with carrier (last state: {last:?})"
                     ),
                     after: READY_TIMEOUT,
                 }
             })
-        })
+        }
     }))
     .await?;
-    if let Some((_, wire, _)) = nodes.get(wire_at) {
-        try_join_all(plan.links.iter().enumerate().filter_map(|(index, link)| link.wire.map(|w| (index, w))).flat_map(
-            |(index, w)| {
-                let names = PlannedLink::wire_names(index);
-                (0..2).map(move |slot| {
-                    let name = names[slot].clone();
-                    async move {
-                        wire.links.wait(&wire.handle, w[slot], deadline, |s| s.ready()).await.map_err(|last| {
-                            Error::Timeout {
-                                what: format!("interface `{name}` of the wire namespace to be up (last state: {last:?})"),
-                                after: READY_TIMEOUT,
-                            }
-                        })
-                    }
-                })
-            },
-        ))
-        .await?;
-    }
     trace.mark("every link reported ready");
 
     try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
@@ -336,8 +332,8 @@ async fn wire(plan: Arc<Plan>, nodes: Vec<(String, NodeNetlink, i32)>, trace: Tr
     .await?;
     trace.mark("routes added");
 
-    try_join_all(plan.static_neighbours.iter().map(|&(node, index, addr, mac)| async move {
-        at(node).add_static_neighbour(index, addr, mac).await
+    try_join_all(plan.static_neighbours.iter().map(|entry| async move {
+        at(entry.node).add_static_neighbour(entry.ifindex, entry.addr, entry.mac).await
     }))
     .await?;
     if !plan.static_neighbours.is_empty() {

@@ -111,11 +111,10 @@ impl LinkHandle {
         // Counted before the first filter goes in, so that `ready` never takes a cut link for
         // a ready one; the guard uncounts it when it heals, and heals what was installed when
         // an error here drops it.
-        self.network.cuts(self.link).fetch_add(1, Ordering::Release);
+        self.cuts().fetch_add(1, Ordering::Release);
         let mut fault = Fault::new(Healing::Cut(self.clone()));
-        for (node, ifname) in &self.ends {
-            let iface = node.interface(ifname)?;
-            fault.install(Filter::new(node, iface.index(), ifname, prio), &cbpf::drop_all())?;
+        for (node, ifindex, ifname) in self.interfaces() {
+            fault.install(Filter::new(node, ifindex, ifname, prio), &cbpf::drop_all())?;
         }
         Ok(Cut(fault))
     }
@@ -200,7 +199,7 @@ impl Fault {
             Healing::Partition => Ok(()),
             Healing::Cut(link) => {
                 let refreshed = link.refresh_neighbours();
-                link.network.cuts(link.link).fetch_sub(1, Ordering::Release);
+                link.cuts().fetch_sub(1, Ordering::Release);
                 refreshed
             }
         };

@@ -1,11 +1,11 @@
 //! A link of the running network: its two ends, down and up, the conditions it carries, and
 //! flapping.
 
-use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-use ipnet::IpNet;
 
 use super::wait::{Stop, Wait, poll_until};
 use super::{Interface, Network, Node};
@@ -13,16 +13,48 @@ use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result, name_list};
 use crate::impair::Backend;
 use crate::netlink::At;
-use crate::topology::{NodeKind, Plan, mac_for};
+use crate::topology::{Neighbour, PlannedRoute};
 
-/// A link of the network, between two node interfaces.
-#[derive(Clone, Debug)]
+/// A link of the network, between two node interfaces. Cloning is cheap.
+#[derive(Clone)]
 pub struct LinkHandle {
-    pub(super) network: Network,
+    inner: Arc<LinkInner>,
+}
+
+/// What a link handle holds: everything its operations need, taken from the plan when the
+/// handle is made.
+struct LinkInner {
+    network: Network,
     /// The plan's index of the link.
-    pub(super) link: usize,
+    link: usize,
     /// The ends in the order they were asked for (`net.link(a, b)`).
-    pub(super) ends: [(Node, String); 2],
+    ends: [End; 2],
+    /// Whether the link crosses the middle namespace (it has conditions or a capture).
+    carried: bool,
+    /// Per node on either side: the neighbour entries it may be left resolving across the
+    /// link after a cut or a link down (see [`Plan::neighbours_across`](crate::topology::Plan)).
+    neighbours: Vec<(Node, Vec<Neighbour>)>,
+}
+
+/// One end of a link.
+struct End {
+    node: Node,
+    ifname: String,
+    ifindex: u32,
+    /// The direction of the link that leaves this end.
+    leaving: Direction,
+    /// The node's routes through this interface, which the kernel deletes when it goes down.
+    routes: Vec<PlannedRoute>,
+}
+
+impl fmt::Debug for LinkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b] = &self.inner.ends;
+        f.debug_struct("LinkHandle")
+            .field("a", &format_args!("{}:{}", a.node.name(), a.ifname))
+            .field("b", &format_args!("{}:{}", b.node.name(), b.ifname))
+            .finish()
+    }
 }
 
 impl Network {
@@ -70,14 +102,7 @@ impl Network {
             [format!("{a_node}:{}", i.name()), format!("{}:{}", i.peer_node(), i.peer_name())]
         };
         match candidates[..] {
-            [iface] => Ok(LinkHandle {
-                network: self.clone(),
-                link: iface.link,
-                ends: [
-                    (first.clone(), iface.name().to_string()),
-                    (second.clone(), iface.peer_name().to_string()),
-                ],
-            }),
+            [iface] => Ok(LinkHandle::new(self, iface.link, [first, second])),
             [] => Err(Error::UnknownLink {
                 a: a.to_string(),
                 b: b.to_string(),
@@ -94,50 +119,66 @@ impl Network {
 }
 
 impl LinkHandle {
+    /// The handle of plan link `link`, whose ends are the nodes `asked`, in that order.
+    fn new(network: &Network, link: usize, asked: [&Node; 2]) -> LinkHandle {
+        let plan = network.plan();
+        let planned = &plan.links[link];
+        let ends = asked.map(|node| {
+            let slot = usize::from(planned.ends[0].0 != node.index());
+            let (_, iface) = planned.ends[slot];
+            let spec = &plan.nodes[node.index()].ifaces[iface];
+            End {
+                node: node.clone(),
+                ifname: spec.name.clone(),
+                ifindex: spec.index,
+                leaving: Direction::BOTH[slot],
+                routes: plan.routes_through(node.index(), iface),
+            }
+        });
+        let mut by_node: HashMap<usize, Vec<Neighbour>> = HashMap::new();
+        for entry in plan.neighbours_across(link) {
+            by_node.entry(entry.node).or_default().push(entry);
+        }
+        let mut neighbours: Vec<(Node, Vec<Neighbour>)> =
+            by_node.into_iter().map(|(node, entries)| (network.nodes()[node].clone(), entries)).collect();
+        neighbours.sort_by_key(|(node, _)| node.index());
+        let carried = planned.middle.is_some();
+        let inner = LinkInner { network: network.clone(), link, ends, carried, neighbours };
+        LinkHandle { inner: Arc::new(inner) }
+    }
+
     /// The two ends: each node and its interface name.
     pub fn ends(&self) -> [(&Node, &str); 2] {
-        [(&self.ends[0].0, self.ends[0].1.as_str()), (&self.ends[1].0, self.ends[1].1.as_str())]
+        let [a, b] = &self.inner.ends;
+        [(&a.node, a.ifname.as_str()), (&b.node, b.ifname.as_str())]
+    }
+
+    /// The ends' nodes and interface indexes, for the cut's filters.
+    pub(super) fn interfaces(&self) -> impl Iterator<Item = (&Node, u32, &str)> {
+        self.inner.ends.iter().map(|end| (&end.node, end.ifindex, end.ifname.as_str()))
+    }
+
+    /// How many cuts this link has now (it is ready only when it has none).
+    pub(super) fn cuts(&self) -> &AtomicUsize {
+        self.inner.network.cuts(self.inner.link)
     }
 
     pub(super) fn describe(&self) -> String {
-        format!(
-            "the link {}:{} – {}:{}",
-            self.ends[0].0.name(),
-            self.ends[0].1,
-            self.ends[1].0.name(),
-            self.ends[1].1
-        )
+        let [a, b] = &self.inner.ends;
+        format!("the link {}:{} – {}:{}", a.node.name(), a.ifname, b.node.name(), b.ifname)
     }
 
     /// Resolves, from the topology, the neighbour entries that nodes on one side of this link
     /// hold unresolved (incomplete or failed) for addresses on the other side: a cut or a
     /// link that was down leaves them waiting for the kernel's next retry.
     pub(super) fn refresh_neighbours(&self) -> Result<()> {
-        let plan = self.network.plan();
-        let sides = link_sides(plan, self.link);
-        // For each node on either side: the neighbours it may hold on its interfaces there,
-        // the interfaces across the link.
-        let mut work: Vec<(usize, Vec<Neighbour>)> = Vec::new();
-        for (here, there) in [(&sides[0], &sides[1]), (&sides[1], &sides[0])] {
-            let across: Vec<(IpAddr, [u8; 6])> =
-                there.iter().flat_map(|&(node, iface)| neighbour_addresses(plan, node, iface)).collect();
-            for &(node, iface) in here {
-                let index = plan.nodes[node].ifaces[iface].index;
-                let entries = across.iter().map(|&(addr, mac)| Neighbour { index, addr, mac });
-                match work.iter_mut().find(|(n, _)| *n == node) {
-                    Some((_, known)) => known.extend(entries),
-                    None => work.push((node, entries.collect())),
-                }
-            }
-        }
-        let work: Vec<(Node, Vec<Neighbour>)> =
-            work.into_iter().map(|(node, known)| (self.network.nodes()[node].clone(), known)).collect();
-        self.network.netlink_rt().block_on(async move {
-            futures_util::future::try_join_all(work.iter().map(|(node, known)| async move {
+        let link = self.clone();
+        self.inner.network.netlink_rt().block_on(async move {
+            futures_util::future::try_join_all(link.inner.neighbours.iter().map(|(node, known)| async move {
                 let at = At { node: node.name(), handle: &node.netlink().handle };
-                for (index, addr) in at.unresolved_neighbours().await? {
-                    if let Some(known) = known.iter().find(|k| (k.index, k.addr) == (index, addr)) {
-                        at.resolve_neighbour(index, addr, known.mac).await?;
+                for (ifindex, addr) in at.unresolved_neighbours().await? {
+                    if let Some(known) = known.iter().find(|k| (k.ifindex, k.addr) == (ifindex, addr)) {
+                        at.resolve_neighbour(ifindex, addr, known.mac).await?;
                     }
                 }
                 Ok::<(), Error>(())
@@ -172,24 +213,12 @@ impl LinkHandle {
     }
 
     fn restore_routes(&self) -> Result<()> {
-        let plan = self.network.plan();
-        for (node, ifname) in &self.ends {
-            let iface = node.interface(ifname)?;
-            let subnets: Vec<IpNet> = iface.addrs().iter().map(IpNet::trunc).collect();
-            let spec =
-                plan.nodes.iter().find(|spec| spec.name == node.name()).expect("nodes come from the plan");
-            let routes: Vec<(IpNet, IpAddr)> = spec
-                .routes
-                .iter()
-                .filter(|route| subnets.iter().any(|subnet| subnet.contains(&route.via)))
-                .map(|route| (route.to, route.via))
-                .collect();
-            let netlink = node.netlink().clone();
-            let name = node.name().to_string();
-            node.netlink_rt().block_on(async move {
-                let at = At { node: &name, handle: &netlink.handle };
-                for (to, via) in routes {
-                    at.add_route_again(to, via).await?;
+        for end in &self.inner.ends {
+            let (node, routes) = (end.node.clone(), end.routes.clone());
+            end.node.netlink_rt().block_on(async move {
+                let at = At { node: node.name(), handle: &node.netlink().handle };
+                for route in routes {
+                    at.add_route_again(route.to, route.via).await?;
                 }
                 Ok::<(), Error>(())
             })?;
@@ -197,28 +226,25 @@ impl LinkHandle {
         Ok(())
     }
 
-    /// The direction of the plan's link that leaves `node`.
+    /// The direction of the link that leaves `node`.
     fn direction_from(&self, node: &str) -> Result<Direction> {
-        let plan = self.network.plan();
-        let link = &plan.links[self.link];
-        let names = [&plan.nodes[link.ends[0].0].name, &plan.nodes[link.ends[1].0].name];
-        if names[0] == node {
-            Ok(Direction::AToB)
-        } else if names[1] == node {
-            Ok(Direction::BToA)
-        } else {
-            Err(Error::UnknownNode {
-                name: node.to_string(),
-                known: name_list(names.iter().map(|n| n.as_str())),
-            })
+        match self.inner.ends.iter().find(|end| end.node.name() == node) {
+            Some(end) => Ok(end.leaving),
+            None => {
+                let mut ends: Vec<&End> = self.inner.ends.iter().collect();
+                ends.sort_by_key(|end| end.leaving.index());
+                Err(Error::UnknownNode {
+                    name: node.to_string(),
+                    known: name_list(ends.iter().map(|end| end.node.name())),
+                })
+            }
         }
     }
 
     /// The backend that carries this link's conditions.
     fn backend(&self) -> Result<&Backend> {
-        let carried = self.network.plan().links[self.link].wire.is_some();
-        match self.network.backend() {
-            Some(backend) if carried => Ok(backend),
+        match self.inner.network.backend() {
+            Some(backend) if self.inner.carried => Ok(backend),
             _ => Err(Error::Unsupported {
                 feature: format!("changing the conditions of {}", self.describe()),
                 reason: "the link was built without conditions; give it some in the topology \
@@ -231,17 +257,11 @@ impl LinkHandle {
     /// Changes the conditions of both directions, from the next frame on.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for a link built without conditions; invalid conditions.
+    /// [`Error::Unsupported`] for a link built without conditions; invalid conditions
+    /// ([`Error::InvalidConditions`], the same whichever backend carries the link).
     pub fn set_conditions(&self, conditions: Conditions) -> Result<()> {
-        let backend = self.backend()?;
         for direction in Direction::BOTH {
-            backend.set_conditions(
-                self.network.plan(),
-                self.network.netlink_rt(),
-                self.link,
-                direction,
-                conditions.clone(),
-            )?;
+            self.set_conditions_of(direction, conditions.clone())?;
         }
         Ok(())
     }
@@ -251,11 +271,15 @@ impl LinkHandle {
     /// # Errors
     /// As [`set_conditions`](Self::set_conditions); a node that is not an end of the link.
     pub fn set_conditions_from(&self, node: &str, conditions: Conditions) -> Result<()> {
-        let direction = self.direction_from(node)?;
+        self.set_conditions_of(self.direction_from(node)?, conditions)
+    }
+
+    fn set_conditions_of(&self, direction: Direction, conditions: Conditions) -> Result<()> {
+        let network = &self.inner.network;
         self.backend()?.set_conditions(
-            self.network.plan(),
-            self.network.netlink_rt(),
-            self.link,
+            network.plan(),
+            network.netlink_rt(),
+            self.inner.link,
             direction,
             conditions,
         )
@@ -269,7 +293,7 @@ impl LinkHandle {
     /// (only the user-space engine counts).
     pub fn counters_from(&self, node: &str) -> Result<DirectionCounters> {
         let direction = self.direction_from(node)?;
-        Ok(self.backend()?.counters(self.link)?[direction.index()])
+        Ok(self.backend()?.counters(self.inner.link)?[direction.index()])
     }
 
     /// Makes the link flap: down for `down`, up for `up`, again and again, from a background
@@ -308,13 +332,10 @@ impl LinkHandle {
     }
 
     fn set_up(&self, up: bool) -> Result<()> {
-        for (node, ifname) in &self.ends {
-            let iface = node.interface(ifname)?;
-            let (index, name) = (iface.index(), ifname.clone());
-            let netlink = node.netlink().clone();
-            let node_name = node.name().to_string();
-            node.netlink_rt().block_on(async move {
-                At { node: &node_name, handle: &netlink.handle }.set_link_up(index, &name, up).await
+        for end in &self.inner.ends {
+            let (node, index, name) = (end.node.clone(), end.ifindex, end.ifname.clone());
+            end.node.netlink_rt().block_on(async move {
+                At { node: node.name(), handle: &node.netlink().handle }.set_link_up(index, &name, up).await
             })?;
         }
         Ok(())
@@ -330,94 +351,29 @@ impl LinkHandle {
 
     /// Waits until both ends are up with carrier and, when `uncut`, until no cut is in place.
     fn wait_until(&self, uncut: bool) -> Wait {
-        let ends: Vec<(Node, u32)> = self
-            .ends
-            .iter()
-            .filter_map(|(node, ifname)| node.interface(ifname).ok().map(|i| (node.clone(), i.index())))
-            .collect();
-        let (network, link) = (self.network.clone(), self.link);
+        let link = self.clone();
         let what =
             if uncut { "to carry traffic (up with carrier, and not cut)" } else { "to be up with carrier" };
-        Wait::new(
-            self.ends[0].0.netlink_rt().handle(),
-            format!("{} {what}", self.describe()),
-            move |deadline| {
-                Box::pin(async move {
-                    for (node, index) in ends {
-                        let netlink = node.netlink();
-                        netlink
-                            .links
-                            .wait(&netlink.handle, index, deadline, |status| status.ready())
-                            .await
-                            .map_err(|_| Stop::DeadlinePassed)?;
-                    }
-                    if !uncut {
-                        return Ok(());
-                    }
-                    // Cuts are this process's own doing, with no kernel notification to wait on.
-                    poll_until(deadline, || {
-                        std::future::ready(Ok(network.cuts(link).load(Ordering::Acquire) == 0))
-                    })
-                    .await
-                })
-            },
-        )
-    }
-}
-
-/// A neighbour a node may have to resolve: on its interface `index`, address `addr` at `mac`.
-struct Neighbour {
-    index: u32,
-    addr: IpAddr,
-    mac: [u8; 6],
-}
-
-/// The interfaces of hosts and routers on either side of plan link `link`: each end, or, for
-/// an end on a switch, every host and router interface reachable through switches from it
-/// without crossing the link.
-fn link_sides(plan: &Plan, link: usize) -> [Vec<(usize, usize)>; 2] {
-    let side = |start: (usize, usize)| {
-        let mut members = Vec::new();
-        let mut switches = Vec::new();
-        let mut pending = vec![(start, link)];
-        while let Some(((node, iface), through)) = pending.pop() {
-            if plan.nodes[node].kind != NodeKind::Switch {
-                members.push((node, iface));
-                continue;
-            }
-            if switches.contains(&node) {
-                continue;
-            }
-            switches.push(node);
-            for port in &plan.nodes[node].ifaces {
-                if port.link == through || port.link == link {
-                    continue;
+        let runtime = self.inner.network.netlink_rt().handle();
+        Wait::new(runtime, format!("{} {what}", self.describe()), move |deadline| {
+            Box::pin(async move {
+                for end in &link.inner.ends {
+                    let netlink = end.node.netlink();
+                    netlink
+                        .links
+                        .wait(&netlink.handle, end.ifindex, deadline, |status| status.ready())
+                        .await
+                        .map_err(|_| Stop::DeadlinePassed)?;
                 }
-                let ends = plan.links[port.link].ends;
-                let far = if ends[0].0 == node { ends[1] } else { ends[0] };
-                pending.push((far, port.link));
-            }
-        }
-        members
-    };
-    let ends = plan.links[link].ends;
-    [side(ends[0]), side(ends[1])]
-}
-
-/// The addresses interface `iface` of `node` answers for, with its MAC: the topology's, and
-/// the IPv6 link-local address the kernel derives from the MAC (EUI-64) where the topology has
-/// IPv6.
-fn neighbour_addresses(plan: &Plan, node: usize, iface: usize) -> Vec<(IpAddr, [u8; 6])> {
-    let spec = &plan.nodes[node].ifaces[iface];
-    let mac = mac_for(spec.index);
-    let mut addrs: Vec<(IpAddr, [u8; 6])> = spec.addrs.iter().map(|addr| (addr.addr(), mac)).collect();
-    if plan.ipv6 {
-        let [a, b, c, d, e, f] = mac;
-        let link_local =
-            std::net::Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f]);
-        addrs.push((IpAddr::V6(link_local), mac));
+                if !uncut {
+                    return Ok(());
+                }
+                // Cuts are this process's own doing, with no kernel notification to wait on.
+                poll_until(deadline, || std::future::ready(Ok(link.cuts().load(Ordering::Acquire) == 0)))
+                    .await
+            })
+        })
     }
-    addrs
 }
 
 /// A flapping link; dropping it stops the flapping with the link up.

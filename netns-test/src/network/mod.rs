@@ -18,7 +18,7 @@ pub use link::{Flap, LinkHandle};
 pub use node::{Interface, Node};
 
 use crate::error::{Error, Result, name_list};
-use crate::impair::Backend;
+use crate::impair::{Backend, MIDDLE};
 use crate::netlink::NetlinkRuntime;
 use crate::topology::{Plan, Topology};
 
@@ -183,6 +183,3 @@ pub(crate) struct HeldNamespaces {
     /// The descriptor of its UTS namespace; `None` for the process's own.
     pub(crate) uts: Option<RawFd>,
 }
-
-/// The name of the namespace that carries the links with conditions, in messages.
-const MIDDLE: &str = "middle";

@@ -25,7 +25,7 @@ pub struct Interface {
     name: String,
     index: u32,
     /// The plan's index of the link this interface belongs to.
-    pub(crate) link: usize,
+    pub(super) link: usize,
     addrs: Vec<IpNet>,
     peer_node: String,
     peer_name: String,
@@ -70,6 +70,8 @@ pub struct Node {
 
 struct NodeInner {
     name: String,
+    /// The plan's index of the node.
+    index: usize,
     kind: NodeKind,
     interfaces: Vec<Interface>,
     fds: Arc<NsFds>,
@@ -125,6 +127,7 @@ impl Node {
         Node {
             inner: Arc::new(NodeInner {
                 name: spec.name.clone(),
+                index,
                 kind,
                 interfaces,
                 fds: Arc::new(fds),
@@ -257,6 +260,11 @@ impl Node {
         let body = self.inner.netlink_rt.block_on(async move { crate::netlink::dump::dump(&handle).await });
         body.map(|body| header + &body)
             .map_err(|source| Error::netlink(name, "ip addr show; ip route show", source))
+    }
+
+    /// The plan's index of the node.
+    pub(super) fn index(&self) -> usize {
+        self.inner.index
     }
 
     /// The namespaces the node is held by.

@@ -14,7 +14,7 @@ use crate::conditions::Conditions;
 use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
-pub(crate) use plan::{BRIDGE_NAME, Plan, PlannedLink, mac_for};
+pub(crate) use plan::{Device, Middle, Neighbour, Plan, PlannedLink, PlannedRoute};
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,11 +6,16 @@
 use std::time::Duration;
 
 use super::*;
-use crate::conditions::GilbertElliott;
+use crate::conditions::{Conditions, GilbertElliott, ValidConditions};
+
+/// The netem options of `conditions`, validated first as every caller of the encoder does.
+fn options(conditions: Conditions, seed: u64) -> Result<NetemOptions> {
+    NetemOptions::from_conditions(&ValidConditions::new(conditions).expect("valid conditions"), seed)
+}
 
 /// The encoding of `conditions` without the seed attribute, which tc 6.1 cannot send.
 fn encode(conditions: Conditions) -> Vec<u8> {
-    let options = NetemOptions::from_conditions(&conditions, 0).expect("netem can do it");
+    let options = options(conditions, 0).expect("netem can do it");
     NetemOptions { seed: None, ..options }.encode()
 }
 
@@ -158,11 +163,9 @@ fn normal_jitter_carries_the_distribution_table() {
 
 #[test]
 fn times_beyond_32_bit_ticks_go_in_64_bit_attributes() {
-    let options = NetemOptions::from_conditions(
-        &Conditions::new().delay(Duration::from_secs(300)).jitter(Duration::from_secs(280)),
-        0,
-    )
-    .unwrap();
+    let options =
+        options(Conditions::new().delay(Duration::from_secs(300)).jitter(Duration::from_secs(280)), 0)
+            .unwrap();
     let bytes = NetemOptions { seed: None, ..options }.encode();
     let mut expected = vec![0xff, 0xff, 0xff, 0xff, 0xe8, 0x03, 0, 0];
     expected.extend_from_slice(&[0; 12]);
@@ -176,14 +179,12 @@ fn times_beyond_32_bit_ticks_go_in_64_bit_attributes() {
 
 #[test]
 fn the_seed_is_the_last_attribute() {
-    let bytes = NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 0x0102_0304_0506_0708)
-        .unwrap()
-        .encode();
+    let bytes = options(Conditions::new().delay(ms(10)), 0x0102_0304_0506_0708).unwrap().encode();
     assert_eq!(bytes.len(), 24 + 12);
     assert_eq!(bytes[24..28], [12, 0, 14, 0]);
     assert_eq!(bytes[28..], 0x0102_0304_0506_0708u64.to_ne_bytes());
     // A seed of the conditions wins over the link's.
-    let own = NetemOptions::from_conditions(&Conditions::new().seed(5), 9).unwrap();
+    let own = options(Conditions::new().seed(5), 9).unwrap();
     assert_eq!(own.seed, Some(5));
 }
 
@@ -198,7 +199,7 @@ fn probabilities_round_like_iproute2() {
 
 #[test]
 fn a_byte_limit_is_refused_not_dropped() {
-    let error = NetemOptions::from_conditions(&Conditions::new().limit_bytes(10_000), 0).unwrap_err();
+    let error = options(Conditions::new().limit_bytes(10_000), 0).unwrap_err();
     assert!(
         matches!(&error, Error::Unsupported { feature, .. } if feature == "limit_bytes on netem"),
         "{error:?}"
@@ -207,7 +208,7 @@ fn a_byte_limit_is_refused_not_dropped() {
 
 #[test]
 fn the_options_travel_as_raw_bytes_not_as_a_nested_attribute() {
-    let options = NetemOptions::from_conditions(&Conditions::new().delay(ms(10)), 1).unwrap();
+    let options = options(Conditions::new().delay(ms(10)), 1).unwrap();
     let attributes = options.tc_attributes();
     assert_eq!(attributes[0], TcAttribute::Kind("netem".into()));
     match &attributes[1] {
