@@ -8,6 +8,8 @@
 use std::fmt;
 use std::fs;
 
+use crate::ns::ScratchError;
+
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -149,36 +151,19 @@ pub fn host_checks() -> Vec<Check> {
 /// Call it inside a `#[netns_test]` body or a [`sandbox`](crate::sandbox) body; elsewhere the
 /// scratch namespace cannot be made and every check reports why.
 pub fn namespace_checks() -> Vec<Check> {
-    let scratch = std::thread::spawn(|| -> Result<Vec<Check>, (String, String)> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
-            let reason = format!("cannot create a scratch network namespace: {errno}");
+    match crate::ns::in_scratch("netns-test-probe", scratch_checks) {
+        Ok(checks) => checks,
+        Err(error) => {
             // ENOSPC is a namespace limit, which privileges do not lift.
-            let remedy = match errno {
-                nix::errno::Errno::ENOSPC => crate::ns::limit_remedy(libc::CLONE_NEWNET, false),
-                _ => isolation_remedy(!nix::unistd::geteuid().is_root()),
+            let remedy = match error {
+                ScratchError::Unshare(nix::errno::Errno::ENOSPC) => {
+                    Some(crate::ns::limit_remedy(libc::CLONE_NEWNET, false))
+                }
+                ScratchError::Panicked => None,
+                _ => Some(isolation_remedy(!nix::unistd::geteuid().is_root())),
             };
-            (reason, remedy)
-        })?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-            (format!("cannot start a runtime: {e}"), isolation_remedy(!nix::unistd::geteuid().is_root()))
-        })?;
-        Ok(runtime.block_on(scratch_checks()))
-    })
-    .join();
-    match scratch {
-        Ok(Ok(checks)) => checks,
-        Ok(Err((reason, remedy))) => vec![Check {
-            name: "namespaces",
-            verdict: Verdict::Missing,
-            detail: reason,
-            remedy: Some(remedy),
-        }],
-        Err(_) => vec![Check {
-            name: "namespaces",
-            verdict: Verdict::Missing,
-            detail: "the probe thread panicked".into(),
-            remedy: None,
-        }],
+            vec![Check { name: "namespaces", verdict: Verdict::Missing, detail: error.to_string(), remedy }]
+        }
     }
 }
 

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use super::engine::{Engine, LinkId, LinkSpec};
 use super::packet::Port;
-use super::packet::in_namespace;
 use crate::conditions::{Conditions, DirectionCounters, ValidConditions};
 use crate::error::Error;
 use crate::netlink::NetlinkRuntime;
 use crate::netlink::{At, NodeNetlink, VethEnd};
+use crate::ns::setup::Setup;
 use crate::ns::{self, NsFds, NsRequest};
 
 /// The address of node `a`.
@@ -63,16 +63,11 @@ impl Lab {
             names.iter().map(|name| NsRequest { name, hostname: false }).collect();
         let (made, ()) = ns::create_namespaces(
             &requests,
-            |_, _| {
-                // No IPv6 link-local addresses, hence no router solicitation or MLD frame.
-                ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
-                    .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode", e))?;
-                // ICMP echo sockets for the pings. A user namespace maps only group 0, and the
-                // kernel refuses a range with unmapped groups.
-                if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
-                    ns::write_sysctl("net.ipv4.ping_group_range", "0 0")
-                        .map_err(|e| Error::io("setting net.ipv4.ping_group_range", e))?;
-                }
+            |index, _| {
+                // ICMP echo sockets for the pings; no IPv6 link-local addresses, hence no router
+                // solicitation or MLD frame.
+                let setup = Setup { ping: true, ipv6: false, forwarding: false };
+                ns::setup::set_up(&format!("the lab's `{}`", names[index]), setup)?;
                 NodeNetlink::open(netlink_rt.handle()).map_err(|e| Error::io("opening netlink", e))
             },
             || Ok(()),
@@ -129,7 +124,7 @@ impl Lab {
         use std::os::fd::AsRawFd;
         use std::time::{SystemTime, UNIX_EPOCH};
 
-        let socket = in_namespace(&self.a, || Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4)))
+        let socket = in_node(&self.a, || Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4)))
             .expect("ICMP echo socket in a");
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
         socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -187,14 +182,14 @@ impl Lab {
 
     /// Sends `data` from `a` to `b` over TCP and returns what `b` received.
     pub(crate) fn tcp_transfer(&self, data: &Arc<Vec<u8>>) -> Vec<u8> {
-        let listener = in_namespace(&self.b, || TcpListener::bind((B, 5001))).expect("listener in b");
+        let listener = in_node(&self.b, || TcpListener::bind((B, 5001))).expect("listener in b");
         let server = thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
             let mut received = Vec::new();
             stream.read_to_end(&mut received).expect("read");
             received
         });
-        let mut client = in_namespace(&self.a, || TcpStream::connect((B, 5001))).expect("connect from a");
+        let mut client = in_node(&self.a, || TcpStream::connect((B, 5001))).expect("connect from a");
         client.write_all(data).expect("write");
         client.shutdown(std::net::Shutdown::Write).expect("shutdown");
         server.join().expect("server")
@@ -240,6 +235,14 @@ async fn build_links(netlink: &[NodeNetlink], fds: &[i32]) -> crate::Result<()> 
         })?;
     }
     Ok(())
+}
+
+/// Runs `f` on a thread inside `node` (`a` or `b`), as the tests make their sockets.
+pub(crate) fn in_node<T: Send>(
+    node: &NsFds,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
+    ns::run_in(node, "netns-test-lab", f).map_err(std::io::Error::from).and_then(|result| result)
 }
 
 /// Waits for `condition`, checking every millisecond, and panics after `limit`.

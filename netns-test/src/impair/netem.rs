@@ -19,6 +19,7 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 
 use crate::error::{Error, Result};
 use crate::netlink::{acked, is_errno};
+use crate::ns;
 
 use super::decide::inverse_normal_cdf;
 use crate::conditions::{Distribution, Loss, ValidConditions};
@@ -294,31 +295,17 @@ pub(crate) fn netem_available() -> Result<()> {
 }
 
 fn probe() -> std::result::Result<(), String> {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("netns-test-netem-probe".into())
-            .spawn_scoped(scope, || {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| format!("could not make a scratch namespace to probe netem: {e}"))?;
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("could not start a runtime to probe netem: {e}"))?;
-                runtime.block_on(async {
-                    let (connection, handle, _) = rtnetlink::new_connection()
-                        .map_err(|e| format!("could not open netlink to probe netem: {e}"))?;
-                    tokio::spawn(connection);
-                    let options = NetemOptions { limit: 1000, ..NetemOptions::default() };
-                    apply(&handle, "netem probe", 1, "lo", &options).await.map_err(|error| match error {
-                        Error::Unsupported { reason, .. } => reason,
-                        other => format!("{other:?}"),
-                    })
-                })
-            })
-            .map_err(|e| format!("could not start a thread to probe netem: {e}"))?
-            .join()
-            .unwrap_or_else(|_| Err("the netem probe panicked".into()))
-    })
+    let probed = ns::in_scratch("netns-test-netem-probe", || async {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| format!("could not open netlink to probe netem: {e}"))?;
+        tokio::spawn(connection);
+        let options = NetemOptions { limit: 1000, ..NetemOptions::default() };
+        apply(&handle, "netem probe", 1, "lo", &options).await.map_err(|error| match error {
+            Error::Unsupported { reason, .. } => reason,
+            other => format!("{other:?}"),
+        })
+    });
+    probed.unwrap_or_else(|error| Err(format!("could not probe netem: {error}")))
 }
 
 #[cfg(test)]

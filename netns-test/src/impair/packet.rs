@@ -5,10 +5,9 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::thread;
 
 use crate::error::{Error, Result};
-use crate::ns::NsFds;
+use crate::ns::{self, NsFds};
 
 use super::gso::VNET_LEN;
 
@@ -21,24 +20,6 @@ pub(crate) struct Port {
     pub(crate) ifindex: u32,
     /// The interface's name, for messages.
     pub(crate) ifname: String,
-}
-
-/// Runs `f` on a short-lived thread inside `netns` (only that thread moves; sockets made there
-/// stay in the namespace when the thread ends).
-pub(crate) fn in_namespace<T: Send>(
-    netns: &NsFds,
-    f: impl FnOnce() -> io::Result<T> + Send,
-) -> io::Result<T> {
-    thread::scope(|scope| {
-        thread::Builder::new()
-            .name("netns-test-link".into())
-            .spawn_scoped(scope, || {
-                netns.enter()?;
-                f()
-            })?
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 /// A raw socket bound to one interface, exchanging whole Ethernet frames preceded by a
@@ -56,7 +37,8 @@ impl PacketSocket {
     /// Opens the socket inside the port's namespace and binds it to the port's interface.
     pub(crate) fn open(port: &Port) -> Result<Self> {
         let what = || format!("opening an AF_PACKET socket on `{}` (ifindex {})", port.ifname, port.ifindex);
-        let fd = in_namespace(&port.netns, || open_bound(port.ifindex)).map_err(|e| Error::io(what(), e))?;
+        let opened = ns::run_in(&port.netns, "netns-test-link", || open_bound(port.ifindex));
+        let fd = opened.map_err(io::Error::from).and_then(|fd| fd).map_err(|e| Error::io(what(), e))?;
         Ok(PacketSocket { fd })
     }
 
@@ -178,7 +160,7 @@ fn set_option(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::
 pub(crate) const MAX_FRAME: usize = VNET_LEN + 65_536 + 1024;
 
 /// Turns transmit checksum offload of interface `ifname` in `netns` on or off (`ethtool -K
-/// <ifname> tx on|off`, through the `SIOCETHTOOL` ioctl).
+/// <ifname> tx on|off`).
 ///
 /// The engine does not need it: it reads partial checksums and superframes through the
 /// virtio header. It is for a link whose frames are read by something that cannot, such as a
@@ -186,33 +168,11 @@ pub(crate) const MAX_FRAME: usize = VNET_LEN + 65_536 + 1024;
 /// sender completes every checksum and, since TSO depends on it, sends no superframe.
 #[cfg(test)]
 pub(crate) fn set_tx_checksum(netns: &NsFds, ifname: &str, on: bool) -> Result<()> {
-    const ETHTOOL_STXCSUM: u32 = 0x17;
+    use crate::ns::setup::{Offload, set_offload};
     let what = || format!("ethtool -K {ifname} tx {}", if on { "on" } else { "off" });
-    if ifname.len() >= libc::IFNAMSIZ {
-        return Err(Error::io(
-            what(),
-            io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"),
-        ));
-    }
-    in_namespace(netns, || {
-        // struct ethtool_value { u32 cmd; u32 data; }
-        let mut value = [ETHTOOL_STXCSUM, u32::from(on)];
-        // SAFETY: ifreq is plain data; all-zero is a valid value.
-        let mut request: libc::ifreq = unsafe { mem::zeroed() };
-        for (slot, byte) in request.ifr_name.iter_mut().zip(ifname.bytes()) {
-            *slot = byte as libc::c_char;
-        }
-        request.ifr_ifru.ifru_data = value.as_mut_ptr().cast();
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `request` names the interface and points at `value`, both alive for the call.
-        let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
-        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-    })
-    .map_err(|e| Error::io(what(), e))
+    let set = ns::run_in(netns, "netns-test-link", || {
+        let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)?;
+        set_offload(&socket, ifname, Offload::TxChecksum, on)
+    });
+    set.map_err(io::Error::from).and_then(|set| set).map_err(|e| Error::io(what(), e))
 }

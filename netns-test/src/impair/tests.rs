@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::lab::{IFINDEX, Lab};
+use super::lab::{IFINDEX, Lab, in_node};
 use super::netem::{NetemOptions, apply as apply_netem, netem_available};
-use super::packet::in_namespace;
+
 use super::packet::set_tx_checksum;
 use crate::conditions::{Conditions, ValidConditions};
 use crate::error::Error;
@@ -93,7 +93,7 @@ fn arp_and_neighbour_discovery_cross_the_engine() {
     link.add_address(true, "fd00::2/64".parse().expect("prefix"));
     link.add_address(false, "fd00::1/64".parse().expect("prefix"));
     for target in [v4, v6] {
-        let listener = in_namespace(&link.b, || TcpListener::bind((target, 5003))).expect("listener in b");
+        let listener = in_node(&link.b, || TcpListener::bind((target, 5003))).expect("listener in b");
         let accepted = thread::spawn(move || listener.accept().map(|_| ()));
         connect_patiently(&link, target);
         accepted.join().expect("accept thread").expect("accept");
@@ -116,9 +116,8 @@ fn arp_and_neighbour_discovery_cross_the_engine() {
 fn connect_patiently(link: &Lab, target: IpAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let attempt = in_namespace(&link.a, || {
-            TcpStream::connect_timeout(&(target, 5003).into(), Duration::from_secs(2))
-        });
+        let attempt =
+            in_node(&link.a, || TcpStream::connect_timeout(&(target, 5003).into(), Duration::from_secs(2)));
         match attempt {
             Ok(_) => return,
             Err(error) if Instant::now() >= deadline => panic!(

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Network, NetworkInner, Node};
 use crate::error::{Error, Result};
 use crate::impair::{Backend, MIDDLE};
 use crate::netlink::{At, NetlinkRuntime, NodeNetlink, VethEnd};
+use crate::ns::setup::{Offload, Setup};
 use crate::ns::{self, NsFds, NsRequest};
 use crate::topology::{NodeKind, Plan, Topology};
 use crate::trace::Trace;
@@ -44,7 +44,10 @@ impl Network {
             requests.push(NsRequest { name: MIDDLE, hostname: false });
         }
         let open_node = |index: usize| -> Result<NodeNetlink> {
-            configure_namespace(&plan, index)?;
+            let node = &plan.nodes[index];
+            let forwarding = node.kind == NodeKind::Router;
+            let setup = Setup { ping: true, ipv6: plan.ipv6, forwarding };
+            ns::setup::set_up(&format!("node `{}`", node.name), setup)?;
             NodeNetlink::open(netlink_rt.handle())
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
         };
@@ -53,7 +56,10 @@ impl Network {
             |k, _| match others.get(k) {
                 Some(&index) => open_node(index),
                 None => {
-                    configure_middle()?;
+                    // Its middle ends make no IPv6 link-local address (and so send no router
+                    // solicitation or MLD report).
+                    let setup = Setup { ping: false, ipv6: false, forwarding: false };
+                    ns::setup::set_up("the middle namespace", setup)?;
                     NodeNetlink::open(netlink_rt.handle())
                         .map_err(|e| Error::io("opening netlink in the middle namespace", e))
                 }
@@ -124,57 +130,10 @@ impl Network {
     }
 }
 
-/// Brings `lo` up in the middle namespace, and keeps its middle ends from making IPv6
-/// link-local addresses (and so router solicitations and MLD reports).
-fn configure_middle() -> Result<()> {
-    ns::loopback_up().map_err(|e| Error::io("setting lo up in the middle namespace", e))?;
-    ns::write_sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
-        .map_err(|e| Error::io("setting net.ipv6.conf.default.addr_gen_mode in the middle namespace", e))
-}
-
-/// Brings `lo` up and sets the sysctls of a fresh namespace, from a thread inside it.
-fn configure_namespace(plan: &Plan, index: usize) -> Result<()> {
-    let node = &plan.nodes[index];
-    ns::loopback_up().map_err(|e| Error::io(format!("setting lo up in node `{}`", node.name), e))?;
-    // Let unprivileged programs in the node use ICMP echo sockets (`ping` without setuid). A
-    // user namespace maps only group 0, and the kernel refuses a range with unmapped groups.
-    if ns::write_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_err() {
-        ns::write_sysctl("net.ipv4.ping_group_range", "0 0").map_err(|e| {
-            Error::io(format!("setting net.ipv4.ping_group_range in node `{}`", node.name), e)
-        })?;
-    }
-    let mut settings: Vec<(&str, &str)> = Vec::new();
-    if plan.ipv6 {
-        // Addresses are added with IFA_F_NODAD; link-local ones must not wait for DAD either,
-        // and addresses must survive a link going down and up again.
-        settings.extend([
-            ("net.ipv6.conf.all.accept_dad", "0"),
-            ("net.ipv6.conf.default.accept_dad", "0"),
-            ("net.ipv6.conf.all.keep_addr_on_down", "1"),
-            ("net.ipv6.conf.default.keep_addr_on_down", "1"),
-        ]);
-    } else {
-        // No IPv6 link-local addresses, hence no router solicitations or MLD reports.
-        settings.push(("net.ipv6.conf.default.addr_gen_mode", "1"));
-    }
-    if node.kind == NodeKind::Router {
-        settings.push(("net.ipv4.ip_forward", "1"));
-        if plan.ipv6 {
-            settings.push(("net.ipv6.conf.all.forwarding", "1"));
-        }
-    }
-    for (key, value) in settings {
-        ns::write_sysctl(key, value)
-            .map_err(|e| Error::io(format!("setting {key}={value} in node `{}`", node.name), e))?;
-    }
-    Ok(())
-}
-
 /// Sets the offloads of the links that [`PlannedLink::own_queue`] marks: GRO on at the end
 /// facing the switch, TSO off at the switch's port. One short-lived thread visits each
 /// namespace concerned in turn (a thread per node would cost more than the ioctls).
 fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
-    use crate::ns::Offload;
     // Per node concerned: its interfaces to change.
     let work: Vec<(usize, Vec<&str>)> = plan
         .nodes
@@ -199,8 +158,8 @@ fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
                 (Offload::Gro, true)
             };
             for &ifname in changes {
-                ns::set_offload(&socket, ifname, offload, on).map_err(|e| {
-                    let what = format!("{offload:?}").to_lowercase();
+                ns::setup::set_offload(&socket, ifname, offload, on).map_err(|e| {
+                    let what = offload.ethtool_name();
                     let state = if on { "on" } else { "off" };
                     Error::io(format!("ethtool -K {ifname} {what} {state} in node `{name}`"), e)
                 })?;
@@ -208,14 +167,8 @@ fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
         }
         Ok(())
     };
-    thread::scope(|scope| {
-        thread::Builder::new()
-            .name("netns-test-offload".into())
-            .spawn_scoped(scope, visit)
-            .map_err(|e| Error::io("starting a thread to set offloads", e))?
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    ns::on_thread("netns-test-offload", visit)
+        .map_err(|e| Error::io("starting a thread to set offloads", e))?
 }
 
 /// Creates bridges, veth pairs, addresses and routes, and waits until every link is ready.

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result, name_list};
 use crate::netlink::{NetlinkRuntime, NodeNetlink};
-use crate::ns::NsFds;
+use crate::ns::{self, NsFds, RunError};
 use crate::settings::internal;
 use crate::topology::{NodeKind, Plan};
 
@@ -185,18 +185,10 @@ impl Node {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let fds = &self.inner.fds;
         let name = &self.inner.name;
-        thread::scope(|scope| {
-            let thread = thread::Builder::new()
-                .name(format!("node-{name}"))
-                .spawn_scoped(scope, move || {
-                    fds.enter()
-                        .unwrap_or_else(|e| panic!("cannot enter the namespace of node `{name}`: {e}"));
-                    f()
-                })
-                .unwrap_or_else(|e| panic!("cannot start a thread for node `{name}`: {e}"));
-            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        ns::run_in(&self.inner.fds, &format!("node-{name}"), f).unwrap_or_else(|error| match error {
+            RunError::Start(e) => panic!("cannot start a thread for node `{name}`: {e}"),
+            RunError::Enter(e) => panic!("cannot enter the namespace of node `{name}`: {e}"),
         })
     }
 

@@ -11,37 +11,12 @@ use super::*;
 
 /// Runs `body` on a new thread in a new network namespace whose loopback is up.
 fn in_scratch_namespace<T: Send>(body: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        let thread = scope.spawn(|| {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a scratch network namespace");
-            loopback_up().expect("loopback up");
-            body()
-        });
-        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    crate::ns::on_thread("netns-test-nftables", || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a scratch network namespace");
+        crate::ns::setup::loopback_up().expect("loopback up");
+        body()
     })
-}
-
-/// `ip link set lo up`, with the two ioctls it takes.
-fn loopback_up() -> io::Result<()> {
-    let socket = UdpSocket::bind("0.0.0.0:0").or_else(|_| UdpSocket::bind("[::]:0"))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: `ifreq` is plain data, for which all zeros is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *slot = *byte as libc::c_char;
-    }
-    // SAFETY: the socket is open and `request` is a live, NUL-terminated ifreq the kernel
-    // reads and writes in place.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    // SAFETY: as above.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    .expect("a thread for the scratch namespace")
 }
 
 const TABLE: &str = "netns_test";
