@@ -191,23 +191,31 @@ impl Node {
 
     /// Waits until `addr` is assigned in this node and usable (not tentative).
     pub fn address_ready(&self, addr: IpAddr) -> Wait {
-        let netlink = self.netlink().clone();
         let what = format!("address {addr} to be usable in node `{}`", self.name());
-        Wait::new(self.netlink_rt().handle(), what, move |deadline| {
-            Box::pin(async move {
-                poll_until(deadline, || async { Ok(address_usable(&netlink.handle, addr).await) }).await
-            })
-        })
+        self.polling(what, move |handle| async move { address_usable(&handle, addr).await })
     }
 
     /// Waits until this node has a route to `destination` (a connected subnet, a static or
     /// default route).
     pub fn route_ready(&self, destination: IpAddr) -> Wait {
-        let netlink = self.netlink().clone();
         let what = format!("a route to {destination} in node `{}`", self.name());
+        self.polling(what, move |handle| async move { has_route(&handle, destination).await })
+    }
+
+    /// A wait for `what` that asks the node's kernel, through `holds`, until it says yes.
+    fn polling<F, R>(&self, what: String, holds: F) -> Wait
+    where
+        F: Fn(rtnetlink::Handle) -> R + Send + Sync + 'static,
+        R: Future<Output = bool> + Send,
+    {
+        let handle = self.netlink().handle.clone();
         Wait::new(self.netlink_rt().handle(), what, move |deadline| {
             Box::pin(async move {
-                poll_until(deadline, || async { Ok(has_route(&netlink.handle, destination).await) }).await
+                poll_until(deadline, || {
+                    let asked = holds(handle.clone());
+                    async move { Ok(asked.await) }
+                })
+                .await
             })
         })
     }
