@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
+use super::node::Directory;
 use super::{Network, NetworkInner, Node};
 use crate::error::{Error, Result};
 use crate::impair::{Backend, MIDDLE};
@@ -81,13 +82,15 @@ impl Network {
         for (k, made) in made.into_iter().enumerate() {
             slots[others[k]] = Some(made);
         }
+        let directory = Arc::new(Directory::of(&plan));
         let nodes: Vec<Node> = slots
             .into_iter()
             .zip(&plan.nodes)
             .enumerate()
             .map(|(index, (slot, spec))| {
                 let (fds, netlink) = slot.expect("every node has namespaces");
-                Node::new(&plan, index, spec.kind, fds, netlink, Arc::clone(&netlink_rt))
+                let (netlink_rt, directory) = (Arc::clone(&netlink_rt), Arc::clone(&directory));
+                Node::new(&plan, index, spec.kind, fds, netlink, netlink_rt, directory)
             })
             .collect();
 

@@ -78,6 +78,47 @@ struct NodeInner {
     netlink: NodeNetlink,
     runtime: OnceLock<NodeRuntime>,
     netlink_rt: Arc<NetlinkRuntime>,
+    /// Every node's addresses, by name, shared by the network's nodes.
+    directory: Arc<Directory>,
+}
+
+/// The nodes of a network and their addresses (IPv4 first, in interface order), by name:
+/// what code handed a node needs to resolve the name of another (the pinger's targets).
+#[derive(Debug)]
+pub(crate) struct Directory {
+    nodes: Vec<(String, Vec<IpAddr>)>,
+}
+
+impl Directory {
+    /// The directory of the nodes of `plan`.
+    pub(super) fn of(plan: &Plan) -> Directory {
+        let nodes = plan
+            .nodes
+            .iter()
+            .map(|node| {
+                let all = node.ifaces.iter().flat_map(|iface| iface.addrs.iter().map(IpNet::addr));
+                (node.name.clone(), v4_first(all))
+            })
+            .collect();
+        Directory { nodes }
+    }
+
+    /// The addresses of node `name`, or `None` when the network has no such node.
+    pub(crate) fn addrs(&self, name: &str) -> Option<&[IpAddr]> {
+        self.nodes.iter().find(|(node, _)| node == name).map(|(_, addrs)| addrs.as_slice())
+    }
+
+    /// The node names, in the order of the topology.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|(name, _)| name.as_str())
+    }
+}
+
+/// `addrs`, IPv4 first, each family in its order.
+fn v4_first(addrs: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
+    let (mut v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = addrs.partition(IpAddr::is_ipv4);
+    v4.extend(v6);
+    v4
 }
 
 /// A current-thread runtime on a thread inside the node, started on first use.
@@ -105,6 +146,7 @@ impl Node {
         fds: NsFds,
         netlink: NodeNetlink,
         netlink_rt: Arc<NetlinkRuntime>,
+        directory: Arc<Directory>,
     ) -> Node {
         let spec = &plan.nodes[index];
         let interfaces = spec
@@ -134,6 +176,7 @@ impl Node {
                 netlink,
                 runtime: OnceLock::new(),
                 netlink_rt,
+                directory,
             }),
         }
     }
@@ -164,10 +207,7 @@ impl Node {
 
     /// Every address of the node, IPv4 first, in interface order.
     pub fn addrs(&self) -> Vec<IpAddr> {
-        let all = self.inner.interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr));
-        let (mut v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = all.partition(IpAddr::is_ipv4);
-        v4.extend(v6);
-        v4
+        v4_first(self.inner.interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr)))
     }
 
     /// The node's first address (IPv4 preferred), if it has one.
@@ -262,6 +302,11 @@ impl Node {
     /// The namespaces the node is held by.
     pub(super) fn fds(&self) -> &NsFds {
         &self.inner.fds
+    }
+
+    /// The network's nodes and their addresses, by name.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.inner.directory
     }
 
     pub(crate) fn netlink(&self) -> &NodeNetlink {
