@@ -1,9 +1,24 @@
-//! Faults that heal when their guard drops: a cut link and a partition of the network. Both
-//! are ingress filters that drop frames silently (classic BPF on tc's `clsact` hook), held by
-//! one guard type, [`Fault`], that removes them when it heals.
+//! Faults that end when their guard drops: a cut link ([`Cut`]), a partition of the network
+//! ([`Partition`]), a flapping link ([`Flap`]).
+//!
+//! A cut and a partition are ingress filters that drop frames silently (classic BPF on tc's
+//! `clsact` hook), held by one guard type that removes them when it heals; a flap is a
+//! thread that sets the link down and up until its guard stops it.
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # fn body(net: &netns_test::Network) -> netns_test::Result<()> {
+//! let cut = net.link("client", "r1").cut()?;          // frames dropped in the middle
+//! cut.heal()?;                                        // or drop the guard
+//! let split = net.partition(&[&["n1"], &["n2", "n3"]])?;
+//! drop(split);                                        // healed
+//! let _flap = net.link("r1", "r2").flap(Duration::from_millis(100), Duration::from_millis(400))?;
+//! # Ok(()) }
+//! ```
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
 
 use super::{LinkHandle, Network, Node};
 use crate::error::{Error, Result, name_list};
@@ -117,6 +132,41 @@ impl LinkHandle {
             fault.install(Filter::new(node, ifindex, ifname, prio), &cbpf::drop_all())?;
         }
         Ok(Cut(fault))
+    }
+
+    /// Makes the link flap: down for `down`, up for `up`, again and again, from a background
+    /// thread, until the guard is dropped; the link is then up, with its routes. The nodes see
+    /// each change, as with [`down`](Self::down) and [`up`](Self::up).
+    ///
+    /// # Errors
+    /// The background thread cannot be started.
+    pub fn flap(&self, down: Duration, up: Duration) -> Result<Flap> {
+        let link = self.clone();
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let signal = std::sync::Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("netns-test-flap".into())
+            .spawn(move || -> Result<()> {
+                let (lock, changed) = &*signal;
+                // Sleeps that end early when the guard is dropped.
+                let pause = |length: Duration| -> bool {
+                    let stopped = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (stopped, _) = changed
+                        .wait_timeout_while(stopped, length, |stopped| !*stopped)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *stopped
+                };
+                loop {
+                    link.down()?;
+                    let stopped = pause(down);
+                    link.up()?;
+                    if stopped || pause(up) {
+                        return Ok(());
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the flap thread", e))?;
+        Ok(Flap { stop, thread: Some(thread) })
     }
 }
 
@@ -250,5 +300,42 @@ impl Cut {
     /// A netlink failure removing a filter or refreshing a neighbour entry.
     pub fn heal(mut self) -> Result<()> {
         self.0.heal()
+    }
+}
+
+/// A flapping link; dropping it stops the flapping with the link up.
+#[derive(Debug)]
+#[must_use = "the link stops flapping as soon as this guard is dropped"]
+pub struct Flap {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Flap {
+    /// Stops the flapping now and reports any error the flapping met.
+    ///
+    /// # Errors
+    /// The first netlink failure of the flapping thread.
+    pub fn stop(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let (lock, changed) = &*self.stop;
+        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        changed.notify_all();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Flap {
+    fn drop(&mut self) {
+        if let Err(error) = self.finish() {
+            eprintln!("netns-test: the flapping link failed: {error:?}");
+        }
     }
 }

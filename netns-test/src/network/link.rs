@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use super::wait::{Stop, Wait, poll_until};
 use super::{Interface, Network, Node};
@@ -296,42 +295,7 @@ impl LinkHandle {
         Ok(self.backend()?.counters(self.inner.link)?[direction.index()])
     }
 
-    /// Makes the link flap: down for `down`, up for `up`, again and again, from a background
-    /// thread, until the guard is dropped; the link is then up, with its routes. The nodes see
-    /// each change, as with [`down`](Self::down) and [`up`](Self::up).
-    ///
-    /// # Errors
-    /// The background thread cannot be started.
-    pub fn flap(&self, down: Duration, up: Duration) -> Result<Flap> {
-        let link = self.clone();
-        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let signal = std::sync::Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("netns-test-flap".into())
-            .spawn(move || -> Result<()> {
-                let (lock, changed) = &*signal;
-                // Sleeps that end early when the guard is dropped.
-                let pause = |length: Duration| -> bool {
-                    let stopped = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let (stopped, _) = changed
-                        .wait_timeout_while(stopped, length, |stopped| !*stopped)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    *stopped
-                };
-                loop {
-                    link.down()?;
-                    let stopped = pause(down);
-                    link.up()?;
-                    if stopped || pause(up) {
-                        return Ok(());
-                    }
-                }
-            })
-            .map_err(|e| Error::io("starting the flap thread", e))?;
-        Ok(Flap { stop, thread: Some(thread) })
-    }
-
-    fn set_up(&self, up: bool) -> Result<()> {
+    pub(super) fn set_up(&self, up: bool) -> Result<()> {
         for end in &self.inner.ends {
             let (node, index, name) = (end.node.clone(), end.ifindex, end.ifname.clone());
             end.node.netlink_rt().block_on(async move {
@@ -373,42 +337,5 @@ impl LinkHandle {
                     .await
             })
         })
-    }
-}
-
-/// A flapping link; dropping it stops the flapping with the link up.
-#[derive(Debug)]
-#[must_use = "the link stops flapping as soon as this guard is dropped"]
-pub struct Flap {
-    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-    thread: Option<std::thread::JoinHandle<Result<()>>>,
-}
-
-impl Flap {
-    /// Stops the flapping now and reports any error the flapping met.
-    ///
-    /// # Errors
-    /// The first netlink failure of the flapping thread.
-    pub fn stop(mut self) -> Result<()> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        let (lock, changed) = &*self.stop;
-        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
-        changed.notify_all();
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Flap {
-    fn drop(&mut self) {
-        if let Err(error) = self.finish() {
-            eprintln!("netns-test: the flapping link failed: {error:?}");
-        }
     }
 }

@@ -1,20 +1,19 @@
-//! The live network of a test: its nodes ([`node`]), brought up from the topology's plan
-//! ([`build`]), its links at runtime ([`link`]), faults that heal on drop ([`fault`]), and
-//! readiness waits ([`wait`]).
+//! The live network of a test: its nodes (`node.rs`), brought up from the topology's plan
+//! (`build.rs`), its links at runtime (`link.rs`), faults that end when their guard drops
+//! ([`fault`]), and readiness waits ([`wait`]).
 
 mod build;
-mod fault;
+pub mod fault;
 mod link;
 mod node;
-pub(crate) mod wait;
+pub mod wait;
 
 use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-pub use fault::{Cut, Partition};
-pub use link::{Flap, LinkHandle};
+pub use link::LinkHandle;
 pub use node::{Interface, Node};
 
 use crate::error::{Error, Result, name_list};

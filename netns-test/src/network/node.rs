@@ -281,7 +281,7 @@ impl Node {
         command
     }
 
-    /// This node's part of [`Network::dump`].
+    /// This node's part of [`Network::dump`](super::Network::dump).
     ///
     /// # Errors
     /// A netlink failure.

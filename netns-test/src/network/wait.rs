@@ -4,7 +4,7 @@
 //! ```no_run
 //! # use std::time::Duration;
 //! # fn body(net: &netns_test::Network) -> Result<(), Box<dyn std::error::Error>> {
-//! use netns_test::Protocol;
+//! use netns_test::wait::Protocol;
 //!
 //! net.node("server").listening(Protocol::Tcp, "10.0.3.2:8080".parse()?).wait()?;
 //! net.node("client").route_ready("10.0.3.2".parse()?).timeout(Duration::from_secs(2)).wait()?;
@@ -23,7 +23,7 @@ use super::Node;
 use crate::error::{Error, Result};
 
 /// How long a [`Wait`] waits unless told otherwise.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -69,7 +69,7 @@ impl Wait {
         what: String,
         check: impl FnOnce(Instant) -> BoxFuture<Checked> + Send + 'static,
     ) -> Wait {
-        Wait { what, timeout: DEFAULT_WAIT, netlink_rt: netlink_rt.clone(), check: Box::new(check) }
+        Wait { what, timeout: DEFAULT_WAIT_TIMEOUT, netlink_rt: netlink_rt.clone(), check: Box::new(check) }
     }
 
     /// Waits at most `timeout` (default 10 s) before failing with [`Error::Timeout`]. Any

@@ -66,7 +66,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// The default time a probe waits for its reply. iputils waits up to 10 s; in a test network
 /// a reply that takes two seconds means something is broken, and unreachable targets should
 /// not slow a test down more than that.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default payload size in bytes, as iputils' (64-byte ICMP messages).
 pub const DEFAULT_SIZE: usize = 56;
 /// The longest `interval`, `timeout` or `deadline` a ping accepts.
@@ -216,7 +216,7 @@ impl Node {
             target: target.into(),
             count: None,
             interval: DEFAULT_INTERVAL,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: DEFAULT_PROBE_TIMEOUT,
             deadline: None,
             size: DEFAULT_SIZE,
             ttl: None,

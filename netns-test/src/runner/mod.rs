@@ -19,14 +19,14 @@ use crate::network::Network;
 use crate::topology::Topology;
 
 /// The timeout of a test that sets none and runs without `NETNS_TEST_TIMEOUT`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The remedy text for a failure to create namespaces.
 pub(crate) fn probe_hint(mode: Mode) -> String {
     crate::probe::isolation_remedy(mode == Mode::Rootless)
 }
 
-/// The timeout for a test: its own, else `NETNS_TEST_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
+/// The timeout for a test: its own, else `NETNS_TEST_TIMEOUT`, else [`DEFAULT_TEST_TIMEOUT`].
 pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
     if let Some(own) = own {
         return Ok(own);
@@ -41,7 +41,7 @@ pub(crate) fn timeout_for(own: Option<Duration>) -> Result<Duration> {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
             )
         }),
-        Err(_) => Ok(DEFAULT_TIMEOUT),
+        Err(_) => Ok(DEFAULT_TEST_TIMEOUT),
     }
 }
 

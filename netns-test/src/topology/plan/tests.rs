@@ -5,8 +5,8 @@ use crate::conditions::Conditions;
 use crate::topology::Topology;
 
 #[test]
-fn seed_plan() {
-    let topology = Topology::seed();
+fn pair_plan() {
+    let topology = Topology::pair();
     let plan = topology.plan();
     assert_eq!(plan.nodes.len(), 2);
     assert_eq!(plan.local, 0);
