@@ -239,10 +239,10 @@ impl Topology {
     /// # Errors
     /// [`crate::Error::Io`] when the file cannot be read, [`crate::Error::Topology`] when it is
     /// invalid.
-    pub fn from_file(path: impl AsRef<std::path::Path>) -> crate::Result<Topology> {
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> crate::error::Result<Topology> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::Error::io(format!("reading topology file {}", path.display()), e))?;
+            .map_err(|e| crate::error::Error::io(format!("reading topology file {}", path.display()), e))?;
         Ok(Topology::from_toml(&text, path)?)
     }
 
