@@ -82,12 +82,6 @@ struct Counters {
     held_bytes: AtomicU64,
 }
 
-fn add(counter: &AtomicU64, n: u64) {
-    // One writer (the engine thread): a relaxed load and store is enough and cheaper than an
-    // atomic read-modify-write.
-    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-}
-
 impl Counters {
     fn snapshot(&self) -> DirectionCounters {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
