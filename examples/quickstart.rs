@@ -1,4 +1,4 @@
-//! The seed procedure, end to end: two network namespaces joined by a veth pair, 1.1.1.2/24 on
+//! The quickstart, end to end: two network namespaces joined by a veth pair, 1.1.1.2/24 on
 //! one end and 1.1.1.1/24 on the other, pinged both ways, with iputils' output.
 //!
 //! ```text
@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use netns_test::{Link, Network, Topology, sandbox};
 
-/// The seed topology, spelled out with the builder (it is also [`Topology::seed`]).
-fn seed() -> Result<Topology, netns_test::TopologyError> {
+/// The default topology, a pair of hosts, spelled out with the builder (it is also
+/// [`Topology::pair`]).
+fn pair() -> Result<Topology, netns_test::topology::TopologyError> {
     Topology::builder()
         .host("test0")
         .host("test1")
@@ -38,7 +39,7 @@ fn ping_both_ways(net: &Network) -> netns_test::Result<()> {
 
 fn main() -> ExitCode {
     let result =
-        seed().map_err(netns_test::Error::from).and_then(|topology| sandbox(topology, ping_both_ways));
+        pair().map_err(netns_test::Error::from).and_then(|topology| sandbox(topology, ping_both_ways));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

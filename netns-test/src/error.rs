@@ -114,10 +114,10 @@ pub enum Error {
         /// The link, as topology errors name it: "link 1 (`client` – `server`)".
         link: String,
         /// The direction the conditions were for.
-        direction: crate::link::Direction,
+        direction: crate::conditions::Direction,
         /// The field, the value and the allowed range.
         #[source]
-        source: crate::link::ConditionError,
+        source: crate::conditions::ConditionError,
     },
     /// A partition that cannot be made: a node that does not exist, a switch, or a node in
     /// two groups.

@@ -57,11 +57,12 @@
 //! See the [`ping`] module.
 //!
 //! # Topologies
-//! Anything beyond the seed is a few lines of [`TopologyBuilder`] or a topology file
-//! ([`Topology::from_toml`]): hosts, routers and switches, IPv4 and IPv6, MTUs, static and
-//! automatic routes, hostnames, and node names that resolve. At runtime a [`LinkHandle`] goes
-//! down and up, is cut silently, or flaps; [`Network::partition`] splits the nodes into groups;
-//! [`Wait`] replaces sleeps (a listener bound, an address usable, a route, a link ready).
+//! Anything beyond the default pair of hosts is a few lines of [`TopologyBuilder`] or a
+//! topology file ([`Topology::from_toml`]): hosts, routers and switches, IPv4 and IPv6, MTUs,
+//! static and automatic routes, hostnames, and node names that resolve. At runtime a
+//! [`LinkHandle`] goes down and up, is cut silently, or flaps, and [`Network::partition`]
+//! splits the nodes into groups (the guards are in [`fault`]); the waits of [`wait`] replace
+//! sleeps (a listener bound, an address usable, a route, a link ready).
 //!
 //! # Link conditions
 //! A link may have [`Conditions`] per direction (delay, jitter, loss, rate, reorder, duplicate,
@@ -92,6 +93,13 @@
 //! }
 //! ```
 //!
+//! # Modules
+//! The names a test writes are at the crate root; the rest is in the module of its concept:
+//! [`topology`] (the model, its file format and its errors), [`conditions`] (link
+//! conditions and their counters), [`ping`] (the pinger and its statistics), [`wait`]
+//! (readiness waits), [`fault`] (cuts, partitions and flaps) and [`probe`] (what this machine
+//! can do).
+//!
 //! # The attribute
 //! - `#[netns_test]` or `#[netns_test::test]`, on `fn` or `async fn` (a current-thread tokio
 //!   runtime runs it), returning `()` or `Result<(), E>` with `E: Debug` (a [`TestOutcome`]).
@@ -108,7 +116,7 @@
 //!   to move `#[test]` below; with older compilers, write it below.
 //! - `topology = function`: a function returning a [`Topology`], a [`TopologyBuilder`] or a
 //!   `Result<Topology, _>`; `topology_file = "tests/topologies/x.toml"`: a topology file,
-//!   relative to the crate's `Cargo.toml`. The default is [`Topology::seed`].
+//!   relative to the crate's `Cargo.toml`. The default is [`Topology::pair`].
 //! - `crate = path`: where the generated code finds this crate when it goes by another name
 //!   (a renamed dependency, or a crate that re-exports it), instead of `::netns_test`: with
 //!   `lab = { package = "netns-test", ... }`, write `#[lab::test(crate = lab)]`.
@@ -144,37 +152,32 @@
 // Lets the crate's own tests use `#[netns_test]`, whose expansion names `::netns_test`.
 extern crate self as netns_test;
 
-mod carrier;
-mod control;
-mod ctl;
+pub mod conditions;
 mod error;
-pub mod link;
+mod impair;
 mod names;
-mod nat_core;
+mod netlink;
 mod network;
-mod nftables;
 mod ns;
 pub mod ping;
 pub mod probe;
 mod runner;
 mod settings;
 mod time;
-mod topology;
+pub mod topology;
 mod trace;
-mod wiring;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use control::{Cut, DEFAULT_WAIT, Flap, LinkHandle, Partition, Protocol, Wait};
+pub use conditions::Conditions;
 pub use error::{Error, Result};
-pub use link::{Conditions, DirectionCounters, Distribution, GilbertElliott, Loss};
 pub use netns_test_macros::{netns_test, test};
-pub use network::{Interface, Network, Node};
-pub use ping::{Ping, PingMatrix, PingStats, PingTarget};
-pub use runner::{DEFAULT_TIMEOUT, TestOutcome};
-pub use topology::{Link, Location, NodeKind, Topology, TopologyBuilder, TopologyError, TopologyErrorKind};
+pub use network::{Interface, LinkHandle, Network, Node, fault, wait};
+pub use runner::{DEFAULT_TEST_TIMEOUT, TestOutcome};
+pub use topology::{Link, NodeKind, Topology, TopologyBuilder};
+pub use wait::Protocol;
 
 /// The network of the running test, for code that does not get it as a parameter (rstest
 /// cases, helpers).
@@ -213,7 +216,7 @@ pub fn try_network() -> Result<&'static Network> {
 /// use netns_test::{sandbox, Topology};
 ///
 /// fn main() -> Result<(), netns_test::Error> {
-///     sandbox(Topology::seed(), |net| {
+///     sandbox(Topology::pair(), |net| {
 ///         println!("nodes: {:?}", net.nodes().iter().map(|n| n.name()).collect::<Vec<_>>());
 ///     })
 /// }
@@ -240,7 +243,7 @@ where
 /// ```no_run
 /// use netns_test::{sandbox_with, Topology};
 ///
-/// let loss = sandbox_with(Topology::seed(), |net| {
+/// let loss = sandbox_with(Topology::pair(), |net| {
 ///     net.local().ping("1.1.1.1").count(10).run().map(|stats| stats.loss())
 /// })?;
 /// assert_eq!(loss, 0.0);

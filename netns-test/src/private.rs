@@ -14,7 +14,7 @@ pub use crate::settings::{LinkEngine, Mode, Settings, get as settings};
 
 /// Where a test's topology comes from.
 pub enum TopologySource {
-    /// [`Topology::seed`].
+    /// [`Topology::pair`].
     Default,
     /// A function of the user's.
     Function(Box<dyn FnOnce() -> Result<Topology>>),
@@ -39,7 +39,7 @@ impl TopologySource {
 
     fn load(self) -> Result<Topology> {
         match self {
-            TopologySource::Default => Ok(Topology::seed()),
+            TopologySource::Default => Ok(Topology::pair()),
             TopologySource::Function(function) => function(),
             TopologySource::File { path, contents } => Ok(Topology::from_toml(contents, path)?),
         }

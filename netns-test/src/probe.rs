@@ -8,6 +8,8 @@
 use std::fmt;
 use std::fs;
 
+use crate::ns::ScratchError;
+
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -149,36 +151,19 @@ pub fn host_checks() -> Vec<Check> {
 /// Call it inside a `#[netns_test]` body or a [`sandbox`](crate::sandbox) body; elsewhere the
 /// scratch namespace cannot be made and every check reports why.
 pub fn namespace_checks() -> Vec<Check> {
-    let scratch = std::thread::spawn(|| -> Result<Vec<Check>, (String, String)> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
-            let reason = format!("cannot create a scratch network namespace: {errno}");
+    match crate::ns::in_scratch("netns-test-probe", scratch_checks) {
+        Ok(checks) => checks,
+        Err(error) => {
             // ENOSPC is a namespace limit, which privileges do not lift.
-            let remedy = match errno {
-                nix::errno::Errno::ENOSPC => crate::ns::limit_remedy(libc::CLONE_NEWNET, false),
-                _ => isolation_remedy(!nix::unistd::geteuid().is_root()),
+            let remedy = match error {
+                ScratchError::Unshare(nix::errno::Errno::ENOSPC) => {
+                    Some(crate::ns::limit_remedy(libc::CLONE_NEWNET, false))
+                }
+                ScratchError::Panicked => None,
+                _ => Some(isolation_remedy(!nix::unistd::geteuid().is_root())),
             };
-            (reason, remedy)
-        })?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-            (format!("cannot start a runtime: {e}"), isolation_remedy(!nix::unistd::geteuid().is_root()))
-        })?;
-        Ok(runtime.block_on(scratch_checks()))
-    })
-    .join();
-    match scratch {
-        Ok(Ok(checks)) => checks,
-        Ok(Err((reason, remedy))) => vec![Check {
-            name: "namespaces",
-            verdict: Verdict::Missing,
-            detail: reason,
-            remedy: Some(remedy),
-        }],
-        Err(_) => vec![Check {
-            name: "namespaces",
-            verdict: Verdict::Missing,
-            detail: "the probe thread panicked".into(),
-            remedy: None,
-        }],
+            vec![Check { name: "namespaces", verdict: Verdict::Missing, detail: error.to_string(), remedy }]
+        }
     }
 }
 
@@ -214,14 +199,7 @@ async fn scratch_checks() -> Vec<Check> {
         "Linux bridges can be created (switch nodes)",
         "the kernel needs CONFIG_BRIDGE (module bridge); switch nodes fail without it",
     ));
-    let tbf = tbf_probe(&handle).await;
-    checks.push(feature_check(
-        "tbf qdisc",
-        tbf,
-        "token-bucket shaping works in the kernel",
-        "the kernel needs CONFIG_NET_SCH_TBF (module sch_tbf); netns-test itself does not need it",
-    ));
-    let netem = crate::link::netem_available();
+    let netem = crate::impair::netem_available();
     checks.push(Check {
         name: "netem qdisc",
         verdict: if netem.is_ok() { Verdict::Ok } else { Verdict::Warning },
@@ -254,46 +232,6 @@ async fn scratch_checks() -> Vec<Check> {
         "boot without ipv6.disable=1; IPv6 topologies fail without it",
     ));
     checks
-}
-
-/// Adds a 1 Mbit/s tbf qdisc to the probe veth (`tc qdisc add dev probe0 root tbf rate 1mbit
-/// burst 10kb limit 10kb`).
-async fn tbf_probe(handle: &rtnetlink::Handle) -> Result<(), String> {
-    use futures_util::TryStreamExt;
-    use rtnetlink::packet_core::{
-        DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
-    };
-    use rtnetlink::packet_route::RouteNetlinkMessage;
-    use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
-
-    let link = handle.link().get().match_name("probe0").execute().try_next().await;
-    let index = match link {
-        Ok(Some(link)) => link.header.index,
-        _ => return Err("no probe veth to try it on".into()),
-    };
-    // struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec, 12 bytes each), limit, buffer
-    // (in 64 ns ticks), mtu. An Ethernet link layer needs no rate table.
-    let mut qopt = Vec::with_capacity(36);
-    qopt.extend_from_slice(&[0, 1]); // cell_log, linklayer = TC_LINKLAYER_ETHERNET
-    qopt.extend_from_slice(&[0; 6]); // overhead, cell_align, mpu
-    qopt.extend_from_slice(&125_000u32.to_ne_bytes()); // 1 Mbit/s in bytes per second
-    qopt.extend_from_slice(&[0; 12]); // no peak rate
-    qopt.extend_from_slice(&10_000u32.to_ne_bytes()); // limit, bytes
-    qopt.extend_from_slice(&1_250_000u32.to_ne_bytes()); // 80 ms of burst, in ticks
-    qopt.extend_from_slice(&2_000u32.to_ne_bytes()); // mtu
-    let mut message = TcMessage::with_index(index as i32);
-    message.header.parent = TcHandle::ROOT;
-    message.attributes.push(TcAttribute::Kind("tbf".into()));
-    message.attributes.push(TcAttribute::Options(vec![TcOption::Other(DefaultNla::new(1, qopt))]));
-    let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(message));
-    request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    let mut responses = handle.clone().request(request).map_err(|e| e.to_string())?;
-    while let Some(response) = futures_util::StreamExt::next(&mut responses).await {
-        if let NetlinkPayload::Error(error) = response.payload {
-            return Err(format!("the kernel refused a tbf qdisc: {error}"));
-        }
-    }
-    Ok(())
 }
 
 fn feature_check(name: &'static str, result: Result<(), String>, ok: &str, remedy: &str) -> Check {

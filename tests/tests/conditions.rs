@@ -14,7 +14,7 @@ fn ms(value: u64) -> Duration {
     Duration::from_millis(value)
 }
 
-/// The seed topology, its link carried with `a_to_b` (from test0) and `b_to_a` conditions.
+/// The default pair topology, its link carried with `a_to_b` (from test0) and `b_to_a` conditions.
 fn seed_with(a_to_b: Conditions, b_to_a: Conditions) -> TopologyBuilder {
     Topology::builder()
         .host("test0")
@@ -449,7 +449,7 @@ fn an_invalid_runtime_change_names_the_link_once_quoted(net: &Network) {
 
 #[test]
 fn the_readme_condition_names_resolve_at_the_crate_root() {
-    use netns_test::{Distribution, GilbertElliott, Loss};
+    use netns_test::conditions::{Distribution, GilbertElliott, Loss};
     let bursts = Conditions::new()
         .jitter(ms(5))
         .delay(ms(40))
@@ -459,7 +459,7 @@ fn the_readme_condition_names_resolve_at_the_crate_root() {
     assert_eq!(bursts.to_string(), "delay 40ms 5ms distribution normal loss gemodel 1% 30% 100% 0%");
 }
 
-/// The seed topology with IPv6 too, its link losing every frame both ways (its conditions may
+/// The default pair topology with IPv6 too, its link losing every frame both ways (its conditions may
 /// change at runtime), with neighbours learnt, not static.
 fn losing_everything() -> TopologyBuilder {
     Topology::builder().host("test0").host("test1").link(
@@ -508,7 +508,7 @@ fn loss_spares_arp_and_neighbour_discovery_unless_asked_not_to(net: &Network) {
     assert_eq!(link.counters_from("test0").unwrap().spared, out.spared, "nothing more was spared");
 }
 
-/// The seed link, lossy, duplicating and corrupting both ways, with neighbours learnt.
+/// The default pair's link, lossy, duplicating and corrupting both ways, with neighbours learnt.
 fn lossy_with_arp() -> TopologyBuilder {
     let bad = Conditions::new().loss(0.3).duplicate(0.1).corrupt(0.1).seed(1);
     Topology::builder().host("test0").host("test1").link(

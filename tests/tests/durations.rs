@@ -49,7 +49,7 @@ fn ping_durations_over_a_day_are_refused(net: &Network) {
     }
 }
 
-/// The seed pair, its link with (perfect) conditions that may change at runtime.
+/// The default pair, its link with (perfect) conditions that may change at runtime.
 fn conditioned_pair() -> TopologyBuilder {
     Topology::builder().host("test0").host("test1").link(
         Link::new("test0", "test1")

@@ -1,6 +1,6 @@
 //! The tests `cargo xtask bench overhead` times (each is also an ordinary, cheap test): a plain
-//! `#[test]`, and a `#[netns_test]` whose body only checks that the seed topology is there;
-//! and forty of each, for the cost per test within a suite.
+//! `#[test]`, and a `#[netns_test]` whose body only checks that the default pair topology is
+//! there; and forty of each, for the cost per test within a suite.
 
 use netns_test::{Network, netns_test};
 use rstest::rstest;

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use netns_test::ping::{IcmpErrorKind, ProbeError, Source};
-use netns_test::{Conditions, Error, Link, Network, PingStats, Topology, TopologyBuilder, netns_test};
+use netns_test::ping::{IcmpErrorKind, PingStats, ProbeError, Source};
+use netns_test::{Conditions, Error, Link, Network, Topology, TopologyBuilder, netns_test};
 
 const PEER: &str = "1.1.1.1";
 const LOCAL: &str = "1.1.1.2";
@@ -33,7 +33,7 @@ fn routed() -> TopologyBuilder {
         .auto_routes()
 }
 
-/// The seed pair with IPv6 addresses only.
+/// The default pair with IPv6 addresses only.
 fn ipv6_pair() -> TopologyBuilder {
     Topology::builder()
         .host("test0")

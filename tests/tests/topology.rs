@@ -31,7 +31,18 @@ fn a_topology_equals_its_builder_twin() {
     let file =
         Topology::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/two-routers.toml")).unwrap();
     assert_eq!(file, two_routers().build().unwrap(), "equal topologies describe the same network");
-    assert_ne!(file, Topology::seed());
+    assert_ne!(file, Topology::pair());
+}
+
+#[test]
+fn the_default_topology_is_the_pair_and_each_default_timeout_has_its_own_name() {
+    let pair = Topology::pair();
+    assert_eq!(Topology::default(), pair);
+    assert_eq!(pair.node_names().collect::<Vec<_>>(), ["test0", "test1"]);
+    assert_eq!(pair.local(), "test0");
+    assert_eq!(netns_test::DEFAULT_TEST_TIMEOUT, Duration::from_secs(60));
+    assert_eq!(netns_test::ping::DEFAULT_PROBE_TIMEOUT, Duration::from_secs(2));
+    assert_eq!(netns_test::wait::DEFAULT_WAIT_TIMEOUT, Duration::from_secs(10));
 }
 
 #[netns_test(topology_file = "topologies/two-routers.toml")]
@@ -155,7 +166,7 @@ fn a_partition_blocks_then_heals(net: &Network) {
     let addr = |node: &netns_test::Node| node.addr().unwrap();
     assert!(tcp_reaches(n1, n2, addr(n2)) && tcp_reaches(n1, n3, addr(n3)));
 
-    let split = net.partition(&[&["n1"], &["n2", "n3"]]).unwrap();
+    let split: netns_test::fault::Partition = net.partition(&[&["n1"], &["n2", "n3"]]).unwrap();
     assert!(!tcp_reaches(n1, n2, addr(n2)), "n1 reaches n2 across the partition");
     assert!(!tcp_reaches(n3, n1, addr(n1)), "n3 reaches n1 across the partition");
     assert!(tcp_reaches(n2, n3, addr(n3)), "n2 and n3 are on the same side");
@@ -187,7 +198,7 @@ fn hosts_behind_a_switch_reach_a_restored_host_at_once(net: &Network) {
     };
 
     // A cut between n1 and the switch: n1 and n2 start resolving each other, in vain.
-    let cut = link.cut().unwrap();
+    let cut: netns_test::fault::Cut = link.cut().unwrap();
     unanswered(n1, "10.1.0.2");
     unanswered(n2, "10.1.0.1");
     assert!(ip(n2, &["neigh", "show", "10.1.0.1"]).contains("INCOMPLETE"));
@@ -412,10 +423,19 @@ fn readiness_waits(net: &Network) {
     drop(udp);
 
     test1.address_ready("1.1.1.1".parse().unwrap()).wait().unwrap();
+    let absent = test1.address_ready("1.1.1.9".parse().unwrap()).timeout(Duration::from_millis(20)).wait();
+    assert!(
+        matches!(&absent, Err(netns_test::Error::Timeout { what, after })
+            if what == "address 1.1.1.9 to be usable in node `test1`" && *after == Duration::from_millis(20)),
+        "{absent:?}"
+    );
     net.local().route_ready("1.1.1.77".parse().unwrap()).wait().unwrap();
     let no_route =
         net.local().route_ready("8.8.8.8".parse().unwrap()).timeout(Duration::from_millis(20)).wait();
-    assert!(no_route.is_err(), "the test network has no route to the outside");
+    assert!(
+        matches!(&no_route, Err(netns_test::Error::Timeout { what, .. }) if what.contains("a route to 8.8.8.8")),
+        "the test network has no route to the outside: {no_route:?}"
+    );
 }
 
 #[netns_test]

@@ -2,7 +2,8 @@
 //! the builder and, with file, line and column, from a topology file. Nothing is created:
 //! these are plain tests.
 
-use netns_test::{Link, Topology, TopologyError, TopologyErrorKind};
+use netns_test::topology::{TopologyError, TopologyErrorKind};
+use netns_test::{Link, Topology};
 
 fn builder_error(builder: netns_test::TopologyBuilder) -> TopologyError {
     builder.build().expect_err("the topology is invalid")

@@ -1,7 +1,7 @@
 use netns_test::{Topology, netns_test};
 
 fn mine() -> Topology {
-    Topology::seed()
+    Topology::pair()
 }
 
 #[netns_test(topology = mine, topology_file = "topo.toml")]

@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
 //!
-//! 1. `cargo fmt --check`, `cargo clippy --all-targets -D warnings`.
+//! 1. `cargo xtask layers` (imports run down the layer order of `ARCHITECTURE.md`),
+//!    `cargo fmt --check`, `cargo clippy --all-targets -D warnings`.
 //! 2. A snapshot of the root network namespace.
 //! 3. The README's test command, `cargo test --workspace`, as the current user (root in CI).
 //! 4. The namespace tests again under `cargo nextest run`.
@@ -27,6 +28,7 @@ const COMPILE_ONLY: &[&str] = &["ui", "netns_test_macros"];
 
 pub(crate) fn run(args: &Args) -> Result {
     let cargo = env!("CARGO");
+    crate::layers::run()?;
     sh(Command::new(cargo).args(["fmt", "--all", "--", "--check"]))?;
     sh(Command::new(cargo).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
 

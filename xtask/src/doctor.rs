@@ -11,7 +11,7 @@ use crate::util::Result;
 pub(crate) fn run() -> Result {
     let host = host_checks();
     print_checks(&host);
-    let sandboxed = netns_test::sandbox(Topology::seed(), |_| {
+    let sandboxed = netns_test::sandbox(Topology::pair(), |_| {
         let checks = namespace_checks();
         print_checks(&checks);
         if checks.iter().any(|check| check.verdict == Verdict::Missing) {

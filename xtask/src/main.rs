@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// What CI runs: fmt, clippy, tests (root and rootless), docs, the root-namespace check.
+    /// What CI runs: the layer order, fmt, clippy, tests (root and rootless), docs, the
+    /// root-namespace check.
     Ci(ci::Args),
     /// Checks what this machine can do: privileges, user namespaces, kernel features.
     Doctor,

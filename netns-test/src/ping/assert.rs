@@ -134,8 +134,8 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
+    use crate::ping::icmp::IcmpErrorKind;
     use crate::ping::stats::{Counters, IcmpError, Probe, ProbeError, Reply};
-    use crate::ping::wire::IcmpErrorKind;
 
     fn stats(rtts: &[Option<u64>]) -> PingStats {
         let target = IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1));

@@ -16,11 +16,11 @@ use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 use socket2::SockAddr;
 
+use super::icmp::{self, ECHO_HEADER_LEN, Family, Message};
 use super::ident::Ident;
 use super::session::{SendFailure, Session, Settings};
 use super::socket::{Datagram, IcmpSocket, SocketKey, Source, control_buffer};
 use super::stats::PingStats;
-use super::wire::{self, ECHO_HEADER_LEN, Family, Message};
 use crate::error::{Error, Result};
 use crate::network::Node;
 
@@ -260,8 +260,8 @@ impl Engine {
             let wall = time.unwrap_or_else(wall_clock);
             let bytes = &self.buffer[..len.min(self.buffer.len())];
             let message = match slot.socket.family() {
-                Family::V4 => wire::parse_ipv4(bytes),
-                Family::V6 => wire::parse_icmpv6(bytes),
+                Family::V4 => icmp::parse_ipv4(bytes),
+                Family::V6 => icmp::parse_icmpv6(bytes),
             };
             let owner = |ident: u16| match slot.only {
                 Some(only) => (self.sessions[only].ident() == ident).then_some(only),

@@ -39,25 +39,25 @@
 
 mod assert;
 mod engine;
+mod icmp;
 mod ident;
 mod matrix;
 mod session;
 mod socket;
 mod stats;
-mod wire;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+pub use icmp::IcmpErrorKind;
 pub use matrix::PingMatrix;
 pub use socket::Source;
 pub use stats::{IcmpError, PingStats, Probe, ProbeError, Reply};
-pub use wire::IcmpErrorKind;
 
 use self::engine::{Engine, Request};
+use self::icmp::Family;
 use self::session::Settings;
-use self::wire::Family;
 use crate::error::{Error, Result, name_list};
 use crate::network::Node;
 
@@ -66,7 +66,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// The default time a probe waits for its reply. iputils waits up to 10 s; in a test network
 /// a reply that takes two seconds means something is broken, and unreachable targets should
 /// not slow a test down more than that.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default payload size in bytes, as iputils' (64-byte ICMP messages).
 pub const DEFAULT_SIZE: usize = 56;
 /// The longest `interval`, `timeout` or `deadline` a ping accepts.
@@ -97,29 +97,32 @@ impl PingTarget {
         }
     }
 
-    fn resolve(&self, family: Option<Family>) -> std::result::Result<IpAddr, String> {
-        let node = match &self.0 {
+    /// The address to ping from node `from`: the target's own, or the first of `family` (of
+    /// any family when `None`) of the node the target names, looked up in `from`'s directory
+    /// of the network's nodes.
+    fn resolve(&self, from: &Node, family: Option<Family>) -> std::result::Result<IpAddr, String> {
+        let (name, addrs) = match &self.0 {
             TargetKind::Addr(addr) => return Ok(*addr),
-            TargetKind::Node(node) => node,
+            TargetKind::Node(node) => (node.name(), node.addrs()),
             TargetKind::Name(name) => {
-                let network = crate::try_network().map_err(|e| e.to_string())?;
-                network.try_node(name).map_err(|_| {
+                let directory = from.directory();
+                let addrs = directory.addrs(name).ok_or_else(|| {
                     format!(
                         "`{name}` is neither an IP address nor a node of the network, which has {}",
-                        name_list(network.nodes().iter().map(Node::name))
+                        name_list(directory.names())
                     )
-                })?
+                })?;
+                (name.as_str(), addrs.to_vec())
             }
         };
-        let addrs = node.addrs();
         match family {
             None => addrs.first().copied(),
             Some(family) => addrs.iter().copied().find(|addr| Family::of(*addr) == family),
         }
         .ok_or_else(|| match family {
-            None => format!("node `{}` has no address", node.name()),
-            Some(Family::V4) => format!("node `{}` has no IPv4 address", node.name()),
-            Some(Family::V6) => format!("node `{}` has no IPv6 address", node.name()),
+            None => format!("node `{name}` has no address"),
+            Some(Family::V4) => format!("node `{name}` has no IPv4 address"),
+            Some(Family::V6) => format!("node `{name}` has no IPv6 address"),
         })
     }
 }
@@ -213,7 +216,7 @@ impl Node {
             target: target.into(),
             count: None,
             interval: DEFAULT_INTERVAL,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: DEFAULT_PROBE_TIMEOUT,
             deadline: None,
             size: DEFAULT_SIZE,
             ttl: None,
@@ -345,7 +348,7 @@ impl Ping {
             Some(Source::Addr(addr)) => Some(Family::of(*addr)),
             _ => None,
         };
-        let target = self.target.resolve(source_family).map_err(|reason| self.error(reason))?;
+        let target = self.target.resolve(&self.node, source_family).map_err(|reason| self.error(reason))?;
         let family = Family::of(target);
         if source_family.is_some_and(|source| source != family) {
             return Err(self.error("the source address and the target are of different IP versions"));

@@ -11,7 +11,7 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 
-use super::wire::{Family, icmpv4_type, icmpv6_type};
+use super::icmp::{Family, icmpv4_type, icmpv6_type};
 use crate::error::{Error, Result, name_list};
 use crate::network::Node;
 

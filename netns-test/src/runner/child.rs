@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use super::protocol::{Failure, Ready, Report};
+use super::protocol::{Failure, NodeFds, Ready, Report};
 use super::spawn::adopt_fd;
 use crate::error::Result;
 use crate::network::Network;
@@ -115,7 +115,11 @@ pub(crate) fn run(
         Ok(network) => network,
         Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
     };
-    let nodes = network.node_fds();
+    let nodes = network
+        .namespaces()
+        .into_iter()
+        .map(|held| NodeFds { name: held.name, net: held.net, uts: held.uts })
+        .collect();
     let network: &'static Network = NETWORK.get_or_init(|| network);
     let seed = network.random_seed();
     let captures = network.captures().iter().map(|path| path.display().to_string()).collect();
@@ -172,11 +176,11 @@ fn mount_own_proc() {
 /// orderly teardown. Captures are written out before a failure is reported, and removed after
 /// a success (unless `NETNS_TEST_KEEP_CAPTURES` keeps them).
 fn finish(context: &mut ChildContext, verdict: std::result::Result<Option<String>, Failure>) -> ! {
-    if let Some(carrier) = NETWORK.get().and_then(Network::carrier) {
+    if let Some(network) = NETWORK.get() {
         match verdict {
             Ok(_) if context.keep_captures => {}
-            Ok(_) => carrier.discard_captures(),
-            Err(_) => carrier.flush(),
+            Ok(_) => network.discard_captures(),
+            Err(_) => network.flush_captures(),
         }
     }
     let _ = std::io::stdout().flush();

@@ -22,7 +22,7 @@ use crate::network::Network;
 use crate::topology::Topology;
 
 /// The timeout of a test that sets none and runs without `NETNS_TEST_TIMEOUT`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a test body may return: `()`, or `Result<(), E>` with `E: Debug`, as for a plain
 /// `#[test]`. The body of a `#[netns_test]` function and of a [`sandbox`](crate::sandbox)
@@ -71,7 +71,7 @@ pub(crate) fn run_test(
     }
     let settings = crate::settings::get()?;
     // A timeout too long for the clock is as good as none: the parent saturates it.
-    let timeout = timeout.or(settings.timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = timeout.or(settings.timeout).unwrap_or(DEFAULT_TEST_TIMEOUT);
     let launch = parent::Launch {
         key: name.to_string(),
         label: format!("test `{name}`"),

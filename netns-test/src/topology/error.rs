@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::conditions::ConditionError;
+
 /// Where an item of a topology file was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -220,16 +222,21 @@ pub enum TopologyErrorKind {
         count: usize,
     },
     /// A link condition out of range.
-    #[error("{link}: invalid condition {field} = {value}: {reason}")]
+    #[error("{link}: {source}")]
     InvalidCondition {
-        /// The link and direction.
+        /// The link and direction, e.g. "link 2 (`a` – `b`) from `a`".
         link: String,
-        /// The field, e.g. `loss`.
-        field: String,
-        /// The value given.
-        value: String,
-        /// The allowed range.
-        reason: String,
+        /// The field, the value given and the allowed range.
+        #[source]
+        source: ConditionError,
+    },
+    /// Conditions for the direction leaving a node that is not an end of the link.
+    #[error("{link} gives conditions to the direction leaving node `{node}`, which is not one of its ends")]
+    ConditionsForOtherNode {
+        /// The link.
+        link: String,
+        /// The node named.
+        node: String,
     },
     /// A topology file that does not parse.
     #[error("{message}")]

@@ -10,11 +10,11 @@ mod plan;
 
 use std::sync::Arc;
 
-use crate::link::Conditions;
+use crate::conditions::Conditions;
 use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
-pub(crate) use plan::{BRIDGE_NAME, Plan, PlannedLink, mac_for};
+pub(crate) use plan::{Device, Middle, Neighbour, Plan, PlannedLink, PlannedRoute};
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,7 +193,7 @@ pub(crate) struct Model {
 /// A validated network topology: nodes, links, addresses and routes.
 ///
 /// Build one with [`Topology::builder`], read one with [`Topology::from_toml`], or use
-/// [`Topology::seed`], the default of `#[netns_test]`. It is validated once, when it is made,
+/// [`Topology::pair`], the default of `#[netns_test]`. It is validated once, when it is made,
 /// and keeps the result (every name resolved, every address parsed, the routes computed):
 /// bringing it up does not validate it again. Cloning is cheap. Two topologies are equal when
 /// they describe the same network, whichever front end they came from.
@@ -204,7 +204,7 @@ pub struct Topology {
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology::seed()
+        Topology::pair()
     }
 }
 
@@ -214,15 +214,15 @@ impl Topology {
         TopologyBuilder { model: Model::default() }
     }
 
-    /// The default topology of `#[netns_test]`: the test body's node `test0` holds `veth0` with
-    /// 1.1.1.2/24; the peer node `test1` holds `veth1` with 1.1.1.1/24.
-    pub fn seed() -> Topology {
+    /// The default topology of `#[netns_test]`, a pair of hosts: the test body's node `test0`
+    /// holds `veth0` with 1.1.1.2/24; the peer node `test1` holds `veth1` with 1.1.1.1/24.
+    pub fn pair() -> Topology {
         Topology::builder()
             .host("test0")
             .host("test1")
             .link(Link::new("test0", "test1").ifnames("veth0", "veth1").addrs("1.1.1.2/24", "1.1.1.1/24"))
             .build()
-            .expect("the seed topology is valid")
+            .expect("the pair topology is valid")
     }
 
     /// Parses and validates the contents of a topology file (the format is described in the
@@ -239,10 +239,10 @@ impl Topology {
     /// # Errors
     /// [`crate::Error::Io`] when the file cannot be read, [`crate::Error::Topology`] when it is
     /// invalid.
-    pub fn from_file(path: impl AsRef<std::path::Path>) -> crate::Result<Topology> {
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> crate::error::Result<Topology> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::Error::io(format!("reading topology file {}", path.display()), e))?;
+            .map_err(|e| crate::error::Error::io(format!("reading topology file {}", path.display()), e))?;
         Ok(Topology::from_toml(&text, path)?)
     }
 
@@ -290,7 +290,7 @@ impl Topology {
 ///     .auto_routes()
 ///     .build()?;
 /// assert_eq!(topology.local(), "client");
-/// # Ok::<(), netns_test::TopologyError>(())
+/// # Ok::<(), netns_test::topology::TopologyError>(())
 /// ```
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]

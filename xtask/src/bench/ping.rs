@@ -1,5 +1,5 @@
 //! Ping rate and latency, ours against iputils, in one run on the same veth pair: inside a
-//! `netns_test::sandbox` with the seed topology, from `test0` to 1.1.1.1, iputils
+//! `netns_test::sandbox` with the default pair topology, from `test0` to 1.1.1.1, iputils
 //! `ping -n -q -i 0 -c 1000` and our pinger with the same count and a zero interval, in
 //! interleaved rounds so that machine noise hits both alike.
 //!
@@ -17,7 +17,8 @@
 
 use std::time::{Duration, Instant};
 
-use netns_test::{Network, Node, PingStats, Topology, sandbox};
+use netns_test::ping::PingStats;
+use netns_test::{Network, Node, Topology, sandbox};
 
 use crate::util::Result;
 
@@ -28,7 +29,7 @@ const RTT_SLACK: Duration = Duration::from_micros(2);
 
 pub(crate) fn run(quick: bool) -> Result {
     let rounds = if quick { 5 } else { 101 };
-    sandbox(Topology::seed(), move |net| measure(net, rounds)).map_err(|error| format!("{error:?}"))
+    sandbox(Topology::pair(), move |net| measure(net, rounds)).map_err(|error| format!("{error:?}"))
 }
 
 /// One pinger's samples.

@@ -1,11 +1,12 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::conditions::Conditions;
 use crate::topology::Topology;
 
 #[test]
-fn seed_plan() {
-    let topology = Topology::seed();
+fn pair_plan() {
+    let topology = Topology::pair();
     let plan = topology.plan();
     assert_eq!(plan.nodes.len(), 2);
     assert_eq!(plan.local, 0);
@@ -73,7 +74,7 @@ fn switch_ports_are_numbered_after_their_bridge() {
     let plan = topology.plan();
     assert_eq!(plan.local, 1, "the first non-switch node is local");
     let sw = &plan.nodes[0];
-    assert_eq!(sw.bridge, Some(2));
+    assert_eq!(sw.bridge.as_ref().map(|bridge| (bridge.name.as_str(), bridge.index)), Some(("br0", 2)));
     assert_eq!(sw.ifaces.iter().map(|i| i.index).collect::<Vec<_>>(), [3, 4]);
     assert_eq!(plan.nodes[1].ifaces[0].index, 5);
 }
@@ -338,7 +339,7 @@ fn ports_of_big_switches_get_their_own_queue() {
         let mut builder = Topology::builder().switch("sw");
         for i in 0..ports {
             let link = Link::new(format!("h{i}"), "sw");
-            let link = if i == 0 { link.conditions(crate::link::Conditions::new()) } else { link };
+            let link = if i == 0 { link.conditions(crate::conditions::Conditions::new()) } else { link };
             builder = builder.host(format!("h{i}")).link(link);
         }
         builder.build().unwrap()
@@ -349,4 +350,94 @@ fn ports_of_big_switches_get_their_own_queue() {
     let big = switch(129);
     assert!(!big.plan().links[0].own_queue, "a link with conditions is left as it is");
     assert!(big.plan().links[1..].iter().all(|link| link.own_queue));
+}
+
+#[test]
+fn invalid_conditions_are_a_topology_error_carrying_the_condition_error() {
+    let link = Link::new("a", "b").conditions_from("b", Conditions::new().loss(2.0));
+    let error = Topology::builder().host("a").host("b").link(link).build().unwrap_err();
+    let TopologyErrorKind::InvalidCondition { link, source } = &error.kind else {
+        panic!("{error:?}");
+    };
+    assert_eq!((link.as_str(), source.field), ("link 1 (`a` – `b`) from `b`", "loss"));
+    assert_eq!(
+        error.to_string(),
+        "link 1 (`a` – `b`) from `b`: invalid condition loss = 2: must be a probability from 0 to 1 \
+         (0.05 is 5 %)"
+    );
+    let stray = Link::new("a", "b").conditions_from("c", Conditions::new());
+    let error = Topology::builder().host("a").host("b").link(stray).build().unwrap_err();
+    assert_eq!(
+        error.kind,
+        TopologyErrorKind::ConditionsForOtherNode { link: "link 1 (`a` – `b`)".into(), node: "c".into() }
+    );
+}
+
+#[test]
+fn the_plan_carries_macs_middle_ends_and_capture_names() {
+    let topology = Topology::builder()
+        .host("a")
+        .switch("sw")
+        .host("b")
+        .link(Link::new("a", "sw").addr("a", "10.0.0.1/24"))
+        .link(Link::new("b", "sw").addr("b", "10.0.0.2/24").conditions(Conditions::new()))
+        .build()
+        .unwrap();
+    let plan = topology.plan();
+    let a = &plan.nodes[0].ifaces[0];
+    assert_eq!((a.index, a.mac), (2, [0x02, 0x6e, 0x74, 0, 0, 2]));
+    let bridge = plan.nodes[1].bridge.as_ref().unwrap();
+    assert_eq!((bridge.name.as_str(), bridge.index, bridge.mac), ("br0", 3, [0x02, 0x6e, 0x74, 0, 0, 3]));
+    assert!(plan.links[0].middle.is_none());
+    let middle = plan.links[1].middle.as_ref().unwrap();
+    let names: Vec<(&str, u32)> =
+        middle.ends.iter().chain([&middle.bridge]).map(|d| (d.name.as_str(), d.index)).collect();
+    assert_eq!(names, [("m1a", 7), ("m1b", 8), ("m1br", 9)], "after every node interface");
+    assert_eq!(middle.ends[1].mac, [0x02, 0x6e, 0x74, 0, 0, 8]);
+    assert_eq!(middle.capture_file, "link2-b-sw.pcap");
+}
+
+#[test]
+fn neighbours_across_a_link_come_from_both_sides_through_switches() {
+    // a – sw – {b, c}: across a–sw, a may wait for b and c, and b and c for a.
+    let topology = Topology::builder()
+        .host("a")
+        .switch("sw")
+        .host("b")
+        .host("c")
+        .link(Link::new("a", "sw").addr("a", "10.0.0.1/24"))
+        .link(Link::new("b", "sw").addr("b", "10.0.0.2/24"))
+        .link(Link::new("c", "sw").addr("c", "10.0.0.3/24"))
+        .build()
+        .unwrap();
+    let plan = topology.plan();
+    let mut entries: Vec<(usize, String)> =
+        plan.neighbours_across(0).iter().map(|n| (n.node, n.addr.to_string())).collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [(0, "10.0.0.2".into()), (0, "10.0.0.3".into()), (2, "10.0.0.1".into()), (3, "10.0.0.1".into())]
+    );
+    let b_iface = &plan.nodes[2].ifaces[0];
+    let entry =
+        plan.neighbours_across(0).into_iter().find(|n| n.node == 0 && n.addr.to_string() == "10.0.0.2");
+    assert_eq!(entry.map(|n| n.mac), Some(b_iface.mac));
+}
+
+#[test]
+fn routes_through_an_interface_are_those_via_its_subnets() {
+    let topology = Topology::builder()
+        .host("a")
+        .router("r1")
+        .router("r2")
+        .link(Link::new("a", "r1").addrs("10.0.1.2/24", "10.0.1.1/24"))
+        .link(Link::new("a", "r2").addrs("10.0.2.2/24", "10.0.2.1/24"))
+        .route("a", "10.9.0.0/16", "10.0.2.1")
+        .build()
+        .unwrap();
+    let plan = topology.plan();
+    assert!(plan.routes_through(0, 0).is_empty());
+    let through: Vec<String> =
+        plan.routes_through(0, 1).iter().map(|r| format!("{} via {}", r.to, r.via)).collect();
+    assert_eq!(through, ["10.9.0.0/16 via 10.0.2.1"]);
 }

@@ -1,0 +1,300 @@
+//! Bringing a network up from its topology's plan: the namespaces, the bridges, veth pairs,
+//! addresses and routes, the wait for every link to be ready, and the backend of the links
+//! with conditions.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use super::node::Directory;
+use super::{Network, NetworkInner, Node};
+use crate::error::{Error, Result};
+use crate::impair::{Backend, MIDDLE};
+use crate::netlink::{At, NetlinkRuntime, NodeNetlink, VethEnd};
+use crate::ns::setup::{Offload, Setup};
+use crate::ns::{self, NsFds, NsRequest};
+use crate::settings::Settings;
+use crate::topology::{NodeKind, Plan, Topology};
+use crate::trace::Trace;
+
+/// How long bringing a network up may wait for the kernel to report its links ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Network {
+    /// Builds `topology`. Its local node is the calling process's own network namespace, so
+    /// this only ever runs inside a test's child process; `test` names the test (for the
+    /// directory of its captures). `settings` are the child's, read once at its start.
+    pub(crate) fn start(topology: &Topology, test: &str, settings: &Settings) -> Result<Network> {
+        let trace = Trace::new("network", settings.trace);
+        // The topology was validated and planned once, when it was made; bring-up works from
+        // that plan.
+        let plan = Arc::clone(topology.plan());
+        let netlink_rt = Arc::new(NetlinkRuntime::start()?);
+        trace.mark("netlink thread started (the topology's plan reused, not validated again)");
+        let local = plan.local;
+
+        // The other nodes' namespaces are made on worker threads while this thread configures
+        // the local node, the namespace the child process was born in.
+        // Links with conditions cross the middle namespace, made last.
+        let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
+        let has_middle = plan.links.iter().any(|link| link.middle.is_some());
+        let mut requests: Vec<NsRequest<'_>> = others
+            .iter()
+            .map(|&i| NsRequest { name: &plan.nodes[i].name, hostname: plan.nodes[i].hostname })
+            .collect();
+        if has_middle {
+            requests.push(NsRequest { name: MIDDLE, hostname: false });
+        }
+        let open_node = |index: usize| -> Result<NodeNetlink> {
+            let node = &plan.nodes[index];
+            let forwarding = node.kind == NodeKind::Router;
+            let setup = Setup { ping: true, ipv6: plan.ipv6, forwarding };
+            ns::setup::set_up(&format!("node `{}`", node.name), setup)?;
+            NodeNetlink::open(netlink_rt.handle())
+                .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
+        };
+        let (mut made, (local_fds, local_netlink)) = ns::create_namespaces(
+            &requests,
+            |k, _| match others.get(k) {
+                Some(&index) => open_node(index),
+                None => {
+                    // Its middle ends make no IPv6 link-local address (and so send no router
+                    // solicitation or MLD report).
+                    let setup = Setup { ping: false, ipv6: false, forwarding: false };
+                    ns::setup::set_up("the middle namespace", setup)?;
+                    NodeNetlink::open(netlink_rt.handle())
+                        .map_err(|e| Error::io("opening netlink in the middle namespace", e))
+                }
+            },
+            || {
+                let local_spec = &plan.nodes[local];
+                let netlink = open_node(local)?;
+                let fds = NsFds::of_current_thread(local_spec.hostname)
+                    .map_err(|e| Error::io("opening the test's own namespaces", e))?;
+                trace.mark("local node configured");
+                Ok((fds, netlink))
+            },
+        )?;
+
+        trace.mark(&format!("{} namespaces created", requests.len()));
+        let middle = if has_middle { made.pop() } else { None };
+        let mut slots: Vec<Option<(NsFds, NodeNetlink)>> = (0..plan.nodes.len()).map(|_| None).collect();
+        slots[local] = Some((local_fds, local_netlink));
+        for (k, made) in made.into_iter().enumerate() {
+            slots[others[k]] = Some(made);
+        }
+        let directory = Arc::new(Directory::of(&plan));
+        let nodes: Vec<Node> = slots
+            .into_iter()
+            .zip(&plan.nodes)
+            .enumerate()
+            .map(|(index, (slot, spec))| {
+                let (fds, netlink) = slot.expect("every node has namespaces");
+                let (netlink_rt, directory) = (Arc::clone(&netlink_rt), Arc::clone(&directory));
+                Node::new(&plan, index, spec.kind, fds, netlink, netlink_rt, directory)
+            })
+            .collect();
+
+        let middle = middle.map(|(fds, netlink)| (Arc::new(fds), netlink));
+        let namespaces: Vec<(String, NodeNetlink, i32)> = nodes
+            .iter()
+            .map(|node| (node.name().to_string(), node.netlink().clone(), node.fds().raw().0))
+            .chain(middle.iter().map(|(fds, netlink)| (MIDDLE.to_string(), netlink.clone(), fds.raw().0)))
+            .collect();
+        let linked = netlink_rt.spawn(create_links(Arc::clone(&plan), namespaces, trace));
+        // While the netlink thread creates the links, this thread makes node names resolve for
+        // the body and for every program it starts, and names the local node.
+        crate::names::install_hosts_file(&crate::names::hosts_file(&plan))?;
+        let local_spec = &plan.nodes[local];
+        if local_spec.hostname {
+            nix::unistd::sethostname(&local_spec.name).map_err(|e| {
+                Error::io(format!("setting the hostname of node `{}`", local_spec.name), e.into())
+            })?;
+        }
+        trace.mark("hosts file installed");
+        linked.wait()?;
+        if plan.links.iter().any(|link| link.own_queue) {
+            give_own_queues(&plan, &nodes)?;
+            trace.mark("the ports of big switches given their own receive queues");
+        }
+
+        let backend = match middle {
+            Some((fds, netlink)) => {
+                let seed = crate::impair::network_seed(settings.seed, plan.random_seed);
+                let backend = Backend::start(&plan, seed, fds, netlink, &netlink_rt, test, settings)?;
+                trace.mark("links with conditions carried");
+                Some(backend)
+            }
+            None => None,
+        };
+        let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
+        let inner =
+            NetworkInner { nodes, local, topology: topology.clone(), plan, backend, cuts, netlink_rt };
+        Ok(Network { inner: Arc::new(inner) })
+    }
+}
+
+/// Sets the offloads of the links that [`PlannedLink::own_queue`] marks: GRO on at the end
+/// facing the switch, TSO off at the switch's port. One short-lived thread visits each
+/// namespace concerned in turn (a thread per node would cost more than the ioctls).
+fn give_own_queues(plan: &Plan, nodes: &[Node]) -> Result<()> {
+    // Per node concerned: its interfaces to change.
+    let work: Vec<(usize, Vec<&str>)> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let ifaces = node.ifaces.iter().filter(|iface| plan.links[iface.link].own_queue);
+            (index, ifaces.map(|iface| iface.name.as_str()).collect::<Vec<_>>())
+        })
+        .filter(|(_, ifaces)| !ifaces.is_empty())
+        .collect();
+    let visit = || -> Result<()> {
+        for (index, changes) in &work {
+            let name = &plan.nodes[*index].name;
+            nix::sched::setns(&nodes[*index].fds().net, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::io(format!("entering node `{name}` to set offloads"), e.into()))?;
+            let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+                .map_err(|e| Error::io(format!("opening a socket in node `{name}`"), e))?;
+            let (offload, on) = if plan.nodes[*index].kind == NodeKind::Switch {
+                (Offload::Tso, false)
+            } else {
+                (Offload::Gro, true)
+            };
+            for &ifname in changes {
+                ns::setup::set_offload(&socket, ifname, offload, on).map_err(|e| {
+                    let what = offload.ethtool_name();
+                    let state = if on { "on" } else { "off" };
+                    Error::io(format!("ethtool -K {ifname} {what} {state} in node `{name}`"), e)
+                })?;
+            }
+        }
+        Ok(())
+    };
+    ns::on_thread("netns-test-offload", visit)
+        .map_err(|e| Error::io("starting a thread to set offloads", e))?
+}
+
+/// Creates bridges, veth pairs, addresses and routes, and waits until every link is ready.
+/// `namespaces` are the nodes in plan order, then the middle namespace when there is one: for
+/// each, its name, its netlink connections and the descriptor of its network namespace.
+async fn create_links(
+    plan: Arc<Plan>,
+    namespaces: Vec<(String, NodeNetlink, i32)>,
+    trace: Trace,
+) -> Result<()> {
+    use futures_util::future::try_join_all;
+    let at = |index: usize| At { node: &namespaces[index].0, handle: &namespaces[index].1.handle };
+
+    try_join_all(plan.nodes.iter().enumerate().filter_map(|(index, node)| {
+        node.bridge
+            .as_ref()
+            .map(|bridge| async move { at(index).add_bridge(bridge.index, &bridge.name, bridge.mac).await })
+    }))
+    .await?;
+    if plan.nodes.iter().any(|node| node.bridge.is_some()) {
+        trace.mark("bridges created");
+    }
+
+    // The middle namespace, when there is one, follows the nodes.
+    let middle_at = plan.nodes.len();
+    // Each pair: the end made by the request, in its own namespace (`sender`); the end made
+    // in place by the same request; the namespace of that second end, which cannot be created
+    // up and is set up afterwards (`receiver`).
+    let mut pairs: Vec<(usize, VethEnd, VethEnd, usize)> = Vec::new();
+    for link in &plan.links {
+        let end = |slot: usize| {
+            let (node, iface) = link.ends[slot];
+            let (spec, iface) = (&plan.nodes[node], &plan.nodes[node].ifaces[iface]);
+            VethEnd {
+                node: spec.name.clone(),
+                name: iface.name.clone(),
+                index: iface.index,
+                mac: iface.mac,
+                netns: namespaces[node].2,
+                mtu: link.mtu,
+                controller: spec.bridge.as_ref().map(|bridge| bridge.index),
+            }
+        };
+        match &link.middle {
+            None => {
+                // A switch's port is created in the switch's namespace, where its bridge is
+                // known.
+                let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
+                pairs.push((link.ends[main].0, end(main), end(1 - main), link.ends[1 - main].0));
+            }
+            Some(middle) => {
+                for (slot, device) in middle.ends.iter().enumerate() {
+                    let middle_end = VethEnd {
+                        node: MIDDLE.to_string(),
+                        name: device.name.clone(),
+                        index: device.index,
+                        mac: device.mac,
+                        netns: namespaces[middle_at].2,
+                        mtu: link.mtu,
+                        controller: None,
+                    };
+                    pairs.push((link.ends[slot].0, end(slot), middle_end, middle_at));
+                }
+            }
+        }
+    }
+    try_join_all(pairs.iter().map(|(sender, a, b, receiver)| async move {
+        at(*sender).add_veth(a, b).await?;
+        at(*receiver).set_link_up(b.index, &b.name, true).await
+    }))
+    .await?;
+    trace.mark(&format!("{} veth pairs created", plan.links.len()));
+
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.ifaces.iter().flat_map(move |iface| {
+            iface
+                .addrs
+                .iter()
+                .map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
+        })
+    }))
+    .await?;
+    trace.mark("addresses added");
+
+    // Every interface of the nodes, then every middle end.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let node_ifaces = plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.ifaces
+            .iter()
+            .map(move |iface| (index, iface.index, &iface.name, format!("node `{}`", node.name)))
+    });
+    let middle_ends = plan.links.iter().filter_map(|link| link.middle.as_ref()).flat_map(|middle| {
+        middle.ends.iter().map(|end| (middle_at, end.index, &end.name, "the middle namespace".to_string()))
+    });
+    try_join_all(node_ifaces.chain(middle_ends).map(|(at, ifindex, name, place)| {
+        let netlink = &namespaces[at].1;
+        async move {
+            netlink.links.wait(&netlink.handle, ifindex, deadline, |s| s.ready()).await.map_err(|last| {
+                Error::Timeout {
+                    what: format!(
+                        "interface `{name}` of {place} to be up with carrier (last state: {last:?})"
+                    ),
+                    after: READY_TIMEOUT,
+                }
+            })
+        }
+    }))
+    .await?;
+    trace.mark("every link reported ready");
+
+    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
+        node.routes.iter().map(move |route| async move { at(index).add_route(route.to, route.via).await })
+    }))
+    .await?;
+    trace.mark("routes added");
+
+    try_join_all(plan.static_neighbours.iter().map(|entry| async move {
+        at(entry.node).add_static_neighbour(entry.ifindex, entry.addr, entry.mac).await
+    }))
+    .await?;
+    if !plan.static_neighbours.is_empty() {
+        trace.mark(&format!("{} static neighbour entries added", plan.static_neighbours.len()));
+    }
+    Ok(())
+}

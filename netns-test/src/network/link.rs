@@ -1,0 +1,341 @@
+//! A link of the running network: its two ends, down and up, the conditions it carries, and
+//! flapping.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::wait::{Stop, Wait, poll_until};
+use super::{Interface, Network, Node};
+use crate::conditions::{Conditions, Direction, DirectionCounters};
+use crate::error::{Error, Result, name_list};
+use crate::impair::Backend;
+use crate::netlink::At;
+use crate::topology::{Neighbour, PlannedRoute};
+
+/// A link of the network, between two node interfaces. Cloning is cheap.
+#[derive(Clone)]
+pub struct LinkHandle {
+    inner: Arc<LinkInner>,
+}
+
+/// What a link handle holds: everything its operations need, taken from the plan when the
+/// handle is made.
+struct LinkInner {
+    network: Network,
+    /// The plan's index of the link.
+    link: usize,
+    /// The ends in the order they were asked for (`net.link(a, b)`).
+    ends: [End; 2],
+    /// Whether the link crosses the middle namespace (it has conditions or a capture).
+    carried: bool,
+    /// Per node on either side: the neighbour entries it may be left resolving across the
+    /// link after a cut or a link down (see [`Plan::neighbours_across`](crate::topology::Plan)).
+    neighbours: Vec<(Node, Vec<Neighbour>)>,
+}
+
+/// One end of a link.
+struct End {
+    node: Node,
+    ifname: String,
+    ifindex: u32,
+    /// The direction of the link that leaves this end.
+    leaving: Direction,
+    /// The node's routes through this interface, which the kernel deletes when it goes down.
+    routes: Vec<PlannedRoute>,
+}
+
+impl fmt::Debug for LinkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b] = &self.inner.ends;
+        f.debug_struct("LinkHandle")
+            .field("a", &format_args!("{}:{}", a.node.name(), a.ifname))
+            .field("b", &format_args!("{}:{}", b.node.name(), b.ifname))
+            .finish()
+    }
+}
+
+impl Network {
+    /// The link between `a` and `b`, each written `node` or `node:interface`:
+    /// `net.link("client", "r1")`, or, where two nodes are joined by several links,
+    /// `net.link("a:eth1", "b")` or `net.link("a:eth1", "b:eth0")`. A host's link to a switch
+    /// is `net.link("h1", "sw")`: the switch is a node like any other, its port the interface.
+    /// The handle's ends are in the order asked for.
+    ///
+    /// # Panics
+    /// When no link, or more than one, matches; [`try_link`](Self::try_link) returns the
+    /// error instead.
+    #[track_caller]
+    pub fn link(&self, a: &str, b: &str) -> LinkHandle {
+        self.try_link(a, b).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The link between `a` and `b` (see [`link`](Self::link)), or an error.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`] or [`Error::UnknownInterface`] for an end that does not exist;
+    /// [`Error::UnknownLink`] when no link joins the ends; [`Error::AmbiguousLink`], listing the
+    /// candidates with their interfaces, when several do and no interface says which.
+    pub fn try_link(&self, a: &str, b: &str) -> Result<LinkHandle> {
+        let split = |end: &str| match end.split_once(':') {
+            Some((node, iface)) => (node.to_string(), Some(iface.to_string())),
+            None => (end.to_string(), None),
+        };
+        let ((a_node, a_iface), (b_node, b_iface)) = (split(a), split(b));
+        let first = self.try_node(&a_node)?;
+        let second = self.try_node(&b_node)?;
+        for (node, iface) in [(first, &a_iface), (second, &b_iface)] {
+            if let Some(iface) = iface {
+                node.interface(iface)?;
+            }
+        }
+        let candidates: Vec<&Interface> = first
+            .interfaces()
+            .iter()
+            .filter(|i| i.peer_node() == b_node)
+            .filter(|i| a_iface.as_ref().is_none_or(|name| i.name() == name))
+            .filter(|i| b_iface.as_ref().is_none_or(|name| i.peer_name() == name))
+            .collect();
+        let ends = |i: &Interface| {
+            [format!("{a_node}:{}", i.name()), format!("{}:{}", i.peer_node(), i.peer_name())]
+        };
+        match candidates[..] {
+            [iface] => Ok(LinkHandle::new(self, iface.link, [first, second])),
+            [] => Err(Error::UnknownLink {
+                a: a.to_string(),
+                b: b.to_string(),
+                node: a_node.clone(),
+                links: first.interfaces().iter().map(|i| ends(i).join(" – ")).collect(),
+            }),
+            _ => Err(Error::AmbiguousLink {
+                a: a.to_string(),
+                b: b.to_string(),
+                candidates: candidates.into_iter().map(ends).collect(),
+            }),
+        }
+    }
+}
+
+impl LinkHandle {
+    /// The handle of plan link `link`, whose ends are the nodes `asked`, in that order.
+    fn new(network: &Network, link: usize, asked: [&Node; 2]) -> LinkHandle {
+        let plan = network.plan();
+        let planned = &plan.links[link];
+        let ends = asked.map(|node| {
+            let slot = usize::from(planned.ends[0].0 != node.index());
+            let (_, iface) = planned.ends[slot];
+            let spec = &plan.nodes[node.index()].ifaces[iface];
+            End {
+                node: node.clone(),
+                ifname: spec.name.clone(),
+                ifindex: spec.index,
+                leaving: Direction::BOTH[slot],
+                routes: plan.routes_through(node.index(), iface),
+            }
+        });
+        let mut by_node: HashMap<usize, Vec<Neighbour>> = HashMap::new();
+        for entry in plan.neighbours_across(link) {
+            by_node.entry(entry.node).or_default().push(entry);
+        }
+        let mut neighbours: Vec<(Node, Vec<Neighbour>)> =
+            by_node.into_iter().map(|(node, entries)| (network.nodes()[node].clone(), entries)).collect();
+        neighbours.sort_by_key(|(node, _)| node.index());
+        let carried = planned.middle.is_some();
+        let inner = LinkInner { network: network.clone(), link, ends, carried, neighbours };
+        LinkHandle { inner: Arc::new(inner) }
+    }
+
+    /// The two ends: each node and its interface name.
+    pub fn ends(&self) -> [(&Node, &str); 2] {
+        let [a, b] = &self.inner.ends;
+        [(&a.node, a.ifname.as_str()), (&b.node, b.ifname.as_str())]
+    }
+
+    /// The ends' nodes and interface indexes, for the cut's filters.
+    pub(super) fn interfaces(&self) -> impl Iterator<Item = (&Node, u32, &str)> {
+        self.inner.ends.iter().map(|end| (&end.node, end.ifindex, end.ifname.as_str()))
+    }
+
+    /// How many cuts this link has now (it is ready only when it has none).
+    pub(super) fn cuts(&self) -> &AtomicUsize {
+        self.inner.network.cuts(self.inner.link)
+    }
+
+    pub(super) fn describe(&self) -> String {
+        let [a, b] = &self.inner.ends;
+        format!("the link {}:{} – {}:{}", a.node.name(), a.ifname, b.node.name(), b.ifname)
+    }
+
+    /// Resolves, from the topology, the neighbour entries that nodes on one side of this link
+    /// hold unresolved (incomplete or failed) for addresses on the other side: a cut or a
+    /// link that was down leaves them waiting for the kernel's next retry.
+    pub(super) fn refresh_neighbours(&self) -> Result<()> {
+        let link = self.clone();
+        self.inner.network.netlink_rt().block_on(async move {
+            futures_util::future::try_join_all(link.inner.neighbours.iter().map(|(node, known)| async move {
+                let at = At { node: node.name(), handle: &node.netlink().handle };
+                for (ifindex, addr) in at.unresolved_neighbours().await? {
+                    if let Some(known) = known.iter().find(|k| (k.ifindex, k.addr) == (ifindex, addr)) {
+                        at.resolve_neighbour(ifindex, addr, known.mac).await?;
+                    }
+                }
+                Ok::<(), Error>(())
+            }))
+            .await
+            .map(drop)
+        })
+    }
+
+    /// Sets both ends administratively down (`ip link set <dev> down`): unlike a cut, the
+    /// nodes see it (routes over the link go away, sends fail at once).
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn down(&self) -> Result<()> {
+        self.set_up(false)
+    }
+
+    /// Sets both ends up again, waits until the kernel reports the link ready, puts back the
+    /// topology's routes through the link (the kernel deleted them with the link), and
+    /// resolves the neighbour entries left waiting across it (as [`cut`](Self::cut) does when
+    /// it heals), so that the link carries the next packet at once.
+    ///
+    /// # Errors
+    /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
+    pub fn up(&self) -> Result<()> {
+        self.set_up(true)?;
+        // The carrier only: a link may go down and up while it is cut, and stays cut.
+        self.wait_until(false).wait()?;
+        self.restore_routes()?;
+        self.refresh_neighbours()
+    }
+
+    fn restore_routes(&self) -> Result<()> {
+        for end in &self.inner.ends {
+            let (node, routes) = (end.node.clone(), end.routes.clone());
+            end.node.netlink_rt().block_on(async move {
+                let at = At { node: node.name(), handle: &node.netlink().handle };
+                for route in routes {
+                    at.add_route_again(route.to, route.via).await?;
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The direction of the link that leaves `node`.
+    fn direction_from(&self, node: &str) -> Result<Direction> {
+        match self.inner.ends.iter().find(|end| end.node.name() == node) {
+            Some(end) => Ok(end.leaving),
+            None => {
+                let mut ends: Vec<&End> = self.inner.ends.iter().collect();
+                ends.sort_by_key(|end| end.leaving.index());
+                Err(Error::UnknownNode {
+                    name: node.to_string(),
+                    known: name_list(ends.iter().map(|end| end.node.name())),
+                })
+            }
+        }
+    }
+
+    /// The backend that carries this link's conditions.
+    fn backend(&self) -> Result<&Backend> {
+        match self.inner.network.backend() {
+            Some(backend) if self.inner.carried => Ok(backend),
+            _ => Err(Error::Unsupported {
+                feature: format!("changing the conditions of {}", self.describe()),
+                reason: "the link was built without conditions; give it some in the topology \
+                         (`Link::conditions(Conditions::new())` for a perfect link that may change later)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Changes the conditions of both directions, from the next frame on.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a link built without conditions; invalid conditions
+    /// ([`Error::InvalidConditions`], the same whichever backend carries the link).
+    pub fn set_conditions(&self, conditions: Conditions) -> Result<()> {
+        for direction in Direction::BOTH {
+            self.set_conditions_of(direction, conditions.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Changes the conditions of the direction that leaves `node`, from the next frame on.
+    ///
+    /// # Errors
+    /// As [`set_conditions`](Self::set_conditions); a node that is not an end of the link.
+    pub fn set_conditions_from(&self, node: &str, conditions: Conditions) -> Result<()> {
+        self.set_conditions_of(self.direction_from(node)?, conditions)
+    }
+
+    fn set_conditions_of(&self, direction: Direction, conditions: Conditions) -> Result<()> {
+        let network = &self.inner.network;
+        self.backend()?.set_conditions(
+            network.plan(),
+            network.netlink_rt(),
+            self.inner.link,
+            direction,
+            conditions,
+        )
+    }
+
+    /// What the link engine has done to the frames leaving `node`: carried, lost, queued,
+    /// duplicated, corrupted, reordered.
+    ///
+    /// # Errors
+    /// A link built without conditions, a node that is not an end, or netem carrying the link
+    /// (only the user-space engine counts).
+    pub fn counters_from(&self, node: &str) -> Result<DirectionCounters> {
+        let direction = self.direction_from(node)?;
+        Ok(self.backend()?.counters(self.inner.link)?[direction.index()])
+    }
+
+    pub(super) fn set_up(&self, up: bool) -> Result<()> {
+        for end in &self.inner.ends {
+            let (node, index, name) = (end.node.clone(), end.ifindex, end.ifname.clone());
+            end.node.netlink_rt().block_on(async move {
+                At { node: node.name(), handle: &node.netlink().handle }.set_link_up(index, &name, up).await
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the link carries traffic: both ends up with carrier, the kernel done
+    /// activating them, and no [`cut`](Self::cut) in place. (A cut link keeps its carrier, but
+    /// carries nothing until the cut heals.) After [`up`](Self::up) returns on a link that is
+    /// not cut, or a cut heals, it is ready at once.
+    pub fn ready(&self) -> Wait {
+        self.wait_until(true)
+    }
+
+    /// Waits until both ends are up with carrier and, when `uncut`, until no cut is in place.
+    fn wait_until(&self, uncut: bool) -> Wait {
+        let link = self.clone();
+        let what =
+            if uncut { "to carry traffic (up with carrier, and not cut)" } else { "to be up with carrier" };
+        let runtime = self.inner.network.netlink_rt().handle();
+        Wait::new(runtime, format!("{} {what}", self.describe()), move |deadline| {
+            Box::pin(async move {
+                for end in &link.inner.ends {
+                    let netlink = end.node.netlink();
+                    netlink
+                        .links
+                        .wait(&netlink.handle, end.ifindex, deadline, |status| status.ready())
+                        .await
+                        .map_err(|_| Stop::DeadlinePassed)?;
+                }
+                if !uncut {
+                    return Ok(());
+                }
+                // Cuts are this process's own doing, with no kernel notification to wait on.
+                poll_until(deadline, || std::future::ready(Ok(link.cuts().load(Ordering::Acquire) == 0)))
+                    .await
+            })
+        })
+    }
+}

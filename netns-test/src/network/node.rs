@@ -1,0 +1,360 @@
+//! One node of the running network: a namespace, its interfaces, and the three ways to run
+//! code inside it (a closure on a thread, a task on the node's runtime, a program).
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::thread;
+
+use ipnet::IpNet;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result, name_list};
+use crate::netlink::{NetlinkRuntime, NodeNetlink};
+use crate::ns::{self, NsFds, RunError};
+use crate::settings::internal;
+use crate::topology::{NodeKind, Plan};
+
+/// One interface of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    name: String,
+    index: u32,
+    /// The plan's index of the link this interface belongs to.
+    pub(super) link: usize,
+    addrs: Vec<IpNet>,
+    peer_node: String,
+    peer_name: String,
+}
+
+impl Interface {
+    /// The interface name, e.g. `veth0`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kernel's interface index in the node's namespace.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The addresses with their prefix lengths.
+    pub fn addrs(&self) -> &[IpNet] {
+        &self.addrs
+    }
+
+    /// The node at the other end of the link.
+    pub fn peer_node(&self) -> &str {
+        &self.peer_node
+    }
+
+    /// The interface at the other end of the link.
+    pub fn peer_name(&self) -> &str {
+        &self.peer_name
+    }
+}
+
+/// One node: a network namespace, its interfaces, and ways to run code inside it.
+///
+/// Sockets stay in the namespace they were created in, so a socket made inside a node (in
+/// [`run`](Self::run), [`spawn`](Self::spawn) or a [`command`](Self::command)) may be used from
+/// anywhere afterwards. Cloning is cheap.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    name: String,
+    /// The plan's index of the node.
+    index: usize,
+    kind: NodeKind,
+    interfaces: Vec<Interface>,
+    fds: Arc<NsFds>,
+    netlink: NodeNetlink,
+    runtime: OnceLock<NodeRuntime>,
+    netlink_rt: Arc<NetlinkRuntime>,
+    /// Every node's addresses, by name, shared by the network's nodes.
+    directory: Arc<Directory>,
+}
+
+/// The nodes of a network and their addresses (IPv4 first, in interface order), by name:
+/// what code handed a node needs to resolve the name of another (the pinger's targets).
+#[derive(Debug)]
+pub(crate) struct Directory {
+    nodes: Vec<(String, Vec<IpAddr>)>,
+}
+
+impl Directory {
+    /// The directory of the nodes of `plan`.
+    pub(super) fn of(plan: &Plan) -> Directory {
+        let nodes = plan
+            .nodes
+            .iter()
+            .map(|node| {
+                let all = node.ifaces.iter().flat_map(|iface| iface.addrs.iter().map(IpNet::addr));
+                (node.name.clone(), v4_first(all))
+            })
+            .collect();
+        Directory { nodes }
+    }
+
+    /// The addresses of node `name`, or `None` when the network has no such node.
+    pub(crate) fn addrs(&self, name: &str) -> Option<&[IpAddr]> {
+        self.nodes.iter().find(|(node, _)| node == name).map(|(_, addrs)| addrs.as_slice())
+    }
+
+    /// The node names, in the order of the topology.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|(name, _)| name.as_str())
+    }
+}
+
+/// `addrs`, IPv4 first, each family in its order.
+fn v4_first(addrs: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
+    let (mut v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = addrs.partition(IpAddr::is_ipv4);
+    v4.extend(v6);
+    v4
+}
+
+/// A current-thread runtime on a thread inside the node, started on first use.
+struct NodeRuntime {
+    handle: tokio::runtime::Handle,
+    // Dropping the sender ends the runtime's thread.
+    _stop: oneshot::Sender<()>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.inner.name)
+            .field("kind", &self.inner.kind)
+            .field("interfaces", &self.inner.interfaces)
+            .finish()
+    }
+}
+
+impl Node {
+    pub(super) fn new(
+        plan: &Plan,
+        index: usize,
+        kind: NodeKind,
+        fds: NsFds,
+        netlink: NodeNetlink,
+        netlink_rt: Arc<NetlinkRuntime>,
+        directory: Arc<Directory>,
+    ) -> Node {
+        let spec = &plan.nodes[index];
+        let interfaces = spec
+            .ifaces
+            .iter()
+            .map(|iface| {
+                let link = &plan.links[iface.link];
+                let (peer, peer_iface) =
+                    *link.ends.iter().find(|(node, _)| *node != index).expect("links join two nodes");
+                Interface {
+                    name: iface.name.clone(),
+                    index: iface.index,
+                    link: iface.link,
+                    addrs: iface.addrs.clone(),
+                    peer_node: plan.nodes[peer].name.clone(),
+                    peer_name: plan.nodes[peer].ifaces[peer_iface].name.clone(),
+                }
+            })
+            .collect();
+        Node {
+            inner: Arc::new(NodeInner {
+                name: spec.name.clone(),
+                index,
+                kind,
+                interfaces,
+                fds: Arc::new(fds),
+                netlink,
+                runtime: OnceLock::new(),
+                netlink_rt,
+                directory,
+            }),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Host, router or switch.
+    pub fn kind(&self) -> NodeKind {
+        self.inner.kind
+    }
+
+    /// The node's interfaces (not counting `lo` and a switch's bridge).
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.inner.interfaces
+    }
+
+    /// The interface called `name`, or [`Error::UnknownInterface`].
+    pub fn interface(&self, name: &str) -> Result<&Interface> {
+        self.inner.interfaces.iter().find(|i| i.name == name).ok_or_else(|| Error::UnknownInterface {
+            node: self.inner.name.clone(),
+            name: name.to_string(),
+            known: name_list(self.inner.interfaces.iter().map(|i| i.name.as_str())),
+        })
+    }
+
+    /// Every address of the node, IPv4 first, in interface order.
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        v4_first(self.inner.interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr)))
+    }
+
+    /// The node's first address (IPv4 preferred), if it has one.
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.addrs().first().copied()
+    }
+
+    /// Runs `f` on a new thread inside the node and returns its result; a panic in `f` is
+    /// resumed in the caller. `f` may borrow from the caller.
+    ///
+    /// # Panics
+    /// When the thread cannot be started or cannot enter the node's namespace.
+    pub fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let name = &self.inner.name;
+        ns::run_in(&self.inner.fds, &format!("node-{name}"), f).unwrap_or_else(|error| match error {
+            RunError::Start(e) => panic!("cannot start a thread for node `{name}`: {e}"),
+            RunError::Enter(e) => panic!("cannot enter the namespace of node `{name}`: {e}"),
+        })
+    }
+
+    /// Spawns `future` on the node's runtime: a current-thread tokio runtime on a thread inside
+    /// the node, started on first use. Sockets the task creates are in the node.
+    ///
+    /// # Panics
+    /// When the runtime's thread cannot be started or cannot enter the node's namespace.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime().spawn(future)
+    }
+
+    /// The handle of the node's runtime (see [`spawn`](Self::spawn)).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        let runtime = self.inner.runtime.get_or_init(|| {
+            start_runtime(&self.inner.name, Arc::clone(&self.inner.fds))
+                .unwrap_or_else(|e| panic!("cannot start the runtime of node `{}`: {e:?}", self.inner.name))
+        });
+        &runtime.handle
+    }
+
+    /// A [`Command`] that runs `program` inside the node (its network namespace, and its UTS
+    /// namespace when it has its own hostname). Programs also stay in the test's PID namespace,
+    /// so nothing they start outlives the test.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new(program);
+        for name in internal::ALL {
+            command.env_remove(name);
+        }
+        let fds = Arc::clone(&self.inner.fds);
+        // SAFETY: the closure makes raw setns(2) calls on descriptors that `fds` keeps open.
+        unsafe {
+            command.pre_exec(move || {
+                let (net, uts) = fds.raw();
+                if libc::setns(net, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(uts) = uts {
+                    if libc::setns(uts, libc::CLONE_NEWUTS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
+    /// This node's part of [`Network::dump`](super::Network::dump).
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn dump(&self) -> Result<String> {
+        let handle = self.inner.netlink.handle.clone();
+        let header = format!("node {} ({})\n", self.inner.name, self.inner.kind.as_str());
+        let name = self.inner.name.clone();
+        let body = self.inner.netlink_rt.block_on(async move { crate::netlink::dump::dump(&handle).await });
+        body.map(|body| header + &body)
+            .map_err(|source| Error::netlink(name, "ip addr show; ip route show", source))
+    }
+
+    /// The plan's index of the node.
+    pub(super) fn index(&self) -> usize {
+        self.inner.index
+    }
+
+    /// The namespaces the node is held by.
+    pub(super) fn fds(&self) -> &NsFds {
+        &self.inner.fds
+    }
+
+    /// The network's nodes and their addresses, by name.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.inner.directory
+    }
+
+    pub(crate) fn netlink(&self) -> &NodeNetlink {
+        &self.inner.netlink
+    }
+
+    pub(crate) fn netlink_rt(&self) -> &NetlinkRuntime {
+        &self.inner.netlink_rt
+    }
+}
+
+fn start_runtime(name: &str, fds: Arc<NsFds>) -> Result<NodeRuntime> {
+    let (ready, receive) = mpsc::sync_channel(1);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread_name = format!("node-{name}-rt");
+    thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let setup = || -> std::io::Result<tokio::runtime::Runtime> {
+                fds.enter()?;
+                let for_workers = Arc::clone(&fds);
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    // Blocking-pool threads may be started from any thread; put them in the
+                    // node too.
+                    .on_thread_start(move || {
+                        if let Err(error) = for_workers.enter() {
+                            panic!("a runtime thread could not enter its node's namespace: {error}");
+                        }
+                    })
+                    .build()
+            };
+            match setup() {
+                Ok(runtime) => {
+                    let _ = ready.send(Ok(runtime.handle().clone()));
+                    let _ = runtime.block_on(stopped);
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            }
+        })
+        .map_err(|e| Error::io(format!("starting the runtime thread of node `{name}`"), e))?;
+    let handle = receive
+        .recv()
+        .map_err(|_| {
+            Error::io(format!("starting the runtime of node `{name}`"), std::io::ErrorKind::Other.into())
+        })?
+        .map_err(|e| Error::io(format!("starting the runtime of node `{name}`"), e))?;
+    Ok(NodeRuntime { handle, _stop: stop })
+}
