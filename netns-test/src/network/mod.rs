@@ -173,8 +173,9 @@ impl Network {
     }
 }
 
-/// Where the namespaces of one node are held in this process.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the namespaces of one node are held in this process (sent to the runner's parent
+/// as they are, for `nsenter` hints).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HeldNamespaces {
     pub(crate) name: String,
     /// The descriptor of its network namespace; `None` for the process's own.

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use super::protocol::{Failure, NodeFds, Ready, Report};
+use super::protocol::{Failure, Ready, Report};
 use super::spawn::adopt_fd;
 use crate::error::Result;
 use crate::network::Network;
@@ -115,11 +115,7 @@ pub(crate) fn run(
         Ok(network) => network,
         Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
     };
-    let nodes = network
-        .namespaces()
-        .into_iter()
-        .map(|held| NodeFds { name: held.name, net: held.net, uts: held.uts })
-        .collect();
+    let nodes = network.namespaces();
     let network: &'static Network = NETWORK.get_or_init(|| network);
     let seed = network.random_seed();
     let captures = network.captures().iter().map(|path| path.display().to_string()).collect();

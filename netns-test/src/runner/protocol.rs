@@ -35,15 +35,9 @@ pub(crate) struct Ready {
     pub(crate) captures: Vec<String>,
 }
 
-/// Where a node's namespaces are held in the child, for `nsenter` hints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct NodeFds {
-    pub(crate) name: String,
-    /// `None`: the child's own network namespace (`/proc/PID/ns/net`).
-    pub(crate) net: Option<i32>,
-    /// `None`: the child's own UTS namespace.
-    pub(crate) uts: Option<i32>,
-}
+/// Where a node's namespaces are held in the child, for `nsenter` hints: `None` is the
+/// child's own namespace (`/proc/PID/ns/net`, `/proc/PID/ns/uts`).
+pub(crate) use crate::network::HeldNamespaces as NodeFds;
 
 /// Why a child failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

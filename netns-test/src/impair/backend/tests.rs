@@ -49,7 +49,10 @@ fn the_choice_of_backend_and_its_one_line() {
     assert_eq!(auto.backend, Kind::Engine);
     assert_eq!(auto.summary(), "user-space engine; netem unavailable, see `cargo xtask doctor`");
     assert_eq!(choose(LinkEngine::Auto, plain, present).unwrap().summary(), "netem");
-    assert_eq!(choose(LinkEngine::Auto, capture, present).unwrap().summary(), "user-space engine (captures need it)");
+    assert_eq!(
+        choose(LinkEngine::Auto, capture, present).unwrap().summary(),
+        "user-space engine (captures need it)"
+    );
     // Only the engine spares neighbour discovery, so auto prefers it even with netem there.
     assert_eq!(
         choose(LinkEngine::Auto, spare, present).unwrap().summary(),
