@@ -164,6 +164,7 @@ pub mod probe;
 mod runner;
 mod settings;
 mod time;
+pub mod timeline;
 pub mod topology;
 mod trace;
 

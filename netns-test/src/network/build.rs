@@ -14,6 +14,7 @@ use crate::netlink::{At, NetlinkRuntime, NodeNetlink, VethEnd};
 use crate::ns::setup::{Offload, Setup};
 use crate::ns::{self, NsFds, NsRequest};
 use crate::settings::Settings;
+use crate::timeline::Timeline;
 use crate::topology::{NodeKind, Plan, Topology};
 use crate::trace::Trace;
 
@@ -128,8 +129,18 @@ impl Network {
             None => None,
         };
         let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
-        let inner =
-            NetworkInner { nodes, local, topology: topology.clone(), plan, backend, cuts, netlink_rt };
+        let summary = format!("{} nodes, {} links", plan.nodes.len(), plan.links.len());
+        let timeline = Timeline::start("network", summary);
+        let inner = NetworkInner {
+            nodes,
+            local,
+            topology: topology.clone(),
+            plan,
+            backend,
+            cuts,
+            timeline,
+            netlink_rt,
+        };
         Ok(Network { inner: Arc::new(inner) })
     }
 }

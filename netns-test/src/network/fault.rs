@@ -24,6 +24,7 @@ use super::{LinkHandle, Network, Node};
 use crate::error::{Error, Result, name_list};
 use crate::netlink::At;
 use crate::netlink::tc::{SockFilter, cbpf};
+use crate::timeline::{EventKind, Timeline};
 use crate::topology::NodeKind;
 
 /// tc filter priorities for cuts and partitions, unique in the process so that guards never
@@ -93,7 +94,8 @@ impl Network {
         }
         // Each filter joins the guard once installed, so that an error here heals what was
         // installed when it drops the guard.
-        let mut fault = Fault::new(Healing::Partition);
+        let groups_text = groups.iter().map(|group| group.join(" ")).collect::<Vec<_>>().join(" | ");
+        let mut fault = Fault::new(Healing::Partition, self.timeline().clone(), "network", groups_text);
         let prio = next_prio();
         for (group, node) in &members {
             let foreign: Vec<IpAddr> =
@@ -127,7 +129,8 @@ impl LinkHandle {
         // a ready one; the guard uncounts it when it heals, and heals what was installed when
         // an error here drops it.
         self.cuts().fetch_add(1, Ordering::Release);
-        let mut fault = Fault::new(Healing::Cut(self.clone()));
+        let mut fault =
+            Fault::new(Healing::Cut(self.clone()), self.timeline().clone(), self.subject(), String::new());
         for (node, ifindex, ifname) in self.interfaces() {
             fault.install(Filter::new(node, ifindex, ifname, prio), &cbpf::drop_all())?;
         }
@@ -142,6 +145,9 @@ impl LinkHandle {
     /// The background thread cannot be started.
     pub fn flap(&self, down: Duration, up: Duration) -> Result<Flap> {
         let link = self.clone();
+        let detail =
+            format!("down {}, up {}", humantime::format_duration(down), humantime::format_duration(up));
+        self.timeline().record(EventKind::FlapStarted, self.subject(), detail);
         let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
         let signal = std::sync::Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -161,6 +167,7 @@ impl LinkHandle {
                     let stopped = pause(down);
                     link.up()?;
                     if stopped || pause(up) {
+                        link.timeline().record(EventKind::FlapStopped, link.subject(), "");
                         return Ok(());
                     }
                 }
@@ -226,11 +233,21 @@ struct Fault {
     filters: Vec<Filter>,
     healing: Healing,
     healed: bool,
+    /// Where the fault and its healing are recorded, and under which subject.
+    timeline: Timeline,
+    subject: String,
 }
 
 impl Fault {
-    fn new(healing: Healing) -> Self {
-        Fault { filters: Vec::new(), healing, healed: false }
+    /// A fault with no filter yet, recorded on `timeline` now (its healing is recorded too).
+    fn new(healing: Healing, timeline: Timeline, subject: impl Into<String>, detail: String) -> Self {
+        let subject = subject.into();
+        let kind = match healing {
+            Healing::Partition => EventKind::Partition,
+            Healing::Cut(_) => EventKind::Cut,
+        };
+        timeline.record(kind, subject.as_str(), detail);
+        Fault { filters: Vec::new(), healing, healed: false, timeline, subject }
     }
 
     /// Installs `filter` with `program`, and keeps it for healing.
@@ -253,6 +270,11 @@ impl Fault {
                 refreshed
             }
         };
+        let kind = match self.healing {
+            Healing::Partition => EventKind::PartitionHealed,
+            Healing::Cut(_) => EventKind::CutHealed,
+        };
+        self.timeline.record(kind, self.subject.as_str(), "");
         removed.and(healed)
     }
 }

@@ -12,6 +12,7 @@ use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result, name_list};
 use crate::impair::Backend;
 use crate::netlink::At;
+use crate::timeline::{EventKind, Timeline};
 use crate::topology::{Neighbour, PlannedRoute};
 
 /// A link of the network, between two node interfaces. Cloning is cheap.
@@ -162,6 +163,16 @@ impl LinkHandle {
         self.inner.network.cuts(self.inner.link)
     }
 
+    /// The link as the timeline names it: `a:eth0 – b:eth0`.
+    pub(super) fn subject(&self) -> String {
+        let [a, b] = &self.inner.ends;
+        format!("{}:{} – {}:{}", a.node.name(), a.ifname, b.node.name(), b.ifname)
+    }
+
+    pub(super) fn timeline(&self) -> &Timeline {
+        self.inner.network.timeline()
+    }
+
     pub(super) fn describe(&self) -> String {
         let [a, b] = &self.inner.ends;
         format!("the link {}:{} – {}:{}", a.node.name(), a.ifname, b.node.name(), b.ifname)
@@ -193,6 +204,7 @@ impl LinkHandle {
     /// # Errors
     /// A netlink failure.
     pub fn down(&self) -> Result<()> {
+        self.timeline().record(EventKind::LinkDown, self.subject(), "");
         self.set_up(false)
     }
 
@@ -204,6 +216,7 @@ impl LinkHandle {
     /// # Errors
     /// A netlink failure, or [`Error::Timeout`] when the carrier does not come back.
     pub fn up(&self) -> Result<()> {
+        self.timeline().record(EventKind::LinkUp, self.subject(), "");
         self.set_up(true)?;
         // The carrier only: a link may go down and up while it is cut, and stays cut.
         self.wait_until(false).wait()?;
@@ -275,13 +288,21 @@ impl LinkHandle {
 
     fn set_conditions_of(&self, direction: Direction, conditions: Conditions) -> Result<()> {
         let network = &self.inner.network;
+        let detail = format!("{conditions} from {}", self.sender(direction));
         self.backend()?.set_conditions(
             network.plan(),
             network.netlink_rt(),
             self.inner.link,
             direction,
             conditions,
-        )
+        )?;
+        self.timeline().record(EventKind::Conditions, self.subject(), detail);
+        Ok(())
+    }
+
+    /// The node whose frames leave through `direction`.
+    fn sender(&self, direction: Direction) -> &str {
+        self.inner.ends.iter().find(|end| end.leaving == direction).map_or("?", |end| end.node.name())
     }
 
     /// What the link engine has done to the frames leaving `node`: carried, lost, queued,

@@ -19,6 +19,7 @@ pub use node::{Interface, Node};
 use crate::error::{Error, Result, name_list};
 use crate::impair::{Backend, MIDDLE};
 use crate::netlink::NetlinkRuntime;
+use crate::timeline::{Event, EventKind, Recorded, Timeline};
 use crate::topology::{Plan, Topology};
 
 /// The network of a test: every node of its topology, alive for the whole test.
@@ -39,6 +40,8 @@ struct NetworkInner {
     backend: Option<Backend>,
     /// How many cuts each link of the plan has now (a link is ready only when it has none).
     cuts: Vec<AtomicUsize>,
+    /// What happened to the network since it came up.
+    timeline: Timeline,
     // Dropped last: the nodes' netlink connections run on it.
     netlink_rt: Arc<NetlinkRuntime>,
 }
@@ -74,6 +77,37 @@ impl Network {
     }
 
     /// The number of cuts plan link `link` has now.
+    pub(crate) fn timeline(&self) -> &Timeline {
+        &self.inner.timeline
+    }
+
+    /// What happened to the network since it came up, oldest first: links down and up, cuts,
+    /// partitions, flaps, condition changes and the test's own [`note`](Self::note)s. A failed
+    /// test prints the latest of them after its failure.
+    ///
+    /// ```no_run
+    /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
+    /// use netns_test::timeline::EventKind;
+    /// drop(net.link(net.local().name(), "test1").cut()?);
+    /// let kinds: Vec<EventKind> = net.events().iter().map(|event| event.kind).collect();
+    /// assert_eq!(kinds, [EventKind::NetworkUp, EventKind::Cut, EventKind::CutHealed]);
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> Vec<Event> {
+        self.inner.timeline.recorded().events
+    }
+
+    /// Adds a note to the network's timeline (`"client started"`, `"second handshake"`), so
+    /// that a failure report shows the test's own steps among the network's events.
+    pub fn note(&self, text: impl Into<String>) {
+        self.inner.timeline.record(EventKind::Note, "test", text);
+    }
+
+    /// The timeline as a failure report carries it.
+    pub(crate) fn recorded(&self) -> Recorded {
+        self.inner.timeline.recorded()
+    }
+
     pub(crate) fn cuts(&self, link: usize) -> &AtomicUsize {
         &self.inner.cuts[link]
     }

@@ -178,6 +178,9 @@ fn finish(context: &mut ChildContext, verdict: std::result::Result<Option<String
             Ok(_) => network.discard_captures(),
             Err(_) => network.flush_captures(),
         }
+        if verdict.is_err() {
+            let _ = Report::Observed(network.recorded()).write_to(&mut context.status);
+        }
     }
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

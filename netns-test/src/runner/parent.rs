@@ -19,6 +19,7 @@ use super::protocol::{Failure, Ready, Report};
 use super::spawn::{Spawned, spawn};
 use crate::error::Error;
 use crate::settings::{DEFAULT_KEEP, Settings};
+use crate::timeline::Recorded;
 use crate::trace::Trace;
 
 /// How long a timed-out child gets between SIGTERM and SIGKILL.
@@ -90,6 +91,9 @@ enum Verdict {
     Failed(Failure),
 }
 
+/// The most timeline events a failure message shows (the first, then the latest).
+const TIMELINE_LINES: usize = 40;
+
 struct Supervisor<'a> {
     child: Child,
     release: Option<File>,
@@ -104,6 +108,8 @@ struct Supervisor<'a> {
     ready: Option<Ready>,
     /// The child's verdict, the first it reported.
     verdict: Option<Verdict>,
+    /// What the network went through, reported by a failed child.
+    observed: Option<Recorded>,
     exit: Option<ExitStatus>,
     timed_out: bool,
     kept: bool,
@@ -131,6 +137,7 @@ impl<'a> Supervisor<'a> {
             pidfd,
             ready: None,
             verdict: None,
+            observed: None,
             exit: None,
             timed_out: false,
             kept: false,
@@ -262,6 +269,9 @@ impl<'a> Supervisor<'a> {
                 self.trace.mark("child reported success");
                 self.verdict.get_or_insert(Verdict::Passed(value));
             }
+            Report::Observed(recorded) => {
+                self.observed.get_or_insert(recorded);
+            }
             Report::Failed(failure) => {
                 self.trace.mark("child reported failure");
                 self.verdict.get_or_insert(Verdict::Failed(failure));
@@ -377,6 +387,9 @@ impl<'a> Supervisor<'a> {
         }
         for capture in captures {
             text.push_str(&format!("\ncapture: {capture}"));
+        }
+        if let Some(observed) = &self.observed {
+            text.push_str(&observed.summary(TIMELINE_LINES));
         }
         text
     }

@@ -7,6 +7,8 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::timeline::Recorded;
+
 /// One message from the child.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
@@ -18,6 +20,9 @@ pub(crate) enum Report {
         /// The value, for `sandbox_with`.
         value: Option<String>,
     },
+    /// What the network went through, sent just before [`Report::Failed`] when the body
+    /// fails, for the parent to print after the failure.
+    Observed(Recorded),
     /// The body or the setup failed.
     Failed(Failure),
 }
@@ -84,6 +89,7 @@ mod tests {
                 location: Some("a.rs:1:2".into()),
             }),
             Report::Failed(Failure::Error { message: "Err(\"x\")".into() }),
+            Report::Observed(Recorded::default()),
         ];
         for report in reports {
             let mut buffer = Vec::new();

@@ -1,0 +1,237 @@
+//! What happened to a test's network, and when: links taken down and up, cut and healed,
+//! partitions, flaps, condition changes, and notes the test adds itself.
+//!
+//! The network keeps one [`Timeline`] from the moment it is up; its clones (held by links and
+//! fault guards) add to the same record. A failed test's report carries the record to the
+//! parent, which prints it after the failure, so a reader sees what the network went through
+//! without rerunning the test. [`Network::events`](crate::Network::events) returns it to the
+//! test itself.
+//!
+//! The record is bounded: past [`CAPACITY`] events the oldest go, and the report says how many.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The most events a timeline keeps; older ones are dropped (and counted) past it.
+pub const CAPACITY: usize = 10_000;
+
+/// One thing that happened to the network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Event {
+    /// When, counted from the moment the network was up.
+    pub at: Duration,
+    /// What kind of thing happened.
+    pub kind: EventKind,
+    /// What it happened to: a link (`a:eth0 – b:eth0`), a node, or the network.
+    pub subject: String,
+    /// The particulars, in words: new conditions, the groups of a partition, a note's text.
+    pub detail: String,
+}
+
+/// The kinds of [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The network finished coming up (the first event of every timeline).
+    NetworkUp,
+    /// A link was set administratively down.
+    LinkDown,
+    /// A link was set up again.
+    LinkUp,
+    /// A link was cut silently ([`LinkHandle::cut`](crate::LinkHandle::cut)).
+    Cut,
+    /// A cut link was healed.
+    CutHealed,
+    /// The network was partitioned ([`Network::partition`](crate::Network::partition)).
+    Partition,
+    /// A partition was healed.
+    PartitionHealed,
+    /// A link started flapping.
+    FlapStarted,
+    /// A flapping link was stopped (it is up again).
+    FlapStopped,
+    /// A link's conditions changed at runtime.
+    Conditions,
+    /// A note the test added ([`Network::note`](crate::Network::note)).
+    Note,
+}
+
+impl EventKind {
+    /// The kind's name as the report writes it (`link_down`, `cut_healed`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::NetworkUp => "network_up",
+            EventKind::LinkDown => "link_down",
+            EventKind::LinkUp => "link_up",
+            EventKind::Cut => "cut",
+            EventKind::CutHealed => "cut_healed",
+            EventKind::Partition => "partition",
+            EventKind::PartitionHealed => "partition_healed",
+            EventKind::FlapStarted => "flap_started",
+            EventKind::FlapStopped => "flap_stopped",
+            EventKind::Conditions => "conditions",
+            EventKind::Note => "note",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    /// `+1.234s cut a:eth0 – b:eth0`, then ` (detail)` when there is one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{:.3}s {} {}", self.at.as_secs_f64(), self.kind.name(), self.subject)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The record of a network's events, shared by its clones.
+#[derive(Clone, Debug)]
+pub(crate) struct Timeline {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    start: Instant,
+    record: Mutex<Record>,
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    events: VecDeque<Event>,
+    /// Events dropped from the front past [`CAPACITY`].
+    dropped: u64,
+}
+
+/// A timeline's events as a failure report carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Recorded {
+    /// The events kept, oldest first.
+    pub(crate) events: Vec<Event>,
+    /// How many older events were dropped to keep the record bounded.
+    pub(crate) dropped: u64,
+}
+
+impl Timeline {
+    /// A timeline whose clock starts now, with a [`EventKind::NetworkUp`] event.
+    pub(crate) fn start(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        let timeline =
+            Timeline { inner: Arc::new(Inner { start: Instant::now(), record: Mutex::default() }) };
+        timeline.record(EventKind::NetworkUp, subject, detail);
+        timeline
+    }
+
+    /// Adds an event that happens now.
+    pub(crate) fn record(&self, kind: EventKind, subject: impl Into<String>, detail: impl Into<String>) {
+        let event =
+            Event { at: self.inner.start.elapsed(), kind, subject: subject.into(), detail: detail.into() };
+        let mut record = self.inner.record.lock().unwrap_or_else(PoisonError::into_inner);
+        if record.events.len() >= CAPACITY {
+            record.events.pop_front();
+            record.dropped += 1;
+        }
+        record.events.push_back(event);
+    }
+
+    /// The events kept so far, oldest first, and how many were dropped.
+    pub(crate) fn recorded(&self) -> Recorded {
+        let record = self.inner.record.lock().unwrap_or_else(PoisonError::into_inner);
+        Recorded { events: record.events.iter().cloned().collect(), dropped: record.dropped }
+    }
+}
+
+impl Recorded {
+    /// The lines a failure message ends with: at most `limit` events (the first one, then the
+    /// latest), and how many are left out.
+    pub(crate) fn summary(&self, limit: usize) -> String {
+        if self.events.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from("\ntimeline (from the moment the network was up):");
+        let skipped = self.events.len().saturating_sub(limit.max(1));
+        let mut lines = self.events.iter();
+        if skipped > 0 {
+            if let Some(first) = lines.next() {
+                text.push_str(&format!("\n  {first}"));
+            }
+            text.push_str(&format!("\n  … {} more", skipped as u64 + self.dropped));
+            for event in lines.skip(skipped) {
+                text.push_str(&format!("\n  {event}"));
+            }
+        } else {
+            if self.dropped > 0 {
+                text.push_str(&format!("\n  … {} earlier events dropped", self.dropped));
+            }
+            for event in lines {
+                text.push_str(&format!("\n  {event}"));
+            }
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_with_the_network_up_and_keeps_order() {
+        let timeline = Timeline::start("network", "3 nodes");
+        timeline.record(EventKind::Cut, "a:eth0 – b:eth0", "");
+        timeline.clone().record(EventKind::CutHealed, "a:eth0 – b:eth0", "");
+        let recorded = timeline.recorded();
+        let kinds: Vec<EventKind> = recorded.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::NetworkUp, EventKind::Cut, EventKind::CutHealed]);
+        assert!(recorded.events.windows(2).all(|w| w[0].at <= w[1].at));
+        assert_eq!(recorded.dropped, 0);
+    }
+
+    #[test]
+    fn stays_bounded_and_counts_what_it_dropped() {
+        let timeline = Timeline::start("network", "");
+        for i in 0..CAPACITY + 5 {
+            timeline.record(EventKind::Note, "network", i.to_string());
+        }
+        let recorded = timeline.recorded();
+        assert_eq!(recorded.events.len(), CAPACITY);
+        assert_eq!(recorded.dropped, 6, "the network_up event and the first five notes");
+        assert_eq!(recorded.events.last().unwrap().detail, (CAPACITY + 4).to_string());
+    }
+
+    #[test]
+    fn summary_shows_the_first_and_the_latest_events() {
+        let timeline = Timeline::start("network", "");
+        for i in 0..10 {
+            timeline.record(EventKind::Note, "network", format!("n{i}"));
+        }
+        let text = timeline.recorded().summary(3);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "", "the summary starts on a new line");
+        assert!(lines[1].starts_with("timeline"), "{text}");
+        assert!(lines[2].contains("network_up"), "{text}");
+        assert_eq!(lines[3].trim(), "… 8 more", "{text}");
+        assert!(lines[4].ends_with("(n8)") && lines[5].ends_with("(n9)"), "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
+        let all = timeline.recorded().summary(100);
+        assert_eq!(all.lines().count(), 2 + 11, "{all}");
+    }
+
+    #[test]
+    fn events_display_with_their_offset() {
+        let event = Event {
+            at: Duration::from_millis(1234),
+            kind: EventKind::Conditions,
+            subject: "a:eth0 – b:eth0".into(),
+            detail: "delay 20ms".into(),
+        };
+        assert_eq!(event.to_string(), "+1.234s conditions a:eth0 – b:eth0 (delay 20ms)");
+    }
+}
