@@ -120,6 +120,38 @@ pub(crate) struct Recorded {
     pub(crate) dropped: u64,
 }
 
+/// What a failed child reports about its network: sections of current state (the link
+/// counters; NAT mappings and firewall drops where the network has them), then the timeline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Observations {
+    /// Titled blocks of lines, printed in order.
+    pub(crate) sections: Vec<Section>,
+    /// The network's events.
+    pub(crate) timeline: Recorded,
+}
+
+/// One titled block of a failure's observations (`link counters:` and one line per direction).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Section {
+    pub(crate) title: String,
+    pub(crate) lines: Vec<String>,
+}
+
+impl Observations {
+    /// The text a failure message ends with: each non-empty section, then at most
+    /// `timeline_lines` events.
+    pub(crate) fn summary(&self, timeline_lines: usize) -> String {
+        let mut text = String::new();
+        for section in self.sections.iter().filter(|section| !section.lines.is_empty()) {
+            text.push_str(&format!("\n{}:", section.title));
+            for line in &section.lines {
+                text.push_str(&format!("\n  {line}"));
+            }
+        }
+        text + &self.timeline.summary(timeline_lines)
+    }
+}
+
 impl Timeline {
     /// A timeline whose clock starts now, with a [`EventKind::NetworkUp`] event.
     pub(crate) fn start(subject: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -222,6 +254,22 @@ mod tests {
         assert_eq!(lines.len(), 6, "{text}");
         let all = timeline.recorded().summary(100);
         assert_eq!(all.lines().count(), 2 + 11, "{all}");
+    }
+
+    #[test]
+    fn observations_print_sections_before_the_timeline() {
+        let observations = Observations {
+            sections: vec![
+                Section { title: "link counters".into(), lines: vec!["a → b: in 1".into()] },
+                Section { title: "empty".into(), lines: vec![] },
+            ],
+            timeline: Timeline::start("network", "").recorded(),
+        };
+        let text = observations.summary(10);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines[..2], ["link counters:", "  a → b: in 1"], "{text}");
+        assert!(lines[2].starts_with("timeline"), "{text}");
+        assert!(!text.contains("empty"), "{text}");
     }
 
     #[test]

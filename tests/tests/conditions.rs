@@ -145,6 +145,13 @@ fn a_failure_prints_the_seed_and_the_capture() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no seed in the failure:\n{text}"));
     assert!(text.contains(&format!("replay the same decisions with NETNS_TEST_SEED={seed}")), "{text}");
+    // The engine's counters of each direction come with the failure: 20 requests went in.
+    let counters = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("test0:veth0 → test1:veth1: "))
+        .unwrap_or_else(|| panic!("no link counters in the failure:\n{text}"));
+    assert!(counters.contains("lost "), "{counters}");
+    assert!(text.contains("\nlink counters:\n"), "{text}");
 
     let outcome = run_subject(subject("subject_fails_with_a_capture").env_remove("NETNS_TEST_SEED"));
     let text = outcome.all();

@@ -6,6 +6,7 @@ mod build;
 pub mod fault;
 mod link;
 mod node;
+mod observe;
 pub mod wait;
 
 use std::fmt;
@@ -19,7 +20,7 @@ pub use node::{Interface, Node};
 use crate::error::{Error, Result, name_list};
 use crate::impair::{Backend, MIDDLE};
 use crate::netlink::NetlinkRuntime;
-use crate::timeline::{Event, EventKind, Recorded, Timeline};
+use crate::timeline::{Event, EventKind, Timeline};
 use crate::topology::{Plan, Topology};
 
 /// The network of a test: every node of its topology, alive for the whole test.
@@ -101,11 +102,6 @@ impl Network {
     /// that a failure report shows the test's own steps among the network's events.
     pub fn note(&self, text: impl Into<String>) {
         self.inner.timeline.record(EventKind::Note, "test", text);
-    }
-
-    /// The timeline as a failure report carries it.
-    pub(crate) fn recorded(&self) -> Recorded {
-        self.inner.timeline.recorded()
     }
 
     pub(crate) fn cuts(&self, link: usize) -> &AtomicUsize {

@@ -179,7 +179,7 @@ fn finish(context: &mut ChildContext, verdict: std::result::Result<Option<String
             Err(_) => network.flush_captures(),
         }
         if verdict.is_err() {
-            let _ = Report::Observed(network.recorded()).write_to(&mut context.status);
+            let _ = Report::Observed(network.observations()).write_to(&mut context.status);
         }
     }
     let _ = std::io::stdout().flush();

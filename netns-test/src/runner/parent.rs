@@ -19,7 +19,7 @@ use super::protocol::{Failure, Ready, Report};
 use super::spawn::{Spawned, spawn};
 use crate::error::Error;
 use crate::settings::{DEFAULT_KEEP, Settings};
-use crate::timeline::Recorded;
+use crate::timeline::Observations;
 use crate::trace::Trace;
 
 /// How long a timed-out child gets between SIGTERM and SIGKILL.
@@ -108,8 +108,8 @@ struct Supervisor<'a> {
     ready: Option<Ready>,
     /// The child's verdict, the first it reported.
     verdict: Option<Verdict>,
-    /// What the network went through, reported by a failed child.
-    observed: Option<Recorded>,
+    /// The network's state and what it went through, reported by a failed child.
+    observed: Option<Observations>,
     exit: Option<ExitStatus>,
     timed_out: bool,
     kept: bool,
@@ -269,8 +269,8 @@ impl<'a> Supervisor<'a> {
                 self.trace.mark("child reported success");
                 self.verdict.get_or_insert(Verdict::Passed(value));
             }
-            Report::Observed(recorded) => {
-                self.observed.get_or_insert(recorded);
+            Report::Observed(observations) => {
+                self.observed.get_or_insert(observations);
             }
             Report::Failed(failure) => {
                 self.trace.mark("child reported failure");

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::timeline::Recorded;
+use crate::timeline::Observations;
 
 /// One message from the child.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub(crate) enum Report {
     },
     /// What the network went through, sent just before [`Report::Failed`] when the body
     /// fails, for the parent to print after the failure.
-    Observed(Recorded),
+    Observed(Observations),
     /// The body or the setup failed.
     Failed(Failure),
 }
@@ -89,7 +89,7 @@ mod tests {
                 location: Some("a.rs:1:2".into()),
             }),
             Report::Failed(Failure::Error { message: "Err(\"x\")".into() }),
-            Report::Observed(Recorded::default()),
+            Report::Observed(Observations::default()),
         ];
         for report in reports {
             let mut buffer = Vec::new();
