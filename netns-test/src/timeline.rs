@@ -60,6 +60,16 @@ pub enum EventKind {
     Conditions,
     /// A note the test added ([`Network::note`](crate::Network::note)).
     Note,
+    /// A link started dropping everything for a while
+    /// ([`LinkHandle::blackhole`](crate::LinkHandle::blackhole)); the detail is how long.
+    BlackholeStarted,
+    /// A blackhole ended: its time was up, or its guard was dropped early.
+    BlackholeEnded,
+    /// One of a link's periodic outages began
+    /// ([`LinkHandle::outages`](crate::LinkHandle::outages)); the detail is the schedule.
+    OutageStarted,
+    /// One of a link's periodic outages ended.
+    OutageEnded,
 }
 
 impl EventKind {
@@ -77,6 +87,10 @@ impl EventKind {
             EventKind::FlapStopped => "flap_stopped",
             EventKind::Conditions => "conditions",
             EventKind::Note => "note",
+            EventKind::BlackholeStarted => "blackhole_started",
+            EventKind::BlackholeEnded => "blackhole_ended",
+            EventKind::OutageStarted => "outage_started",
+            EventKind::OutageEnded => "outage_ended",
         }
     }
 }

@@ -54,6 +54,19 @@ impl Conditions {
         if self.limit_bytes == Some(0) {
             return Err(ConditionError::new("limit_bytes", 0, "must be at least 1 byte"));
         }
+        if let Some(buffer) = self.buffer {
+            if buffer.is_zero() {
+                return Err(ConditionError::new("buffer", "0s", "must be longer than zero"));
+            }
+            duration("buffer", buffer)?;
+            if self.rate.is_none() {
+                return Err(ConditionError::new(
+                    "buffer",
+                    humantime::format_duration(buffer),
+                    "needs a rate: the buffer is the time the rate limiter's queue may hold",
+                ));
+            }
+        }
         fraction("reorder", self.reorder)?;
         if self.reorder > 0.0 && self.delay.is_zero() {
             return Err(ConditionError::new(
