@@ -54,7 +54,7 @@ fn goodput_stays_within_the_rungs_bounds(
     net.link("test0", "test1").set_conditions(Conditions::preset(preset).unwrap()).unwrap();
     let (bytes, least, most) = bounds(preset);
     let most = most * 1460.0 / 1514.0;
-    let goodput = tcp_goodput(&net, "1.1.1.1:7000", bytes) / 1e6;
+    let goodput = tcp_goodput(net, "1.1.1.1:7000", bytes) / 1e6;
     eprintln!("{preset}: {goodput:.3} Mbit/s");
     assert!(
         goodput >= least && goodput <= most,

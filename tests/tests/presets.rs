@@ -163,9 +163,9 @@ fn each_preset_measures_as_documented(
     let _cpu = cpu_exclusive();
     net.link("test0", "test1").set_conditions(Conditions::preset(name).unwrap().seed(11)).unwrap();
     let figures = documented(name);
-    check_rtt(&net, name, &figures);
-    check_loss(&net, name, &figures);
-    check_rate(&net, name, &figures);
+    check_rtt(net, name, &figures);
+    check_loss(net, name, &figures);
+    check_rate(net, name, &figures);
 }
 
 /// The LAN's rate is more than a paced flow from a test thread reaches: its round trip and
