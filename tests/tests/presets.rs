@@ -411,3 +411,61 @@ fn outages_that_never_end_are_refused(net: &Network) {
     }
     assert_eq!(times_of(net, EventKind::OutageStarted).len(), 0);
 }
+
+/// Outages given in the topology start with the network: the first `every` after it is up.
+fn outages_in_the_builder() -> TopologyBuilder {
+    Topology::builder()
+        .host("test0")
+        .host("test1")
+        .link(Link::new("test0", "test1").addrs("1.1.1.2/24", "1.1.1.1/24").outages(ms(300), ms(100)))
+}
+
+/// The outages of a topology recur at their period, on the timeline, on a link without
+/// conditions.
+fn assert_outages_recur(net: &Network, every: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while times_of(net, EventKind::OutageEnded).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(ms(50));
+    }
+    let began = times_of(net, EventKind::OutageStarted);
+    assert!(began.len() >= 3, "{:?}", net.events());
+    assert!(began[0] + ms(20) > every && began[0] < every + ms(70), "{:?}", net.events());
+    for pair in began.windows(2) {
+        let period = pair[1] - pair[0];
+        assert!(period + ms(50) > every && period < every + ms(50), "period {period:?}: {:?}", net.events());
+    }
+}
+
+#[netns_test(topology = outages_in_the_builder)]
+fn outages_from_the_builder_recur_from_bring_up(net: &Network) {
+    assert_outages_recur(net, ms(300));
+}
+
+fn outages_in_a_file() -> netns_test::Result<Topology> {
+    let file = "[nodes]\na = \"host\"\nb = \"host\"\n\n[[links]]\na = \"a\"\nb = \"b\"\n\
+                addrs = { a = [\"10.0.0.1/24\"], b = [\"10.0.0.2/24\"] }\noutages = { every = \"300ms\", for = \"100ms\" }\n";
+    Ok(Topology::from_toml(file, "outages.toml")?)
+}
+
+#[netns_test(topology = outages_in_a_file)]
+fn outages_from_a_file_recur_from_bring_up(net: &Network) {
+    assert_outages_recur(net, ms(300));
+}
+
+#[test]
+fn outages_that_never_end_are_refused_in_files_and_builders() {
+    let file = "[nodes]\na = \"host\"\nb = \"host\"\n\n[[links]]\na = \"a\"\nb = \"b\"\n\
+                outages = { every = \"1s\", for = \"2s\" }\n";
+    let error = Topology::from_toml(file, "outages.toml").unwrap_err().to_string();
+    assert!(error.contains("outages.toml:5:") && error.contains("every 1s for 2s"), "{error}");
+    let error = Topology::builder()
+        .host("a")
+        .host("b")
+        .link(Link::new("a", "b").outages(Duration::ZERO, ms(1)))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("outages") && error.contains("longer than zero"), "{error}");
+    let error = Topology::from_toml(&file.replace("\"2s\"", "\"2 parsecs\""), "outages.toml").unwrap_err();
+    assert!(error.to_string().contains("outages.toml:"), "{error}");
+}

@@ -456,4 +456,4 @@ mod tests;
 
 pub use counters::DirectionCounters;
 pub use presets::PRESETS;
-pub(crate) use validate::ValidConditions;
+pub(crate) use validate::{ValidConditions, validate_outages};

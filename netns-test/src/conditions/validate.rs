@@ -81,6 +81,28 @@ impl Conditions {
     }
 }
 
+/// Checks a schedule of periodic outages: `length` of every `every`, both longer than zero,
+/// each outage shorter than its period. The one check of the builder, the file and runtime.
+pub(crate) fn validate_outages(every: Duration, length: Duration) -> Result<(), ConditionError> {
+    let text = |d: Duration| humantime::format_duration(d).to_string();
+    let value = format!("every {} for {}", text(every), text(length));
+    if every.is_zero() || length.is_zero() {
+        return Err(ConditionError::new(
+            "outages",
+            value,
+            "the period and the length must be longer than zero",
+        ));
+    }
+    if length >= every {
+        return Err(ConditionError::new(
+            "outages",
+            value,
+            "each outage must be shorter than the period, or the link never comes back (use a cut for that)",
+        ));
+    }
+    Ok(())
+}
+
 /// Conditions that passed [`Conditions::validate`]: what the backends that apply conditions
 /// take, so that none of them is ever handed conditions that were not checked (netem's
 /// encoding would clamp an out-of-range value silently). A perfect link is valid.

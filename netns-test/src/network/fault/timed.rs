@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Healing, LinkHandle};
+use crate::conditions::validate_outages;
 use crate::error::{Error, Result};
 use crate::time::{deadline_after, later};
 
@@ -124,23 +125,9 @@ impl LinkHandle {
     /// than the period; the timer thread cannot start. A netlink failure during the outages
     /// ends them, and is returned by [`Outages::stop`].
     pub fn outages(&self, every: Duration, length: Duration) -> Result<Outages> {
+        validate_outages(every, length)
+            .map_err(|error| Error::InvalidOutages { link: self.subject(), reason: error.to_string() })?;
         let text = |d: Duration| humantime::format_duration(d).to_string();
-        let invalid = |reason: String| Err(Error::InvalidOutages { link: self.subject(), reason });
-        if every.is_zero() || length.is_zero() {
-            return invalid(format!(
-                "every {} for {}: the period and the length must be longer than zero",
-                text(every),
-                text(length)
-            ));
-        }
-        if length >= every {
-            return invalid(format!(
-                "every {} for {}: each outage must be shorter than the period, or the link never \
-                 comes back (use `cut` for that)",
-                text(every),
-                text(length)
-            ));
-        }
         let detail = format!("every {} for {}", text(every), text(length));
         let link = self.clone();
         let start = Instant::now();
