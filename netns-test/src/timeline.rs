@@ -1,7 +1,7 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
 //! partitions, flaps, condition changes, and notes the test adds itself.
 //!
-//! The network keeps one [`Timeline`] from the moment it is up; its clones (held by links and
+//! The network keeps one `Timeline` from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
 //! parent, which prints it after the failure, so a reader sees what the network went through
 //! without rerunning the test. [`Network::events`](crate::Network::events) returns it to the
