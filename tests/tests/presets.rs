@@ -329,20 +329,23 @@ fn a_blackhole_of_500_ms_shows_in_the_rtt_series(net: &Network) {
         let at = start + probe.sent();
         if let Some(rtt) = probe.rtt() {
             let back = at + rtt;
+            // The events bracket the filters' installation and removal, and the probes'
+            // clock starts just after the note: 10 ms of margin at each edge.
+            let dark = back > began + ms(10) && back + ms(10) < ended;
             assert!(
-                back < began || back > ended,
-                "probe {} answered in the dark at {back:?}\n{stats}",
+                !dark,
+                "probe {} answered in the dark ({began:?} to {ended:?}) at {back:?}\n{stats}",
                 probe.seq()
             );
         }
-        if at + ms(5) < ended {
+        if at + ms(10) < ended {
             dark_probes += 1;
             assert!(
                 probe.reply().is_none(),
                 "probe {} sent at {at:?} in the dark answered\n{stats}",
                 probe.seq()
             );
-        } else if at > ended + ms(5) {
+        } else if at > ended + ms(10) {
             assert!(
                 probe.reply().is_some(),
                 "probe {} sent at {at:?} after the end lost\n{stats}",
@@ -387,7 +390,7 @@ fn periodic_outages_recur_at_their_period(net: &Network) {
     for (begin, end) in began.iter().zip(&ended).take(began.len() - 1) {
         assert!(*end - *begin > ms(60) && *end - *begin < ms(200), "{:?}", net.events());
     }
-    let inside = |at: Duration| began.iter().zip(&ended).any(|(b, e)| at + ms(5) >= *b && at <= *e + ms(5));
+    let inside = |at: Duration| began.iter().zip(&ended).any(|(b, e)| at + ms(10) >= *b && at <= *e + ms(10));
     for probe in stats.probes() {
         let at = start + probe.sent();
         let clearly_inside = began.iter().zip(&ended).any(|(b, e)| at > *b + ms(5) && at + ms(5) < *e);
