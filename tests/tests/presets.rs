@@ -476,3 +476,39 @@ fn outages_that_never_end_are_refused_in_files_and_builders() {
     let error = Topology::from_toml(&file.replace("\"2s\"", "\"2 parsecs\""), "outages.toml").unwrap_err();
     assert!(error.to_string().contains("outages.toml:"), "{error}");
 }
+
+#[netns_test]
+#[ignore = "fails on purpose; run by a_failure_prints_blackholes_and_outages_with_their_times"]
+fn subject_fails_after_a_blackhole_and_an_outage(net: &Network) {
+    let link = net.link(net.local().name(), "test1");
+    link.blackhole(ms(50)).unwrap().wait().unwrap();
+    let outages = link.outages(ms(60), ms(20)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while times_of(net, EventKind::OutageEnded).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(ms(5));
+    }
+    outages.stop().unwrap();
+    panic!("the service misbehaved");
+}
+
+#[test]
+fn a_failure_prints_blackholes_and_outages_with_their_times() {
+    let outcome = netns_test_tests::run_subject(&mut netns_test_tests::subject(
+        "subject_fails_after_a_blackhole_and_an_outage",
+    ));
+    assert!(!outcome.status.success());
+    let text = outcome.all();
+    let timeline: Vec<&str> = text
+        .lines()
+        .skip_while(|line| !line.starts_with("timeline (from the moment the network was up):"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  +"))
+        .collect();
+    let kinds: Vec<&str> = timeline.iter().filter_map(|line| line.split_whitespace().nth(1)).collect();
+    assert_eq!(
+        kinds[..5],
+        ["network_up", "blackhole_started", "blackhole_ended", "outage_started", "outage_ended"],
+        "{text}"
+    );
+    assert!(timeline[1].ends_with("(for 50ms)") && timeline[3].ends_with("(every 60ms for 20ms)"), "{text}");
+}
