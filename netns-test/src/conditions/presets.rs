@@ -72,11 +72,11 @@ impl Conditions {
         Conditions::new().rate(1_000_000_000).delay(Duration::from_micros(250)).buffer(ms(5))
     }
 
-    /// Good Wi-Fi, the top rung of iroh's degradation ladder ("good Wi-Fi"): 50 Mbit/s, 3 ms
-    /// one way with 1 ms of jitter, 0.1 % loss in bursts of 2 packets on average, a 50 ms
-    /// buffer. Wi-Fi adds a few milliseconds to a round trip when the medium is free, and
-    /// loses frames in short bursts (Sui et al., "Characterizing and Improving WiFi Latency
-    /// in Large-Scale Operational Networks", MobiSys 2016).
+    /// Good Wi-Fi (the top rung of the ladder that iroh tests along): 50 Mbit/s, 3 ms one way
+    /// with 1 ms of jitter, 0.1 % loss in bursts of 2 packets on average, a 50 ms buffer. A
+    /// Wi-Fi hop adds a few milliseconds to a round trip when the medium is free (Sui et al.,
+    /// "Characterizing and Improving WiFi Latency in Large-Scale Operational Networks",
+    /// MobiSys 2016); the loss figures are this preset's choice.
     pub fn wifi() -> Conditions {
         Conditions::new()
             .rate(50_000_000)
@@ -88,8 +88,8 @@ impl Conditions {
 
     /// Congested Wi-Fi (a crowded channel): 5 Mbit/s, 15 ms one way with 5 ms of jitter, 1 %
     /// loss in bursts of 2 packets on average, and a 200 ms buffer, the bloated queue of a
-    /// busy access point (Sui et al., MobiSys 2016, report Wi-Fi hop latencies of tens of
-    /// milliseconds under contention).
+    /// busy access point. Under contention a Wi-Fi hop's latency grows to tens of
+    /// milliseconds (Sui et al., MobiSys 2016).
     pub fn wifi_congested() -> Conditions {
         Conditions::new()
             .rate(5_000_000)
@@ -101,8 +101,8 @@ impl Conditions {
 
     /// 4G (LTE): 12 Mbit/s and a 70 ms round trip (35 ms one way), WebPageTest's "LTE"
     /// connectivity profile (`connectivity.ini.sample` of WPO-Foundation/webpagetest), with 5
-    /// ms of jitter, 0.5 % loss in bursts of 3 packets on average (radio fades) and a 100 ms
-    /// buffer.
+    /// ms of jitter, 0.5 % loss in bursts of 3 packets on average (radio fades; this preset's
+    /// choice) and a 100 ms buffer.
     pub fn mobile_4g() -> Conditions {
         Conditions::new()
             .rate(12_000_000)
@@ -112,9 +112,10 @@ impl Conditions {
             .buffer(ms(100))
     }
 
-    /// 3G: 1.6 Mbit/s and a 150 ms round trip (75 ms one way), WebPageTest's "3G Fast"
-    /// profile (`connectivity.ini.sample`), with 10 ms of jitter, 1 % loss in bursts of 3
-    /// packets on average and a 300 ms buffer (3G radio networks buffer deeply).
+    /// 3G: 1.6 Mbit/s and a 150 ms round trip (75 ms one way), the download rate and round
+    /// trip of WebPageTest's "3G Fast" profile (`connectivity.ini.sample`), with 10 ms of
+    /// jitter, 1 % loss in bursts of 3 packets on average and a deep 300 ms buffer (the loss
+    /// and the buffer are this preset's choice).
     pub fn mobile_3g() -> Conditions {
         Conditions::new()
             .rate(1_600_000)
@@ -125,11 +126,11 @@ impl Conditions {
     }
 
     /// A low-earth-orbit satellite link (Starlink): 50 Mbit/s, 20 ms one way (a round trip of
-    /// about 40 ms) with 5 ms of jitter, 0.5 % loss in bursts of 4 packets on average (the
-    /// losses around satellite handovers), a 60 ms buffer. Measurements of Starlink report
-    /// round trips of a few tens of milliseconds, tens to a hundred Mbit/s down and losses
-    /// below 1 %, clustered in time (Michel et al., "A First Look at Starlink Performance",
-    /// IMC 2022).
+    /// about 40 ms) with 5 ms of jitter, 0.5 % loss in bursts of 4 packets on average (this
+    /// preset's stand-in for the losses around satellite handovers), a 60 ms buffer.
+    /// Measurements of Starlink report round trips of a few tens of milliseconds, tens to a
+    /// hundred Mbit/s down and losses below 1 % (Michel et al., "A First Look at Starlink
+    /// Performance", IMC 2022).
     pub fn satellite_leo() -> Conditions {
         Conditions::new()
             .rate(50_000_000)
@@ -143,7 +144,7 @@ impl Conditions {
     /// 5 ms of jitter, 0.5 % loss in bursts of 4 packets on average, a 300 ms buffer. The
     /// path to a geostationary satellite and back alone takes about a quarter of a second
     /// (35 786 km up and down at the speed of light; RFC 2488, "Enhancing TCP Over Satellite
-    /// Channels", section 2.2), and ground equipment adds to it.
+    /// Channels using Standard Mechanisms", section 2), and ground equipment adds to it.
     pub fn satellite_geo() -> Conditions {
         Conditions::new()
             .rate(10_000_000)
@@ -153,10 +154,10 @@ impl Conditions {
             .buffer(ms(300))
     }
 
-    /// A barely usable link, the bottom rung of iroh's ladder ("barely usable"): 1 Mbit/s,
+    /// A barely usable link (the bottom rung of the ladder that iroh tests along): 1 Mbit/s,
     /// 100 ms one way with 20 ms of jitter, 10 % loss in bursts of 2.5 packets on average,
-    /// and a 500 ms buffer. ITU-T G.114 counts one-way delays above 400 ms as unacceptable
-    /// for interactive use; this link stays below that but loses one packet in ten.
+    /// and a 500 ms buffer. ITU-T G.114 holds one-way delays above 400 ms unacceptable for
+    /// general network planning; this link stays below that but loses one packet in ten.
     pub fn lossy() -> Conditions {
         Conditions::new()
             .rate(1_000_000)
