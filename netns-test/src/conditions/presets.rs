@@ -2,9 +2,10 @@
 //!
 //! Each preset is a [`Conditions`] for one direction (a link given one carries it both
 //! ways): a rate, a one-way delay with jitter, bursty loss (Gilbert–Elliott, whose long-run
-//! loss is [`GilbertElliott::mean_loss`]) and a buffer sized in time. The figures are round
-//! values in the range that the cited sources give for each kind of access link; they are a
-//! starting point for tests, not a model of any one network. The table:
+//! loss is [`GilbertElliott::mean_loss`]) and a buffer sized in time. The rates and delays
+//! are round values from the sources each preset cites; where a preset's documentation says
+//! so, its loss and buffer are its own choice. They are a starting point for tests, not a
+//! model of any one network. The table:
 //!
 //! | preset | rate | delay (one way) | jitter | loss (mean, bursty) | buffer |
 //! |---|---|---|---|---|---|
