@@ -35,7 +35,7 @@ fn bounds(preset: &str) -> (usize, f64, f64) {
 }
 
 #[rstest]
-#[netns_test::test(topology = ladder, timeout = "120s")]
+#[netns_test::test(topology = ladder, timeout = "300s")]
 fn goodput_stays_within_the_rungs_bounds(
     #[values(
         "lan",

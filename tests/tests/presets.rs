@@ -156,7 +156,7 @@ fn check_rate(net: &Network, name: &str, figures: &Documented) {
 }
 
 #[rstest]
-#[netns_test::test(topology = changeable, timeout = "120s")]
+#[netns_test::test(topology = changeable, timeout = "300s")]
 fn each_preset_measures_as_documented(
     #[values("wifi", "wifi_congested", "mobile_4g", "mobile_3g", "satellite_leo", "satellite_geo", "lossy")]
     name: &str,
@@ -184,15 +184,16 @@ fn the_lan_preset_measures_as_documented(net: &Network) {
 }
 
 /// Side by side in one run: each rung's goodput is below the one above it (rungs whose rate
-/// and round trip both get worse), and below its rate.
-#[netns_test(topology = changeable, timeout = "120s")]
+/// and round trip both get worse), and below its rate. (The timeouts of the tests that take
+/// the CPU lock count the wait for it, which other link tests may hold for a while.)
+#[netns_test(topology = changeable, timeout = "300s")]
 fn the_presets_rank_as_a_ladder(net: &Network) {
     let _cpu = cpu_exclusive();
     let link = net.link("test0", "test1");
     let mut goodputs = Vec::new();
     for name in ["wifi", "mobile_4g", "mobile_3g", "lossy"] {
         link.set_conditions(Conditions::preset(name).unwrap().seed(5)).unwrap();
-        let goodput = netns_test_tests::tcp_goodput(net, "1.1.1.1:7001", 256 << 10);
+        let goodput = netns_test_tests::tcp_goodput(net, "1.1.1.1:7001", 128 << 10);
         assert!(goodput < documented(name).rate, "{name}: {goodput:.0} bit/s");
         goodputs.push((name, goodput));
     }
