@@ -130,6 +130,15 @@ pub enum Error {
         /// What is wrong with the node.
         reason: String,
     },
+    /// Periodic outages that cannot be scheduled: a period or a length of zero, or outages
+    /// as long as their period.
+    #[error("invalid outages on {link}: {reason}")]
+    InvalidOutages {
+        /// The link, as the timeline names it: `a:eth0 – b:eth0`.
+        link: String,
+        /// What is wrong, with the values given.
+        reason: String,
+    },
     /// A ping could not start: an invalid option, or a target that does not resolve.
     #[error("cannot ping `{target}` from node `{node}`: {reason}")]
     Ping {

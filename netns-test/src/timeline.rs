@@ -1,7 +1,7 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
 //! partitions, flaps, condition changes, and notes the test adds itself.
 //!
-//! The network keeps one [`Timeline`] from the moment it is up; its clones (held by links and
+//! The network keeps one `Timeline` from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
 //! parent, which prints it after the failure, so a reader sees what the network went through
 //! without rerunning the test. [`Network::events`](crate::Network::events) returns it to the
@@ -60,6 +60,16 @@ pub enum EventKind {
     Conditions,
     /// A note the test added ([`Network::note`](crate::Network::note)).
     Note,
+    /// A link started dropping everything for a while
+    /// ([`LinkHandle::blackhole`](crate::LinkHandle::blackhole)); the detail is how long.
+    BlackholeStarted,
+    /// A blackhole ended: its time was up, or its guard was dropped early.
+    BlackholeEnded,
+    /// One of a link's periodic outages began
+    /// ([`LinkHandle::outages`](crate::LinkHandle::outages)); the detail is the schedule.
+    OutageStarted,
+    /// One of a link's periodic outages ended.
+    OutageEnded,
 }
 
 impl EventKind {
@@ -77,6 +87,10 @@ impl EventKind {
             EventKind::FlapStopped => "flap_stopped",
             EventKind::Conditions => "conditions",
             EventKind::Note => "note",
+            EventKind::BlackholeStarted => "blackhole_started",
+            EventKind::BlackholeEnded => "blackhole_ended",
+            EventKind::OutageStarted => "outage_started",
+            EventKind::OutageEnded => "outage_ended",
         }
     }
 }

@@ -207,3 +207,36 @@ pub fn cpu_exclusive() -> nix::fcntl::Flock<std::fs::File> {
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .unwrap_or_else(|(_, errno)| panic!("cannot lock {}: {errno}", path.display()))
 }
+
+/// The goodput in bits per second of one TCP transfer of `bytes` from the test's own node to
+/// a listener that node `test1` opens on `addr`: the bytes over the time from the connect to
+/// the last byte read.
+pub fn tcp_goodput(net: &netns_test::Network, addr: &str, bytes: usize) -> f64 {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let listener = net.node("test1").run(|| std::net::TcpListener::bind(addr)).expect("binding the listener");
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("a connection");
+        let mut buffer = vec![0u8; 64 << 10];
+        let mut received = 0;
+        while received < bytes {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+        (received, std::time::Instant::now())
+    });
+    let start = std::time::Instant::now();
+    let mut client = std::net::TcpStream::connect(addr).expect("connecting");
+    let chunk = vec![0u8; 64 << 10];
+    let mut sent = 0;
+    while sent < bytes {
+        let n = chunk.len().min(bytes - sent);
+        client.write_all(&chunk[..n]).expect("sending");
+        sent += n;
+    }
+    let (received, end) = server.join().expect("the server thread");
+    assert_eq!(received, bytes, "the transfer arrived whole");
+    bytes as f64 * 8.0 / (end - start).as_secs_f64()
+}

@@ -62,6 +62,34 @@ fn client_router_server() -> TopologyBuilder {
         .auto_routes()
 }
 
+// The README's example of presets, buffers, blackholes and outages, run below.
+fn walk_the_ladder(net: &Network) -> netns_test::Result<()> {
+    let link = net.link("test0", "test1"); // built with conditions, so they may change
+    link.set_conditions(Conditions::mobile_3g())?;
+    link.set_conditions(Conditions::satellite_geo().delay(Duration::from_millis(250)))?;
+    link.set_conditions(Conditions::new().rate(2_000_000).buffer(Duration::from_millis(50)))?;
+    let dark = link.blackhole(Duration::from_millis(500))?; // nothing crosses for 500 ms
+    dark.wait()?; // or drop it to heal at once
+    let outages = link.outages(Duration::from_secs(10), Duration::from_secs(1))?;
+    outages.stop()?; // or drop it
+    Ok(())
+}
+
+/// The pair topology with a link that has conditions (a perfect link), for `walk_the_ladder`.
+fn changeable_pair() -> TopologyBuilder {
+    Topology::builder()
+        .host("test0")
+        .host("test1")
+        .link(Link::new("test0", "test1").addrs("1.1.1.2/24", "1.1.1.1/24").conditions(Conditions::new()))
+}
+
+#[netns_test(topology = changeable_pair)]
+fn the_readme_ladder_example_runs(net: &Network) {
+    walk_the_ladder(net).unwrap();
+    let kinds: Vec<_> = net.events().iter().map(|event| event.kind.name()).collect();
+    assert!(kinds.contains(&"blackhole_started") && kinds.contains(&"blackhole_ended"), "{kinds:?}");
+}
+
 /// Text without whitespace or comment markers, to compare code across indentations.
 fn squeeze(text: &str) -> String {
     text.lines()
@@ -74,7 +102,7 @@ fn squeeze(text: &str) -> String {
 
 /// The text of function `name` in this file, from `fn` to its closing brace.
 fn function(name: &str) -> &'static str {
-    let start = THIS_FILE.find(&format!("\nfn {name}()")).expect("the function is in this file") + 1;
+    let start = THIS_FILE.find(&format!("\nfn {name}(")).expect("the function is in this file") + 1;
     let end = THIS_FILE[start..].find("\n}\n").expect("the function ends") + start + 2;
     &THIS_FILE[start..end]
 }
@@ -90,6 +118,7 @@ fn the_documentation_shows_exactly_the_examples_tested_here() {
     assert_eq!(readme_topology_files().len(), 1, "one topology file in the README, brought up below");
     assert!(squeeze(README).contains(&squeeze(function("behind_two_routers"))), "README: behind_two_routers");
     assert!(squeeze(LIB_DOCS).contains(&squeeze(function("wan"))), "src/lib.rs: wan");
+    assert!(squeeze(README).contains(&squeeze(function("walk_the_ladder"))), "README: walk_the_ladder");
     assert!(
         squeeze(TOPOLOGY_DOCS).contains(&squeeze(body("client_router_server"))),
         "src/topology/mod.rs: the TopologyBuilder example"

@@ -15,6 +15,9 @@ use super::{ConditionError, Conditions, Distribution, GilbertElliott, Loss};
 #[derive(Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConditions {
+    /// A named preset whose values the other keys override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delay: Option<Span>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,6 +30,8 @@ pub(super) struct RawConditions {
     limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     limit_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    buffer: Option<Span>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reorder: Option<Fraction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,11 +83,57 @@ enum LossModel {
     },
 }
 
+/// Conditions as a file writes them: a preset's name (`conditions = "mobile_3g"`) or a table
+/// (which may name a preset too).
+pub(super) enum FileConditions {
+    Preset(String),
+    Table(Box<RawConditions>),
+}
+
+impl<'de> Deserialize<'de> for FileConditions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> Visitor<'de> for Form {
+            type Value = FileConditions;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a preset's name such as \"mobile_3g\", or a table of conditions")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<FileConditions, E> {
+                Ok(FileConditions::Preset(value.to_string()))
+            }
+
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<FileConditions, M::Error> {
+                RawConditions::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|raw| FileConditions::Table(Box::new(raw)))
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
+}
+
+impl TryFrom<FileConditions> for Conditions {
+    type Error = ConditionError;
+
+    fn try_from(form: FileConditions) -> Result<Self, ConditionError> {
+        match form {
+            FileConditions::Preset(name) => Conditions::preset(&name),
+            FileConditions::Table(raw) => Conditions::try_from(*raw),
+        }
+    }
+}
+
 impl TryFrom<RawConditions> for Conditions {
     type Error = ConditionError;
 
+    /// The preset's values (a perfect link without one), with every key given in place of
+    /// the preset's value.
     fn try_from(raw: RawConditions) -> Result<Self, ConditionError> {
-        let mut conditions = Conditions::new();
+        let mut conditions = match &raw.preset {
+            Some(name) => Conditions::preset(name)?,
+            None => Conditions::new(),
+        };
         if let Some(Span(delay)) = raw.delay {
             conditions.delay = delay;
         }
@@ -95,26 +146,29 @@ impl TryFrom<RawConditions> for Conditions {
                 conditions.jitter_correlation = table.correlation.map_or(0.0, |c| c.0);
             }
         }
-        conditions.loss = match raw.loss {
-            None => Loss::default(),
-            Some(RawLoss::Random(Fraction(p))) => Loss::Random(p),
+        match raw.loss {
+            None => {}
+            Some(RawLoss::Random(Fraction(p))) => conditions.loss = Loss::Random(p),
             Some(RawLoss::Model(LossModel::GilbertElliott { p, r, loss_bad, loss_good })) => {
-                Loss::GilbertElliott(GilbertElliott {
+                conditions.loss = Loss::GilbertElliott(GilbertElliott {
                     p: p.0,
                     r: r.0,
                     loss_bad: loss_bad.map_or(1.0, |f| f.0),
                     loss_good: loss_good.map_or(0.0, |f| f.0),
-                })
+                });
             }
-        };
-        conditions.rate = raw.rate.map(|r| r.0);
-        conditions.limit = raw.limit;
-        conditions.limit_bytes = raw.limit_bytes;
-        conditions.reorder = raw.reorder.map_or(0.0, |f| f.0);
-        conditions.duplicate = raw.duplicate.map_or(0.0, |f| f.0);
-        conditions.corrupt = raw.corrupt.map_or(0.0, |f| f.0);
-        conditions.impair_neighbour_discovery = raw.impair_neighbour_discovery.unwrap_or(false);
-        conditions.seed = raw.seed;
+        }
+        let or = |given: Option<Fraction>, preset: f64| given.map_or(preset, |f| f.0);
+        conditions.rate = raw.rate.map(|r| r.0).or(conditions.rate);
+        conditions.limit = raw.limit.or(conditions.limit);
+        conditions.limit_bytes = raw.limit_bytes.or(conditions.limit_bytes);
+        conditions.buffer = raw.buffer.map(|b| b.0).or(conditions.buffer);
+        conditions.reorder = or(raw.reorder, conditions.reorder);
+        conditions.duplicate = or(raw.duplicate, conditions.duplicate);
+        conditions.corrupt = or(raw.corrupt, conditions.corrupt);
+        conditions.impair_neighbour_discovery =
+            raw.impair_neighbour_discovery.unwrap_or(conditions.impair_neighbour_discovery);
+        conditions.seed = raw.seed.or(conditions.seed);
         conditions.validate()?;
         Ok(conditions)
     }
@@ -124,6 +178,7 @@ impl From<Conditions> for RawConditions {
     fn from(c: Conditions) -> Self {
         let some_fraction = |value: f64| (value > 0.0).then_some(Fraction(value));
         RawConditions {
+            preset: None,
             delay: (!c.delay.is_zero()).then_some(Span(c.delay)),
             jitter: (!c.jitter.is_zero()).then(|| {
                 if c.distribution == Distribution::Uniform && c.jitter_correlation == 0.0 {
@@ -148,6 +203,7 @@ impl From<Conditions> for RawConditions {
             rate: c.rate.map(Rate),
             limit: c.limit,
             limit_bytes: c.limit_bytes,
+            buffer: c.buffer.map(Span),
             reorder: some_fraction(c.reorder),
             duplicate: some_fraction(c.duplicate),
             corrupt: some_fraction(c.corrupt),

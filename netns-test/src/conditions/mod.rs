@@ -188,6 +188,7 @@ impl ConditionError {
 /// rate = "10mbit"          # bits per second: "800kbit", "10mbit", "1.5gbit", "10 Mbit/s", or 10000000
 /// limit = 1000             # packets waiting for the rate limiter (default 1000)
 /// limit_bytes = 1500000    # bytes waiting for the rate limiter (default: no byte limit)
+/// buffer = "50ms"          # the rate limiter's queue sized in time (needs a rate)
 /// reorder = "25%"          # packets sent at once, skipping the delay (needs a delay)
 /// duplicate = "1%"         # packets sent twice
 /// corrupt = "0.1%"         # packets with one bit flipped
@@ -196,10 +197,15 @@ impl ConditionError {
 /// seed = 42                # the random seed; the test's seed is used when absent
 /// ```
 ///
+/// A named preset ([`PRESETS`]: `lan`, `wifi`, `mobile_3g`, ...) is written as a string,
+/// `conditions = "mobile_3g"`, or as `preset` in a table whose other keys override its
+/// values: `conditions = { preset = "mobile_3g", delay = "100ms" }`. An unknown preset is an
+/// error that lists the known ones.
+///
 /// A probability written as a number is a fraction between 0 and 1 (`0.01` is 1 %); a number
 /// above 1, such as `loss = 5`, is refused rather than guessed at.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "file::RawConditions", into = "file::RawConditions")]
+#[serde(try_from = "file::FileConditions", into = "file::RawConditions")]
 pub struct Conditions {
     pub(crate) delay: Duration,
     pub(crate) jitter: Duration,
@@ -209,6 +215,7 @@ pub struct Conditions {
     pub(crate) rate: Option<u64>,
     pub(crate) limit: Option<u32>,
     pub(crate) limit_bytes: Option<u64>,
+    pub(crate) buffer: Option<Duration>,
     pub(crate) reorder: f64,
     pub(crate) duplicate: f64,
     pub(crate) corrupt: f64,
@@ -278,6 +285,20 @@ impl Conditions {
     /// The most bytes waiting for the rate limiter (default: no byte limit).
     pub fn limit_bytes(mut self, bytes: u64) -> Self {
         self.limit_bytes = Some(bytes);
+        self
+    }
+
+    /// Sizes the rate limiter's queue in time, the bufferbloat knob: a packet is dropped when
+    /// the packets queued ahead of it would take longer than `buffer` to send at the
+    /// [`rate`](Self::rate) (an empty queue always takes a packet). It applies next to
+    /// [`limit`](Self::limit) and [`limit_bytes`](Self::limit_bytes): a packet is dropped as
+    /// soon as any of the three is reached, so `buffer(50ms)` with the default limit of
+    /// [`DEFAULT_LIMIT`] packets is a queue of at most 50 ms or 1000 packets, whichever is
+    /// less. Needs a rate. netem has no queue sized in time: a link with a buffer is carried
+    /// by the user-space engine, and asking netem for it is an
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    pub fn buffer(mut self, buffer: Duration) -> Self {
+        self.buffer = Some(buffer);
         self
     }
 
@@ -397,6 +418,9 @@ impl fmt::Display for Conditions {
         if let Some(bytes) = self.limit_bytes {
             words.push(format!("limit_bytes {bytes}"));
         }
+        if let Some(buffer) = self.buffer {
+            words.push(format!("buffer {}", humantime::format_duration(buffer)));
+        }
         for (name, value) in
             [("reorder", self.reorder), ("duplicate", self.duplicate), ("corrupt", self.corrupt)]
         {
@@ -424,10 +448,12 @@ pub(crate) fn percent(fraction: f64) -> String {
 
 mod counters;
 mod file;
+mod presets;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
 pub use counters::DirectionCounters;
-pub(crate) use validate::ValidConditions;
+pub use presets::PRESETS;
+pub(crate) use validate::{ValidConditions, validate_outages};

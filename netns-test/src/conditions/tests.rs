@@ -218,3 +218,48 @@ fn gilbert_elliott_mean_loss() {
     assert!(Loss::GilbertElliott(GilbertElliott::new(0.0, 0.5)).is_none());
     assert!(Loss::Random(0.0).is_none());
 }
+
+#[test]
+fn presets_by_name_in_files_and_with_overrides() {
+    for name in PRESETS {
+        let preset = Conditions::preset(name).unwrap();
+        preset.validate().unwrap();
+        assert!(preset.buffer.is_some() && preset.rate.is_some(), "{name}: {preset}");
+        assert_eq!(from_toml(&format!("preset = \"{name}\"")).unwrap(), preset);
+    }
+    let overridden = from_toml("preset = \"mobile_3g\"\ndelay = \"100ms\"\nloss = \"2%\"").unwrap();
+    assert_eq!(overridden, Conditions::mobile_3g().delay(Duration::from_millis(100)).loss(0.02));
+    let error = from_toml("preset = \"5g\"").unwrap_err();
+    assert!(error.contains("\"5g\"") && error.contains("lan, wifi"), "{error}");
+    let string: std::collections::BTreeMap<String, Conditions> =
+        toml::from_str("c = \"satellite_geo\"").unwrap();
+    assert_eq!(string["c"], Conditions::satellite_geo());
+    assert_eq!(
+        Conditions::new().rate(1_000_000).buffer(Duration::from_millis(50)).to_string(),
+        "rate 1mbit buffer 50ms"
+    );
+    assert_eq!(
+        from_toml("rate = \"1mbit\"\nbuffer = \"50ms\"").unwrap().buffer,
+        Some(Duration::from_millis(50))
+    );
+}
+
+#[test]
+fn the_presets_mean_loss_is_as_documented() {
+    let mean = |c: Conditions| match c.loss {
+        Loss::GilbertElliott(ge) => ge.mean_loss(),
+        Loss::Random(p) => p,
+    };
+    for (conditions, documented) in [
+        (Conditions::wifi(), 0.001),
+        (Conditions::wifi_congested(), 0.01),
+        (Conditions::mobile_4g(), 0.005),
+        (Conditions::mobile_3g(), 0.01),
+        (Conditions::satellite_leo(), 0.005),
+        (Conditions::satellite_geo(), 0.005),
+        (Conditions::lossy(), 0.1),
+    ] {
+        assert!((mean(conditions.clone()) - documented).abs() < 1e-9, "{conditions}");
+    }
+    assert!(Conditions::lan().loss.is_none());
+}

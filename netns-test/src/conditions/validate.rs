@@ -54,6 +54,19 @@ impl Conditions {
         if self.limit_bytes == Some(0) {
             return Err(ConditionError::new("limit_bytes", 0, "must be at least 1 byte"));
         }
+        if let Some(buffer) = self.buffer {
+            if buffer.is_zero() {
+                return Err(ConditionError::new("buffer", "0s", "must be longer than zero"));
+            }
+            duration("buffer", buffer)?;
+            if self.rate.is_none() {
+                return Err(ConditionError::new(
+                    "buffer",
+                    humantime::format_duration(buffer),
+                    "needs a rate: the buffer is the time the rate limiter's queue may hold",
+                ));
+            }
+        }
         fraction("reorder", self.reorder)?;
         if self.reorder > 0.0 && self.delay.is_zero() {
             return Err(ConditionError::new(
@@ -66,6 +79,28 @@ impl Conditions {
         fraction("corrupt", self.corrupt)?;
         Ok(())
     }
+}
+
+/// Checks a schedule of periodic outages: `length` of every `every`, both longer than zero,
+/// each outage shorter than its period. The one check of the builder, the file and runtime.
+pub(crate) fn validate_outages(every: Duration, length: Duration) -> Result<(), ConditionError> {
+    let text = |d: Duration| humantime::format_duration(d).to_string();
+    let value = format!("every {} for {}", text(every), text(length));
+    if every.is_zero() || length.is_zero() {
+        return Err(ConditionError::new(
+            "outages",
+            value,
+            "the period and the length must be longer than zero",
+        ));
+    }
+    if length >= every {
+        return Err(ConditionError::new(
+            "outages",
+            value,
+            "each outage must be shorter than the period, or the link never comes back (use a cut for that)",
+        ));
+    }
+    Ok(())
 }
 
 /// Conditions that passed [`Conditions::validate`]: what the backends that apply conditions

@@ -103,6 +103,8 @@ enum Why {
     /// A link's conditions spare neighbour discovery from loss, duplication or corruption,
     /// which only the engine can do.
     SparesNeighbours,
+    /// A link's conditions have a buffer sized in time, which only the engine has.
+    Buffer,
     /// The kernel has netem.
     KernelHasNetem,
     /// The kernel has no netem (the full reason and remedy are in `cargo xtask doctor`).
@@ -118,6 +120,8 @@ struct Needs {
     capture: bool,
     /// A link's conditions spare neighbour discovery from loss, duplication or corruption.
     spare_neighbours: bool,
+    /// A link's conditions size the rate limiter's queue in time.
+    buffer: bool,
 }
 
 impl Needs {
@@ -128,6 +132,7 @@ impl Needs {
             spare_neighbours: links()
                 .flat_map(|link| &link.conditions)
                 .any(|conditions| conditions.spares_neighbour_discovery()),
+            buffer: links().flat_map(|link| &link.conditions).any(|conditions| conditions.buffer.is_some()),
         }
     }
 }
@@ -154,6 +159,7 @@ impl Choice {
             (Why::Asked, Kind::Netem) => " (NETNS_TEST_LINK_ENGINE=netem)",
             (Why::Captures, _) => " (captures need it)",
             (Why::SparesNeighbours, _) => " (netem cannot spare ARP and neighbour discovery)",
+            (Why::Buffer, _) => " (netem has no buffer sized in time)",
             (Why::KernelHasNetem, _) => "",
             (Why::NetemMissing, _) => "; netem unavailable, see `cargo xtask doctor`",
             (Why::NetemUnprobed, _) => "; netem could not be probed, see `cargo xtask doctor`",
@@ -169,7 +175,7 @@ impl Choice {
 
 /// Which backend the setting of `NETNS_TEST_LINK_ENGINE`, what the links need and the kernel
 /// choose. `auto` takes netem only when the kernel has it and no link needs the engine: a
-/// capture, or conditions that spare neighbour discovery. `netem` says whether the kernel has
+/// capture, conditions that spare neighbour discovery, or a buffer sized in time. `netem` says whether the kernel has
 /// netem; it is asked only when the answer matters.
 ///
 /// # Errors
@@ -198,6 +204,9 @@ fn choose(setting: LinkEngine, needs: Needs, netem: impl FnOnce() -> Result<()>)
             }
             if needs.spare_neighbours {
                 return choice(Kind::Engine, Why::SparesNeighbours);
+            }
+            if needs.buffer {
+                return choice(Kind::Engine, Why::Buffer);
             }
             match netem() {
                 Ok(()) => choice(Kind::Netem, Why::KernelHasNetem),

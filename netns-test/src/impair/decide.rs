@@ -191,9 +191,15 @@ impl Decider {
         let bytes = offer.len as u64;
         let over_packets = self.backlog_packets + packets > u64::from(self.conditions.limit_packets());
         let over_bytes = self.conditions.limit_bytes.is_some_and(|limit| self.backlog_bytes + bytes > limit);
+        // The buffer sized in time: what is queued ahead would keep this packet waiting
+        // longer than the buffer holds.
+        let over_time = self
+            .conditions
+            .buffer
+            .is_some_and(|buffer| self.free_at.saturating_sub(offer.now) > buffer.as_nanos() as u64);
         // An empty queue always takes a packet, or a superframe larger than the byte limit
         // could never pass.
-        if !self.backlog.is_empty() && (over_packets || over_bytes) {
+        if !self.backlog.is_empty() && (over_packets || over_bytes || over_time) {
             return None;
         }
         let transmit = (u128::from(bytes) * 8 * 1_000_000_000 / u128::from(rate)) as u64;

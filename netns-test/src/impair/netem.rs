@@ -84,7 +84,7 @@ impl NetemOptions {
     /// corruption (`impair_neighbour_discovery` has no netem option: it is as if it were set).
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for what netem cannot do: a byte limit.
+    /// [`Error::Unsupported`] for what netem cannot do: a byte limit, a buffer sized in time.
     pub(crate) fn from_conditions(conditions: &ValidConditions, seed: u64) -> Result<Self> {
         if let Some(bytes) = conditions.limit_bytes {
             return Err(Error::Unsupported {
@@ -92,6 +92,16 @@ impl NetemOptions {
                 reason: format!(
                     "netem limits its queue in packets only (asked for {bytes} bytes); use `limit` \
                      or the user-space engine"
+                ),
+            });
+        }
+        if let Some(buffer) = conditions.buffer {
+            return Err(Error::Unsupported {
+                feature: "buffer on netem".into(),
+                reason: format!(
+                    "netem limits its queue in packets, counting those in delay too, and has no queue \
+                     sized in time (asked for {}); use `limit` or the user-space engine",
+                    humantime::format_duration(buffer)
                 ),
             });
         }

@@ -139,9 +139,12 @@ impl Network {
             backend,
             cuts,
             timeline,
+            scheduled: Default::default(),
             netlink_rt,
         };
-        Ok(Network { inner: Arc::new(inner) })
+        let network = Network { inner: Arc::new(inner) };
+        network.start_scheduled_outages()?;
+        Ok(network)
     }
 }
 

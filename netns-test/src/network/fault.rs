@@ -1,5 +1,6 @@
 //! Faults that end when their guard drops: a cut link ([`Cut`]), a partition of the network
-//! ([`Partition`]), a flapping link ([`Flap`]).
+//! ([`Partition`]), a flapping link ([`Flap`]), a link that drops everything for a while
+//! ([`Blackhole`]) and periodic outages ([`Outages`]).
 //!
 //! A cut and a partition are ingress filters that drop frames silently (classic BPF on tc's
 //! `clsact` hook), held by one guard type that removes them when it heals; a flap is a
@@ -26,6 +27,10 @@ use crate::netlink::At;
 use crate::netlink::tc::{SockFilter, cbpf};
 use crate::timeline::{EventKind, Timeline};
 use crate::topology::NodeKind;
+
+mod timed;
+
+pub use timed::{Blackhole, Outages};
 
 /// tc filter priorities for cuts and partitions, unique in the process so that guards never
 /// remove each other's filters.
@@ -124,17 +129,21 @@ impl LinkHandle {
     /// # Errors
     /// A netlink failure installing the filters.
     pub fn cut(&self) -> Result<Cut> {
+        self.cut_as(Healing::Cut(self.clone()), String::new()).map(Cut)
+    }
+
+    /// Cuts the link (see [`cut`](Self::cut)), recorded as `healing` says, with `detail`.
+    fn cut_as(&self, healing: Healing, detail: String) -> Result<Fault> {
         let prio = next_prio();
         // Counted before the first filter goes in, so that `ready` never takes a cut link for
         // a ready one; the guard uncounts it when it heals, and heals what was installed when
         // an error here drops it.
         self.cuts().fetch_add(1, Ordering::Release);
-        let mut fault =
-            Fault::new(Healing::Cut(self.clone()), self.timeline().clone(), self.subject(), String::new());
+        let mut fault = Fault::new(healing, self.timeline().clone(), self.subject(), detail);
         for (node, ifindex, ifname) in self.interfaces() {
             fault.install(Filter::new(node, ifindex, ifname, prio), &cbpf::drop_all())?;
         }
-        Ok(Cut(fault))
+        Ok(fault)
     }
 
     /// Makes the link flap: down for `down`, up for `up`, again and again, from a background
@@ -224,6 +233,22 @@ enum Healing {
     /// Uncounts the cut of the link and resolves the neighbour entries left waiting across
     /// it, so that the link carries the next packet at once.
     Cut(LinkHandle),
+    /// A cut for a time ([`LinkHandle::blackhole`]): heals as a cut does.
+    Blackhole(LinkHandle),
+    /// One outage of a periodic schedule ([`LinkHandle::outages`]): heals as a cut does.
+    Outage(LinkHandle),
+}
+
+impl Healing {
+    /// The events that record the fault and its healing.
+    fn kinds(&self) -> (EventKind, EventKind) {
+        match self {
+            Healing::Partition => (EventKind::Partition, EventKind::PartitionHealed),
+            Healing::Cut(_) => (EventKind::Cut, EventKind::CutHealed),
+            Healing::Blackhole(_) => (EventKind::BlackholeStarted, EventKind::BlackholeEnded),
+            Healing::Outage(_) => (EventKind::OutageStarted, EventKind::OutageEnded),
+        }
+    }
 }
 
 /// The ingress filters of one fault, removed when it heals: on [`heal`](Self::heal), or on
@@ -242,11 +267,7 @@ impl Fault {
     /// A fault with no filter yet, recorded on `timeline` now (its healing is recorded too).
     fn new(healing: Healing, timeline: Timeline, subject: impl Into<String>, detail: String) -> Self {
         let subject = subject.into();
-        let kind = match healing {
-            Healing::Partition => EventKind::Partition,
-            Healing::Cut(_) => EventKind::Cut,
-        };
-        timeline.record(kind, subject.as_str(), detail);
+        timeline.record(healing.kinds().0, subject.as_str(), detail);
         Fault { filters: Vec::new(), healing, healed: false, timeline, subject }
     }
 
@@ -264,17 +285,13 @@ impl Fault {
         let removed = self.filters.iter().map(Filter::remove).fold(Ok(()), Result::and);
         let healed = match &self.healing {
             Healing::Partition => Ok(()),
-            Healing::Cut(link) => {
+            Healing::Cut(link) | Healing::Blackhole(link) | Healing::Outage(link) => {
                 let refreshed = link.refresh_neighbours();
                 link.cuts().fetch_sub(1, Ordering::Release);
                 refreshed
             }
         };
-        let kind = match self.healing {
-            Healing::Partition => EventKind::PartitionHealed,
-            Healing::Cut(_) => EventKind::CutHealed,
-        };
-        self.timeline.record(kind, self.subject.as_str(), "");
+        self.timeline.record(self.healing.kinds().1, self.subject.as_str(), "");
         removed.and(healed)
     }
 }
@@ -286,6 +303,8 @@ impl Drop for Fault {
                 let what = match self.healing {
                     Healing::Partition => "healing a partition",
                     Healing::Cut(_) => "restoring a cut link",
+                    Healing::Blackhole(_) => "ending a blackhole",
+                    Healing::Outage(_) => "ending an outage",
                 };
                 eprintln!("netns-test: {what} failed: {error:?}");
             }

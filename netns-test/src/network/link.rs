@@ -120,7 +120,7 @@ impl Network {
 
 impl LinkHandle {
     /// The handle of plan link `link`, whose ends are the nodes `asked`, in that order.
-    fn new(network: &Network, link: usize, asked: [&Node; 2]) -> LinkHandle {
+    pub(super) fn new(network: &Network, link: usize, asked: [&Node; 2]) -> LinkHandle {
         let plan = network.plan();
         let planned = &plan.links[link];
         let ends = asked.map(|node| {

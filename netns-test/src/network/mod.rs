@@ -43,6 +43,9 @@ struct NetworkInner {
     cuts: Vec<AtomicUsize>,
     /// What happened to the network since it came up.
     timeline: Timeline,
+    /// The periodic outages the topology gives its links, running for the network's life.
+    /// (Their threads hold the network; a test's network lives until its process exits.)
+    scheduled: std::sync::Mutex<Vec<fault::Outages>>,
     // Dropped last: the nodes' netlink connections run on it.
     netlink_rt: Arc<NetlinkRuntime>,
 }
@@ -186,6 +189,20 @@ impl Network {
             uts: None,
         });
         nodes.chain(middle).collect()
+    }
+
+    /// Starts the periodic outages of the topology's links ([`Link::outages`](crate::Link::outages)),
+    /// validated by the plan.
+    fn start_scheduled_outages(&self) -> Result<()> {
+        let mut scheduled = Vec::new();
+        for (index, planned) in self.plan().links.iter().enumerate() {
+            if let Some((every, length)) = planned.outages {
+                let ends = planned.ends.map(|(node, _)| &self.inner.nodes[node]);
+                scheduled.push(LinkHandle::new(self, index, ends).outages(every, length)?);
+            }
+        }
+        *self.inner.scheduled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = scheduled;
+        Ok(())
     }
 
     /// Writes the captures out, for a test that failed.

@@ -24,6 +24,7 @@
 //! conditions = { delay = "10ms", loss = "1%" }            # both directions (see Conditions)
 //! conditions_from = { client = { rate = "10mbit" } }      # only the direction leaving client
 //! capture = true                                          # a pcap of every frame
+//! outages = { every = "10s", for = "1s" }                 # cut 1 s in every 10 s (Link::outages)
 //!
 //! [[links]]
 //! a = "r1"
@@ -40,6 +41,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -114,6 +116,24 @@ struct FileLink {
     conditions_from: BTreeMap<String, Conditions>,
     #[serde(default)]
     capture: bool,
+    /// `outages = { every = "10s", for = "1s" }`.
+    outages: Option<FileOutages>,
+}
+
+/// Periodic outages as a file writes them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOutages {
+    #[serde(deserialize_with = "duration")]
+    every: Duration,
+    #[serde(rename = "for", deserialize_with = "duration")]
+    length: Duration,
+}
+
+/// A duration written as everywhere in netns-test: `"10s"`, `"1.5s"`, `"250ms"`.
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::time::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// One address or a list of them.
@@ -328,6 +348,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
                 conditions_given: false,
                 stray_conditions: None,
                 capture: link.capture,
+                outages: link.outages.map(|o| (o.every, o.length)),
                 stray_addrs,
                 location: Some(location),
             };

@@ -9,6 +9,7 @@ mod file;
 mod plan;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::conditions::Conditions;
 use crate::trace::Trace;
@@ -88,6 +89,8 @@ pub struct Link {
     /// Conditions given with [`Link::conditions_from`] for a node that is not an end.
     pub(crate) stray_conditions: Option<String>,
     pub(crate) capture: bool,
+    /// Periodic outages from the moment the network is up: (every, for).
+    pub(crate) outages: Option<(Duration, Duration)>,
     /// Addresses given with [`Link::addr`] for a node that is not an end, kept to report them.
     pub(crate) stray_addrs: Vec<(String, String)>,
     pub(crate) location: Option<Location>,
@@ -105,6 +108,7 @@ impl Link {
             conditions_given: false,
             stray_conditions: None,
             capture: false,
+            outages: None,
             stray_addrs: Vec::new(),
             location: None,
         }
@@ -167,6 +171,15 @@ impl Link {
     /// capture every impaired link). A captured link is carried by the link engine.
     pub fn capture(mut self) -> Self {
         self.capture = true;
+        self
+    }
+
+    /// Cuts the link for `length` once every `every` for the whole test, from the moment the
+    /// network is up: [`LinkHandle::outages`](crate::LinkHandle::outages) started at bring-up
+    /// (`outages = { every = "10s", for = "1s" }` in a file). Each outage is on the timeline.
+    /// An outage not shorter than its period, or a zero, is a [`TopologyError`].
+    pub fn outages(mut self, every: Duration, length: Duration) -> Self {
+        self.outages = Some((every, length));
         self
     }
 }

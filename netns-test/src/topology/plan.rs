@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -121,6 +122,8 @@ pub(crate) struct PlannedLink {
     pub(crate) own_queue: bool,
     /// "link 2 (`a` – `b`)", for messages.
     pub(crate) label: String,
+    /// Periodic outages from bring-up on, validated: (every, for).
+    pub(crate) outages: Option<(Duration, Duration)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -345,6 +348,10 @@ fn plan_link(
             err(TopologyErrorKind::InvalidCondition { link, source }, at)
         })?;
     }
+    if let Some((every, length)) = link.outages {
+        crate::conditions::validate_outages(every, length)
+            .map_err(|source| err(TopologyErrorKind::InvalidCondition { link: label.clone(), source }, at))?;
+    }
     // Conditions given at all (perfect ones too: they may change at runtime) or a capture
     // put the link through the middle namespace; `assign_indexes` fills its devices in.
     let carried = link.capture || link.conditions_given;
@@ -356,6 +363,7 @@ fn plan_link(
         middle: carried.then(Middle::default),
         own_queue: false,
         label,
+        outages: link.outages,
     })
 }
 

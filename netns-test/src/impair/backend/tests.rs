@@ -53,6 +53,12 @@ fn the_choice_of_backend_and_its_one_line() {
         choose(LinkEngine::Auto, capture, present).unwrap().summary(),
         "user-space engine (captures need it)"
     );
+    // Only the engine has a buffer sized in time.
+    let buffer = Needs { buffer: true, ..Needs::default() };
+    assert_eq!(
+        choose(LinkEngine::Auto, buffer, present).unwrap().summary(),
+        "user-space engine (netem has no buffer sized in time)"
+    );
     // Only the engine spares neighbour discovery, so auto prefers it even with netem there.
     assert_eq!(
         choose(LinkEngine::Auto, spare, present).unwrap().summary(),

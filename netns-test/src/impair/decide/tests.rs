@@ -169,6 +169,20 @@ fn byte_limit_bounds_the_queue() {
 }
 
 #[test]
+fn a_buffer_bounds_the_queue_in_time() {
+    // 1000 bytes take 1 s at 8 kbit/s: with a 2.5 s buffer, the queue holds what leaves
+    // within 2.5 s (the packet sent at once and two waiting), the packet limit allowing more.
+    let conditions = Conditions::new().rate(8_000).buffer(Duration::from_millis(2500));
+    let mut decider = Decider::new(conditions, 1, Direction::AToB);
+    let fates: Vec<bool> =
+        (0..5).map(|_| decider.decide(offer(0, 1000)).original != Fate::QueueFull).collect();
+    assert_eq!(fates, [true, true, true, false, false]);
+    // Once the first has left, the queue takes one more.
+    assert_ne!(decider.decide(offer(1000 * MS, 1000)).original, Fate::QueueFull);
+    assert_eq!(decider.decide(offer(1000 * MS, 1000)).original, Fate::QueueFull);
+}
+
+#[test]
 fn a_superframe_counts_as_its_segments() {
     let mut decider = Decider::new(Conditions::new().rate(10_000_000).limit(10), 1, Direction::AToB);
     assert!(!decider.per_packet());

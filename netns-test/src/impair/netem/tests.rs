@@ -207,6 +207,16 @@ fn a_byte_limit_is_refused_not_dropped() {
 }
 
 #[test]
+fn a_buffer_is_refused_not_dropped() {
+    let error = options(Conditions::mobile_3g(), 0).unwrap_err();
+    assert!(
+        matches!(&error, Error::Unsupported { feature, .. } if feature == "buffer on netem"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("300ms"), "{error}");
+}
+
+#[test]
 fn the_options_travel_as_raw_bytes_not_as_a_nested_attribute() {
     let options = options(Conditions::new().delay(ms(10)), 1).unwrap();
     let attributes = options.tc_attributes();
