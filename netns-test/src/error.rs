@@ -154,6 +154,18 @@ pub enum Error {
         /// those (a duration too long to represent, an empty value).
         problem: Option<String>,
     },
+    /// `NETNS_TEST_MODE=sudo`, and `sudo -n` did not start the test's child as root: there is
+    /// no sudo, or it wants a password. The remedy names the sudoers line that allows it.
+    #[error(
+        "NETNS_TEST_MODE=sudo: `sudo -n` did not start the test's child as root without a \
+         password ({said})\n{remedy}"
+    )]
+    Sudo {
+        /// What sudo said (or why it could not run).
+        said: String,
+        /// What to do about it: the sudoers line.
+        remedy: String,
+    },
     /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
     #[error("{0}")]
     Child(String),
