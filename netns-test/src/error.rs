@@ -166,6 +166,15 @@ pub enum Error {
         /// What to do about it: the sudoers line.
         remedy: String,
     },
+    /// No mode can start the test's child here: not root, and rootless mode does not work
+    /// (the probe says why). Names what was tried, why each failed, and the remedies in order.
+    #[error("netns-test cannot start the test's child here; it tried:\n{tried}\n{remedies}")]
+    NoMode {
+        /// Each mode tried and why it failed, one per line.
+        tried: String,
+        /// What to do, in order.
+        remedies: String,
+    },
     /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
     #[error("{0}")]
     Child(String),

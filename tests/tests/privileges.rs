@@ -90,3 +90,96 @@ fn driver_sudo_mode_as_root_runs_the_child() {
     );
     assert!(outcome.status.success(), "{}", outcome.all());
 }
+
+/// Runs `subject_in_a_namespace` as `nobody` inside a user namespace of its own whose
+/// `user.max_user_namespaces` is 0: user namespaces are refused there, and the host's settings
+/// are left alone. Root maps root and `nobody` into it from outside (a map of two users needs
+/// a writer privileged in the parent namespace).
+fn run_with_user_namespaces_refused() -> netns_test_tests::Outcome {
+    use std::io::Write;
+    let script = "read go; exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv \
+                  --reuid=65534 --regid=65534 --clear-groups -- \"$0\" --exact subject_in_a_namespace \
+                  --include-ignored --nocapture' \"$0\"";
+    let mut holder = Command::new("unshare")
+        .args(["--user", "--", "sh", "-c", script])
+        .arg(std::env::current_exe().unwrap())
+        .env_remove("NETNS_TEST_MODE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare starts");
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let pid = holder.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Readiness: the holder is in its new user namespace once its ns link differs from ours.
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns == ours) {
+        assert!(std::time::Instant::now() < deadline, "unshare --user did not enter a new namespace");
+        std::thread::yield_now();
+    }
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 1\n65534 65534 1\n").expect(map);
+    }
+    holder.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let output = holder.wait_with_output().unwrap();
+    netns_test_tests::Outcome {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: std::time::Duration::ZERO,
+    }
+}
+
+/// As an unprivileged user where user namespaces are refused, a namespace test fails with what
+/// was tried and the remedies, in order; it neither passes nor is skipped.
+#[test]
+fn driver_user_namespaces_refused_names_the_cause_and_the_remedies() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("not root: cannot make a user namespace with two users; nothing to observe");
+        return;
+    }
+    let outcome = run_with_user_namespaces_refused();
+    assert!(!outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    assert!(text.contains("netns-test cannot start the test's child here; it tried:"), "{text}");
+    assert!(text.contains("- root: the test binary is not root (uid 65534)"), "{text}");
+    assert!(
+        text.contains("- rootless: user namespaces are refused: unshare(CLONE_NEWUSER) failed (No space left on device): user.max_user_namespaces is 0"),
+        "{text}"
+    );
+    assert!(text.contains("- sudo: not tried"), "{text}");
+    let apparmor = text.find("kernel.apparmor_restrict_unprivileged_userns=0").expect("AppArmor remedy");
+    let max = text.find("user.max_user_namespaces=65536").expect("limit remedy");
+    let container = text.find("docker run --privileged").expect("container remedy");
+    assert!(apparmor < max && max < container, "{text}");
+    assert!(!text.contains("test subject_in_a_namespace ... ok"), "{text}");
+}
+
+/// The AppArmor case, where a user namespace is created but the capabilities inside it are
+/// denied, simulated: `__NETNS_TEST_USERNS_FAULT=caps-denied` makes the runner's probe drop
+/// every capability right after creating the user namespace (this machine has no AppArmor
+/// restriction), and the runner's real decision refuses rootless mode with the cause.
+#[test]
+fn driver_denied_capabilities_in_a_user_namespace_are_recognised() {
+    let mut command = if nix::unistd::geteuid().is_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "subject_in_a_namespace", "--include-ignored", "--nocapture"])
+            .stdin(std::process::Stdio::null());
+        command
+    } else {
+        subject("subject_in_a_namespace")
+    };
+    command.env_remove("NETNS_TEST_MODE").env("__NETNS_TEST_USERNS_FAULT", "caps-denied");
+    let outcome = run_subject(&mut command);
+    assert!(!outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    assert!(
+        text.contains("- rootless: a user namespace was created, but writing /proc/self/setgroups in the new user namespace failed (Permission denied): capabilities inside it are denied"),
+        "{text}"
+    );
+    assert!(text.contains("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
+    assert!(text.contains("NETNS_TEST_MODE=sudo"), "{text}");
+}

@@ -7,6 +7,7 @@
 pub(crate) mod child;
 mod fork;
 mod keep;
+mod mode;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 pub(crate) mod spawn;

@@ -43,7 +43,7 @@ pub(crate) struct Launch {
 /// when it reported success and exited with status 0, with the value a sandbox body returned.
 pub(crate) fn run(launch: &Launch, settings: &Settings) -> Result<Option<String>, Error> {
     let trace = Trace::new("parent", settings.trace);
-    let spawned = spawn(&launch.key, &launch.args, settings.mode())?;
+    let spawned = spawn(&launch.key, &launch.args, super::mode::select(settings)?)?;
     trace.mark("child started (exec done)");
     Supervisor::new(spawned, launch, settings.keep_on_failure, trace).run()
 }
