@@ -61,6 +61,7 @@ pub(crate) fn run(args: &Args) -> Result {
         eprintln!("xtask: already unprivileged: `cargo test` above ran in rootless mode");
     }
     partitions_cover_the_suite()?;
+    flake_hunt()?;
     if args.no_sudo {
         eprintln!("xtask: sudo-mode archive run skipped (--no-sudo)");
     } else if nix::unistd::geteuid().is_root() {
@@ -165,6 +166,7 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
 /// The sharding steps alone (`cargo xtask sharding`).
 pub(crate) fn sharding() -> Result {
     partitions_cover_the_suite()?;
+    flake_hunt()?;
     sudo_archive_run()
 }
 
@@ -199,6 +201,41 @@ fn partitions_cover_the_suite() -> Result {
         ));
     }
     eprintln!("xtask: {} partitions list all {} tests, each once", crate::recipes::PARTITIONS, all.len());
+    Ok(())
+}
+
+/// The README's flake-hunting recipe on the deliberately flaky test: it fails within its fifty
+/// runs and prints the seed, and that seed replays the failure.
+fn flake_hunt() -> Result {
+    let recipe = crate::recipes::FLAKE_HUNT;
+    eprintln!("$ {recipe}");
+    let out =
+        Command::new("bash").args(["-c", recipe]).current_dir(root()).output().map_err(|e| e.to_string())?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        return Err(format!(
+            "the flake-hunting recipe passed fifty runs of a test that fails one in five:\n{text}"
+        ));
+    }
+    let marker = "replay the same decisions with NETNS_TEST_SEED=";
+    let seed = text
+        .split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .ok_or_else(|| format!("the flake-hunting recipe's failure printed no seed:\n{text}"))?
+        .to_string();
+    let replay = format!("{recipe} --stress-count 1");
+    let replay = replay.replacen("--stress-count 50 ", "", 1);
+    let again = Command::new("bash")
+        .args(["-c", &replay])
+        .current_dir(root())
+        .env("NETNS_TEST_SEED", &seed)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if again.status.success() {
+        return Err(format!("NETNS_TEST_SEED={seed} did not replay the failure of the flake-hunting recipe"));
+    }
+    eprintln!("xtask: flake hunting stopped at the first failure, seed {seed}, which replays it");
     Ok(())
 }
 

@@ -10,6 +10,11 @@ pub(crate) const ARCHIVE: &str = "cargo nextest archive --workspace --archive-fi
 pub(crate) const PARTITION: &str = "cargo nextest run --archive-file netns-tests.tar.zst --workspace-remap . \
                                     --profile ci --partition count:{K}/3";
 
+/// The README's flake hunting: one test, fifty times, each in a fresh process, stopping at the
+/// first failure (nextest's stress mode), on the deliberately flaky test.
+pub(crate) const FLAKE_HUNT: &str =
+    "cargo nextest run --stress-count 50 --run-ignored only -E 'test(=a_deliberately_flaky_test)'";
+
 /// How many partitions the recipes use.
 pub(crate) const PARTITIONS: usize = 3;
 
@@ -91,6 +96,7 @@ mod tests {
         assert!(commands.iter().any(|c| c.replace("${{ matrix.partition }}", "{K}") == PARTITION));
         assert!(ci_section.contains(ARCHIVE), "the README's CI section shows {ARCHIVE}");
         assert!(ci_section.contains(&partition(1)), "the README's CI section shows {}", partition(1));
+        assert!(ci_section.contains(FLAKE_HUNT), "the README's CI section shows {FLAKE_HUNT}");
     }
 
     #[test]

@@ -270,10 +270,16 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 fn exit_like(status: ExitStatus) -> ! {
     let _ = std::io::stdout().flush();
     if let Some(signal) = status.signal() {
-        // SAFETY: signal(2) and kill(2) with integer arguments.
+        // raise(3), not kill(2): a signal sent to the whole process may be taken by another
+        // thread while this one goes on to exit with a status instead.
+        // SAFETY: signal(2), sigprocmask(2) and raise(3) on a set on the stack.
         unsafe {
             libc::signal(signal, libc::SIG_DFL);
-            libc::kill(libc::getpid(), signal);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(signal);
         }
         std::process::exit(128 + signal);
     }
