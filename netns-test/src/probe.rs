@@ -94,6 +94,7 @@ pub(crate) fn isolation_remedy(rootless: bool) -> String {
          - run the tests as root, or through a sudo runner in .cargo/config.toml:\n      \
            [target.'cfg(target_os = \"linux\")']\n      \
            runner = \"sudo -E\"\n\
+         - or in sudo mode, where only the test's child runs as root: NETNS_TEST_MODE=sudo\n\
          - or allow unprivileged user namespaces (rootless mode):\n      \
            sudo sysctl -w kernel.unprivileged_userns_clone=1             (Debian, older kernels)\n      \
            sudo sysctl -w user.max_user_namespaces=65536                 (when it is 0)\n      \

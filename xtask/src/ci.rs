@@ -243,9 +243,18 @@ fn flake_hunt() -> Result {
 /// binaries only.
 const SUDO_USER: &str = "netnstest";
 
+/// The sudoers file of the sudo-mode run, removed when the run ends, however it ends.
+const SUDOERS: &str = "/etc/sudoers.d/netns-test-ci";
+
 /// Builds the recipes' archive here as root, then runs it as `netnstest` from another
 /// directory in sudo mode, partition by partition, and checks who owns what it left.
 fn sudo_archive_run() -> Result {
+    let result = sudo_archive_run_inner();
+    let _ = std::fs::remove_file(SUDOERS);
+    result
+}
+
+fn sudo_archive_run_inner() -> Result {
     use std::os::unix::fs::MetadataExt;
     let dir = PathBuf::from(format!("/var/tmp/netns-test-sudo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -268,7 +277,7 @@ fn sudo_archive_run() -> Result {
         ]))?;
     }
     // Exactly the archive's binaries, with SETENV for sudo mode's --preserve-env.
-    let sudoers = "/etc/sudoers.d/netns-test-ci";
+    let sudoers = SUDOERS;
     let deps = extract.join("target/debug/deps");
     std::fs::write(sudoers, format!("{SUDO_USER} ALL=(root) NOPASSWD:SETENV: {}/*\n", deps.display()))
         .map_err(|e| format!("writing {sudoers}: {e}"))?;
