@@ -163,6 +163,27 @@ pub enum Error {
         /// those (a duration too long to represent, an empty value).
         problem: Option<String>,
     },
+    /// `NETNS_TEST_MODE=sudo`, and `sudo -n` did not start the test's child as root: there is
+    /// no sudo, or it wants a password. The remedy names the sudoers line that allows it.
+    #[error(
+        "NETNS_TEST_MODE=sudo: `sudo -n` did not start the test's child as root without a \
+         password ({said})\n{remedy}"
+    )]
+    Sudo {
+        /// What sudo said (or why it could not run).
+        said: String,
+        /// What to do about it: the sudoers line.
+        remedy: String,
+    },
+    /// No mode can start the test's child here: not root, and rootless mode does not work
+    /// (the probe says why). Names what was tried, why each failed, and the remedies in order.
+    #[error("netns-test cannot start the test's child here; it tried:\n{tried}\n{remedies}")]
+    NoMode {
+        /// Each mode tried and why it failed, one per line.
+        tried: String,
+        /// What to do, in order.
+        remedies: String,
+    },
     /// A sandboxed child process failed (see [`sandbox`](crate::sandbox)).
     #[error("{0}")]
     Child(String),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs;
 
 use crate::ns::ScratchError;
+use crate::ns::userns::Rootless;
 
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +94,7 @@ pub(crate) fn isolation_remedy(rootless: bool) -> String {
          - run the tests as root, or through a sudo runner in .cargo/config.toml:\n      \
            [target.'cfg(target_os = \"linux\")']\n      \
            runner = \"sudo -E\"\n\
+         - or in sudo mode, where only the test's child runs as root: NETNS_TEST_MODE=sudo\n\
          - or allow unprivileged user namespaces (rootless mode):\n      \
            sudo sysctl -w kernel.unprivileged_userns_clone=1             (Debian, older kernels)\n      \
            sudo sysctl -w user.max_user_namespaces=65536                 (when it is 0)\n      \
@@ -124,7 +126,7 @@ pub fn host_checks() -> Vec<Check> {
         detail: if root {
             "root: tests run in root mode".into()
         } else {
-            "not root: tests run in rootless mode".into()
+            "not root: the mode checks say which mode the tests run in".into()
         },
         remedy: None,
     });
@@ -241,4 +243,108 @@ fn feature_check(name: &'static str, result: Result<(), String>, ok: &str, remed
             Check { name, verdict: Verdict::Missing, detail: error, remedy: Some(remedy.to_string()) }
         }
     }
+}
+
+/// What the rootless probe found, as a verdict line: whether rootless mode works, and what
+/// happened.
+pub(crate) fn rootless_detail(found: Rootless) -> (bool, String) {
+    match found {
+        Rootless::Works => (
+            true,
+            "works: a user namespace was created, and inside it setgroups, the uid and gid maps, a \
+             network namespace and a netlink request all succeeded"
+                .into(),
+        ),
+        Rootless::Refused(errno) => {
+            let cause = userns_blocker()
+                .map(|blocker| format!(": {}", blocker.split(';').next().unwrap_or_default()))
+                .unwrap_or_default();
+            (
+                false,
+                format!(
+                    "user namespaces are refused: unshare(CLONE_NEWUSER) failed ({}){cause}",
+                    errno.desc()
+                ),
+            )
+        }
+        Rootless::FailedInside(step, errno) => (
+            false,
+            format!(
+                "a user namespace was created, but {step} failed ({}): capabilities inside it are denied, \
+                 as AppArmor's kernel.apparmor_restrict_unprivileged_userns{} does",
+                errno.desc(),
+                if read_sysctl("kernel.apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+                    " (which is 1 here)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Rootless::NotProbed(errno) => (false, format!("the probe could not run ({})", errno.desc())),
+    }
+}
+
+/// The rootless probe of this process, run once (in a forked process, see `ns::userns`).
+pub(crate) fn rootless() -> Rootless {
+    static FOUND: std::sync::OnceLock<Rootless> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| crate::ns::userns::probe(crate::settings::internal::userns_caps_denied()))
+}
+
+/// The remedies when no mode works, in order.
+pub(crate) fn mode_remedies() -> String {
+    "Remedies, in order:\n\
+     - AppArmor (Ubuntu 23.10 and later) denies capabilities in user namespaces: allow them with \
+       `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or with an AppArmor profile \
+       for the test binaries (`userns,`), or use sudo mode: NETNS_TEST_MODE=sudo (in \
+       .cargo/config.toml [env], with a sudoers line for the test binaries; the error of sudo mode \
+       names it);\n\
+     - user namespaces refused: `sudo sysctl -w user.max_user_namespaces=65536` (when it is 0), or \
+       `sudo sysctl -w kernel.unprivileged_userns_clone=1` (Debian, older kernels);\n\
+     - in a container: `docker run --privileged`, or `--cap-add SYS_ADMIN --cap-add NET_ADMIN \
+       --security-opt seccomp=unconfined --security-opt apparmor=unconfined`;\n\
+     - or run the tests as root.\n\
+     `cargo xtask doctor` shows the verdict of each mode here."
+        .into()
+}
+
+/// The verdict of each mode on this machine: root, rootless (probed for real), sudo
+/// (`sudo -n true`).
+pub fn mode_checks() -> Vec<Check> {
+    let root = nix::unistd::geteuid().is_root();
+    let mut checks = vec![Check {
+        name: "mode root",
+        verdict: if root { Verdict::Ok } else { Verdict::Missing },
+        detail: if root {
+            "root: tests run in root mode (the default)".into()
+        } else {
+            format!("not root (uid {})", nix::unistd::geteuid())
+        },
+        remedy: None,
+    }];
+    let (works, detail) = rootless_detail(rootless());
+    checks.push(Check {
+        name: "mode rootless",
+        verdict: if works { Verdict::Ok } else { Verdict::Missing },
+        detail: if works && !root { format!("{detail} (the default here)") } else { detail },
+        remedy: (!works).then(mode_remedies),
+    });
+    let sudo = std::process::Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let (verdict, detail) = match sudo {
+        Ok(status) if status.success() => {
+            (Verdict::Ok, "passwordless sudo works: NETNS_TEST_MODE=sudo can start children as root".into())
+        }
+        Ok(_) => (
+            Verdict::Missing,
+            "sudo -n wants a password here: NETNS_TEST_MODE=sudo fails with the sudoers line that \
+             allows it (the test binaries' directory, NOPASSWD:SETENV)"
+                .to_string(),
+        ),
+        Err(_) => (Verdict::Missing, "sudo is not installed".to_string()),
+    };
+    checks.push(Check { name: "mode sudo", verdict, detail, remedy: None });
+    checks
 }

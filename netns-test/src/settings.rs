@@ -33,6 +33,9 @@ pub enum Mode {
     Root,
     /// A new user namespace in which the child is root: the parent need not be.
     Rootless,
+    /// The parent stays unprivileged and starts only the test's child through `sudo -n`, which
+    /// then runs as root (as in `Root`); what the child writes is handed back to the user.
+    Sudo,
 }
 
 /// What applies link conditions (`NETNS_TEST_LINK_ENGINE`).
@@ -174,8 +177,10 @@ impl Settings {
             };
         }
         if let Some(raw) = raw("NETNS_TEST_MODE") {
-            settings.forced_mode =
-                Some(raw.word("root or rootless", &[("root", Mode::Root), ("rootless", Mode::Rootless)])?);
+            settings.forced_mode = Some(raw.word(
+                "root, rootless or sudo",
+                &[("root", Mode::Root), ("rootless", Mode::Rootless), ("sudo", Mode::Sudo)],
+            )?);
         }
         if let Some(raw) = raw("NETNS_TEST_TRACE") {
             settings.trace = raw.flag()?;
@@ -213,8 +218,10 @@ impl Settings {
         Ok(settings)
     }
 
-    /// The mode a child is started in: the one `NETNS_TEST_MODE` asks for, else root when the
-    /// effective user is root, else rootless.
+    /// The mode `NETNS_TEST_MODE` asks for, else root when the effective user is root, else
+    /// rootless. The runner does not take this guess for an unprivileged user: it chooses
+    /// rootless only when a probe shows that rootless mode really works here, and fails with
+    /// what it tried otherwise.
     pub fn mode(&self) -> Mode {
         match self.forced_mode {
             Some(mode) => mode,
@@ -251,8 +258,46 @@ pub(crate) mod internal {
     pub(crate) const CHILD: &str = "__NETNS_TEST_CHILD";
     /// `status,release,stdout` descriptor numbers.
     pub(crate) const FDS: &str = "__NETNS_TEST_FDS";
+    /// In sudo mode, `uid:gid` of the user who started the tests, from the unprivileged parent
+    /// to the process that `sudo` starts: what the child writes is handed back to them.
+    pub(crate) const SUDO_OWNER: &str = "__NETNS_TEST_SUDO_OWNER";
+    /// A fault to inject into the user namespace probe, for tests of the mode decision on
+    /// machines that do not have the fault: `caps-denied` drops every capability right after
+    /// the user namespace is created, as AppArmor's `apparmor_restrict_unprivileged_userns`
+    /// does.
+    pub(crate) const USERNS_FAULT: &str = "__NETNS_TEST_USERNS_FAULT";
     /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 2] = [CHILD, FDS];
+    pub(crate) const ALL: [&str; 4] = [CHILD, FDS, SUDO_OWNER, USERNS_FAULT];
+
+    /// The prefixes of the variables that `sudo` keeps for the child in sudo mode
+    /// (`--preserve-env`): the settings, the runner's own, Rust's (`RUST_BACKTRACE`, ...),
+    /// cargo's and nextest's (tests may read them at run time).
+    const PRESERVED_PREFIXES: [&str; 5] = ["NETNS_TEST_", "__NETNS_TEST_", "RUST_", "CARGO_", "NEXTEST_"];
+
+    /// The names of this process's variables that sudo mode keeps for the child, plus `PATH`.
+    /// `HOME` is not among them: programs run as root must not write into the user's home.
+    pub(crate) fn sudo_preserved() -> Vec<String> {
+        let mut names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| PRESERVED_PREFIXES.iter().any(|prefix| name.starts_with(prefix)))
+            .filter(|name| !name.contains(','))
+            .collect();
+        names.push("PATH".into());
+        names.sort();
+        names
+    }
+
+    /// `uid:gid` handed over in sudo mode, when this process was started for it.
+    pub(crate) fn sudo_owner() -> Option<(u32, u32)> {
+        let text = std::env::var(SUDO_OWNER).ok()?;
+        let (uid, gid) = text.split_once(':')?;
+        Some((uid.parse().ok()?, gid.parse().ok()?))
+    }
+
+    /// Whether the user namespace probe is to simulate AppArmor's denial of capabilities.
+    pub(crate) fn userns_caps_denied() -> bool {
+        std::env::var_os(USERNS_FAULT).is_some_and(|value| value == "caps-denied")
+    }
 
     /// The key this process was started as the child for, if it was.
     pub(crate) fn child_key() -> Option<OsString> {
@@ -358,9 +403,10 @@ mod tests {
         let mode = |value| read(&[("NETNS_TEST_MODE", value)]).unwrap().forced_mode;
         assert_eq!(mode("root"), Some(Mode::Root));
         assert_eq!(mode("Rootless"), Some(Mode::Rootless));
+        assert_eq!(mode("SUDO"), Some(Mode::Sudo));
         assert_eq!(
             refused("NETNS_TEST_MODE", "user"),
-            "invalid NETNS_TEST_MODE=\"user\": expected root or rootless"
+            "invalid NETNS_TEST_MODE=\"user\": expected root, rootless or sudo"
         );
         let engine = |value| read(&[("NETNS_TEST_LINK_ENGINE", value)]).unwrap().link_engine;
         assert_eq!(engine("auto"), LinkEngine::Auto);

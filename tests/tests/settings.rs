@@ -42,7 +42,7 @@ fn driver_a_bad_keep_on_failure_names_the_variable() {
 #[test]
 fn driver_a_bad_mode_names_the_variable() {
     // It used to be ignored.
-    refused("NETNS_TEST_MODE", "user", "root or rootless");
+    refused("NETNS_TEST_MODE", "user", "root, rootless or sudo");
 }
 
 #[test]

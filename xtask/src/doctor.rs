@@ -1,16 +1,18 @@
 //! `cargo xtask doctor`: what this machine can do, each check with a verdict and a remedy.
 //!
-//! The host checks run here; the kernel features are tried inside a `netns_test::sandbox`
+//! The host checks and the verdict of each mode (root, rootless, sudo) run here; the kernel features are tried inside a `netns_test::sandbox`
 //! child, exactly where tests would use them.
 
 use netns_test::Topology;
-use netns_test::probe::{Check, Verdict, host_checks, namespace_checks};
+use netns_test::probe::{Check, Verdict, host_checks, mode_checks, namespace_checks};
 
 use crate::util::Result;
 
 pub(crate) fn run() -> Result {
     let host = host_checks();
     print_checks(&host);
+    // The verdict of each mode: root, rootless (probed for real), sudo.
+    print_checks(&mode_checks());
     let sandboxed = netns_test::sandbox(Topology::pair(), |_| {
         let checks = namespace_checks();
         print_checks(&checks);

@@ -5,6 +5,7 @@ mod bench;
 mod ci;
 mod doctor;
 mod layers;
+mod recipes;
 mod util;
 
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ enum Command {
     Bench(bench::Args),
     /// Checks that the library's modules import only from their layer or below (ARCHITECTURE.md).
     Layers,
+    /// The sharding steps of `ci` alone: the nextest partitions' coverage and the sudo-mode run
+    /// of the archive as `netnstest` (root only).
+    Sharding,
     /// Runs N cycles of the benchmarks' floor (the seed's kernel work in-process, no framework)
     /// one after the other and prints each one's time in nanoseconds.
     #[command(hide = true)]
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Doctor => doctor::run(),
         Command::Bench(args) => bench::run(&args),
         Command::Layers => layers::run(),
+        Command::Sharding => ci::sharding(),
         Command::FloorCycles { cycles } => bench::floor_cycles(cycles),
     };
     match result {

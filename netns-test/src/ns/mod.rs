@@ -9,6 +9,7 @@
 
 mod limits;
 pub(crate) mod setup;
+pub(crate) mod userns;
 
 use std::fmt;
 use std::fs::File;

@@ -152,6 +152,15 @@ impl PreExec {
     }
 }
 
+/// The `pre_exec` of `sudo` in sudo mode: a session of its own, so that sudo finds no
+/// controlling terminal and runs the command without a pseudo-terminal (which would relay the
+/// child's channels through pipes of its own), and so that a timeout's signal reaches sudo's
+/// whole process group. `setsid` is one raw system call.
+pub(super) fn before_sudo() -> io::Result<()> {
+    // SAFETY: setsid(2) takes no arguments.
+    if unsafe { libc::setsid() } < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// A pidfd for process `pid`, or -1 where the kernel has none (before 5.3). A raw system call
 /// on no memory: safe here, and used by the parent too.
 pub(super) fn pidfd_open(pid: libc::pid_t) -> libc::c_int {

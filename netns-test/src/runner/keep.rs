@@ -41,9 +41,11 @@ fn keep_message(
          (NETNS_TEST_KEEP_ON_FAILURE).\n"
     );
     let user = match mode {
-        Mode::Root => String::new(),
+        // In sudo mode the kept child is root's, and so is entering it.
+        Mode::Root | Mode::Sudo => String::new(),
         Mode::Rootless => format!("--user=/proc/{pid}/ns/user --preserve-credentials "),
     };
+    let sudo = if mode == Mode::Sudo { "sudo " } else { "" };
     // The PID namespace too, so that `ps` and /proc in the test's mount namespace (whose /proc
     // is the test's) show the test's processes. The reported PID is the test process itself,
     // inside that namespace; without a report it is the supervisor outside it, whose children
@@ -56,7 +58,7 @@ fn keep_message(
                 let net = node.net.map_or(format!("/proc/{pid}/ns/net"), |fd| format!("/proc/{pid}/fd/{fd}"));
                 let uts = node.uts.map_or(format!("/proc/{pid}/ns/uts"), |fd| format!("/proc/{pid}/fd/{fd}"));
                 text.push_str(&format!(
-                    "  {:width$}  nsenter {user}--pid=/proc/{pid}/ns/pid --mount=/proc/{pid}/ns/mnt \
+                    "  {:width$}  {sudo}nsenter {user}--pid=/proc/{pid}/ns/pid --mount=/proc/{pid}/ns/mnt \
                      --uts={uts} --net={net}\n",
                     node.name
                 ));
@@ -64,7 +66,7 @@ fn keep_message(
         }
         None => {
             text.push_str(&format!(
-                "The network was not ready; its namespace: nsenter {user}\
+                "The network was not ready; its namespace: {sudo}nsenter {user}\
                  --pid=/proc/{pid}/ns/pid_for_children --mount=/proc/{pid}/ns/mnt \
                  --uts=/proc/{pid}/ns/uts --net=/proc/{pid}/ns/net\n"
             ));

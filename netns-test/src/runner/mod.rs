@@ -7,9 +7,11 @@
 pub(crate) mod child;
 mod fork;
 mod keep;
+mod mode;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 pub(crate) mod spawn;
+mod sudo;
 
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -69,6 +71,7 @@ pub(crate) fn run_test(
     if let Some(context) = child::context(name) {
         child::run(context, topology, |network| body(network).map(|()| None));
     }
+    sudo::elevate_if_asked(name);
     let settings = crate::settings::get()?;
     // A timeout too long for the clock is as good as none: the parent saturates it.
     let timeout = timeout.or(settings.timeout).unwrap_or(DEFAULT_TEST_TIMEOUT);
@@ -102,7 +105,8 @@ pub(crate) fn run_sandbox(
     if let Some(context) = child::context(&key) {
         child::run(context, || Ok(topology), body);
     }
-    if child::is_sandbox_child() {
+    sudo::elevate_if_asked(&key);
+    if child::is_sandbox_child() || sudo::is_elevated_sandbox() {
         return Ok(None);
     }
     let settings = crate::settings::get()?;

@@ -43,7 +43,7 @@ pub(crate) struct Launch {
 /// when it reported success and exited with status 0, with the value a sandbox body returned.
 pub(crate) fn run(launch: &Launch, settings: &Settings) -> Result<Option<String>, Error> {
     let trace = Trace::new("parent", settings.trace);
-    let spawned = spawn(&launch.key, &launch.args, settings.mode())?;
+    let spawned = spawn(&launch.key, &launch.args, super::mode::select(settings)?)?;
     trace.mark("child started (exec done)");
     Supervisor::new(spawned, launch, settings.keep_on_failure, trace).run()
 }
@@ -96,7 +96,7 @@ const TIMELINE_LINES: usize = 40;
 
 struct Supervisor<'a> {
     child: Child,
-    release: Option<File>,
+    release: Option<super::spawn::Release>,
     mode: Mode,
     launch: &'a Launch,
     keep: Option<Duration>,
@@ -113,6 +113,9 @@ struct Supervisor<'a> {
     exit: Option<ExitStatus>,
     timed_out: bool,
     kept: bool,
+    /// Sudo mode: whether sudo started the elevated process, and what it said until then.
+    elevated: bool,
+    sudo_said: Vec<u8>,
     started: Instant,
     trace: Trace,
 }
@@ -141,6 +144,8 @@ impl<'a> Supervisor<'a> {
             exit: None,
             timed_out: false,
             kept: false,
+            elevated: false,
+            sudo_said: Vec::new(),
             started: Instant::now(),
             trace,
         }
@@ -183,8 +188,9 @@ impl<'a> Supervisor<'a> {
             // A child that reported success has flushed its output and is exiting: the verdict
             // is known, and waiting for the kernel to tear its namespaces and processes down
             // (half a millisecond, every test) would only slow the suite. It is reaped in the
-            // background.
-            if self.exit.is_none() && self.passed() {
+            // background. In sudo mode the elevated process hands the child's files back to the
+            // user after the child exits, so the verdict waits for that.
+            if self.exit.is_none() && self.passed() && self.mode != Mode::Sudo {
                 break;
             }
             if self.exit.is_none() {
@@ -244,7 +250,13 @@ impl<'a> Supervisor<'a> {
         for slot in ready {
             match slot {
                 0 => relay(&self.stdout.read_lines(), false),
-                1 => relay(&self.stderr.read_lines(), true),
+                1 => {
+                    let lines = self.stderr.read_lines();
+                    if self.mode == Mode::Sudo && !self.elevated {
+                        self.sudo_said.extend_from_slice(&lines);
+                    }
+                    relay(&lines, true);
+                }
                 2 => {
                     let lines = self.status.read_lines();
                     for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -269,6 +281,7 @@ impl<'a> Supervisor<'a> {
                 self.trace.mark("child reported success");
                 self.verdict.get_or_insert(Verdict::Passed(value));
             }
+            Report::Elevated => self.elevated = true,
             Report::Observed(observations) => {
                 self.observed.get_or_insert(observations);
             }
@@ -311,6 +324,10 @@ impl<'a> Supervisor<'a> {
         let exit = self.exit;
         // The child reports Ready just before the body starts.
         let body_started = self.ready.is_some();
+        if self.mode == Mode::Sudo && !self.elevated && !self.timed_out {
+            self.release = None;
+            return Err(super::sudo::refused(&String::from_utf8_lossy(&self.sudo_said)));
+        }
         let message = if self.timed_out {
             let timeout =
                 self.launch.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default();

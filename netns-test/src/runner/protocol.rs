@@ -25,6 +25,9 @@ pub(crate) enum Report {
     Observed(Observations),
     /// The body or the setup failed.
     Failed(Failure),
+    /// Sudo mode: `sudo` started the elevated process, which starts the child as root. A sudo
+    /// child that exits without it was refused by sudo.
+    Elevated,
 }
 
 /// What the child says once its network is up, just before the body runs.

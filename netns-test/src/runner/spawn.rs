@@ -22,7 +22,7 @@ use crate::settings::internal;
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) status: File,
-    pub(crate) release: Option<File>,
+    pub(crate) release: Option<Release>,
     pub(crate) stdout: File,
     pub(crate) stderr: File,
     pub(crate) mode: Mode,
@@ -67,7 +67,9 @@ impl Step {
             Step::ParentDeath => "prctl(PR_SET_PDEATHSIG)",
             Step::Inherit => "passing the report pipes to the child",
             Step::Unshare => match mode {
-                Mode::Root => "unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID)",
+                Mode::Root | Mode::Sudo => {
+                    "unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID)"
+                }
                 Mode::Rootless => {
                     "unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID)"
                 }
@@ -96,28 +98,80 @@ pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned,
             io::Error::new(io::ErrorKind::InvalidInput, "refusing to recurse"),
         ));
     }
-    let io_error = |what: &str| {
-        let what = what.to_string();
-        move |source| Error::io(what, source)
-    };
+    if mode == Mode::Sudo {
+        return super::sudo::spawn(key, args);
+    }
     let (status_read, status_write) = pipe().map_err(io_error("creating the report pipe"))?;
     let (release_read, release_write) = pipe().map_err(io_error("creating the release pipe"))?;
     let (stdout_read, stdout_write) = pipe().map_err(io_error("creating the output pipe"))?;
+    let ends = ChildEnds { status: status_write, release: release_read, stdout: stdout_write };
+    let mut status = File::from(status_read);
+    let mut child = match start(key, args, mode, ends, Stdio::piped()) {
+        Ok(child) => child,
+        Err(failed) => return Err(failed.into_error(&mut status)),
+    };
+    let stderr = File::from(OwnedFd::from(child.stderr.take().expect("stderr is piped")));
+    Ok(Spawned {
+        child,
+        status,
+        release: Some(Release(File::from(release_write))),
+        stdout: File::from(stdout_read),
+        stderr,
+        mode,
+    })
+}
 
+pub(super) fn io_error(what: &str) -> impl FnOnce(io::Error) -> Error {
+    let what = what.to_string();
+    move |source| Error::io(what, source)
+}
+
+/// The child's ends of its channels to the parent: where it writes its reports, where it
+/// waits for its release, and where its standard output goes.
+pub(super) struct ChildEnds {
+    pub(super) status: OwnedFd,
+    pub(super) release: OwnedFd,
+    pub(super) stdout: OwnedFd,
+}
+
+/// A spawn that failed: `Command::spawn`'s error, before the step is known.
+pub(super) struct StartFailed {
+    pub(super) source: io::Error,
+    mode: Mode,
+    flags: libc::c_int,
+}
+
+impl StartFailed {
+    /// The error, named by the step the child wrote on the report pipe (read from its
+    /// parent's end, `status`) before it failed.
+    fn into_error(self, status: &mut File) -> Error {
+        spawn_error(status, self.source, self.mode, self.flags)
+    }
+}
+
+/// Starts the child for `key` in fresh namespaces (root or rootless) with `ends` as its
+/// channels.
+pub(super) fn start(
+    key: &str,
+    args: &[OsString],
+    mode: Mode,
+    ends: ChildEnds,
+    stderr: Stdio,
+) -> Result<Child, StartFailed> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
     let maps = match mode {
-        Mode::Root => None,
+        Mode::Root | Mode::Sudo => None,
         Mode::Rootless => {
             flags |= libc::CLONE_NEWUSER;
             Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()))
         }
     };
-    let inherit = [status_write.as_raw_fd(), release_read.as_raw_fd(), stdout_write.as_raw_fd()];
+    let inherit = [ends.status.as_raw_fd(), ends.release.as_raw_fd(), ends.stdout.as_raw_fd()];
     let pre_exec = PreExec {
         parent: nix::unistd::getpid().as_raw(),
-        report_fd: status_write.as_raw_fd(),
+        report_fd: ends.status.as_raw_fd(),
         inherit,
         flags,
         maps,
@@ -133,28 +187,27 @@ pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned,
         .env(internal::FDS, format!("{},{},{}", inherit[0], inherit[1], inherit[2]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(stderr);
     // SAFETY: the closure only makes raw system calls on data prepared before fork (see
     // `fork.rs`), which is what `pre_exec` requires.
     unsafe {
         command.pre_exec(move || pre_exec.run());
     }
     let spawned = command.spawn();
-    drop((status_write, release_read, stdout_write));
-    let mut status = File::from(status_read);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(source) => return Err(spawn_error(&mut status, source, mode, flags)),
-    };
-    let stderr = File::from(OwnedFd::from(child.stderr.take().expect("stderr is piped")));
-    Ok(Spawned {
-        child,
-        status,
-        release: Some(File::from(release_write)),
-        stdout: File::from(stdout_read),
-        stderr,
-        mode,
-    })
+    drop(ends);
+    spawned.map_err(|source| StartFailed { source, mode, flags })
+}
+
+/// The parent's end of the release channel: dropping it releases a failed child. On a socket
+/// (sudo mode, where one socket carries both the reports and the release) it shuts the
+/// writing half down, since the reports' descriptor keeps the socket itself open.
+pub(crate) struct Release(pub(super) File);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        // On a pipe this fails with ENOTSOCK, and closing the descriptor does the work.
+        let _ = nix::sys::socket::shutdown(self.0.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    }
 }
 
 /// Turns a failed spawn into an error that names the step and says how to fix it.
