@@ -60,6 +60,15 @@ pub enum EventKind {
     Conditions,
     /// A note the test added ([`Network::note`](crate::Network::note)).
     Note,
+    /// A per-packet hook was installed on one direction of a link
+    /// ([`LinkHandle::hook_from`](crate::LinkHandle::hook_from)); the detail describes it.
+    HookInstalled,
+    /// A per-packet hook was removed (its guard dropped); the detail sums up what it decided
+    /// and which frames it dropped.
+    HookRemoved,
+    /// A per-packet hook panicked and was removed; the detail is its message. The test fails
+    /// with it.
+    HookPanicked,
 }
 
 impl EventKind {
@@ -77,6 +86,9 @@ impl EventKind {
             EventKind::FlapStopped => "flap_stopped",
             EventKind::Conditions => "conditions",
             EventKind::Note => "note",
+            EventKind::HookInstalled => "hook_installed",
+            EventKind::HookRemoved => "hook_removed",
+            EventKind::HookPanicked => "hook_panicked",
         }
     }
 }
