@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 pub use link::LinkHandle;
+pub use node::InterfaceCounters;
 pub use node::{Interface, Node};
 
 use crate::error::{Error, Result, name_list};

@@ -10,9 +10,24 @@ impl Network {
     /// The network's state and events, for a failure report.
     pub(crate) fn observations(&self) -> Observations {
         Observations {
-            sections: vec![self.link_counters(), self.hook_summaries()],
+            sections: vec![self.link_counters(), self.hook_summaries(), self.interface_counters()],
             timeline: self.timeline().recorded(),
         }
+    }
+
+    /// One line per interface of each node: the kernel's counters (unreadable ones say why).
+    fn interface_counters(&self) -> Section {
+        let mut lines = Vec::new();
+        for node in self.nodes() {
+            for iface in node.interfaces() {
+                let counters = match iface.counters() {
+                    Ok(counters) => counters.to_string(),
+                    Err(error) => format!("unreadable: {error}"),
+                };
+                lines.push(format!("{}:{}: {counters}", node.name(), iface.name()));
+            }
+        }
+        Section { title: "interface counters".into(), lines }
     }
 
     /// One line per per-packet hook installed during the test: where, what it decided, and
