@@ -240,7 +240,7 @@ impl LinkHandle {
     }
 
     /// The direction of the link that leaves `node`.
-    fn direction_from(&self, node: &str) -> Result<Direction> {
+    pub(super) fn direction_from(&self, node: &str) -> Result<Direction> {
         match self.inner.ends.iter().find(|end| end.node.name() == node) {
             Some(end) => Ok(end.leaving),
             None => {

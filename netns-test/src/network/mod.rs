@@ -3,6 +3,7 @@
 //! ([`fault`]), and readiness waits ([`wait`]).
 
 mod build;
+mod capture;
 pub mod fault;
 mod link;
 mod node;

@@ -24,8 +24,11 @@
 //! panics is removed at once (the frame and those after it pass), and the test fails with the
 //! hook's message and location.
 
+pub(crate) mod capture;
 mod frame;
 mod hook;
+
+pub use capture::{Capture, CapturedFrame, DEFAULT_CAPTURE_BYTES};
 
 pub use frame::Frame;
 pub(crate) use hook::HookState;
