@@ -17,6 +17,7 @@ fn client_server() -> TopologyBuilder {
 
 #[netns_test(topology = client_server)]
 fn the_tcp_handshake_is_seen_on_the_link(net: &Network) {
+    // README begin: handshake
     let link = net.link("client", "server");
     let (to_server, to_client) = (link.capture_from("client").unwrap(), link.capture_from("server").unwrap());
     let listener = net.node("server").run(|| TcpListener::bind("10.0.0.2:8080").unwrap());
@@ -31,6 +32,15 @@ fn the_tcp_handshake_is_seen_on_the_link(net: &Network) {
     assert!(syn.at <= ack.at, "{syn:?} {syn_ack:?} {ack:?}");
     assert_eq!(to_server.count(|f| f.is_tcp_syn()), 1, "the client sent exactly one SYN");
     assert_eq!(syn.frame().tcp().unwrap().get_destination(), 8080);
+    // README end
+}
+
+#[test]
+fn the_readme_shows_the_handshake_example_tested_here() {
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let region = include_str!("capture.rs").split("// README begin: handshake\n").nth(1).unwrap();
+    let region = region.split("// README end").next().unwrap();
+    assert!(squeeze(include_str!("../../README.md")).contains(&squeeze(region)), "README: {region}");
 }
 
 #[netns_test(topology = client_server)]

@@ -287,6 +287,7 @@ fn the_client_retries_a_dropped_request(net: &Network) {
         socket.connect(SERVER).unwrap();
         socket
     });
+    // README begin: drop list
     let link = net.link("client", "server");
     // Drop the 1st UDP datagram from client to server: the first request.
     let drops = link.hook_from("client", Hook::drop_nth_matching([1], "UDP", |f| f.udp().is_some())).unwrap();
@@ -294,4 +295,13 @@ fn the_client_retries_a_dropped_request(net: &Network) {
     assert_eq!(reply, "re: ping");
     assert_eq!(attempts, 2, "the first request was dropped, the retry answered");
     assert_eq!(drops.counts().dropped, 1);
+    // README end
+}
+
+#[test]
+fn the_readme_shows_the_drop_list_example_tested_here() {
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let region = include_str!("hooks.rs").split("// README begin: drop list\n").nth(1).unwrap();
+    let region = region.split("// README end").next().unwrap();
+    assert!(squeeze(include_str!("../../README.md")).contains(&squeeze(region)), "README: {region}");
 }

@@ -6,13 +6,14 @@
 //! link's conditions: pass it, drop it, delay it, duplicate it, or replace its bytes.
 //!
 //! ```no_run
-//! use netns_test::packets::{Hook, Verdict};
+//! use netns_test::packets::{Frame, Hook, HookContext, Verdict};
 //! # fn body(net: &netns_test::Network) -> netns_test::Result<()> {
 //! let link = net.link("client", "server");
 //! // Drop the 3rd and the 5th UDP datagram from client to server.
-//! let drops = link.hook_from("client", Hook::drop_nth_matching([3, 5], "UDP", |f| f.udp().is_some()))?;
+//! let udp = |f: &Frame<'_>| f.udp().is_some();
+//! let drops = link.hook_from("client", Hook::drop_nth_matching([3, 5], "UDP", udp))?;
 //! // Or any closure: delay every TCP SYN by 50 ms.
-//! let syn = link.hook_from("server", |frame: &netns_test::packets::Frame<'_>, _: &mut _| {
+//! let syn = link.hook_from("server", |frame: &Frame<'_>, _: &mut HookContext| {
 //!     if frame.is_tcp_syn() { Verdict::Delay(std::time::Duration::from_millis(50)) } else { Verdict::Pass }
 //! })?;
 //! # drop((drops, syn)); Ok(()) }
