@@ -70,6 +70,15 @@ pub enum EventKind {
     OutageStarted,
     /// One of a link's periodic outages ended.
     OutageEnded,
+    /// A per-packet hook was installed on one direction of a link
+    /// ([`LinkHandle::hook_from`](crate::LinkHandle::hook_from)); the detail describes it.
+    HookInstalled,
+    /// A per-packet hook was removed (its guard dropped); the detail sums up what it decided
+    /// and which frames it dropped.
+    HookRemoved,
+    /// A per-packet hook panicked and was removed; the detail is its message. The test fails
+    /// with it.
+    HookPanicked,
 }
 
 impl EventKind {
@@ -91,6 +100,9 @@ impl EventKind {
             EventKind::BlackholeEnded => "blackhole_ended",
             EventKind::OutageStarted => "outage_started",
             EventKind::OutageEnded => "outage_ended",
+            EventKind::HookInstalled => "hook_installed",
+            EventKind::HookRemoved => "hook_removed",
+            EventKind::HookPanicked => "hook_panicked",
         }
     }
 }

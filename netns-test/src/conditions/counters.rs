@@ -34,6 +34,8 @@ pub struct DirectionCounters {
     /// GSO superframes that crossed whole because nothing acted on single packets (their
     /// segments count in the frame and byte counters like any wire packet).
     pub superframes: u64,
+    /// Frames a per-packet hook dropped ([`Verdict::Drop`](crate::packets::Verdict::Drop)).
+    pub hook_drops: u64,
 }
 
 impl fmt::Display for DirectionCounters {
@@ -55,6 +57,11 @@ impl fmt::Display for DirectionCounters {
             self.overruns,
             self.send_errors,
             self.superframes
-        )
+        )?;
+        // Only when a hook dropped something, so that a line without hooks reads as before.
+        if self.hook_drops > 0 {
+            write!(f, ", hook drops {}", self.hook_drops)?;
+        }
+        Ok(())
     }
 }

@@ -11,14 +11,16 @@ use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::engine::{Engine, LinkId, LinkSpec};
+use super::engine::{Engine, Installed, LinkId, LinkSpec};
 use super::netem::{NetemOptions, apply as apply_netem, netem_available};
 use super::packet::Port;
 use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
 use crate::error::{Error, Result};
 use crate::netlink::{At, NetlinkRuntime, NodeNetlink};
 use crate::ns::NsFds;
+use crate::packets::{Hook, HookState};
 use crate::settings::{LinkEngine, Settings};
+use crate::timeline::Timeline;
 use crate::topology::{Device, Middle, Plan, PlannedLink};
 
 /// What carries the links with conditions.
@@ -390,6 +392,51 @@ impl Backend {
                          set NETNS_TEST_LINK_ENGINE=userspace"
                     .into(),
             }),
+        }
+    }
+
+    /// Installs a per-packet hook on `direction` of plan link `index`, which only the
+    /// user-space engine can run.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] with netem, or when the direction has a hook already; the
+    /// engine not answering.
+    pub(crate) fn install_hook(
+        &self,
+        index: usize,
+        direction: Direction,
+        hook: Hook,
+        state: Arc<HookState>,
+        timeline: Timeline,
+    ) -> Result<()> {
+        match &self.how {
+            How::Engine { engine, ids } => {
+                let id = ids[index].expect("carried links are attached");
+                engine.install_hook(id, direction, Installed::new(hook, state, timeline))
+            }
+            How::Netem => Err(Error::Unsupported {
+                feature: "per-packet hooks with netem".into(),
+                reason: "netem forwards in the kernel, where no Rust code sees the frames;                          set NETNS_TEST_LINK_ENGINE=userspace"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Removes the hook `state` from `direction` of plan link `index`, if it is still there.
+    pub(crate) fn remove_hook(&self, index: usize, direction: Direction, state: &HookState) -> Result<()> {
+        match &self.how {
+            How::Engine { engine, ids } => {
+                engine.remove_hook(ids[index].expect("carried links are attached"), direction, state)
+            }
+            How::Netem => Ok(()),
+        }
+    }
+
+    /// Every hook installed so far (none with netem).
+    pub(crate) fn hooks(&self) -> Vec<Arc<HookState>> {
+        match &self.how {
+            How::Engine { engine, .. } => engine.hooks(),
+            How::Netem => Vec::new(),
         }
     }
 

@@ -26,6 +26,8 @@ use super::decide::Decider;
 use super::packet::{PacketSocket, Port};
 use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
 use crate::error::{Error, Result};
+use crate::packets::{Hook, HookContext, HookState};
+use crate::timeline::Timeline;
 
 /// How long a caller waits for the engine thread to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,6 +78,7 @@ struct Counters {
     overruns: AtomicU64,
     send_errors: AtomicU64,
     superframes: AtomicU64,
+    hook_drops: AtomicU64,
     /// Wire packets held now (not a counter: goes down as frames leave).
     held: AtomicU64,
     /// Bytes held now.
@@ -99,6 +102,7 @@ impl Counters {
             overruns: get(&self.overruns),
             send_errors: get(&self.send_errors),
             superframes: get(&self.superframes),
+            hook_drops: get(&self.hook_drops),
         }
     }
 }
@@ -115,11 +119,35 @@ struct EngineLink {
     sockets: [PacketSocket; 2],
     deciders: [Decider; 2],
     capture: Option<Capture>,
+    /// The per-packet hook of each direction.
+    hooks: [Option<Box<Installed>>; 2],
+    /// How many hooks each direction has had, which seeds the next one's generator.
+    hook_ordinals: [u64; 2],
+    /// The link's seed, for the hooks' generators.
+    seed: u64,
+}
+
+/// A hook as the engine thread runs it.
+pub(crate) struct Installed {
+    hook: Hook,
+    ctx: Option<HookContext>,
+    state: Arc<HookState>,
+    /// Where the hook's panic is recorded.
+    timeline: Timeline,
+}
+
+impl Installed {
+    /// A hook ready to install; its generator is seeded when the engine installs it.
+    pub(crate) fn new(hook: Hook, state: Arc<HookState>, timeline: Timeline) -> Installed {
+        Installed { hook, ctx: None, state, timeline }
+    }
 }
 
 enum Command {
     Attach(Box<EngineLink>, SyncSender<io::Result<()>>),
     SetConditions(LinkId, Direction, Box<Conditions>, SyncSender<io::Result<()>>),
+    /// Installs (or, with `None`, removes) the hook of one direction.
+    SetHook(LinkId, Direction, Option<Box<Installed>>, SyncSender<io::Result<()>>),
     Flush(SyncSender<io::Result<()>>),
 }
 
@@ -142,6 +170,8 @@ impl Shared {
 pub(crate) struct Engine {
     shared: Arc<Shared>,
     links: Mutex<Vec<Arc<LinkShared>>>,
+    /// Every hook installed so far, for the failure report and the hooks' panics.
+    hooks: Mutex<Vec<Arc<HookState>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -164,7 +194,12 @@ impl Engine {
             .name("netns-test-link".into())
             .spawn(move || runner.run())
             .map_err(|e| Error::io("starting the link engine thread", e))?;
-        Ok(Engine { shared, links: Mutex::new(Vec::new()), thread: Some(thread) })
+        Ok(Engine {
+            shared,
+            links: Mutex::new(Vec::new()),
+            hooks: Mutex::new(Vec::new()),
+            thread: Some(thread),
+        })
     }
 
     /// Starts carrying a link: opens its sockets in its namespace, then hands it to the
@@ -186,6 +221,9 @@ impl Engine {
                 Decider::new(backward.into_inner(), spec.seed, Direction::BToA),
             ],
             capture,
+            hooks: [None, None],
+            hook_ordinals: [0, 0],
+            seed: spec.seed,
         };
         let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
         let id = LinkId(links.len());
@@ -211,6 +249,53 @@ impl Engine {
         self.command(&format!("changing the conditions of link `{label}` {direction}"), |reply| {
             Command::SetConditions(id, direction, Box::new(conditions.into_inner()), reply)
         })
+    }
+
+    /// Installs `hook` on `direction` of link `id`, replacing none: a direction has one hook
+    /// at most. Frames that enter after this returns meet the hook.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when the direction has a hook already; [`Error::Timeout`] when
+    /// the engine thread does not answer.
+    pub(crate) fn install_hook(&self, id: LinkId, direction: Direction, hook: Installed) -> Result<()> {
+        let state = Arc::clone(&hook.state);
+        let label = self.label(id);
+        let mut hooks = self.hooks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(other) =
+            hooks.iter().find(|other| other.subject == state.subject && other.active.load(Ordering::Acquire))
+        {
+            return Err(Error::Unsupported {
+                feature: format!("a second hook on {}", state.subject),
+                reason: format!(
+                    "that direction has a hook already ({}); remove it (drop its guard) first",
+                    other.description
+                ),
+            });
+        }
+        self.command(&format!("installing a hook on link `{label}` {direction}"), |reply| {
+            Command::SetHook(id, direction, Some(Box::new(hook)), reply)
+        })?;
+        hooks.push(state);
+        Ok(())
+    }
+
+    /// Removes the hook `state` from `direction` of link `id`, if it is still there.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the engine thread does not answer.
+    pub(crate) fn remove_hook(&self, id: LinkId, direction: Direction, state: &HookState) -> Result<()> {
+        if !state.active.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let label = self.label(id);
+        self.command(&format!("removing the hook on link `{label}` {direction}"), |reply| {
+            Command::SetHook(id, direction, None, reply)
+        })
+    }
+
+    /// Every hook installed so far, removed or not.
+    pub(crate) fn hooks(&self) -> Vec<Arc<HookState>> {
+        self.hooks.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The counters of both directions (a→b, b→a).

@@ -125,6 +125,24 @@ impl At<'_> {
             .map_err(self.fail(what))
     }
 
+    /// `ip -s link show dev <index>`: the interface's 64-bit statistics (`IFLA_STATS64`).
+    pub(crate) async fn stats64(&self, index: u32) -> Result<rtnetlink::packet_route::link::Stats64> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let what = "ip -s link show";
+        let mut dump = self.handle.link().get().match_index(index).execute();
+        let mut found = None;
+        while let Some(message) = dump.next().await {
+            let message = message.map_err(self.fail(what))?;
+            found = found.or_else(|| {
+                message.attributes.iter().find_map(|attribute| match attribute {
+                    LinkAttribute::Stats64(stats) => Some(*stats),
+                    _ => None,
+                })
+            });
+        }
+        Ok(found.unwrap_or_default())
+    }
+
     /// `ip neigh show nud incomplete nud failed`: the neighbours being resolved, or that
     /// failed to resolve, as (interface index, address).
     pub(crate) async fn unresolved_neighbours(&self) -> Result<Vec<(u32, IpAddr)>> {

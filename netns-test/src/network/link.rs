@@ -12,6 +12,7 @@ use crate::conditions::{Conditions, Direction, DirectionCounters};
 use crate::error::{Error, Result, name_list};
 use crate::impair::Backend;
 use crate::netlink::At;
+use crate::packets::{Hook, HookGuard, HookState};
 use crate::timeline::{EventKind, Timeline};
 use crate::topology::{Neighbour, PlannedRoute};
 
@@ -239,7 +240,7 @@ impl LinkHandle {
     }
 
     /// The direction of the link that leaves `node`.
-    fn direction_from(&self, node: &str) -> Result<Direction> {
+    pub(super) fn direction_from(&self, node: &str) -> Result<Direction> {
         match self.inner.ends.iter().find(|end| end.node.name() == node) {
             Some(end) => Ok(end.leaving),
             None => {
@@ -358,5 +359,62 @@ impl LinkHandle {
                     .await
             })
         })
+    }
+
+    /// The direction as the timeline names it: `a:eth0 → b:eth0`.
+    fn direction_subject(&self, direction: Direction) -> String {
+        let [a, b] = &self.inner.ends;
+        let (from, to) = if a.leaving == direction { (a, b) } else { (b, a) };
+        format!("{}:{} → {}:{}", from.node.name(), from.ifname, to.node.name(), to.ifname)
+    }
+
+    /// Installs a per-packet hook on the direction that leaves `node`: each frame entering
+    /// that direction meets `hook` (a closure `FnMut(&Frame, &mut HookContext) -> Verdict`,
+    /// or a ready-made [`Hook`] such as a drop list) before the link's conditions. The hook
+    /// stays until the returned guard is dropped; installs and removals are on the
+    /// [timeline](Network::events), the removal with what the hook decided.
+    ///
+    /// The link must be carried by the user-space engine (give it conditions, even
+    /// `Conditions::new()`, and do not force netem). A direction has one hook at a time.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a link built without conditions, a link netem carries, or
+    /// a direction that has a hook already; [`Error::UnknownNode`] for a node that is not an
+    /// end of the link.
+    pub fn hook_from(&self, node: &str, hook: impl Into<Hook>) -> Result<HookGuard> {
+        let direction = self.direction_from(node)?;
+        let backend = self.carrier("per-packet hooks on")?;
+        let hook = hook.into();
+        let subject = self.direction_subject(direction);
+        let state = Arc::new(HookState::new(subject.clone(), hook.description.clone()));
+        let timeline = self.timeline().clone();
+        backend.install_hook(self.inner.link, direction, hook, Arc::clone(&state), timeline)?;
+        self.timeline().record(EventKind::HookInstalled, subject, state.description.clone());
+        let link = self.clone();
+        let removed = Arc::clone(&state);
+        let remove = move || {
+            let Some(backend) = link.inner.network.backend() else { return Ok(()) };
+            let panicked = removed.panic_message().is_some();
+            backend.remove_hook(link.inner.link, direction, &removed)?;
+            if !panicked {
+                link.timeline().record(EventKind::HookRemoved, removed.subject.clone(), removed.summary());
+            }
+            Ok(())
+        };
+        Ok(HookGuard { state, remove: Some(Box::new(remove)) })
+    }
+
+    /// The backend carrying this link, for a feature only a carried link has.
+    fn carrier(&self, feature: &str) -> Result<&Backend> {
+        match self.inner.network.backend() {
+            Some(backend) if self.inner.carried => Ok(backend),
+            _ => Err(Error::Unsupported {
+                feature: format!("{feature} {}", self.describe()),
+                reason: "the link was built without conditions, so the user-space engine does not carry \
+                         it; give it some in the topology (`Link::conditions(Conditions::new())` for a \
+                         perfect link)"
+                    .into(),
+            }),
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! ([`fault`]), and readiness waits ([`wait`]).
 
 mod build;
+mod capture;
 pub mod fault;
 mod link;
 mod node;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 pub use link::LinkHandle;
+pub use node::InterfaceCounters;
 pub use node::{Interface, Node};
 
 use crate::error::{Error, Result, name_list};

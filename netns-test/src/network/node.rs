@@ -29,9 +29,98 @@ pub struct Interface {
     addrs: Vec<IpNet>,
     peer_node: String,
     peer_name: String,
+    /// Where the interface's kernel counters are read.
+    kernel: Kernel,
+}
+
+/// What an [`Interface`] needs to read its kernel counters: its node's netlink connection.
+/// Two interfaces are equal by their data; this part does not take part.
+#[derive(Clone)]
+struct Kernel {
+    node: String,
+    netlink: NodeNetlink,
+    netlink_rt: Arc<NetlinkRuntime>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Kernel")
+    }
+}
+
+impl PartialEq for Kernel {
+    fn eq(&self, _: &Kernel) -> bool {
+        true
+    }
+}
+
+impl Eq for Kernel {}
+
+/// The kernel's counters of one interface (`ip -s link`, netlink's `IFLA_STATS64`), as
+/// [`Interface::counters`] reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InterfaceCounters {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received (Ethernet headers included).
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Received packets the kernel dropped.
+    pub rx_dropped: u64,
+    /// Packets to send that the kernel dropped.
+    pub tx_dropped: u64,
+    /// Bad packets received.
+    pub rx_errors: u64,
+    /// Packets that could not be sent.
+    pub tx_errors: u64,
+}
+
+impl fmt::Display for InterfaceCounters {
+    /// `rx 12 packets/1200 B (dropped 0, errors 0), tx …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rx {} packets/{} B (dropped {}, errors {}), tx {} packets/{} B (dropped {}, errors {})",
+            self.rx_packets,
+            self.rx_bytes,
+            self.rx_dropped,
+            self.rx_errors,
+            self.tx_packets,
+            self.tx_bytes,
+            self.tx_dropped,
+            self.tx_errors
+        )
+    }
 }
 
 impl Interface {
+    /// The kernel's counters of the interface now: packets, bytes, drops and errors each way
+    /// (netlink's 64-bit statistics, as `ip -s link show` prints them).
+    ///
+    /// # Errors
+    /// A netlink failure.
+    pub fn counters(&self) -> Result<InterfaceCounters> {
+        let Kernel { node, netlink, netlink_rt } = &self.kernel;
+        let (node, handle, index) = (node.clone(), netlink.handle.clone(), self.index);
+        let stats = netlink_rt.block_on(async move {
+            crate::netlink::At { node: &node, handle: &handle }.stats64(index).await
+        })?;
+        Ok(InterfaceCounters {
+            rx_packets: stats.rx_packets,
+            tx_packets: stats.tx_packets,
+            rx_bytes: stats.rx_bytes,
+            tx_bytes: stats.tx_bytes,
+            rx_dropped: stats.rx_dropped,
+            tx_dropped: stats.tx_dropped,
+            rx_errors: stats.rx_errors,
+            tx_errors: stats.tx_errors,
+        })
+    }
+
     /// The interface name, e.g. `veth0`.
     pub fn name(&self) -> &str {
         &self.name
@@ -163,6 +252,11 @@ impl Node {
                     addrs: iface.addrs.clone(),
                     peer_node: plan.nodes[peer].name.clone(),
                     peer_name: plan.nodes[peer].ifaces[peer_iface].name.clone(),
+                    kernel: Kernel {
+                        node: spec.name.clone(),
+                        netlink: netlink.clone(),
+                        netlink_rt: Arc::clone(&netlink_rt),
+                    },
                 }
             })
             .collect();

@@ -9,7 +9,55 @@ use crate::timeline::{Observations, Section};
 impl Network {
     /// The network's state and events, for a failure report.
     pub(crate) fn observations(&self) -> Observations {
-        Observations { sections: vec![self.link_counters()], timeline: self.timeline().recorded() }
+        Observations {
+            sections: vec![self.link_counters(), self.hook_summaries(), self.interface_counters()],
+            timeline: self.timeline().recorded(),
+        }
+    }
+
+    /// One line per interface of each node: the kernel's counters (unreadable ones say why).
+    fn interface_counters(&self) -> Section {
+        let mut lines = Vec::new();
+        for node in self.nodes() {
+            for iface in node.interfaces() {
+                let counters = match iface.counters() {
+                    Ok(counters) => counters.to_string(),
+                    Err(error) => format!("unreadable: {error}"),
+                };
+                lines.push(format!("{}:{}: {counters}", node.name(), iface.name()));
+            }
+        }
+        Section { title: "interface counters".into(), lines }
+    }
+
+    /// One line per per-packet hook installed during the test: where, what it decided, and
+    /// whether it is still installed, was removed, or panicked.
+    fn hook_summaries(&self) -> Section {
+        let hooks = self.backend().map(|backend| backend.hooks()).unwrap_or_default();
+        let lines = hooks
+            .iter()
+            .map(|hook| {
+                let status = match hook.panic_message() {
+                    Some(message) => format!("panicked: {message}"),
+                    None if hook.active.load(std::sync::atomic::Ordering::Acquire) => "installed".into(),
+                    None => "removed".into(),
+                };
+                format!("{}: {} ({status})", hook.subject, hook.summary())
+            })
+            .collect();
+        Section { title: "hooks".into(), lines }
+    }
+
+    /// The first per-packet hook that panicked: its panic's own message (to find its
+    /// location among the panics the runner saw), and the message the test fails with.
+    pub(crate) fn hook_panic(&self) -> Option<(String, String)> {
+        let hooks = self.backend()?.hooks();
+        hooks.iter().find_map(|hook| {
+            let message = hook.panic_message()?;
+            let failure =
+                format!("a per-packet hook on {} ({}) panicked: {message}", hook.subject, hook.description);
+            Some((message, failure))
+        })
     }
 
     /// One line per direction of each link the user-space engine carries: what it did to the

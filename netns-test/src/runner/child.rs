@@ -134,7 +134,33 @@ pub(crate) fn run(
             Err(Failure::Panic { message, location })
         }
     };
+    let verdict = with_hook_panic(network, verdict);
     finish(&mut context, verdict)
+}
+
+/// The verdict, unless a per-packet hook panicked: then the test fails with the hook's panic
+/// (its message and location), whatever the body did, since what the body saw after it is
+/// not what the test meant to check.
+fn with_hook_panic(
+    network: &Network,
+    verdict: std::result::Result<Option<String>, Failure>,
+) -> std::result::Result<Option<String>, Failure> {
+    let Some((raw, message)) = network.hook_panic() else { return verdict };
+    let location = PANICS
+        .lock()
+        .ok()
+        .and_then(|panics| panics.iter().rev().find(|(m, _)| *m == raw).map(|(_, l)| l.clone()));
+    let message = match verdict {
+        Ok(_) => message,
+        Err(
+            Failure::Panic { message: body, .. }
+            | Failure::Error { message: body }
+            | Failure::Setup { message: body },
+        ) => {
+            format!("{message}\n(the test body failed as well: {body})")
+        }
+    };
+    Err(Failure::Panic { message, location })
 }
 
 /// This process's PID in the parent's PID namespace, read from the /proc the process started

@@ -69,6 +69,43 @@ fn throughput(conditions: Option<(Conditions, Conditions)>, total: u64) -> Resul
     sandbox_with(seed_link(conditions), move |net| tcp_throughput(net, total)).map_err(|e| format!("{e:?}"))
 }
 
+/// Which hook the per-packet throughput runs with, on both directions.
+#[derive(Clone, Copy)]
+enum HookKind {
+    /// None: the engine's per-packet path alone.
+    Without,
+    /// A closure that passes every frame without looking at it.
+    Noop,
+    /// A closure that parses every frame (IPv4, then TCP ports and flags) before passing it.
+    Parse,
+}
+
+/// TCP throughput over the per-packet path (1 ns of jitter each way) with `hook` on both
+/// directions.
+fn per_packet_throughput(hook: HookKind, total: u64) -> Result<f64> {
+    use netns_test::packets::{Frame, HookContext, Verdict};
+    let jitter = both(Conditions::new().jitter(Duration::from_nanos(1)));
+    sandbox_with(seed_link(jitter), move |net| {
+        let link = net.link("test0", "test1");
+        let install = |node: &str| -> std::result::Result<_, String> {
+            let guard = match hook {
+                HookKind::Without => return Ok(None),
+                HookKind::Noop => link.hook_from(node, |_: &Frame<'_>, _: &mut HookContext| Verdict::Pass),
+                HookKind::Parse => link.hook_from(node, |frame: &Frame<'_>, _: &mut HookContext| {
+                    let parsed = frame.ipv4().map(|ip| ip.get_source());
+                    let tcp = frame.tcp().map(|tcp| (tcp.get_source(), tcp.get_destination()));
+                    std::hint::black_box((parsed, tcp, frame.tcp_flags()));
+                    Verdict::Pass
+                }),
+            };
+            guard.map(Some).map_err(|e| e.to_string())
+        };
+        let _guards = (install("test0")?, install("test1")?);
+        tcp_throughput(net, total)
+    })
+    .map_err(|e| format!("{e:?}"))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -92,8 +129,17 @@ pub(crate) fn run(quick: bool) -> Result {
 
     // A jitter of 1 ns changes nothing a test could see but sends every frame down the
     // per-packet path (cut into wire packets, checksums computed).
-    let per_packet = throughput(both(Conditions::new().jitter(Duration::from_nanos(1))), total / 4)?;
+    let per_packet = per_packet_throughput(HookKind::Without, total / 4)?;
     println!("per-packet path (superframes cut into wire packets): engine {per_packet:.0} Mbit/s");
+    // The same path with a hook on both directions: one that passes every frame untouched,
+    // and one that parses every frame (IPv4, TCP ports and flags) first.
+    let hook_noop = per_packet_throughput(HookKind::Noop, total / 4)?;
+    let hook_parse = per_packet_throughput(HookKind::Parse, total / 4)?;
+    let (hook_noop_ratio, hook_parse_ratio) = (hook_noop / per_packet, hook_parse / per_packet);
+    println!(
+        "per-packet path with hooks: no-op {hook_noop:.0} Mbit/s ({hook_noop_ratio:.2}x), \
+         parsing {hook_parse:.0} Mbit/s ({hook_parse_ratio:.2}x)"
+    );
 
     let delay = both(Conditions::new().delay(Duration::from_millis(10)));
     let (median_ms, p90_ms): (f64, f64) = sandbox_with(seed_link(delay), move |net| {
@@ -126,7 +172,7 @@ pub(crate) fn run(quick: bool) -> Result {
 
     println!(
         "link: veth_mbps={veth_mbps:.0} engine_mbps={engine_mbps:.0} ratio={:.2} rtt_20ms_median_ms={median_ms:.3} \
-         loss10_measured_pct={loss_pct:.2}",
+         loss10_measured_pct={loss_pct:.2} hook_noop_ratio={hook_noop_ratio:.2} hook_parse_ratio={hook_parse_ratio:.2}",
         engine_mbps / veth_mbps
     );
     Ok(())

@@ -10,11 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use std::panic::{self, AssertUnwindSafe};
+
 use super::super::decide::{Fate, Offer};
 use super::super::gso::{self, VNET_LEN, VnetHdr};
 use super::super::neighbour::is_neighbour_discovery;
 use super::super::packet::MAX_FRAME;
 use super::{BATCH, Command, EngineLink, MAX_HELD, MAX_HELD_BYTES, Shared};
+use crate::packets::{Frame, HookContext, Verdict};
+use crate::timeline::EventKind;
 
 /// Adds `n` to a counter. One writer (the engine thread): a relaxed load and store is enough
 /// and cheaper than an atomic read-modify-write.
@@ -189,6 +193,16 @@ impl Runner {
                     self.links[id.0].deciders[direction.index()].set_conditions(*conditions, direction);
                     let _ = reply.send(Ok(()));
                 }
+                Command::SetHook(id, direction, hook, reply) => {
+                    let link = &mut self.links[id.0];
+                    let side = direction.index();
+                    link.hooks[side] = hook.map(|mut hook| {
+                        hook.ctx = Some(HookContext::new(direction, link.seed, link.hook_ordinals[side]));
+                        link.hook_ordinals[side] += 1;
+                        hook
+                    });
+                    let _ = reply.send(Ok(()));
+                }
                 Command::Flush(reply) => {
                     for link in &mut self.links {
                         if let Some(capture) = &mut link.capture {
@@ -230,12 +244,14 @@ impl Runner {
         let link = &self.links[id];
         // Frames are turned into real wire packets when single packets are acted on or
         // captured; otherwise they cross as they came, offloads and all.
-        let materialize = link.deciders[direction].per_packet() || link.capture.is_some();
+        let materialize = link.deciders[direction].per_packet()
+            || link.capture.is_some()
+            || link.hooks[direction].is_some();
         if materialize && hdr.is_gso() {
             if let Some(segments) = gso::segment(&hdr, &buffer[VNET_LEN..]) {
-                for mut segment in segments {
+                for segment in segments {
                     let wire_len = segment.len() - VNET_LEN;
-                    self.offer(Route { id, direction, segments: 1, wire_len }, &mut segment, now);
+                    self.offer(Route { id, direction, segments: 1, wire_len }, &segment, now);
                 }
                 return;
             }
@@ -250,8 +266,9 @@ impl Runner {
         self.offer(Route { id, direction, segments, wire_len }, buffer, now);
     }
 
-    /// Decides the fate of one frame and schedules its copies.
-    fn offer(&mut self, route: Route, buffer: &mut [u8], now: u64) {
+    /// Counts one frame in, runs the direction's hook on it, then hands what the hook
+    /// decided to the conditions.
+    fn offer(&mut self, route: Route, buffer: &[u8], now: u64) {
         let Route { id, direction, segments, wire_len } = route;
         let link = &mut self.links[id];
         let counters = &link.shared.counters[direction];
@@ -263,8 +280,64 @@ impl Runner {
             add(&counters.queue_drops, u64::from(segments));
             return;
         }
+        if link.hooks[direction].is_none() {
+            return self.condition(route, buffer, now, 0);
+        }
+        match self.hook(id, direction, &buffer[VNET_LEN..]) {
+            Verdict::Pass => self.condition(route, buffer, now, 0),
+            Verdict::Delay(by) => {
+                let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+                self.condition(route, buffer, now, by);
+            }
+            Verdict::Duplicate => {
+                self.condition(route, buffer, now, 0);
+                self.condition(route, buffer, now, 0);
+            }
+            Verdict::Replace(bytes) if bytes.len() >= 14 => {
+                // The replacement has no offload to describe: an all-zero virtio header.
+                let mut data = vec![0; VNET_LEN + bytes.len()];
+                data[VNET_LEN..].copy_from_slice(&bytes);
+                self.condition(Route { segments: 1, wire_len: bytes.len(), ..route }, &data, now, 0);
+            }
+            Verdict::Drop | Verdict::Replace(_) => {
+                add(&self.links[id].shared.counters[direction].hook_drops, u64::from(segments));
+            }
+        }
+    }
+
+    /// Runs the hook of `direction` of link `id` on `frame`. A hook that panics is removed,
+    /// its panic recorded for the failure report, and the frame passes.
+    fn hook(&mut self, id: usize, direction: usize, frame: &[u8]) -> Verdict {
+        let link = &mut self.links[id];
+        let Some(installed) = link.hooks[direction].as_mut() else { return Verdict::Pass };
+        let Some(ctx) = installed.ctx.as_mut() else { return Verdict::Pass };
+        let view = Frame::new(frame);
+        let decide = &mut installed.hook.decide;
+        match panic::catch_unwind(AssertUnwindSafe(|| decide(&view, ctx))) {
+            Ok(verdict) => {
+                installed.state.count(&verdict, ctx.index());
+                ctx.advance();
+                verdict
+            }
+            Err(payload) => {
+                let message = payload_message(payload.as_ref());
+                let detail = format!("{}, at frame {}: {message}", installed.state.description, ctx.index());
+                installed.timeline.record(EventKind::HookPanicked, installed.state.subject.clone(), detail);
+                installed.state.set_panic(message);
+                link.hooks[direction] = None;
+                Verdict::Pass
+            }
+        }
+    }
+
+    /// Decides the fate of one frame by the conditions and schedules its copies, `extra`
+    /// nanoseconds later than the conditions say (a hook's delay).
+    fn condition(&mut self, route: Route, buffer: &[u8], now: u64, extra: u64) {
+        let Route { id, direction, segments, wire_len } = route;
+        let link = &mut self.links[id];
         let neighbour = is_neighbour_discovery(&buffer[VNET_LEN..]);
         let decision = link.deciders[direction].decide(Offer { now, len: wire_len, segments, neighbour });
+        let counters = &link.shared.counters[direction];
         if decision.spared {
             add(&counters.spared, 1);
         }
@@ -290,7 +363,7 @@ impl Runner {
                         }
                         copy = Some(data);
                     }
-                    self.schedule(route, depart, now, copy, buffer);
+                    self.schedule(route, depart.saturating_add(extra), now, copy, buffer);
                 }
             }
         }
@@ -384,6 +457,17 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+/// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_string()
     }
 }
 
