@@ -159,6 +159,7 @@ mod names;
 mod netlink;
 mod network;
 mod ns;
+pub mod picture;
 pub mod ping;
 pub mod probe;
 mod runner;

@@ -300,7 +300,7 @@ impl Node {
     }
 
     /// The namespaces the node is held by.
-    pub(super) fn fds(&self) -> &NsFds {
+    pub(crate) fn fds(&self) -> &NsFds {
         &self.inner.fds
     }
 
