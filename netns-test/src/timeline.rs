@@ -128,6 +128,9 @@ pub(crate) struct Observations {
     pub(crate) sections: Vec<Section>,
     /// The network's events.
     pub(crate) timeline: Recorded,
+    /// The topology's picture (SVG), for the failure report.
+    #[serde(default)]
+    pub(crate) picture: String,
 }
 
 /// One titled block of a failure's observations (`link counters:` and one line per direction).
@@ -264,6 +267,7 @@ mod tests {
                 Section { title: "empty".into(), lines: vec![] },
             ],
             timeline: Timeline::start("network", "").recorded(),
+            picture: String::new(),
         };
         let text = observations.summary(10);
         let lines: Vec<&str> = text.lines().skip(1).collect();

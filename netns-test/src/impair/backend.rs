@@ -66,7 +66,7 @@ fn link_seed(network: u64, index: usize) -> u64 {
 
 /// Where a test's artifacts go: `setting` (`NETNS_TEST_ARTIFACTS`), else `target/netns-test/`
 /// next to the test binary (`target/<profile>/deps/`), else the temporary directory.
-fn artifacts_dir(setting: Option<&Path>, test: &str) -> PathBuf {
+pub(crate) fn artifacts_dir(setting: Option<&Path>, test: &str) -> PathBuf {
     let base = setting.map(Path::to_path_buf).unwrap_or_else(|| {
         std::env::current_exe()
             .ok()

@@ -9,7 +9,11 @@ use crate::timeline::{Observations, Section};
 impl Network {
     /// The network's state and events, for a failure report.
     pub(crate) fn observations(&self) -> Observations {
-        Observations { sections: vec![self.link_counters()], timeline: self.timeline().recorded() }
+        Observations {
+            sections: vec![self.link_counters()],
+            timeline: self.timeline().recorded(),
+            picture: crate::picture::svg(self.topology()),
+        }
     }
 
     /// One line per direction of each link the user-space engine carries: what it did to the

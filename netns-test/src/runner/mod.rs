@@ -9,6 +9,7 @@ mod fork;
 mod keep;
 pub(crate) mod parent;
 pub(crate) mod protocol;
+mod report;
 pub(crate) mod spawn;
 
 use std::ffi::OsString;
@@ -81,6 +82,7 @@ pub(crate) fn run_test(
             .chain(std::iter::once(OsString::from(name)))
             .collect(),
         timeout: Some(timeout),
+        report: true,
     };
     parent::run(&launch, settings).map(drop)
 }
@@ -110,6 +112,7 @@ pub(crate) fn run_sandbox(
         label: "the sandbox".to_string(),
         args: std::env::args_os().skip(1).collect(),
         timeout: None,
+        report: false,
         key,
     };
     parent::run(&launch, settings)
