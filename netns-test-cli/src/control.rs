@@ -55,6 +55,8 @@ pub(crate) struct NodeInfo {
     pub(crate) kind: String,
     /// `eth0 10.0.0.1/24 (to server:eth0)`.
     pub(crate) interfaces: Vec<String>,
+    /// Each interface's name and the node at its other end, for naming links.
+    pub(crate) peers: Vec<(String, String)>,
 }
 
 /// Sends `request` to the lab whose socket is `path` and reads the reply, with any descriptors
@@ -219,6 +221,11 @@ pub(crate) fn describe(net: &Network) -> Vec<NodeInfo> {
                         iface.peer_name()
                     )
                 })
+                .collect(),
+            peers: node
+                .interfaces()
+                .iter()
+                .map(|iface| (iface.name().to_string(), iface.peer_node().to_string()))
                 .collect(),
         })
         .collect()

@@ -2,6 +2,7 @@
 //! in its own namespaces (nothing in `/run/netns` or the root namespace, nothing left when it
 //! ends), and look inside a running lab. See the README's "Lab" section.
 
+mod capture;
 mod control;
 mod enter;
 mod lab;
@@ -113,6 +114,19 @@ enum Command {
         #[arg(long)]
         corrupt: Option<String>,
     },
+    /// Write the frames crossing a link (at its first node's end) to a pcap file.
+    Capture {
+        /// The lab.
+        name: String,
+        /// The link, as `A-B`; frames are read at A's interface.
+        link: String,
+        /// The pcap file to write.
+        #[arg(short = 'w', long = "write")]
+        file: PathBuf,
+        /// Stop after this many frames (default: until interrupted).
+        #[arg(short, long)]
+        count: Option<u64>,
+    },
     /// Draw a topology file as SVG: nodes by kind, links with interfaces, addresses and
     /// conditions.
     Graph {
@@ -207,6 +221,7 @@ fn main() -> ExitCode {
             }
             simple(&name, Request::Set { link, conditions: serde_json::Value::Object(conditions) })
         }
+        Command::Capture { name, link, file, count } => capture::capture(&name, &link, &file, count),
         Command::Graph { file, output } => graph(file.as_deref(), &output),
         Command::Janitor { dir, pid } => {
             lab::janitor(&dir, pid);
