@@ -355,3 +355,35 @@ fn sigkill_of_up_leaves_nothing() {
 fn sigterm_of_up_leaves_nothing() {
     killed_with(libc::SIGTERM, "terminated");
 }
+
+/// The README's walk-through of the seed pair, run as written (the shell reads no command
+/// from an empty standard input, and leaves).
+#[test]
+fn the_readme_walkthrough_works() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("```sh\n")
+        .map(|block| block.split("```").next().unwrap())
+        .find(|block| block.starts_with("netns-test up "))
+        .expect("the README shows the walk-through");
+    let commands: Vec<Vec<&str>> = block
+        .lines()
+        .map(|line| line.split(" #").next().unwrap().split_whitespace().collect::<Vec<_>>())
+        .filter(|words| !words.is_empty())
+        .collect();
+    assert_eq!(commands[0], ["netns-test", "up"]);
+    let scratch = Scratch::new("readme");
+    let mut up = Up::start(&scratch, &[]);
+    assert!(up.seen.contains("veth0 1.1.1.2/24") && up.seen.contains("veth1 1.1.1.1/24"), "{}", up.seen);
+    let mut outputs = String::new();
+    for words in &commands[1..] {
+        assert_eq!(words[0], "netns-test");
+        outputs.push_str(&scratch.ok(&words[1..]));
+    }
+    assert!(outputs.starts_with("seed\t"), "ls names the lab `seed`: {outputs}");
+    assert!(outputs.contains("inet 1.1.1.2/24"), "{outputs}");
+    assert!(outputs.contains("1.1.1.0/24 dev veth1"), "{outputs}");
+    assert!(outputs.contains("3 packets transmitted, 3 received"), "{outputs}");
+    assert!(up.child.wait().unwrap().success(), "down ended it");
+    up.wait_for("lab seed is down");
+}

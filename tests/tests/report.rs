@@ -87,6 +87,34 @@ fn a_failed_test_writes_its_report() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[netns_test]
+#[ignore = "passes; run by report_always_writes_a_passing_test_s_report"]
+fn subject_passes(net: &Network) {
+    net.note("all well");
+}
+
+#[test]
+fn report_always_writes_a_passing_test_s_report() {
+    let dir = artifacts("always");
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = run_subject(
+        subject("subject_passes").env("NETNS_TEST_ARTIFACTS", &dir).env("NETNS_TEST_REPORT", "always"),
+    );
+    assert!(outcome.status.success(), "{}", outcome.all());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("subject_passes/report.json")).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "passed");
+    assert!(json["message"].is_null());
+    assert_eq!(json["timeline"]["events"][1]["detail"], "all well", "{json}");
+    assert!(dir.join("subject_passes/report.html").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Without it, a passing test writes none.
+    let outcome = run_subject(subject("subject_passes").env("NETNS_TEST_ARTIFACTS", &dir));
+    assert!(outcome.status.success(), "{}", outcome.all());
+    assert!(!dir.join("subject_passes/report.json").exists());
+}
+
 /// Debian's `chromium`, when installed.
 fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
