@@ -387,3 +387,69 @@ fn the_readme_walkthrough_works() {
     assert!(up.child.wait().unwrap().success(), "down ended it");
     up.wait_for("lab seed is down");
 }
+
+/// `up --interactive` in a pseudo-terminal (`script` from util-linux makes one): a command
+/// runs in a node, the up arrow brings it back from history, Tab completes a node's name, and
+/// `exit` ends the lab.
+#[test]
+fn the_interactive_prompt_runs_commands_in_nodes() {
+    let scratch = Scratch::new("interactive");
+    let file = scratch.file("web.toml", LAB);
+    let line = format!("{BIN} up --interactive --name inter {}", file.display());
+    let mut child = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env("XDG_RUNTIME_DIR", scratch.0.join("run"))
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Whatever happens, `script` ends, and the lab with it (its terminal hangs up).
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let (send, output) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || send.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |needle: &str, count: usize| {
+        let deadline = Instant::now() + UP_LIMIT;
+        while seen.matches(needle).count() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match output.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {needle:?} (×{count}) from the prompt; it printed:\n{seen}"),
+            }
+        }
+    };
+    // Each input is sent once the prompt is back: the editor reads keys only then.
+    wait_for("inter> ", 1);
+    stdin.write_all(b"client echo out-$(hostname)\r").unwrap();
+    wait_for("out-client", 1);
+    wait_for("inter> ", 2);
+    // The up arrow, then Enter: the same command again, from history.
+    stdin.write_all(b"\x1b[A\r").unwrap();
+    wait_for("out-client", 2);
+    wait_for("inter> ", 3);
+    // Tab completes `ser` to `server`.
+    stdin.write_all(b"ser\t echo done-$(hostname)\r").unwrap();
+    wait_for("done-server", 1);
+    wait_for("inter> ", 4);
+    stdin.write_all(b"exit\r").unwrap();
+    wait_for("lab inter is down", 1);
+    assert!(child.0.wait().unwrap().success());
+    assert_eq!(scratch.ok(&["ls"]).trim(), "no lab is running");
+}
