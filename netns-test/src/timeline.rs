@@ -1,5 +1,5 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
-//! partitions, flaps, condition changes, and notes the test adds itself.
+//! partitions, flaps, condition changes, finished pings, and notes the test adds itself.
 //!
 //! The network keeps one [`Timeline`] from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
@@ -60,6 +60,9 @@ pub enum EventKind {
     Conditions,
     /// A note the test added ([`Network::note`](crate::Network::note)).
     Note,
+    /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
+    /// its detail iputils' summary on one line.
+    Ping,
 }
 
 impl EventKind {
@@ -77,6 +80,7 @@ impl EventKind {
             EventKind::FlapStopped => "flap_stopped",
             EventKind::Conditions => "conditions",
             EventKind::Note => "note",
+            EventKind::Ping => "ping",
         }
     }
 }

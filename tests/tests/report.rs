@@ -27,6 +27,7 @@ fn captured_line() -> TopologyBuilder {
 #[netns_test(topology = captured_line)]
 #[ignore = "fails on purpose; run by a_failed_test_writes_its_report"]
 fn subject_fails_with_a_report(net: &Network) {
+    net.local().ping("beta").count(2).interval(Duration::from_millis(10)).run().unwrap();
     net.link("alpha", "beta").set_conditions(Conditions::new().delay(Duration::from_millis(3))).unwrap();
     net.note("asking the service");
     println!("the service said: <nothing>");
@@ -66,7 +67,10 @@ fn a_failed_test_writes_its_report() {
     assert_eq!(json["seed"], 42);
     let kinds: Vec<&str> =
         json["timeline"]["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["network_up", "conditions", "conditions", "note"], "{json}");
+    assert_eq!(kinds, ["network_up", "ping", "conditions", "conditions", "note"], "{json}");
+    let ping = &json["timeline"]["events"][1];
+    assert_eq!(ping["subject"], "alpha → beta", "the target as written: {json}");
+    assert!(ping["detail"].as_str().unwrap().starts_with("2 packets transmitted"), "{json}");
     assert_eq!(json["sections"][0]["title"], "link counters", "{json}");
     assert_eq!(json["sections"][0]["lines"].as_array().unwrap().len(), 2, "{json}");
     let captures = json["captures"].as_array().unwrap();
@@ -150,7 +154,7 @@ fn the_report_renders_in_a_browser_and_loads_nothing() {
     // The rendered page: the inline picture, the timeline's rows, every node's name, and the
     // filters the script adds (so the script ran).
     assert!(dom.contains("<svg"), "{dom}");
-    for kind in ["network_up", "conditions", "note"] {
+    for kind in ["network_up", "ping", "conditions", "note"] {
         assert!(dom.contains(&format!("data-kind=\"{kind}\"")), "{kind}: {dom}");
     }
     for node in ["alpha", "beta", "gamma"] {
