@@ -139,6 +139,8 @@
 //!   `target/netns-test/<test>/`).
 //! - `NETNS_TEST_TRACE=1`: how long each step of bringing the network up took (and the
 //!   topology's one validation).
+//! - `NETNS_TEST_REPORT=always|failure`: write the report (`report.html`, `report.json`, next
+//!   to the captures) for tests that pass too, or for failed tests only (the default).
 //!
 //! One grammar for all: a flag (`TRACE`, `CAPTURE`, `KEEP_CAPTURES`, and `KEEP_ON_FAILURE`
 //! besides its duration) is `1`, `true`, `yes` or `on`, or `0`, `false`, `no` or `off`; a word
@@ -160,6 +162,7 @@ mod netlink;
 mod network;
 mod ns;
 pub mod packets;
+pub mod picture;
 pub mod ping;
 pub mod probe;
 mod runner;

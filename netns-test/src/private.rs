@@ -160,3 +160,16 @@ pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Netwo
         }
     }
 }
+
+/// For the `netns-test` command's labs: whether this process is the child that a `sandbox`
+/// call started (code before the call must then not repeat what the parent did).
+pub fn is_sandbox_child() -> bool {
+    crate::runner::child::is_sandbox_child()
+}
+
+/// For the `netns-test` command's labs: the descriptors, in this process, of `node`'s network
+/// namespace and of its UTS namespace (`None`: the process's own), for a program outside to
+/// enter the node with `setns`.
+pub fn node_namespace_fds(node: &crate::Node) -> (std::os::fd::RawFd, Option<std::os::fd::RawFd>) {
+    node.fds().raw()
+}

@@ -71,6 +71,9 @@ pub struct Settings {
     pub keep_captures: bool,
     /// `NETNS_TEST_ARTIFACTS`: where captures go, instead of `target/netns-test/`.
     pub artifacts: Option<PathBuf>,
+    /// `NETNS_TEST_REPORT=always`: write `report.html` and `report.json` for tests that pass
+    /// too (`failure`, the default: for failed tests only).
+    pub report_always: bool,
 }
 
 /// How long a failed child is kept when `NETNS_TEST_KEEP_ON_FAILURE` is a "yes" without a
@@ -207,6 +210,10 @@ impl Settings {
         }
         if let Some(raw) = raw("NETNS_TEST_KEEP_CAPTURES") {
             settings.keep_captures = raw.flag()?;
+        }
+        if let Some(raw) = raw("NETNS_TEST_REPORT") {
+            settings.report_always =
+                raw.word("always or failure", &[("always", true), ("failure", false)])?;
         }
         if let Some(raw) = raw("NETNS_TEST_ARTIFACTS") {
             // A path need not be UTF-8; it must not be empty.

@@ -1,5 +1,5 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
-//! partitions, flaps, condition changes, and notes the test adds itself.
+//! partitions, flaps, condition changes, finished pings, and notes the test adds itself.
 //!
 //! The network keeps one `Timeline` from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
@@ -79,6 +79,9 @@ pub enum EventKind {
     /// A per-packet hook panicked and was removed; the detail is its message. The test fails
     /// with it.
     HookPanicked,
+    /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
+    /// its detail iputils' summary on one line.
+    Ping,
 }
 
 impl EventKind {
@@ -103,6 +106,7 @@ impl EventKind {
             EventKind::HookInstalled => "hook_installed",
             EventKind::HookRemoved => "hook_removed",
             EventKind::HookPanicked => "hook_panicked",
+            EventKind::Ping => "ping",
         }
     }
 }
@@ -154,6 +158,9 @@ pub(crate) struct Observations {
     pub(crate) sections: Vec<Section>,
     /// The network's events.
     pub(crate) timeline: Recorded,
+    /// The topology's picture (SVG), for the failure report.
+    #[serde(default)]
+    pub(crate) picture: String,
 }
 
 /// One titled block of a failure's observations (`link counters:` and one line per direction).
@@ -290,6 +297,7 @@ mod tests {
                 Section { title: "empty".into(), lines: vec![] },
             ],
             timeline: Timeline::start("network", "").recorded(),
+            picture: String::new(),
         };
         let text = observations.summary(10);
         let lines: Vec<&str> = text.lines().skip(1).collect();

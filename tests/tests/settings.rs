@@ -72,6 +72,11 @@ fn driver_a_bad_keep_captures_names_the_variable() {
 }
 
 #[test]
+fn driver_a_bad_report_names_the_variable() {
+    refused("NETNS_TEST_REPORT", "sometimes", "always or failure");
+}
+
+#[test]
 fn driver_an_empty_artifacts_names_the_variable() {
     refused("NETNS_TEST_ARTIFACTS", "", "a directory");
 }

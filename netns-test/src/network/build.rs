@@ -85,6 +85,7 @@ impl Network {
             slots[others[k]] = Some(made);
         }
         let directory = Arc::new(Directory::of(&plan));
+        let node_timeline = Arc::new(std::sync::OnceLock::new());
         let nodes: Vec<Node> = slots
             .into_iter()
             .zip(&plan.nodes)
@@ -92,7 +93,16 @@ impl Network {
             .map(|(index, (slot, spec))| {
                 let (fds, netlink) = slot.expect("every node has namespaces");
                 let (netlink_rt, directory) = (Arc::clone(&netlink_rt), Arc::clone(&directory));
-                Node::new(&plan, index, spec.kind, fds, netlink, netlink_rt, directory)
+                Node::new(
+                    &plan,
+                    index,
+                    spec.kind,
+                    fds,
+                    netlink,
+                    netlink_rt,
+                    directory,
+                    Arc::clone(&node_timeline),
+                )
             })
             .collect();
 
@@ -131,6 +141,7 @@ impl Network {
         let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
         let summary = format!("{} nodes, {} links", plan.nodes.len(), plan.links.len());
         let timeline = Timeline::start("network", summary);
+        let _ = node_timeline.set(timeline.clone());
         let inner = NetworkInner {
             nodes,
             local,

@@ -169,6 +169,8 @@ struct NodeInner {
     netlink_rt: Arc<NetlinkRuntime>,
     /// Every node's addresses, by name, shared by the network's nodes.
     directory: Arc<Directory>,
+    /// The network's timeline, shared by its nodes, set once the network is up.
+    timeline: Arc<OnceLock<crate::timeline::Timeline>>,
 }
 
 /// The nodes of a network and their addresses (IPv4 first, in interface order), by name:
@@ -228,6 +230,9 @@ impl fmt::Debug for Node {
 }
 
 impl Node {
+    // Each argument is a distinct part of the node, passed once from bring-up; a struct for
+    // this one call would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         plan: &Plan,
         index: usize,
@@ -236,6 +241,7 @@ impl Node {
         netlink: NodeNetlink,
         netlink_rt: Arc<NetlinkRuntime>,
         directory: Arc<Directory>,
+        timeline: Arc<OnceLock<crate::timeline::Timeline>>,
     ) -> Node {
         let spec = &plan.nodes[index];
         let interfaces = spec
@@ -271,6 +277,7 @@ impl Node {
                 runtime: OnceLock::new(),
                 netlink_rt,
                 directory,
+                timeline,
             }),
         }
     }
@@ -394,8 +401,15 @@ impl Node {
     }
 
     /// The namespaces the node is held by.
-    pub(super) fn fds(&self) -> &NsFds {
+    pub(crate) fn fds(&self) -> &NsFds {
         &self.inner.fds
+    }
+
+    /// Adds an event to the network's timeline (once the network is up).
+    pub(crate) fn record(&self, kind: crate::timeline::EventKind, subject: String, detail: String) {
+        if let Some(timeline) = self.inner.timeline.get() {
+            timeline.record(kind, subject, detail);
+        }
     }
 
     /// The network's nodes and their addresses, by name.

@@ -12,6 +12,7 @@ impl Network {
         Observations {
             sections: vec![self.link_counters(), self.hook_summaries(), self.interface_counters()],
             timeline: self.timeline().recorded(),
+            picture: crate::picture::svg(self.topology()),
         }
     }
 

@@ -298,7 +298,25 @@ impl Ping {
     /// statistics.
     pub fn run(self) -> Result<PingStats> {
         let stats = Engine::open(vec![self.request()?])?.run()?;
-        Ok(stats.into_iter().next().expect("one pinger, one result"))
+        let stats = stats.into_iter().next().expect("one pinger, one result");
+        self.record(&stats);
+        Ok(stats)
+    }
+
+    /// Puts the finished ping on the network's timeline, with iputils' summary on one line.
+    fn record(&self, stats: &PingStats) {
+        let text = stats.to_string();
+        let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+        let target = lines
+            .next()
+            .and_then(|header| header.strip_prefix("--- ")?.strip_suffix(" ping statistics ---"))
+            .map_or_else(|| self.target.label(), str::to_string);
+        let detail: Vec<&str> = lines.collect();
+        self.node.record(
+            crate::timeline::EventKind::Ping,
+            format!("{} → {target}", self.node.name()),
+            detail.join("; "),
+        );
     }
 
     /// Pings on the current tokio runtime (the body of an `async` test, or a node's runtime
@@ -314,7 +332,9 @@ impl Ping {
             return Err(self.error("`run_async` must be awaited inside a tokio runtime; use `run` elsewhere"));
         }
         let stats = Engine::open(vec![request])?.run_async().await?;
-        Ok(stats.into_iter().next().expect("one pinger, one result"))
+        let stats = stats.into_iter().next().expect("one pinger, one result");
+        self.record(&stats);
+        Ok(stats)
     }
 
     fn error(&self, reason: impl Into<String>) -> Error {

@@ -22,6 +22,8 @@ pub(crate) struct ChildContext {
     stdout: RawFd,
     /// `NETNS_TEST_KEEP_CAPTURES`, once the settings are read.
     keep_captures: bool,
+    /// `NETNS_TEST_REPORT=always`: send the observations after a success too.
+    report_always: bool,
 }
 
 /// Returns the context when this process is the child for `key`: the marker names `key` and
@@ -36,7 +38,14 @@ pub(crate) fn context(key: &str) -> Option<ChildContext> {
     // SAFETY: the parent passed these descriptors for this process alone, and this function
     // runs once per child (it exits at the end of `run`).
     let (status, release) = unsafe { (adopt_fd(status), adopt_fd(release)) };
-    Some(ChildContext { key: key.to_string(), status, release, stdout, keep_captures: false })
+    Some(ChildContext {
+        key: key.to_string(),
+        status,
+        release,
+        stdout,
+        keep_captures: false,
+        report_always: false,
+    })
 }
 
 /// Whether this process is a sandbox child (started for some `sandbox` call of this program).
@@ -110,6 +119,7 @@ pub(crate) fn run(
         Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
     };
     context.keep_captures = settings.keep_captures;
+    context.report_always = settings.report_always;
     let key = context.key.clone();
     let network = match topology().and_then(|topology| Network::start(&topology, &key, settings)) {
         Ok(network) => network,
@@ -204,7 +214,7 @@ fn finish(context: &mut ChildContext, verdict: std::result::Result<Option<String
             Ok(_) => network.discard_captures(),
             Err(_) => network.flush_captures(),
         }
-        if verdict.is_err() {
+        if verdict.is_err() || context.report_always {
             let _ = Report::Observed(network.observations()).write_to(&mut context.status);
         }
     }

@@ -10,6 +10,7 @@ mod keep;
 mod mode;
 pub(crate) mod parent;
 pub(crate) mod protocol;
+mod report;
 pub(crate) mod spawn;
 mod sudo;
 
@@ -84,6 +85,7 @@ pub(crate) fn run_test(
             .chain(std::iter::once(OsString::from(name)))
             .collect(),
         timeout: Some(timeout),
+        report: true,
     };
     parent::run(&launch, settings).map(drop)
 }
@@ -114,6 +116,7 @@ pub(crate) fn run_sandbox(
         label: "the sandbox".to_string(),
         args: std::env::args_os().skip(1).collect(),
         timeout: None,
+        report: false,
         key,
     };
     parent::run(&launch, settings)

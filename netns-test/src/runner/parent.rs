@@ -22,6 +22,15 @@ use crate::settings::{DEFAULT_KEEP, Settings};
 use crate::timeline::Observations;
 use crate::trace::Trace;
 
+use super::report::{self, Facts};
+use crate::impair::backend::artifacts_dir;
+
+/// Where a run's report goes, and whether a passing run writes one too.
+struct ReportPlan {
+    dir: std::path::PathBuf,
+    always: bool,
+}
+
 /// How long a timed-out child gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long to keep reading output after the child exited (its init and any program started
@@ -37,6 +46,9 @@ pub(crate) struct Launch {
     /// Arguments for the re-executed binary.
     pub(crate) args: Vec<OsString>,
     pub(crate) timeout: Option<Duration>,
+    /// Whether a failure writes a report (`report.html`, `report.json`) into the test's
+    /// artifacts directory: tests do, sandboxes do not.
+    pub(crate) report: bool,
 }
 
 /// Runs the child to completion, as `settings` say (mode, keep-on-failure, trace). `Ok` only
@@ -45,7 +57,14 @@ pub(crate) fn run(launch: &Launch, settings: &Settings) -> Result<Option<String>
     let trace = Trace::new("parent", settings.trace);
     let spawned = spawn(&launch.key, &launch.args, super::mode::select(settings)?)?;
     trace.mark("child started (exec done)");
-    Supervisor::new(spawned, launch, settings.keep_on_failure, trace).run()
+    let mut supervisor = Supervisor::new(spawned, launch, settings.keep_on_failure, trace);
+    if launch.report {
+        supervisor.report = Some(ReportPlan {
+            dir: artifacts_dir(settings.artifacts.as_deref(), &launch.key),
+            always: settings.report_always,
+        });
+    }
+    supervisor.run()
 }
 
 struct Stream {
@@ -118,6 +137,10 @@ struct Supervisor<'a> {
     sudo_said: Vec<u8>,
     started: Instant,
     trace: Trace,
+    /// Where to write the report, for a test.
+    report: Option<ReportPlan>,
+    /// What the child printed, kept (bounded) for the report.
+    printed: [Vec<u8>; 2],
 }
 
 impl<'a> Supervisor<'a> {
@@ -148,6 +171,44 @@ impl<'a> Supervisor<'a> {
             sudo_said: Vec::new(),
             started: Instant::now(),
             trace,
+            report: None,
+            printed: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// Relays what the child printed, and keeps it for the report.
+    fn pass_on(&mut self, bytes: &[u8], stderr: bool) {
+        if self.report.is_some() {
+            let kept = &mut self.printed[usize::from(stderr)];
+            let room = (report::OUTPUT_LIMIT + 1).saturating_sub(kept.len());
+            kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        relay(bytes, stderr);
+    }
+
+    /// Writes the report when this run has one; returns the failure message's line naming it.
+    fn write_report(&self, message: Option<&str>) -> String {
+        let Some(plan) = &self.report else { return String::new() };
+        if message.is_none() && !plan.always {
+            return String::new();
+        }
+        let empty = Observations::default();
+        let (seed, captures) = match &self.ready {
+            Some(ready) => (ready.seed, ready.captures.as_slice()),
+            None => (None, &[][..]),
+        };
+        let facts = Facts {
+            test: &self.launch.key,
+            message,
+            seed,
+            captures,
+            observed: self.observed.as_ref().unwrap_or(&empty),
+            stdout: &self.printed[0],
+            stderr: &self.printed[1],
+        };
+        match report::Report::new(&facts).write(&plan.dir) {
+            Ok(path) => format!("\nreport: {}", path.display()),
+            Err(error) => format!("\nreport: not written to {} ({error})", plan.dir.display()),
         }
     }
 
@@ -249,13 +310,16 @@ impl<'a> Supervisor<'a> {
         drop(fds);
         for slot in ready {
             match slot {
-                0 => relay(&self.stdout.read_lines(), false),
+                0 => {
+                    let bytes = self.stdout.read_lines();
+                    self.pass_on(&bytes, false);
+                }
                 1 => {
-                    let lines = self.stderr.read_lines();
+                    let bytes = self.stderr.read_lines();
                     if self.mode == Mode::Sudo && !self.elevated {
-                        self.sudo_said.extend_from_slice(&lines);
+                        self.sudo_said.extend_from_slice(&bytes);
                     }
-                    relay(&lines, true);
+                    self.pass_on(&bytes, true);
                 }
                 2 => {
                     let lines = self.status.read_lines();
@@ -304,8 +368,10 @@ impl<'a> Supervisor<'a> {
         }
         self.kept = true;
         // Flush what the child printed so far, so the person sees it before the hints.
-        relay(&self.stdout.read_available(), false);
-        relay(&self.stderr.read_available(), true);
+        let bytes = self.stdout.read_available();
+        self.pass_on(&bytes, false);
+        let bytes = self.stderr.read_available();
+        self.pass_on(&bytes, true);
         let limit = self.keep.unwrap_or(DEFAULT_KEEP);
         let label = &self.launch.label;
         match &self.ready {
@@ -318,8 +384,10 @@ impl<'a> Supervisor<'a> {
 
     fn verdict(mut self) -> Result<Option<String>, Error> {
         // Everything the child wrote has been relayed by now.
-        relay(&self.stdout.read_available(), false);
-        relay(&self.stderr.read_available(), true);
+        let bytes = self.stdout.read_available();
+        self.pass_on(&bytes, false);
+        let bytes = self.stderr.read_available();
+        self.pass_on(&bytes, true);
         let label = &self.launch.label;
         let exit = self.exit;
         // The child reports Ready just before the body starts.
@@ -355,6 +423,7 @@ impl<'a> Supervisor<'a> {
             (&mut self.verdict, exit.is_none_or(|status| status.success()))
         {
             let value = value.take();
+            let _ = self.write_report(None);
             if exit.is_none() {
                 reap_in_background(self.child);
             }
@@ -388,7 +457,8 @@ impl<'a> Supervisor<'a> {
             }
         };
         self.release = None;
-        Err(Error::Child(message + &self.replay_hints()))
+        let report = self.write_report(Some(&message));
+        Err(Error::Child(message + &report + &self.replay_hints()))
     }
 
     /// The seed and the captures of a failed run: how to replay it and what to look at.
