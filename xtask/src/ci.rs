@@ -155,8 +155,10 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
         .filter(|line| {
             line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"executable\":\"")
         })
-        // Test harnesses only, not the examples `cargo test` also builds.
+        // Test harnesses only, not the examples and binaries `cargo test` also builds (a
+        // binary's own target says `"test":true` too; harnesses alone live in `deps/`).
         .filter(|line| line.contains("\"test\":true"))
+        .filter(|line| field(line, "\"executable\":\"").is_some_and(|path| path.contains("/deps/")))
         .filter_map(|line| {
             Some((field(line, "\"name\":\"")?, PathBuf::from(field(line, "\"executable\":\"")?)))
         })
