@@ -196,7 +196,7 @@ unsafe fn probe_child(out: libc::c_int, uid_map: &[u8], gid_map: &[u8], caps_den
 ///
 /// # Safety
 /// Raw system calls only.
-unsafe fn write_file(path: &std::ffi::CStr, contents: &[u8]) -> bool {
+pub(crate) unsafe fn write_file(path: &std::ffi::CStr, contents: &[u8]) -> bool {
     // SAFETY: raw system calls on a NUL-terminated path and a borrowed buffer.
     unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);

@@ -15,6 +15,7 @@
 //! (the supervisor and the PID 1 init): they never `exec` and never return; they wait
 //! (`waitpid`), pass one wait status on a pipe, and `_exit`.
 
+use crate::ns::userns::write_file;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
@@ -299,22 +300,5 @@ unsafe fn supervise(init_pid: libc::pid_t, status_fd: libc::c_int) -> ! {
         libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::kill(libc::getpid(), signal);
         libc::_exit(128 + signal);
-    }
-}
-
-/// `open` + `write` + `close`, allocation-free, for `pre_exec`.
-///
-/// # Safety
-/// Only raw system calls; callable between `fork` and `exec`.
-unsafe fn write_file(path: &CStr, contents: &[u8]) -> bool {
-    // SAFETY: raw system calls on a NUL-terminated path and a borrowed buffer.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return false;
-        }
-        let written = libc::write(fd, contents.as_ptr().cast(), contents.len());
-        libc::close(fd);
-        written == contents.len() as isize
     }
 }
