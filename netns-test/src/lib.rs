@@ -182,6 +182,7 @@ pub use netns_test_macros::{netns_test, test};
 pub use network::InterfaceCounters;
 pub use network::{Interface, LinkHandle, Network, Node, fault, wait};
 pub use runner::{DEFAULT_TEST_TIMEOUT, TestOutcome};
+pub use topology::Firewall;
 pub use topology::{Link, NodeKind, Topology, TopologyBuilder};
 pub use wait::Protocol;
 

@@ -82,6 +82,9 @@ pub enum EventKind {
     /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
     /// its detail iputils' summary on one line.
     Ping,
+    /// A node's firewalls were replaced ([`Node::set_firewall`](crate::Node::set_firewall)):
+    /// its subject is the node, its detail the new firewalls' names (`none` when removed).
+    Firewall,
 }
 
 impl EventKind {
@@ -107,6 +110,7 @@ impl EventKind {
             EventKind::HookRemoved => "hook_removed",
             EventKind::HookPanicked => "hook_panicked",
             EventKind::Ping => "ping",
+            EventKind::Firewall => "firewall",
         }
     }
 }

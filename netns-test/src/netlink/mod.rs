@@ -15,7 +15,7 @@
 
 pub(crate) mod dump;
 pub(crate) mod monitor;
-mod nftables;
+pub(crate) mod nftables;
 pub(crate) mod request;
 pub(crate) mod runtime;
 pub(crate) mod tc;

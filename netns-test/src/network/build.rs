@@ -128,6 +128,10 @@ impl Network {
             give_own_queues(&plan, &nodes)?;
             trace.mark("the ports of big switches given their own receive queues");
         }
+        if !plan.firewalls.is_empty() {
+            super::firewall::apply_planned(&plan, &nodes)?;
+            trace.mark("firewalls applied");
+        }
 
         let backend = match middle {
             Some((fds, netlink)) => {

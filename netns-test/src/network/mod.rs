@@ -5,6 +5,7 @@
 mod build;
 mod capture;
 pub mod fault;
+mod firewall;
 mod link;
 mod node;
 mod observe;

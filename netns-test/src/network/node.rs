@@ -171,6 +171,8 @@ struct NodeInner {
     directory: Arc<Directory>,
     /// The network's timeline, shared by its nodes, set once the network is up.
     timeline: Arc<OnceLock<crate::timeline::Timeline>>,
+    /// Its firewalls (`firewall.rs`).
+    firewall: super::firewall::FirewallState,
 }
 
 /// The nodes of a network and their addresses (IPv4 first, in interface order), by name:
@@ -278,6 +280,7 @@ impl Node {
                 netlink_rt,
                 directory,
                 timeline,
+                firewall: super::firewall::FirewallState::of(plan, index),
             }),
         }
     }
@@ -423,6 +426,11 @@ impl Node {
 
     pub(crate) fn netlink_rt(&self) -> &NetlinkRuntime {
         &self.inner.netlink_rt
+    }
+
+    /// Its firewalls' state.
+    pub(super) fn firewall_state(&self) -> &super::firewall::FirewallState {
+        &self.inner.firewall
     }
 }
 

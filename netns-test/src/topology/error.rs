@@ -244,4 +244,50 @@ pub enum TopologyErrorKind {
         /// The parser's message.
         message: String,
     },
+    /// A firewall given to a switch, whose frames cross a bridge, not the IP hooks a firewall
+    /// filters.
+    #[error(
+        "switch `{switch}` cannot have a firewall: it forwards frames at layer 2; give the firewall to a host or router"
+    )]
+    FirewallOnSwitch {
+        /// The switch.
+        switch: String,
+    },
+    /// A firewall preset name that does not exist (in a topology file).
+    #[error("unknown firewall preset `{name}`; the presets are {known}")]
+    UnknownFirewallPreset {
+        /// The name given.
+        name: String,
+        /// The presets there are.
+        known: String,
+    },
+    /// A firewall's outside interface that the node does not have, or a router's that cannot
+    /// be found (no default route, or default routes through several interfaces).
+    #[error("the {firewall} firewall of node `{node}`: {reason}")]
+    FirewallOutside {
+        /// The node.
+        node: String,
+        /// The firewall's name (a preset's, or `custom`).
+        firewall: String,
+        /// What is wrong, with the node's interfaces.
+        reason: String,
+    },
+    /// A firewall rule's port range that is empty or inverted.
+    #[error("port range {range} of {rule}: {reason}")]
+    InvalidPortRange {
+        /// The rule, its firewall and its node.
+        rule: String,
+        /// The range as written.
+        range: String,
+        /// Empty or inverted.
+        reason: String,
+    },
+    /// A firewall rule whose matches do not fit together.
+    #[error("{rule}: {reason}")]
+    InvalidFirewallRule {
+        /// The rule, its firewall and its node.
+        rule: String,
+        /// Why.
+        reason: String,
+    },
 }

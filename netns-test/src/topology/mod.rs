@@ -6,6 +6,7 @@
 
 mod error;
 mod file;
+pub(crate) mod firewall;
 mod plan;
 
 use std::sync::Arc;
@@ -15,6 +16,10 @@ use crate::conditions::Conditions;
 use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
+pub use firewall::{Firewall, FirewallRule};
+pub(crate) use plan::firewall::{
+    FilterHook, HOOKS, NodeFacts, NodeFirewalls, PlannedFirewall, PlannedRule, plan_firewalls,
+};
 pub(crate) use plan::{Device, Middle, Neighbour, Plan, PlannedLink, PlannedRoute};
 
 /// What a node is.
@@ -201,6 +206,8 @@ pub(crate) struct Model {
     /// For a file: its `[nodes]` table, or its first line when it has none; for errors about
     /// the nodes as a whole.
     pub(crate) nodes_location: Option<Location>,
+    /// The firewalls, each with its node's name, in the order given.
+    pub(crate) firewalls: Vec<(String, Firewall)>,
 }
 
 /// A validated network topology: nodes, links, addresses and routes.
@@ -409,6 +416,15 @@ impl TopologyBuilder {
     /// switch, host or router alike).
     pub fn local(mut self, name: impl Into<String>) -> Self {
         self.model.local = Some(name.into());
+        self
+    }
+
+    /// Gives `node` (a host or router) a firewall, after those it already has: see
+    /// [`Firewall`] for what it filters on each kind of node and how several compose. It is
+    /// applied once the node's links, addresses and routes are up;
+    /// [`Node::set_firewall`](crate::Node::set_firewall) replaces it at runtime.
+    pub fn firewall(mut self, node: &str, firewall: Firewall) -> Self {
+        self.model.firewalls.push((node.to_string(), firewall));
         self
     }
 

@@ -16,6 +16,7 @@ use super::{EndSpec, Link, Location, Model, NodeKind, TopologyError, TopologyErr
 use crate::conditions::ValidConditions;
 
 mod addrs;
+pub(crate) mod firewall;
 mod names;
 mod neighbours;
 mod routes;
@@ -47,6 +48,8 @@ pub(crate) struct Plan {
     pub(crate) ipv6: bool,
     /// The seed of the link conditions given with the topology.
     pub(crate) random_seed: Option<u64>,
+    /// The nodes' firewalls, checked and resolved; nodes without one are left out.
+    pub(crate) firewalls: Vec<firewall::NodeFirewalls>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,7 +246,8 @@ pub(crate) fn plan(model: &Model) -> Result<Plan, TopologyError> {
 
     let static_neighbours = if model.static_arp { static_neighbours(&nodes, &segments) } else { Vec::new() };
     let ipv6 = nodes.iter().flat_map(|n| &n.ifaces).flat_map(|i| &i.addrs).any(|a| matches!(a, IpNet::V6(_)));
-    Ok(Plan { nodes, links, local, static_neighbours, ipv6, random_seed: model.random_seed })
+    let firewalls = firewall::plan_all(&model.firewalls, &by_name, &nodes)?;
+    Ok(Plan { nodes, links, local, static_neighbours, ipv6, random_seed: model.random_seed, firewalls })
 }
 
 /// Gives every bridge and interface an index unique across the whole topology (`lo` is 1 in
