@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use netns_test::topology::{Firewall, FirewallRule};
 use netns_test::{Conditions, Link, Network, Topology, TopologyBuilder, netns_test};
 
 const README: &str = include_str!("../../README.md");
@@ -119,6 +120,7 @@ fn the_documentation_shows_exactly_the_examples_tested_here() {
     assert!(squeeze(README).contains(&squeeze(function("behind_two_routers"))), "README: behind_two_routers");
     assert!(squeeze(LIB_DOCS).contains(&squeeze(function("wan"))), "src/lib.rs: wan");
     assert!(squeeze(README).contains(&squeeze(function("walk_the_ladder"))), "README: walk_the_ladder");
+    assert!(squeeze(README).contains(&squeeze(function("home_gateway"))), "README: home_gateway");
     assert!(
         squeeze(TOPOLOGY_DOCS).contains(&squeeze(body("client_router_server"))),
         "src/topology/mod.rs: the TopologyBuilder example"
@@ -169,6 +171,51 @@ fn topology_file_wan_reaches_all_pairs(net: &Network) {
     net.ping_all_with(|ping| ping.count(5).interval(Duration::from_millis(10)))
         .unwrap()
         .assert_all_reachable();
+}
+
+#[netns_test(topology_file = "topologies/hotel-wifi.toml")]
+fn topology_file_hotel_wifi_reaches_all_pairs(net: &Network) {
+    net.ping_all().unwrap().assert_all_reachable();
+}
+
+#[netns_test(topology_file = "topologies/pmtu-blackhole.toml")]
+fn topology_file_pmtu_blackhole_reaches_all_pairs(net: &Network) {
+    net.ping_all().unwrap().assert_all_reachable();
+}
+
+// The README's firewall example.
+fn home_gateway() -> TopologyBuilder {
+    Topology::builder()
+        .host("laptop")
+        .router("gw")
+        .host("server")
+        .link(Link::new("laptop", "gw").addrs("10.0.1.2/24", "10.0.1.1/24"))
+        .link(Link::new("gw", "server").addrs("203.0.113.1/24", "203.0.113.10/24"))
+        .auto_routes()
+        .default_route("gw", "203.0.113.10") // gw's outside: where its default route leaves
+        .firewall("gw", Firewall::block_inbound()) // replies in, new inbound connections dropped
+        .firewall("gw", Firewall::pmtu_blackhole()) // sends or forwards no "fragmentation needed"
+        .firewall("server", Firewall::new().rule(FirewallRule::reject().inbound().tcp().port(22)))
+}
+
+#[netns_test(topology = home_gateway)]
+fn the_readme_firewall_example_blocks_inbound(net: &Network) {
+    let (laptop, server) = (net.node("laptop"), net.node("server"));
+    laptop.ping("203.0.113.10").count(1).run().unwrap().assert_reachable();
+    let inbound = server.ping("10.0.1.2").count(1).timeout(Duration::from_millis(500)).run().unwrap();
+    inbound.assert_unreachable();
+    let refused = laptop.run(|| std::net::TcpStream::connect("203.0.113.10:22")).expect_err("rejected");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The README's file snippet says the same as the builder.
+    let snippet =
+        README.split("```toml\n[firewall]").nth(1).expect("the snippet").split("```").next().unwrap();
+    let file = format!(
+        "auto_routes = true\n[nodes]\nlaptop = \"host\"\ngw = \"router\"\nserver = \"host\"\n\
+         [[links]]\na = \"laptop\"\nb = \"gw\"\naddrs = {{ laptop = \"10.0.1.2/24\", gw = \"10.0.1.1/24\" }}\n\
+         [[links]]\na = \"gw\"\nb = \"server\"\naddrs = {{ gw = \"203.0.113.1/24\", server = \"203.0.113.10/24\" }}\n\
+         [[routes]]\nnode = \"gw\"\nto = \"default\"\nvia = \"203.0.113.10\"\n[firewall]{snippet}"
+    );
+    assert_eq!(&Topology::from_toml(&file, "README.md").unwrap(), net.topology());
 }
 
 #[test]

@@ -537,3 +537,20 @@ fn gallery_pmtu_blackhole_removed_the_transfer_completes(net: &Network) {
     net.node("r1").set_firewall([]).unwrap();
     assert_eq!(transfer(net, MEGABYTE, Duration::from_secs(30)), MEGABYTE);
 }
+
+/// Firewalls need no `nft` (nor any other) program: a firewall test passes with a `PATH` on
+/// which nothing is found. (Sudo mode finds `sudo` on the `PATH`, so it keeps its own.)
+#[test]
+fn no_nft_binary_is_needed() {
+    let mut command = subject("firewalls_on_one_node_compose_in_order");
+    if !std::env::var("NETNS_TEST_MODE").is_ok_and(|mode| mode.trim().eq_ignore_ascii_case("sudo")) {
+        command.env("PATH", "/nonexistent");
+    }
+    let outcome = run_subject(&mut command);
+    assert!(outcome.status.success(), "{}", outcome.all());
+    assert!(
+        outcome.stdout.contains("test firewalls_on_one_node_compose_in_order ... ok"),
+        "{}",
+        outcome.all()
+    );
+}

@@ -13,7 +13,7 @@
 //! namespace: netlink sockets belong to the namespace of the thread that opens them. In a
 //! user namespace that owns the network namespace, CAP_NET_ADMIN there is enough (rootless).
 
-// Used by the NAT/firewall feature (issue 10), which lands next.
+// Firewalls use part of it (network/firewall.rs); the NAT parts are for the kernel NAT path.
 #![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod attr;
