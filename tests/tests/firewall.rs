@@ -330,6 +330,38 @@ fn pmtu_blackhole_swallows_fragmentation_needed(
     assert_eq!((icmp.kind(), icmp.mtu()), (kind, Some(1280)), "{icmp}");
 }
 
+/// The brief's order, block-inbound first: its `allow` of the related ICMP error passes the
+/// packet on to the blackhole, which still swallows it.
+#[netns_test(topology = narrow_far_link)]
+fn a_blackhole_after_block_inbound_still_swallows(net: &Network) {
+    let outside = || Firewall::block_inbound().outside("eth1");
+    net.node("r1").set_firewall([outside(), Firewall::pmtu_blackhole()]).unwrap();
+    let swallowed = too_big_ping(net, "10.0.3.2");
+    assert!(swallowed.probes()[0].error().is_none(), "{swallowed:#}");
+    net.node("client").ping("10.0.3.2").size(1000).count(1).run().unwrap().assert_reachable();
+    assert_times_out(net.node("server"), net.node("client"), "10.0.1.2", 80);
+    net.node("r1").set_firewall([outside()]).unwrap();
+    let told = too_big_ping(net, "10.0.3.2");
+    assert!(matches!(told.probes()[0].error(), Some(ProbeError::Icmp(_))), "{told:#}");
+}
+
+/// block-inbound on a host, the test's own node: every interface, loopback excepted.
+fn guarded_client() -> TopologyBuilder {
+    gateway().firewall("client", Firewall::block_inbound())
+}
+
+#[netns_test(topology = guarded_client)]
+fn on_a_host_a_firewall_filters_all_its_interfaces(net: &Network) {
+    let (client, server, gw) = (net.node("client"), net.node("server"), net.node("gw"));
+    assert_eq!(net.local().name(), "client");
+    assert_connects(client, server, "10.0.2.2", 80);
+    assert_connects(client, server, "fd00:2::2", 80);
+    assert_times_out(server, client, "10.0.1.2", 80);
+    assert_times_out(gw, client, "fd00:1::2", 80);
+    assert_connects(client, client, "127.0.0.1", 80);
+    assert_connects(client, client, "10.0.1.2", 81);
+}
+
 fn invalid(builder: TopologyBuilder) -> TopologyError {
     builder.build().expect_err("invalid")
 }

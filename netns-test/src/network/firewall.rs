@@ -329,3 +329,114 @@ impl Network {
         Section { title: "firewall drops".into(), lines }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nftables_refused_or_missing_is_unsupported_and_the_rest_an_io_error() {
+        for errno in [libc::EPERM, libc::EPROTONOSUPPORT, libc::EOPNOTSUPP] {
+            let error = refused("gw", io::Error::from_raw_os_error(errno));
+            let Error::Unsupported { feature, reason } = &error else { panic!("{error:?}") };
+            assert_eq!(feature, "nftables");
+            assert!(reason.starts_with("the kernel refused the firewall of node `gw` ("), "{reason}");
+            assert!(reason.contains("CONFIG_NF_TABLES_INET"), "{reason}");
+        }
+        let error = refused("gw", io::Error::from_raw_os_error(libc::ENOBUFS));
+        assert!(matches!(error, Error::Io { .. }), "{error:?}");
+        assert_eq!(error.to_string(), "applying the firewall of node `gw` through nftables failed");
+    }
+
+    fn facts(kind: crate::topology::NodeKind) -> NodeFacts {
+        NodeFacts {
+            index: 0,
+            name: "gw".into(),
+            kind,
+            ifaces: vec!["eth0".into(), "eth1".into()],
+            default_ifaces: vec!["eth1".into()],
+        }
+    }
+
+    /// A rule's interfaces (in, out) and comment.
+    type Placed = (Option<String>, Option<String>, String);
+
+    /// Per hook, the (iif, oif, comment) of each rule of the first firewall.
+    fn placed(kind: crate::topology::NodeKind, firewall: Firewall) -> Vec<Vec<Placed>> {
+        let planned = plan_firewalls(&facts(kind), &[firewall]).expect("valid");
+        planned.firewalls[0]
+            .chains
+            .iter()
+            .map(|rules| rules.iter().map(|r| (r.iif.clone(), r.oif.clone(), r.comment.clone())).collect())
+            .collect()
+    }
+
+    #[test]
+    fn directions_become_hooks_and_interfaces() {
+        use crate::topology::NodeKind::{Host, Router};
+        let eth1 = || Some("eth1".to_string());
+        // A router: inbound is input and forward in through its outside interface (the
+        // default route's).
+        let router = placed(Router, Firewall::block_inbound());
+        assert_eq!(router[0].len(), 3);
+        assert_eq!(router[1].len(), 3);
+        assert!(router[2].is_empty());
+        assert_eq!(router[0][2], (eth1(), None, "1.3 block-inbound: drop inbound".into()));
+        assert_eq!(
+            router[1][0],
+            (eth1(), None, "1.1 block-inbound: allow inbound established,related".into())
+        );
+        // A host: input only, every interface.
+        let host = placed(Host, Firewall::block_inbound());
+        assert_eq!((host[0].len(), host[1].len(), host[2].len()), (3, 0, 0));
+        assert_eq!(
+            host[0][1],
+            (None, None, "1.2 block-inbound: allow inbound icmpv6 neighbour discovery".into())
+        );
+        // Outbound on a router: output and forward out through the outside.
+        let corporate = placed(Router, Firewall::corporate());
+        assert_eq!((corporate[0].len(), corporate[1].len(), corporate[2].len()), (0, 6, 6));
+        assert_eq!(corporate[2][1], (None, eth1(), "1.2 corporate: allow outbound tcp dport 80".into()));
+        // What a node sends or forwards, on every interface; both directions, once per hook.
+        let blackhole = placed(Router, Firewall::pmtu_blackhole());
+        assert_eq!((blackhole[0].len(), blackhole[1].len(), blackhole[2].len()), (0, 2, 2));
+        assert_eq!(
+            blackhole[1][0],
+            (None, None, "1.1 pmtu-blackhole: drop sent or forwarded icmp fragmentation-needed".into())
+        );
+        let udp = placed(Router, Firewall::udp_blocked());
+        assert_eq!((udp[0].len(), udp[1].len(), udp[2].len()), (3, 3, 3));
+        // With an outside interface, a rule of both directions is in forward twice.
+        let explicit = placed(Router, Firewall::udp_blocked().outside("eth0"));
+        assert_eq!((explicit[0].len(), explicit[1].len(), explicit[2].len()), (3, 6, 3));
+        assert_eq!(explicit[1][1].1, Some("eth0".into()));
+    }
+
+    #[test]
+    fn every_preset_encodes_and_a_reject_of_any_protocol_is_three_rules() {
+        use crate::topology::NodeKind::Router;
+        let all: Vec<Firewall> = crate::topology::firewall::PRESETS.iter().map(|(_, make)| make()).collect();
+        let planned = plan_firewalls(&facts(Router), &all).expect("valid");
+        let batch = batch(&planned.firewalls).expect("encodes");
+        // add, delete, add table; three base chains and their firewall chains.
+        let chains = batch.requests().iter().filter(|r| r.what.starts_with("add chain")).count();
+        assert_eq!(chains, 3 + 2 + 3 + 2 + 2, "{:?}", batch.requests());
+        let reject = PlannedRule {
+            iif: None,
+            oif: None,
+            from: None,
+            to: None,
+            protocol: None,
+            dport: None,
+            sport: None,
+            established: false,
+            icmp: None,
+            action: Action::Reject,
+            comment: "1.1 custom: reject".into(),
+        };
+        let rules = encode(&reject, "c");
+        assert_eq!(rules.len(), 3);
+        assert!(rules.iter().all(|rule| rule.comment.as_deref() == Some("1.1 custom: reject")));
+        assert_eq!(encode(&PlannedRule { action: Action::Drop, ..reject }, "c").len(), 1);
+    }
+}
