@@ -14,9 +14,12 @@ use netns_test::topology::{Firewall, FirewallRule, TopologyError, TopologyErrorK
 use netns_test::{Error, Link, Network, Node, Topology, TopologyBuilder, netns_test};
 use netns_test_tests::{run_subject, subject};
 
-/// How long a connect to a dropped port is given: long enough on a loaded machine for one
-/// that is answered, and the whole wait of one that is not.
+/// How long a connect or a datagram that should be dropped is given: the whole wait of one
+/// that is not answered.
 const PATIENCE: Duration = Duration::from_secs(1);
+
+/// How long a connect that should succeed is given, on a loaded machine.
+const GENEROUS: Duration = Duration::from_secs(10);
 
 /// client — gw — server, IPv4 and IPv6; gw's outside is eth1 (towards server).
 fn gateway() -> TopologyBuilder {
@@ -39,19 +42,30 @@ fn gateway() -> TopologyBuilder {
         .auto_routes()
 }
 
-/// How a TCP connect from `from` to a listener of `to` on `addr:port` ends.
-fn connect(from: &Node, to: &Node, addr: IpAddr, port: u16) -> (io::Result<()>, Duration) {
+/// How a TCP connect from `from` to a listener of `to` on `addr:port` ends, given `patience`.
+fn connect_within(
+    from: &Node,
+    to: &Node,
+    addr: IpAddr,
+    port: u16,
+    patience: Duration,
+) -> (io::Result<()>, Duration) {
     let target = SocketAddr::new(addr, port);
     let _listener = to.run(|| TcpListener::bind(target)).unwrap_or_else(|e| panic!("binding {target}: {e}"));
     from.run(|| {
         let started = Instant::now();
-        let result = TcpStream::connect_timeout(&target, PATIENCE).map(drop);
+        let result = TcpStream::connect_timeout(&target, patience).map(drop);
         (result, started.elapsed())
     })
 }
 
+/// A connect that should not succeed: [`PATIENCE`].
+fn connect(from: &Node, to: &Node, addr: IpAddr, port: u16) -> (io::Result<()>, Duration) {
+    connect_within(from, to, addr, port, PATIENCE)
+}
+
 fn assert_connects(from: &Node, to: &Node, addr: &str, port: u16) {
-    let (result, _) = connect(from, to, addr.parse().unwrap(), port);
+    let (result, _) = connect_within(from, to, addr.parse().unwrap(), port, GENEROUS);
     result.unwrap_or_else(|e| panic!("{} → {addr}:{port}: {e}", from.name()));
 }
 
