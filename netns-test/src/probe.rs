@@ -233,7 +233,36 @@ async fn scratch_checks() -> Vec<Check> {
         "IPv6 is enabled",
         "boot without ipv6.disable=1; IPv6 topologies fail without it",
     ));
+    checks.push(feature_check(
+        "nftables",
+        nftables_works(),
+        "nftables takes an inet table with conntrack and reject rules (firewalls), without nft",
+        "the kernel needs CONFIG_NF_TABLES, CONFIG_NF_TABLES_INET, CONFIG_NFT_CT and CONFIG_NFT_REJECT; \
+         firewalls fail without them",
+    ));
     checks
+}
+
+/// Whether this namespace's nftables takes what a firewall needs: an `inet` table, a base
+/// chain, a rule matching `ct state` with a counter, and a TCP reset; removed again.
+fn nftables_works() -> Result<(), String> {
+    use crate::netlink::nftables::{
+        BaseChain, Batch, ChainType, Family, Hook, Policy, Reject, Rule, apply, ct_state, proto,
+    };
+    let table = "netns_test_probe";
+    let mut batch = Batch::new();
+    let input =
+        BaseChain { kind: ChainType::Filter, hook: Hook::Input, priority: 0, policy: Some(Policy::Accept) };
+    let rule =
+        Rule::new(Family::Inet, table, "input").ct_state(ct_state::NEW).dport(proto::TCP, 9..=9).counter();
+    let made = batch
+        .add_table(Family::Inet, table)
+        .and_then(|()| batch.add_chain(Family::Inet, table, "input", Some(&input)))
+        .and_then(|()| batch.add_rule(&rule.reject(Reject::TcpReset)))
+        .and_then(|()| apply(&batch));
+    let mut cleanup = Batch::new();
+    let removed = cleanup.delete_table(Family::Inet, table).and_then(|()| apply(&cleanup));
+    made.and(removed).map_err(|error| error.to_string())
 }
 
 fn feature_check(name: &'static str, result: Result<(), String>, ok: &str, remedy: &str) -> Check {

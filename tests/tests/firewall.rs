@@ -584,6 +584,14 @@ fn gallery_pmtu_blackhole_removed_the_transfer_completes(net: &Network) {
     assert_eq!(transfer(net, MEGABYTE, Duration::from_secs(30)), MEGABYTE);
 }
 
+/// `cargo xtask doctor` tries nftables for real, in a scratch namespace.
+#[netns_test]
+fn the_doctor_checks_nftables() {
+    let checks = netns_test::probe::namespace_checks();
+    let check = checks.iter().find(|check| check.name == "nftables").expect("an nftables check");
+    assert_eq!(check.verdict, netns_test::probe::Verdict::Ok, "{check}");
+}
+
 /// Firewalls need no `nft` (nor any other) program: a firewall test passes with a `PATH` on
 /// which nothing is found. (Sudo mode finds `sudo` on the `PATH`, so it keeps its own.)
 #[test]
