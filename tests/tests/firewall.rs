@@ -181,7 +181,8 @@ fn rejecting_server() -> TopologyBuilder {
                 .rule(FirewallRule::reject().inbound().udp().port(83))
                 .rule(FirewallRule::drop().inbound().udp().port(84))
                 .rule(FirewallRule::allow().inbound().tcp().ports(8000..=8010).from("10.0.0.0/24"))
-                .rule(FirewallRule::drop().inbound().tcp().ports(8000..)),
+                .rule(FirewallRule::drop().inbound().tcp().ports(8000..))
+                .rule(FirewallRule::reject().inbound().icmp().from("10.0.0.0/24")),
         )
 }
 
@@ -204,6 +205,15 @@ fn a_rejected_connect_fails_at_once_and_a_dropped_one_times_out(net: &Network) {
     assert_connects(client, server, "10.0.0.2", 8010);
     assert_times_out(client, server, "10.0.0.2", 8011);
     assert_times_out(client, server, "fd00::2", 8005);
+    // ICMP is rejected as administratively prohibited (over IPv4: the rule's range).
+    let ping = client.ping("10.0.0.2").count(1).run().unwrap();
+    match ping.probes()[0].error() {
+        Some(ProbeError::Icmp(icmp)) => {
+            assert_eq!((icmp.kind(), icmp.code()), (IcmpErrorKind::DestinationUnreachable, 13), "{icmp}")
+        }
+        other => panic!("expected destination unreachable, got {other:?}: {ping:#}"),
+    }
+    client.ping("fd00::2").count(1).run().unwrap().assert_reachable();
     // Outbound is not filtered, and the replies are let in by the first rule.
     assert_connects(server, client, "10.0.0.1", 8080);
 }
@@ -231,7 +241,7 @@ fn a_failure_shows_the_drops_by_rule() {
         .collect();
     // Every rule that stops packets has a line, with what it stopped (a SYN of 60 bytes; the
     // dropped one perhaps retransmitted).
-    assert_eq!(section.len(), 5, "{text}");
+    assert_eq!(section.len(), 6, "{text}");
     assert_eq!(section[0], "server: 1.2 custom: reject inbound tcp dport 81: 1 packets/60 B", "{text}");
     let (rule, count) = section[1].rsplit_once(": ").unwrap();
     assert_eq!(rule, "server: 1.3 custom: drop inbound tcp dport 82", "{text}");
