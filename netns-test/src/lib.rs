@@ -93,6 +93,13 @@
 //! }
 //! ```
 //!
+//! # Firewalls
+//! A host or router may have stateful [`Firewall`]s, presets (`block_inbound`, `udp_blocked`,
+//! `corporate`, `pmtu_blackhole`) or [`FirewallRule`](topology::FirewallRule)s of your own,
+//! given in the topology ([`TopologyBuilder::firewall`], a file's `[firewall]` table) and
+//! replaced at runtime with [`Node::set_firewall`]. The kernel's nftables applies them through
+//! netlink, rootless too, with no `nft` binary; a failed test lists what each rule dropped.
+//!
 //! # Modules
 //! The names a test writes are at the crate root; the rest is in the module of its concept:
 //! [`topology`] (the model, its file format and its errors), [`conditions`] (link
