@@ -1,6 +1,6 @@
 //! A picture of a topology, as SVG: the nodes by kind (hosts as boxes, routers as circles,
-//! switches as double circles), and the links labelled with their interface names, addresses
-//! and conditions. `netns-test graph` writes it to a file, and a failure report shows it.
+//! switches as double circles, with their firewalls), and the links labelled with their
+//! interface names, addresses and conditions. `netns-test graph` writes it to a file, and a failure report shows it.
 //!
 //! The layout is `layout-rs`'s (a Sugiyama-style layered layout); this module only says what
 //! to draw. It takes the topology as data and asks nothing of a running network.
@@ -25,8 +25,16 @@ pub fn svg(topology: &Topology) -> String {
     let handles: Vec<_> = plan
         .nodes
         .iter()
-        .map(|node| {
-            let label = format!("{} ({})", node.name, node.kind.as_str());
+        .enumerate()
+        .map(|(index, node)| {
+            let mut label = format!("{} ({})", node.name, node.kind.as_str());
+            // Its firewalls as the topology gives them: one by name, several by number.
+            if let Some(given) = plan.firewalls.iter().find(|given| given.node == index) {
+                match given.firewalls.as_slice() {
+                    [one] => label.push_str(&format!(" · {}", one.name)),
+                    several => label.push_str(&format!(" · {} firewalls", several.len())),
+                }
+            }
             let (shape, fill) = match node.kind {
                 NodeKind::Host => (ShapeKind::new_box(&label), "lightyellow"),
                 NodeKind::Router => (ShapeKind::new_circle(&label), "lightblue"),
@@ -128,6 +136,23 @@ mod tests {
             assert!(svg.contains(name), "{name} missing from {svg}");
         }
         assert!(svg.contains("client:"), "{svg}");
+    }
+
+    #[test]
+    fn firewalls_are_named_on_their_nodes() {
+        use crate::topology::Firewall;
+        let topology = Topology::builder()
+            .host("client")
+            .host("server")
+            .link(Link::new("client", "server").addrs("10.0.0.1/24", "10.0.0.2/24"))
+            .firewall("client", Firewall::block_inbound())
+            .firewall("server", Firewall::udp_blocked())
+            .firewall("server", Firewall::pmtu_blackhole())
+            .build()
+            .unwrap();
+        let svg = svg(&topology);
+        assert!(svg.contains("client (host) · block-inbound"), "{svg}");
+        assert!(svg.contains("server (host) · 2 firewalls"), "{svg}");
     }
 
     #[test]
