@@ -247,7 +247,8 @@ impl Node {
     /// Replaces the node's firewalls with `firewalls`, in one atomic nftables transaction:
     /// a packet sees the old rules or the new ones, never a mix. An empty list removes them.
     /// Connections the kernel already tracks keep their state. The change is on the
-    /// network's timeline.
+    /// network's timeline. A router's outside interface, unless named, is the one its default
+    /// route in the topology leaves through.
     ///
     /// ```no_run
     /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
