@@ -1,0 +1,733 @@
+//! Paths that change while the test runs: links added ([`Network::add_link`]) and removed
+//! ([`LinkHandle::remove`]), addresses replaced ([`Network::renumber`]), default routes set
+//! ([`Node::set_default_route`]), and a host moved from one link to another
+//! ([`Network::replug`]).
+//!
+//! The network keeps the topology's model as it is now, every interface name written out (so
+//! that planning it again names each interface as the kernel has it), and that model planned.
+//! Each change edits a copy of the model and plans it again, with the validation of the
+//! topology itself: a bad change is the typed error planning gives, naming the link, node or
+//! route. Only then is the kernel changed: the veth pair and addresses of the change, then, on
+//! every node, the routes the new plan adds, replaces or drops. So automatic routes after a
+//! change are exactly those of the topology with that change made. The interfaces of a link
+//! added at runtime take indexes above every index of the running network, and the MAC
+//! addresses planning gives those indexes (planning the changed model numbers interfaces
+//! afresh, so only its names, addresses and routes are taken).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::node::WeakNode;
+use super::{LinkHandle, Network, Node};
+use crate::conditions::Direction;
+use crate::error::{Error, Result, name_list};
+use crate::netlink::{At, VethEnd};
+use crate::timeline::EventKind;
+use crate::topology::{Link, Model, NodeKind, Plan, PlannedRoute, RouteSpec, Topology, mac_for, plan_model};
+
+/// How long a change waits for the kernel to report a new link ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The runtime state of a network's paths, shared by the network and its nodes.
+pub(crate) struct Paths {
+    state: Mutex<State>,
+    /// The network's nodes, set once they exist (weak: the nodes hold this).
+    nodes: OnceLock<Vec<WeakNode>>,
+}
+
+struct State {
+    /// The topology's model as it is now, with every interface name written out.
+    model: Model,
+    /// The key of each link of `model`: the plan index for the topology's own links, the
+    /// next number for each link added. Handles and interfaces name links by key.
+    keys: Vec<usize>,
+    /// `model`, planned: the routes each node has, and its interfaces' names and addresses.
+    plan: Plan,
+    /// The next free interface index of the network.
+    next_index: u32,
+    /// How many cuts each link has now, by key (a link is ready only when it has none).
+    cuts: Vec<Arc<AtomicUsize>>,
+    /// The keys of the links that cross the middle namespace (the topology's with
+    /// conditions or a capture).
+    carried: HashSet<usize>,
+}
+
+/// What a [`LinkHandle`] holds of one end, taken from the paths when it is made.
+pub(super) struct EndFacts {
+    pub(super) ifname: String,
+    pub(super) ifindex: u32,
+    pub(super) leaving: Direction,
+    pub(super) routes: Vec<PlannedRoute>,
+}
+
+impl Paths {
+    /// The paths of a network brought up from `topology`.
+    pub(super) fn new(topology: &Topology) -> Paths {
+        let plan = topology.plan();
+        let mut model = topology.model().clone();
+        for (link, planned) in model.links.iter_mut().zip(&plan.links) {
+            for (end, &(node, iface)) in link.ends.iter_mut().zip(&planned.ends) {
+                end.ifname = Some(plan.nodes[node].ifaces[iface].name.clone());
+            }
+        }
+        let nodes = plan.nodes.iter();
+        let indexes = nodes
+            .flat_map(|node| {
+                node.ifaces.iter().map(|iface| iface.index).chain(node.bridge.iter().map(|b| b.index))
+            })
+            .chain(
+                plan.links
+                    .iter()
+                    .filter_map(|link| link.middle.as_ref())
+                    .flat_map(|middle| middle.ends.iter().map(|end| end.index).chain([middle.bridge.index])),
+            );
+        let next_index = indexes.max().unwrap_or(1) + 1;
+        let state = State {
+            keys: (0..model.links.len()).collect(),
+            model,
+            plan: Plan::clone(plan),
+            next_index,
+            cuts: plan.links.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
+            carried: (0..plan.links.len()).filter(|&index| plan.links[index].middle.is_some()).collect(),
+        };
+        Paths { state: Mutex::new(state), nodes: OnceLock::new() }
+    }
+
+    /// Records the network's nodes, once they exist.
+    pub(super) fn set_nodes(&self, nodes: &[Node]) {
+        let _ = self.nodes.set(nodes.iter().map(Node::downgrade).collect());
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn node(&self, index: usize) -> Option<Node> {
+        self.nodes.get()?.get(index)?.upgrade()
+    }
+
+    /// The cut count of link `key`.
+    pub(super) fn cuts(&self, key: usize) -> Arc<AtomicUsize> {
+        Arc::clone(&self.state().cuts[key])
+    }
+
+    /// Whether link `key` crosses the middle namespace.
+    pub(super) fn carried(&self, key: usize) -> bool {
+        self.state().carried.contains(&key)
+    }
+
+    /// What a handle of link `key` holds of the ends at nodes `asked` (plan indexes), in
+    /// that order; `None` for a link that was removed.
+    pub(super) fn ends(&self, key: usize, asked: [usize; 2]) -> Option<[EndFacts; 2]> {
+        let state = self.state();
+        let position = state.keys.iter().position(|&k| k == key)?;
+        let planned = &state.plan.links[position];
+        let facts = asked.map(|node| {
+            let slot = usize::from(planned.ends[0].0 != node);
+            let (_, iface) = planned.ends[slot];
+            let live = self.node(node).and_then(|n| n.interfaces().into_iter().find(|i| i.link == key));
+            EndFacts {
+                ifname: state.plan.nodes[node].ifaces[iface].name.clone(),
+                ifindex: live.map_or(0, |i| i.index()),
+                leaving: Direction::BOTH[slot],
+                routes: state.plan.routes_through(node, iface),
+            }
+        });
+        Some(facts)
+    }
+}
+
+/// A change validated and planned, not yet made.
+struct Change {
+    model: Model,
+    keys: Vec<usize>,
+    plan: Plan,
+}
+
+impl State {
+    /// Validates and plans `model` with `keys`: the same checks as the topology's.
+    fn plan(&self, model: Model, keys: Vec<usize>) -> Result<Change> {
+        let plan = plan_model(&model)?;
+        if plan.ipv6 && !self.plan.ipv6 {
+            return Err(Error::Unsupported {
+                feature: "IPv6 addresses added at runtime to a network built without any".into(),
+                reason: "its namespaces were set up for IPv4 only (no IPv6 forwarding on routers, \
+                         no link-local addresses); give one interface of the topology an IPv6 address"
+                    .into(),
+            });
+        }
+        Ok(Change { model, keys, plan })
+    }
+
+    /// Takes `change` as the network's state.
+    fn commit(&mut self, change: Change) {
+        self.model = change.model;
+        self.keys = change.keys;
+        self.plan = change.plan;
+    }
+}
+
+/// Runs `future` on the netlink thread of `node`.
+fn block_on<T: Send + 'static>(
+    node: &Node,
+    future: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    node.netlink_rt().block_on(future)
+}
+
+/// Makes node `node`'s routes go from `old` to `new`: drops what `new` lacks, replaces a route
+/// whose gateway changed, adds what is new. A route the kernel dropped already (with its
+/// interface) is fine.
+fn apply_routes(node: &Node, old: &[PlannedRoute], new: &[PlannedRoute]) -> Result<()> {
+    let dropped: Vec<PlannedRoute> =
+        old.iter().filter(|route| !new.iter().any(|n| n.to == route.to)).cloned().collect();
+    let changed: Vec<PlannedRoute> = new.iter().filter(|route| !old.contains(route)).cloned().collect();
+    if dropped.is_empty() && changed.is_empty() {
+        return Ok(());
+    }
+    let (name, handle) = (node.name().to_string(), node.netlink().handle.clone());
+    block_on(node, async move {
+        let at = At { node: &name, handle: &handle };
+        for route in dropped {
+            at.delete_route(route.to, route.via).await?;
+        }
+        for route in changed {
+            at.replace_route(route.to, route.via).await?;
+        }
+        Ok(())
+    })
+}
+
+/// The routes of the plan's nodes, for comparing two plans.
+fn routes_of(plan: &Plan) -> Vec<Vec<PlannedRoute>> {
+    plan.nodes.iter().map(|node| node.routes.clone()).collect()
+}
+
+impl Paths {
+    /// Makes every node's routes those of `new` (from `old`).
+    fn apply_all_routes(&self, old: &Plan, new: &Plan) -> Result<()> {
+        for (index, (before, after)) in routes_of(old).iter().zip(routes_of(new)).enumerate() {
+            if let Some(node) = self.node(index) {
+                apply_routes(&node, before, &after)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the hosts file for the addresses of `plan`, so that node names resolve to the
+    /// addresses they have now.
+    fn rewrite_hosts(plan: &Plan) -> Result<()> {
+        crate::names::install_hosts_file(&crate::names::hosts_file(plan))
+    }
+
+    /// Creates the veth pair of model link `position` of `change` (key `key`), its
+    /// addresses, and waits until both ends are ready; records the interfaces on the nodes.
+    fn create_link(&self, state: &mut State, change: &Change, position: usize, key: usize) -> Result<()> {
+        let planned = &change.plan.links[position];
+        let nodes = planned.ends.map(|(node, _)| self.node(node).expect("the network's nodes are alive"));
+        let indexes = [state.next_index, state.next_index + 1];
+        let ends: [VethEnd; 2] = std::array::from_fn(|slot| {
+            let (node, iface) = planned.ends[slot];
+            let spec = &change.plan.nodes[node];
+            VethEnd {
+                node: spec.name.clone(),
+                name: spec.ifaces[iface].name.clone(),
+                index: indexes[slot],
+                mac: mac_for(indexes[slot]),
+                netns: nodes[slot].fds().raw().0,
+                mtu: planned.mtu,
+                controller: state.plan.nodes[node].bridge.as_ref().map(|bridge| bridge.index),
+            }
+        });
+        // A switch's port is created in the switch's namespace, where its bridge is known.
+        let main = usize::from(nodes[1].kind() == NodeKind::Switch);
+        let [first, second] = ends;
+        let (made, other) = if main == 0 { (first, second) } else { (second, first) };
+        let (maker, receiver) = (nodes[main].clone(), nodes[1 - main].clone());
+        let (maker_name, maker_handle) = (maker.name().to_string(), maker.netlink().handle.clone());
+        let (receiver_name, receiver_handle) =
+            (receiver.name().to_string(), receiver.netlink().handle.clone());
+        let (other_index, other_name) = (other.index, other.name.clone());
+        block_on(&maker, async move {
+            At { node: &maker_name, handle: &maker_handle }.add_veth(&made, &other).await?;
+            At { node: &receiver_name, handle: &receiver_handle }
+                .set_link_up(other_index, &other_name, true)
+                .await
+        })?;
+        state.next_index += 2;
+        for (slot, node) in nodes.iter().enumerate() {
+            let (n, iface) = planned.ends[slot];
+            let spec = change.plan.nodes[n].ifaces[iface].clone();
+            let (peer, peer_iface) = planned.ends[1 - slot];
+            let peer_name = change.plan.nodes[peer].ifaces[peer_iface].name.clone();
+            let (name, handle, index) =
+                (node.name().to_string(), node.netlink().handle.clone(), indexes[slot]);
+            let (ifname, addrs, links) =
+                (spec.name.clone(), spec.addrs.clone(), node.netlink().links.clone());
+            block_on(node, async move {
+                let at = At { node: &name, handle: &handle };
+                for addr in addrs {
+                    at.add_address(index, &ifname, addr).await?;
+                }
+                let deadline = Instant::now() + READY_TIMEOUT;
+                links.wait(&handle, index, deadline, |status| status.ready()).await.map_err(|last| {
+                    Error::Timeout {
+                        what: format!("interface `{ifname}` of node `{name}` to be up with carrier (last state: {last:?})"),
+                        after: READY_TIMEOUT,
+                    }
+                })
+            })?;
+            let interface = node.new_interface(
+                spec.name,
+                indexes[slot],
+                key,
+                spec.addrs,
+                (change.plan.nodes[peer].name.clone(), peer_name),
+            );
+            node.change_interfaces(|interfaces| interfaces.push(interface));
+            // The new plan's routes through the new interface: those that did not change since
+            // the old plan went with the interface they used (a host moved with its address
+            // keeps its default route's gateway, and the kernel deleted that route).
+            let (name, handle) = (node.name().to_string(), node.netlink().handle.clone());
+            let through = change.plan.routes_through(n, iface);
+            block_on(node, async move {
+                let at = At { node: &name, handle: &handle };
+                for route in through {
+                    at.add_route_again(route.to, route.via).await?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the veth pair of link `key` (at model position `position` of the current
+    /// state) and forgets its interfaces.
+    fn delete_link(&self, state: &State, position: usize, key: usize) -> Result<()> {
+        let planned = &state.plan.links[position];
+        let (node, _) = planned.ends[0];
+        let node = self.node(node).expect("the network's nodes are alive");
+        let iface =
+            node.interfaces().into_iter().find(|i| i.link == key).expect("a link's ends are interfaces");
+        let (name, handle, index, ifname) =
+            (node.name().to_string(), node.netlink().handle.clone(), iface.index(), iface.name().to_string());
+        block_on(
+            &node,
+            async move { At { node: &name, handle: &handle }.delete_link(index, &ifname).await },
+        )?;
+        for (end, _) in planned.ends {
+            if let Some(node) = self.node(end) {
+                node.change_interfaces(|interfaces| interfaces.retain(|i| i.link != key));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to remove or replace link `key` when it crosses the middle namespace.
+    fn check_plain(state: &State, key: usize, what: &str) -> Result<()> {
+        if state.carried.contains(&key) {
+            return Err(Error::Unsupported {
+                feature: format!("{what} a link with conditions or a capture"),
+                reason: "the link engine carries such a link for the whole test; remove or replug plain \
+                         links (without conditions)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses what a link added at runtime cannot have yet.
+fn check_addable(link: &Link) -> Result<()> {
+    if link.conditions_given || link.capture || link.outages.is_some() {
+        let label = format!("the link `{}` – `{}`", link.ends[0].node, link.ends[1].node);
+        return Err(Error::Unsupported {
+            feature: format!("conditions, a capture or outages on {label}, added at runtime"),
+            reason: "only the topology's links are carried by the link engine; add the link without \
+                     them, or declare it in the topology"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Pins the interface names planning gave model link `position` into the model.
+fn pin_names(change: &mut Change, position: usize) {
+    let planned = &change.plan.links[position];
+    for (end, &(node, iface)) in change.model.links[position].ends.iter_mut().zip(&planned.ends) {
+        end.ifname = Some(change.plan.nodes[node].ifaces[iface].name.clone());
+    }
+}
+
+/// Drops the static routes of `model` whose gateway is on no subnet of its node any more (the
+/// kernel deletes them with the interface that reached the gateway).
+fn drop_stranded_routes(model: &mut Model) {
+    let subnets = |node: &str| -> Vec<IpNet> {
+        let ends = model.links.iter().flat_map(|link| &link.ends).filter(|end| end.node == node);
+        ends.flat_map(|end| &end.addrs)
+            .filter_map(|addr| addr.parse::<IpNet>().ok())
+            .map(|net| net.trunc())
+            .collect()
+    };
+    let keep: Vec<bool> = model
+        .routes
+        .iter()
+        .map(|route| match route.via.trim().parse::<IpAddr>() {
+            Ok(via) => subnets(&route.node).iter().any(|subnet| subnet.contains(&via)),
+            Err(_) => true,
+        })
+        .collect();
+    let mut keep = keep.into_iter();
+    model.routes.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// `ends` as the timeline names a link: `a:eth0 – b:eth0`.
+fn subject(plan: &Plan, position: usize) -> String {
+    let ends = plan.links[position]
+        .ends
+        .map(|(node, iface)| format!("{}:{}", plan.nodes[node].name, plan.nodes[node].ifaces[iface].name));
+    ends.join(" – ")
+}
+
+/// The addresses of both ends of model link `position`, for the timeline.
+fn addresses(plan: &Plan, position: usize) -> String {
+    let ends = plan.links[position].ends.map(|(node, iface)| {
+        let addrs: Vec<String> =
+            plan.nodes[node].ifaces[iface].addrs.iter().map(ToString::to_string).collect();
+        if addrs.is_empty() { "-".to_string() } else { addrs.join(" ") }
+    });
+    ends.join(" – ")
+}
+
+impl Network {
+    /// Adds a link between two nodes of the running network, as the topology would have made
+    /// it: interface names (the next free `ethN` by default), addresses and MTU from `link`.
+    /// It is validated as planning validates the topology with this link added (unknown node,
+    /// duplicate interface name or address, an address outside its link's subnet, a bad MTU),
+    /// and the kernel is touched only once it passes. When the topology uses
+    /// [automatic routes](crate::TopologyBuilder::auto_routes), every node's routes become
+    /// those of the topology with this link: new routes through it are added, and routes it
+    /// shortens are replaced. Returns when both ends are ready to carry traffic. The
+    /// addition is on the [timeline](Self::events).
+    ///
+    /// A link added at runtime is plain: conditions, a capture or outages are refused (only
+    /// the topology's links are carried by the link engine), and no static neighbour entries
+    /// are made for it (with [`static_arp`](crate::TopologyBuilder::static_arp), ARP resolves
+    /// across it as usual).
+    ///
+    /// ```no_run
+    /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
+    /// use netns_test::Link;
+    /// let link = net.add_link(Link::new("client", "r2").addrs("10.0.3.2/24", "10.0.3.1/24"))?;
+    /// link.remove()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Topology`] for a link planning refuses; [`Error::Unsupported`] for conditions,
+    /// a capture or outages, or an IPv6 address in a network built without any; a netlink
+    /// failure; [`Error::Timeout`] when the link does not come up.
+    pub fn add_link(&self, link: Link) -> Result<LinkHandle> {
+        check_addable(&link)?;
+        let paths = self.paths();
+        let mut state = paths.state();
+        let (mut model, mut keys) = (state.model.clone(), state.keys.clone());
+        let key = state.cuts.len();
+        model.links.push(link);
+        keys.push(key);
+        let mut change = state.plan(model, keys)?;
+        let position = change.keys.len() - 1;
+        pin_names(&mut change, position);
+        paths.create_link(&mut state, &change, position, key)?;
+        paths.apply_all_routes(&state.plan, &change.plan)?;
+        Paths::rewrite_hosts(&change.plan)?;
+        self.timeline().record(
+            EventKind::LinkAdded,
+            subject(&change.plan, position),
+            addresses(&change.plan, position),
+        );
+        let nodes = change.plan.links[position].ends.map(|(node, _)| node);
+        state.cuts.push(Arc::new(AtomicUsize::new(0)));
+        state.commit(change);
+        drop(state);
+        LinkHandle::new(self, key, nodes.map(|node| &self.nodes()[node]))
+    }
+
+    /// Replaces address `old` of node `node` with `new` (both in CIDR notation, as the
+    /// topology writes them), as a DHCP renewal does: the new address is added first (IPv6
+    /// without duplicate-address detection, so it is usable at once), then the old one
+    /// deleted, with `promote_secondaries` set in the node so that a new IPv4 address of the
+    /// same subnet survives the old one. The change is validated as planning validates the
+    /// topology with the new address (a bad or duplicate address, or one outside the subnet
+    /// the rest of its link uses, is refused before anything changes), and routes follow the
+    /// topology renumbered, as [`add_link`](Self::add_link)'s do. The node's interfaces, its
+    /// addresses as the pinger resolves them and the hosts file are updated. The change is on
+    /// the [timeline](Self::events).
+    ///
+    /// ```no_run
+    /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
+    /// net.renumber("client", "10.0.1.2/24", "10.0.1.50/24")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`]; [`Error::UnknownAddress`] when the node has no address `old`;
+    /// [`Error::Topology`] for a new address planning refuses; a netlink failure.
+    pub fn renumber(&self, node: &str, old: &str, new: &str) -> Result<()> {
+        let target = self.try_node(node)?.clone();
+        let paths = self.paths();
+        let mut state = paths.state();
+        let wanted: Option<IpNet> = old.trim().parse().ok();
+        let mut model = state.model.clone();
+        let found = model.links.iter_mut().enumerate().find_map(|(position, link)| {
+            let end = link.ends.iter_mut().find(|end| end.node == node)?;
+            let slot = end
+                .addrs
+                .iter()
+                .position(|addr| addr.trim().parse::<IpNet>().ok() == wanted && wanted.is_some())?;
+            Some((position, end, slot))
+        });
+        let Some((position, end, slot)) = found else {
+            return Err(Error::UnknownAddress {
+                node: node.to_string(),
+                address: old.to_string(),
+                known: name_list(
+                    target
+                        .interfaces()
+                        .iter()
+                        .flat_map(|i| i.addrs().iter().map(ToString::to_string))
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(String::as_str),
+                ),
+            });
+        };
+        end.addrs[slot] = new.to_string();
+        let ifname = end.ifname.clone().unwrap_or_default();
+        let change = state.plan(model, state.keys.clone())?;
+        let (n, iface) =
+            *change.plan.links[position].ends.iter().find(|(n, _)| *n == target.index()).expect("an end");
+        let new_addr = change.plan.nodes[n].ifaces[iface].addrs[slot];
+        let old_addr = state.plan.nodes[n].ifaces[iface].addrs[slot];
+        let live = target.interface(&ifname)?;
+        if new_addr.addr().is_ipv4() {
+            target
+                .run(|| crate::ns::setup::write_sysctl("net.ipv4.conf.all.promote_secondaries", "1"))
+                .map_err(|e| {
+                    Error::io(format!("setting net.ipv4.conf.all.promote_secondaries=1 in node `{node}`"), e)
+                })?;
+        }
+        let (name, handle, index) = (node.to_string(), target.netlink().handle.clone(), live.index());
+        block_on(&target, async move {
+            let at = At { node: &name, handle: &handle };
+            at.add_address(index, &ifname, new_addr).await?;
+            at.delete_address(index, &ifname, old_addr).await
+        })?;
+        let addrs = change.plan.nodes[n].ifaces[iface].addrs.clone();
+        let key = live.link;
+        target.change_interfaces(|interfaces| {
+            if let Some(interface) = interfaces.iter_mut().find(|i| i.link == key) {
+                interface.set_addrs(addrs);
+            }
+        });
+        paths.apply_all_routes(&state.plan, &change.plan)?;
+        // Routes through the interface that the kernel may have dropped with the old address.
+        let (name, handle) = (node.to_string(), target.netlink().handle.clone());
+        let through = change.plan.routes_through(n, iface);
+        block_on(&target, async move {
+            let at = At { node: &name, handle: &handle };
+            for route in through {
+                at.add_route_again(route.to, route.via).await?;
+            }
+            Ok(())
+        })?;
+        Paths::rewrite_hosts(&change.plan)?;
+        self.timeline().record(
+            EventKind::Renumbered,
+            format!("{node}:{}", live.name()),
+            format!("{old_addr} → {new_addr}"),
+        );
+        state.commit(change);
+        Ok(())
+    }
+
+    /// Moves a host from one link to another in one step, as an uplink switched mid-test
+    /// (Wi-Fi to cellular, one router to another): validates the whole move first, then
+    /// removes `old` and adds `new`, which must share the moving node with `old`. The moving
+    /// node's static routes through the old link's far end (its default route, typically)
+    /// are pointed at the new link's far end, address family by address family; automatic
+    /// routes follow as [`add_link`](Self::add_link)'s do. Give the new link the node's old
+    /// address to keep its connections' addresses (a TCP connection goes on), or a new one
+    /// (a connection bound to the old address is cut off, and what migrates is up to the
+    /// protocol). Returns the new link's handle; the move is on the [timeline](Self::events).
+    ///
+    /// ```no_run
+    /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
+    /// use netns_test::Link;
+    /// let old = net.link("client", "r1");
+    /// let new = net.replug(old, Link::new("client", "r2").addrs("10.0.1.2/24", "10.0.1.1/24"))?;
+    /// # drop(new); Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when the links share no node, or for a link with conditions or
+    /// a capture; otherwise as [`add_link`](Self::add_link) and
+    /// [`LinkHandle::remove`](LinkHandle::remove).
+    pub fn replug(&self, old: LinkHandle, new: Link) -> Result<LinkHandle> {
+        check_addable(&new)?;
+        let paths = self.paths();
+        let mut state = paths.state();
+        let old_key = old.key();
+        Paths::check_plain(&state, old_key, "replugging")?;
+        let Some(old_position) = state.keys.iter().position(|&k| k == old_key) else {
+            return Err(gone(&old));
+        };
+        let old_ends = state.plan.links[old_position].ends;
+        let names = old_ends.map(|(node, _)| state.plan.nodes[node].name.clone());
+        let Some(moving) = names.iter().position(|name| new.ends.iter().any(|end| &end.node == name)) else {
+            return Err(Error::Unsupported {
+                feature: format!(
+                    "replugging {} into a link between `{}` and `{}`",
+                    old.describe(),
+                    new.ends[0].node,
+                    new.ends[1].node
+                ),
+                reason: "the new link must have the moving node as one of its ends".into(),
+            });
+        };
+        let moving_name = names[moving].clone();
+        let (far_node, far_iface) = old_ends[1 - moving];
+        let old_far: Vec<IpAddr> =
+            state.plan.nodes[far_node].ifaces[far_iface].addrs.iter().map(IpNet::addr).collect();
+        let mut model = state.model.clone();
+        let mut keys = state.keys.clone();
+        model.links.remove(old_position);
+        keys.remove(old_position);
+        let new_slot = usize::from(new.ends[0].node != moving_name);
+        let new_far: Vec<IpAddr> = new.ends[1 - new_slot]
+            .addrs
+            .iter()
+            .filter_map(|addr| addr.parse::<IpNet>().ok())
+            .map(|net| net.addr())
+            .collect();
+        let old_label = format!("{} – {}", names[0], names[1]);
+        for route in model.routes.iter_mut().filter(|route| route.node == moving_name) {
+            let Ok(via) = route.via.trim().parse::<IpAddr>() else { continue };
+            if old_far.contains(&via) {
+                if let Some(next) = new_far.iter().find(|addr| addr.is_ipv4() == via.is_ipv4()) {
+                    route.via = next.to_string();
+                }
+            }
+        }
+        let key = state.cuts.len();
+        model.links.push(new);
+        keys.push(key);
+        drop_stranded_routes(&mut model);
+        let mut change = state.plan(model, keys)?;
+        let position = change.keys.len() - 1;
+        pin_names(&mut change, position);
+        let before = old.subject();
+        paths.delete_link(&state, old_position, old_key)?;
+        self.timeline().record(EventKind::LinkRemoved, before.clone(), "");
+        paths.create_link(&mut state, &change, position, key)?;
+        paths.apply_all_routes(&state.plan, &change.plan)?;
+        Paths::rewrite_hosts(&change.plan)?;
+        let after = subject(&change.plan, position);
+        self.timeline().record(EventKind::LinkAdded, after.clone(), addresses(&change.plan, position));
+        self.timeline().record(EventKind::Replugged, moving_name, format!("{old_label} → {after}"));
+        let nodes = change.plan.links[position].ends.map(|(node, _)| node);
+        state.cuts.push(Arc::new(AtomicUsize::new(0)));
+        state.commit(change);
+        drop(state);
+        LinkHandle::new(self, key, nodes.map(|node| &self.nodes()[node]))
+    }
+}
+
+/// The error for a handle of a link removed already.
+fn gone(link: &LinkHandle) -> Error {
+    Error::Unsupported {
+        feature: format!("changing {}", link.describe()),
+        reason: "the link was removed".into(),
+    }
+}
+
+impl LinkHandle {
+    /// Deletes the link: its veth pair, both ends at once. When the topology uses
+    /// [automatic routes](crate::TopologyBuilder::auto_routes), every node's routes become
+    /// those of the topology without this link (routes around it where there is another
+    /// path); static routes through it go, as the kernel deletes them with the interface. The
+    /// nodes' interfaces, the hosts file and the timeline are updated.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a link with conditions or a capture (the link engine
+    /// carries it for the whole test) or one removed already; [`Error::Topology`] when the
+    /// topology without it is not valid; a netlink failure.
+    pub fn remove(self) -> Result<()> {
+        let network = self.network().clone();
+        let paths = network.paths();
+        let mut state = paths.state();
+        let key = self.key();
+        Paths::check_plain(&state, key, "removing")?;
+        let Some(position) = state.keys.iter().position(|&k| k == key) else {
+            return Err(gone(&self));
+        };
+        let (mut model, mut keys) = (state.model.clone(), state.keys.clone());
+        model.links.remove(position);
+        keys.remove(position);
+        drop_stranded_routes(&mut model);
+        let change = state.plan(model, keys)?;
+        paths.delete_link(&state, position, key)?;
+        paths.apply_all_routes(&state.plan, &change.plan)?;
+        Paths::rewrite_hosts(&change.plan)?;
+        network.timeline().record(EventKind::LinkRemoved, self.subject(), "");
+        state.commit(change);
+        Ok(())
+    }
+}
+
+impl Node {
+    /// Sets the node's default route of `via`'s address family (`ip route replace default via
+    /// <via>`), replacing the one it had: IPv4 for an IPv4 gateway, IPv6 for an IPv6 one. The
+    /// gateway must be on a subnet the node is connected to. The route is a static route of
+    /// the topology from now on: later changes keep it, and with automatic routes the node
+    /// then gets routes per subnet, as [`default_route`](crate::TopologyBuilder::default_route)
+    /// in the topology would give it. The change is on the network's timeline.
+    ///
+    /// ```no_run
+    /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
+    /// net.node("client").set_default_route("10.0.2.1")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Topology`] for a gateway that is not an address or not on a connected subnet,
+    /// or a switch; a netlink failure.
+    pub fn set_default_route(&self, via: impl Into<String>) -> Result<()> {
+        let via = via.into();
+        let paths = self.paths();
+        let mut state = paths.state();
+        let mut model = state.model.clone();
+        let family = via.trim().parse::<IpAddr>().map(|addr| addr.is_ipv4());
+        model.routes.retain(|route| {
+            let default = route.node == self.name() && route.to.trim() == "default";
+            let same_family = route.via.trim().parse::<IpAddr>().map(|addr| addr.is_ipv4()) == family;
+            !(default && (same_family || family.is_err()))
+        });
+        model.routes.push(RouteSpec {
+            node: self.name().to_string(),
+            to: "default".into(),
+            via: via.clone(),
+            location: None,
+        });
+        let change = state.plan(model, state.keys.clone())?;
+        paths.apply_all_routes(&state.plan, &change.plan)?;
+        self.record(EventKind::DefaultRoute, self.name().to_string(), format!("via {}", via.trim()));
+        state.commit(change);
+        Ok(())
+    }
+}
