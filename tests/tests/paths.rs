@@ -179,6 +179,71 @@ fn a_new_default_route_sends_traffic_through_the_other_router(net: &Network) {
     assert_eq!((event.subject.as_str(), event.detail.as_str()), ("client", "via 10.0.2.1"));
 }
 
+/// `two_gateways` with IPv6 beside IPv4 on every link, and IPv6 default routes too.
+fn two_gateways_dual_stack() -> TopologyBuilder {
+    Topology::builder()
+        .host("client")
+        .router("r1")
+        .router("r2")
+        .host("server")
+        .link(
+            Link::new("client", "r1")
+                .addrs("10.0.1.2/24", "10.0.1.1/24")
+                .addrs("fd00:1::2/64", "fd00:1::1/64"),
+        )
+        .link(
+            Link::new("client", "r2")
+                .addrs("10.0.2.2/24", "10.0.2.1/24")
+                .addrs("fd00:2::2/64", "fd00:2::1/64"),
+        )
+        .link(
+            Link::new("r1", "server")
+                .addrs("10.0.10.1/24", "10.0.10.2/24")
+                .addrs("fd00:10::1/64", "fd00:10::2/64"),
+        )
+        .link(
+            Link::new("r2", "server")
+                .addrs("10.0.20.1/24", "10.0.20.2/24")
+                .addrs("fd00:20::1/64", "fd00:20::2/64"),
+        )
+        .default_route("client", "10.0.1.1")
+        .default_route("client", "fd00:1::1")
+        .default_route("server", "10.0.20.1")
+        .default_route("server", "fd00:20::1")
+}
+
+#[netns_test(topology = two_gateways_dual_stack)]
+fn the_default_route_replaced_is_the_gateways_family_and_ipv6_renumbers_at_once(net: &Network) {
+    let client = net.local();
+    client
+        .ping("fd00:20::2")
+        .count(1)
+        .timeout(Duration::from_millis(300))
+        .run()
+        .unwrap()
+        .assert_unreachable();
+    client.set_default_route("fd00:2::1").unwrap();
+    let routes = routes(net, "client");
+    // The IPv6 default route moved to r2; the IPv4 one is still through r1.
+    assert!(routes.contains(&"route default via fd00:2::1 dev eth1".to_string()), "{routes:?}");
+    assert!(routes.contains(&"route default via 10.0.1.1 dev eth0".to_string()), "{routes:?}");
+    assert!(!routes.iter().any(|route| route.contains("fd00:1::1")), "{routes:?}");
+    client.ping("fd00:20::2").count(2).run().unwrap().assert_reachable();
+    client.ping("10.0.20.2").count(1).timeout(Duration::from_millis(300)).run().unwrap().assert_unreachable();
+
+    // An IPv6 address renumbered is usable at once: no duplicate-address detection to wait for.
+    net.renumber("client", "fd00:2::2/64", "fd00:2::99/64").unwrap();
+    let udp = client.run(|| UdpSocket::bind("[fd00:2::99]:0")).unwrap();
+    assert!(
+        client.dump().unwrap().contains("fd00:2::99/64") && !client.dump().unwrap().contains("fd00:2::2/")
+    );
+    let echo = net.node("server").run(|| UdpSocket::bind("[fd00:20::2]:7001")).unwrap();
+    echo.set_read_timeout(Some(ANSWER)).unwrap();
+    udp.send_to(b"hello", "[fd00:20::2]:7001").unwrap();
+    let mut buffer = [0u8; 8];
+    assert_eq!(echo.recv_from(&mut buffer).unwrap().1, udp.local_addr().unwrap());
+}
+
 /// Exchanges numbered messages over `stream` (the server echoes each) from `first` on, for
 /// `count` messages.
 fn exchange(stream: &mut TcpStream, first: u64, count: u64) -> std::io::Result<()> {
