@@ -244,6 +244,39 @@ fn the_default_route_replaced_is_the_gateways_family_and_ipv6_renumbers_at_once(
     assert_eq!(echo.recv_from(&mut buffer).unwrap().1, udp.local_addr().unwrap());
 }
 
+/// A pair whose link has (perfect) conditions, so that the link engine runs, and a router.
+fn engine_running() -> TopologyBuilder {
+    Topology::builder()
+        .host("client")
+        .router("r1")
+        .host("server")
+        .link(Link::new("client", "r1").addrs("10.0.1.2/24", "10.0.1.1/24").conditions(Conditions::new()))
+        .link(Link::new("r1", "server").addrs("10.0.2.1/24", "10.0.2.2/24"))
+        .auto_routes()
+        .random_seed(7)
+}
+
+#[netns_test(topology = engine_running)]
+fn an_added_link_with_conditions_is_carried_by_the_engine(net: &Network) {
+    let slow = Conditions::new().delay(Duration::from_millis(20));
+    let link = net
+        .add_link(Link::new("client", "server").addrs("10.0.3.1/24", "10.0.3.2/24").conditions(slow))
+        .unwrap();
+    let stats = net.local().ping("10.0.3.2").count(3).run().unwrap();
+    stats.assert_reachable().assert_loss_at_most(0.0);
+    // 20 ms each way.
+    assert!(stats.rtt_min().unwrap() >= Duration::from_millis(40), "{stats}");
+    let counters = link.counters_from("client").unwrap();
+    assert!(counters.frames_out >= 3, "{counters:?}");
+    // Its conditions change as a topology link's do.
+    link.set_conditions(Conditions::new()).unwrap();
+    let fast = net.local().ping("10.0.3.2").count(3).run().unwrap();
+    assert!(fast.rtt_min().unwrap() < Duration::from_millis(20), "{fast}");
+    // The engine carries it for the rest of the test.
+    let error = link.remove().unwrap_err();
+    assert!(error.to_string().contains("removing a link with conditions"), "{error}");
+}
+
 /// Exchanges numbered messages over `stream` (the server echoes each) from `first` on, for
 /// `count` messages.
 fn exchange(stream: &mut TcpStream, first: u64, count: u64) -> std::io::Result<()> {
@@ -358,7 +391,10 @@ fn bad_runtime_changes_are_typed_errors_naming_the_item(net: &Network) {
     assert!(matches!(&kind, TopologyErrorKind::InvalidAddress { .. }), "{kind:?}");
     let error = net.add_link(Link::new("client", "r2").conditions(Conditions::new())).unwrap_err();
     assert!(matches!(error, Error::Unsupported { .. }), "{error}");
-    assert!(error.to_string().contains("the link `client` – `r2`"), "{error}");
+    assert!(
+        error.to_string().contains("conditions on link 4 (`client` – `r2`), added at runtime"),
+        "{error}"
+    );
 
     let error = net.renumber("client", "10.0.9.9/24", "10.0.1.3/24").unwrap_err();
     assert_eq!(error.to_string(), "node `client` has no address `10.0.9.9/24`; it has `10.0.1.2/24`");

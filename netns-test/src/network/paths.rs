@@ -26,9 +26,12 @@ use super::node::WeakNode;
 use super::{LinkHandle, Network, Node};
 use crate::conditions::Direction;
 use crate::error::{Error, Result, name_list};
+use crate::impair::{Backend, MIDDLE};
 use crate::netlink::{At, VethEnd};
 use crate::timeline::EventKind;
-use crate::topology::{Link, Model, NodeKind, Plan, PlannedRoute, RouteSpec, Topology, mac_for, plan_model};
+use crate::topology::{
+    Device, Link, Model, NodeKind, Plan, PlannedRoute, RouteSpec, Topology, mac_for, plan_model,
+};
 
 /// How long a change waits for the kernel to report a new link ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,10 +230,31 @@ impl Paths {
 
     /// Creates the veth pair of model link `position` of `change` (key `key`), its
     /// addresses, and waits until both ends are ready; records the interfaces on the nodes.
-    fn create_link(&self, state: &mut State, change: &Change, position: usize, key: usize) -> Result<()> {
+    /// A link with conditions crosses the middle namespace, as the topology's do, and
+    /// `backend` carries it.
+    fn create_link(
+        &self,
+        state: &mut State,
+        change: &Change,
+        position: usize,
+        key: usize,
+        backend: Option<&Backend>,
+    ) -> Result<()> {
         let planned = &change.plan.links[position];
         let nodes = planned.ends.map(|(node, _)| self.node(node).expect("the network's nodes are alive"));
         let indexes = [state.next_index, state.next_index + 1];
+        let carrier = match (&planned.middle, backend) {
+            (None, _) => None,
+            (Some(_), Some(backend)) => Some(backend),
+            (Some(_), None) => {
+                return Err(Error::Unsupported {
+                    feature: format!("conditions on {}, added at runtime", planned.label),
+                    reason: "the network has no link with conditions, so nothing carries one; give a \
+                             link of the topology conditions (`Conditions::new()` for a perfect one)"
+                        .into(),
+                });
+            }
+        };
         let ends: [VethEnd; 2] = std::array::from_fn(|slot| {
             let (node, iface) = planned.ends[slot];
             let spec = &change.plan.nodes[node];
@@ -244,22 +268,60 @@ impl Paths {
                 controller: state.plan.nodes[node].bridge.as_ref().map(|bridge| bridge.index),
             }
         });
-        // A switch's port is created in the switch's namespace, where its bridge is known.
-        let main = usize::from(nodes[1].kind() == NodeKind::Switch);
-        let [first, second] = ends;
-        let (made, other) = if main == 0 { (first, second) } else { (second, first) };
-        let (maker, receiver) = (nodes[main].clone(), nodes[1 - main].clone());
-        let (maker_name, maker_handle) = (maker.name().to_string(), maker.netlink().handle.clone());
-        let (receiver_name, receiver_handle) =
-            (receiver.name().to_string(), receiver.netlink().handle.clone());
-        let (other_index, other_name) = (other.index, other.name.clone());
-        block_on(&maker, async move {
-            At { node: &maker_name, handle: &maker_handle }.add_veth(&made, &other).await?;
-            At { node: &receiver_name, handle: &receiver_handle }
-                .set_link_up(other_index, &other_name, true)
-                .await
-        })?;
-        state.next_index += 2;
+        match carrier {
+            None => {
+                // A switch's port is created in the switch's namespace, where its bridge is known.
+                let main = usize::from(nodes[1].kind() == NodeKind::Switch);
+                let [first, second] = ends;
+                let (made, other) = if main == 0 { (first, second) } else { (second, first) };
+                let (maker, receiver) = (&nodes[main], &nodes[1 - main]);
+                let receiver = (receiver.name().to_string(), receiver.netlink().handle.clone());
+                veth(maker, made, other, receiver)?;
+                state.next_index += 2;
+            }
+            Some(backend) => {
+                // `A:eth ⇄ middle:m<key>a` and `middle:m<key>b ⇄ B:eth`, as bring-up makes a
+                // topology link with conditions.
+                let middle: [Device; 2] = std::array::from_fn(|slot| {
+                    let index = state.next_index + 2 + slot as u32;
+                    Device { name: format!("m{key}{}", ["a", "b"][slot]), index, mac: mac_for(index) }
+                });
+                let netlink = backend.middle_netlink();
+                for (slot, end) in ends.into_iter().enumerate() {
+                    let device = &middle[slot];
+                    let middle_end = VethEnd {
+                        node: MIDDLE.to_string(),
+                        name: device.name.clone(),
+                        index: device.index,
+                        mac: device.mac,
+                        netns: backend.middle().raw().0,
+                        mtu: planned.mtu,
+                        controller: None,
+                    };
+                    veth(&nodes[slot], end, middle_end, (MIDDLE.to_string(), netlink.handle.clone()))?;
+                }
+                state.next_index += 4;
+                let (handle, links) = (netlink.handle.clone(), netlink.links.clone());
+                let waited = middle.clone();
+                nodes[0].netlink_rt().block_on(async move {
+                    let deadline = Instant::now() + READY_TIMEOUT;
+                    for device in waited {
+                        links.wait(&handle, device.index, deadline, |status| status.ready()).await.map_err(
+                            |last| Error::Timeout {
+                                what: format!(
+                                    "interface `{}` of the middle namespace to be up with carrier (last state: {last:?})",
+                                    device.name
+                                ),
+                                after: READY_TIMEOUT,
+                            },
+                        )?;
+                    }
+                    Ok::<(), Error>(())
+                })?;
+                backend.attach_runtime(key, planned.label.clone(), &middle, planned.conditions.clone())?;
+                state.carried.insert(key);
+            }
+        }
         for (slot, node) in nodes.iter().enumerate() {
             let (n, iface) = planned.ends[slot];
             let spec = change.plan.nodes[n].ifaces[iface].clone();
@@ -342,14 +404,25 @@ impl Paths {
     }
 }
 
+/// Creates the veth pair `made` ⇄ `other` from node `maker`'s namespace, and sets `other` up
+/// in its own (`receiver`: its namespace's name and netlink handle).
+fn veth(maker: &Node, made: VethEnd, other: VethEnd, receiver: (String, rtnetlink::Handle)) -> Result<()> {
+    let (maker_name, maker_handle) = (maker.name().to_string(), maker.netlink().handle.clone());
+    let (other_index, other_name) = (other.index, other.name.clone());
+    block_on(maker, async move {
+        At { node: &maker_name, handle: &maker_handle }.add_veth(&made, &other).await?;
+        At { node: &receiver.0, handle: &receiver.1 }.set_link_up(other_index, &other_name, true).await
+    })
+}
+
 /// Refuses what a link added at runtime cannot have yet.
 fn check_addable(link: &Link) -> Result<()> {
-    if link.conditions_given || link.capture || link.outages.is_some() {
+    if link.capture || link.outages.is_some() {
         let label = format!("the link `{}` – `{}`", link.ends[0].node, link.ends[1].node);
         return Err(Error::Unsupported {
-            feature: format!("conditions, a capture or outages on {label}, added at runtime"),
-            reason: "only the topology's links are carried by the link engine; add the link without \
-                     them, or declare it in the topology"
+            feature: format!("a capture or outages on {label}, added at runtime"),
+            reason: "the capture files and outage schedules are the topology's; add the link without \
+                     them and call `LinkHandle::outages` or `capture_from` on its handle"
                 .into(),
         });
     }
@@ -415,10 +488,15 @@ impl Network {
     /// shortens are replaced. Returns when both ends are ready to carry traffic. The
     /// addition is on the [timeline](Self::events).
     ///
-    /// A link added at runtime is plain: conditions, a capture or outages are refused (only
-    /// the topology's links are carried by the link engine), and no static neighbour entries
-    /// are made for it (with [`static_arp`](crate::TopologyBuilder::static_arp), ARP resolves
-    /// across it as usual).
+    /// A link with [conditions](Link::conditions) crosses the middle namespace and the
+    /// user-space engine carries it, as the topology's links with conditions are: its
+    /// conditions, counters and hooks work the same, its seed is derived from the network's.
+    /// That needs a network whose topology has a link with conditions already (the engine
+    /// and its namespace exist only then; `Conditions::new()` is a perfect link), and the
+    /// engine rather than netem. A capture or outages given with the link are refused (use
+    /// [`LinkHandle::capture_from`] and [`LinkHandle::outages`] on the handle), and no static
+    /// neighbour entries are made for it (with
+    /// [`static_arp`](crate::TopologyBuilder::static_arp), ARP resolves across it as usual).
     ///
     /// ```no_run
     /// # fn f(net: &netns_test::Network) -> netns_test::Result<()> {
@@ -429,9 +507,10 @@ impl Network {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Topology`] for a link planning refuses; [`Error::Unsupported`] for conditions,
-    /// a capture or outages, or an IPv6 address in a network built without any; a netlink
-    /// failure; [`Error::Timeout`] when the link does not come up.
+    /// [`Error::Topology`] for a link planning refuses; [`Error::Unsupported`] for a capture
+    /// or outages, conditions in a network without a link engine, or an IPv6 address in a
+    /// network built without any; a netlink failure; [`Error::Timeout`] when the link does
+    /// not come up.
     pub fn add_link(&self, link: Link) -> Result<LinkHandle> {
         check_addable(&link)?;
         let paths = self.paths();
@@ -443,7 +522,7 @@ impl Network {
         let mut change = state.plan(model, keys)?;
         let position = change.keys.len() - 1;
         pin_names(&mut change, position);
-        paths.create_link(&mut state, &change, position, key)?;
+        paths.create_link(&mut state, &change, position, key, self.backend())?;
         paths.apply_all_routes(&state.plan, &change.plan)?;
         Paths::rewrite_hosts(&change.plan)?;
         self.timeline().record(
@@ -634,7 +713,7 @@ impl Network {
         let before = old.subject();
         paths.delete_link(&state, old_position, old_key)?;
         self.timeline().record(EventKind::LinkRemoved, before.clone(), "");
-        paths.create_link(&mut state, &change, position, key)?;
+        paths.create_link(&mut state, &change, position, key, self.backend())?;
         paths.apply_all_routes(&state.plan, &change.plan)?;
         Paths::rewrite_hosts(&change.plan)?;
         let after = subject(&change.plan, position);
