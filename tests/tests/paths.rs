@@ -140,6 +140,32 @@ fn renumbering_replaces_an_address_and_keeps_the_routes(net: &Network) {
     );
 }
 
+/// Two hosts on a switch, and a third beside them, linked to one of them only.
+fn switch_and_a_straggler() -> TopologyBuilder {
+    Topology::builder()
+        .switch("sw")
+        .host("h1")
+        .host("h2")
+        .host("h3")
+        .link(Link::new("h1", "sw").addr("h1", "10.0.0.1/24"))
+        .link(Link::new("h2", "sw").addr("h2", "10.0.0.2/24"))
+        .link(Link::new("h3", "h1").addrs("10.0.9.3/24", "10.0.9.1/24"))
+        .local("h3")
+}
+
+#[netns_test(topology = switch_and_a_straggler)]
+fn a_link_added_to_a_switch_is_a_port_of_its_bridge(net: &Network) {
+    let h3 = net.local();
+    h3.ping("10.0.0.2").count(1).timeout(Duration::from_millis(300)).run().unwrap().assert_unreachable();
+    let port = net.add_link(Link::new("h3", "sw").addr("h3", "10.0.0.3/24")).unwrap();
+    assert_eq!(format!("{port:?}"), "LinkHandle { a: h3:eth1, b: sw:eth2 }");
+    h3.ping("10.0.0.2").count(2).run().unwrap().assert_reachable();
+    h3.ping("h2").count(1).run().unwrap().assert_reachable();
+    assert!(netns_test_tests::tcp_reaches(h3, net.node("h1"), addr("10.0.0.1")));
+    port.remove().unwrap();
+    h3.ping("10.0.0.2").count(1).timeout(Duration::from_millis(300)).run().unwrap().assert_unreachable();
+}
+
 /// A client with two uplinks and a static default route through r1; the server's default
 /// route is through r2.
 fn two_gateways() -> TopologyBuilder {
