@@ -138,6 +138,11 @@ fn renumbering_replaces_an_address_and_keeps_the_routes(net: &Network) {
         (event.subject.as_str(), event.detail.as_str()),
         ("client:eth0", "10.0.1.2/24 → 10.0.1.50/24")
     );
+
+    // A gateway renumbered: the routes through it follow.
+    net.renumber("r1", "10.0.1.1/24", "10.0.1.254/24").unwrap();
+    assert!(routes(net, "client").contains(&"route default via 10.0.1.254 dev eth0".to_string()));
+    client.ping("10.0.10.2").count(1).run().unwrap().assert_reachable();
 }
 
 /// Two hosts on a switch, and a third beside them, linked to one of them only.
@@ -268,6 +273,11 @@ fn the_default_route_replaced_is_the_gateways_family_and_ipv6_renumbers_at_once(
     udp.send_to(b"hello", "[fd00:20::2]:7001").unwrap();
     let mut buffer = [0u8; 8];
     assert_eq!(echo.recv_from(&mut buffer).unwrap().1, udp.local_addr().unwrap());
+
+    // A static route's gateway renumbered: the route follows it.
+    net.renumber("r2", "fd00:2::1/64", "fd00:2::fe/64").unwrap();
+    assert!(self::routes(net, "client").contains(&"route default via fd00:2::fe dev eth1".to_string()));
+    client.ping("fd00:20::2").count(1).run().unwrap().assert_reachable();
 }
 
 /// A pair whose link has (perfect) conditions, so that the link engine runs, and a router.

@@ -83,7 +83,8 @@ impl Network {
     /// same subnet survives the old one. The change is validated as planning validates the
     /// topology with the new address (a bad or duplicate address, or one outside the subnet
     /// the rest of its link uses, is refused before anything changes), and routes follow the
-    /// topology renumbered, as [`add_link`](Self::add_link)'s do. The node's interfaces, its
+    /// topology renumbered, as [`add_link`](Self::add_link)'s do; static routes through the old
+    /// address (a gateway renumbered) go through the new one. The node's interfaces, its
     /// addresses as the pinger resolves them and the hosts file are updated. The change is on
     /// the [timeline](Self::events).
     ///
@@ -127,6 +128,16 @@ impl Network {
         };
         end.addrs[slot] = new.to_string();
         let ifname = end.ifname.clone().unwrap_or_default();
+        // Static routes through the old address (a renumbered gateway) go through the new one.
+        if let (Some(old), Ok(new)) = (wanted, new.trim().parse::<IpNet>()) {
+            for route in &mut model.routes {
+                if route.via.trim().parse::<IpAddr>() == Ok(old.addr())
+                    && old.addr().is_ipv4() == new.addr().is_ipv4()
+                {
+                    route.via = new.addr().to_string();
+                }
+            }
+        }
         let change = state.plan(model, state.keys.clone())?;
         let (n, iface) =
             *change.plan.links[position].ends.iter().find(|(n, _)| *n == target.index()).expect("an end");
