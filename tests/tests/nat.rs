@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSo
 use std::time::Duration;
 
 use netns_test::nat::MappingProtocol;
-use netns_test::topology::{Filtering, Mapping, Nat};
+use netns_test::topology::{Filtering, Mapping, Nat, TopologyErrorKind};
 use netns_test::{Link, Network, Topology, TopologyBuilder, netns_test};
 
 /// The reflectors' two addresses and two ports.
@@ -200,3 +200,254 @@ combination!(adm_apdf, AddressDependent, AddressAndPortDependent);
 combination!(apdm_eif, AddressAndPortDependent, EndpointIndependent);
 combination!(apdm_adf, AddressAndPortDependent, AddressDependent);
 combination!(apdm_apdf, AddressAndPortDependent, AddressAndPortDependent);
+
+fn no_port_preservation() -> TopologyBuilder {
+    home(Nat::port_restricted().port_preservation(false))
+}
+
+#[netns_test(topology = no_port_preservation)]
+fn without_port_preservation_the_outside_port_is_drawn(net: &Network) {
+    let reflectors = Reflectors::bind(net);
+    let (mapping, first) = classify_mapping(&reflectors, 40000);
+    assert_eq!(mapping, Mapping::EndpointIndependent);
+    assert_ne!(first.port(), 40000, "the port was drawn, not kept");
+    assert!((1024..=60999).contains(&first.port()), "{first}");
+}
+
+/// Two inside sockets reach each other through the NAT's outside address: each first sends
+/// to the reflector (its mapping), `b` then opens `a`'s filter towards `b`'s mapping, and `a`'s
+/// mapping receives from `b`'s. Returns whether `a` got `b`'s datagram before the control.
+fn hairpins(net: &Network) -> bool {
+    let reflectors = Reflectors::bind(net);
+    let (a, b) = (client_socket(41000), client_socket(41001));
+    a.send_to(b"a", reflector(0, 0)).unwrap();
+    let a_out = reflectors.observed(0, 0);
+    b.send_to(b"b", reflector(0, 0)).unwrap();
+    let b_out = reflectors.observed(0, 0);
+    // `a` sends to `b`'s mapping: with hairpinning, its own filter now admits `b`'s mapping.
+    a.send_to(b"open", b_out).unwrap();
+    b.send_to(b"hairpin", a_out).unwrap();
+    reflectors.at(0, 0).send_to(b"control", a_out).unwrap();
+    let (text, from) = first(&a);
+    if text == "hairpin" {
+        assert_eq!(from, SocketAddr::V4(b_out), "the hairpinned datagram comes from b's mapping");
+        return true;
+    }
+    assert_eq!(text, "control");
+    false
+}
+
+fn hairpinning() -> TopologyBuilder {
+    home(Nat::port_restricted())
+}
+
+fn no_hairpinning() -> TopologyBuilder {
+    home(Nat::port_restricted().hairpin(false))
+}
+
+#[netns_test(topology = hairpinning)]
+fn a_hairpinning_nat_turns_inside_packets_to_its_outside_address_back(net: &Network) {
+    assert!(hairpins(net));
+}
+
+#[netns_test(topology = no_hairpinning)]
+fn without_hairpinning_they_reach_the_router_itself(net: &Network) {
+    assert!(!hairpins(net));
+    let counters = net.nat("home").unwrap().counters();
+    assert!(counters.contains("bounced"), "{counters}");
+}
+
+/// The far link's MTU is 1280: a DF datagram above it gets "fragmentation needed" from `isp`.
+fn small_far_mtu() -> TopologyBuilder {
+    Topology::builder()
+        .host("client")
+        .router("home")
+        .router("isp")
+        .host("server")
+        .link(Link::new("client", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+        .link(Link::new("home", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+        .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24").mtu(1280))
+        .nat("home", Nat::symmetric())
+        .auto_routes()
+}
+
+#[netns_test(topology = small_far_mtu)]
+fn fragmentation_needed_crosses_the_nat_back_to_the_sender(net: &Network) {
+    use netns_test::ping::{IcmpErrorKind, ProbeError};
+    let ping = net.local().ping("198.51.100.2").size(1400).dont_fragment(true).count(1).run().unwrap();
+    let Some(ProbeError::Icmp(error)) = ping.probes()[0].error() else { panic!("no ICMP error: {ping}") };
+    assert_eq!(error.kind(), IcmpErrorKind::FragmentationNeeded, "{error}");
+    assert_eq!(error.mtu(), Some(1280), "{error}");
+    assert_eq!(error.from(), Ipv4Addr::new(203, 0, 113, 1), "{error}");
+}
+
+#[netns_test(topology = small_far_mtu)]
+fn traceroute_through_the_nat_shows_the_outside_hops(net: &Network) {
+    // ICMP echo probes with growing TTLs (`traceroute -I`): the inside hop, then the hops
+    // outside, whose "time exceeded" the NAT translates back, then the server.
+    let hop = |ttl: u8| {
+        let ping = net.local().ping("198.51.100.2").ttl(ttl).count(1).timeout(WAIT).run().unwrap();
+        ping.probes()[0].from().unwrap_or_else(|| panic!("no answer at TTL {ttl}: {ping}"))
+    };
+    let hops: Vec<String> = (1..=3).map(|ttl| hop(ttl).to_string()).collect();
+    assert_eq!(hops, ["192.168.1.1", "203.0.113.1", "198.51.100.2"]);
+}
+
+#[netns_test(topology = hairpinning)]
+fn rebind_gives_the_next_packet_a_new_outside_port(net: &Network) {
+    use netns_test::timeline::EventKind;
+    let reflectors = Reflectors::bind(net);
+    let socket = client_socket(42000);
+    socket.send_to(b"1", reflector(0, 0)).unwrap();
+    let before = reflectors.observed(0, 0);
+    let home = net.nat("home").unwrap();
+    let mappings = home.mappings().unwrap();
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert_eq!(mappings[0].protocol, MappingProtocol::Udp);
+    assert_eq!(mappings[0].inside, SocketAddrV4::new(CLIENT, 42000));
+    assert_eq!(mappings[0].outside, before);
+    assert_eq!(mappings[0].remotes, [reflector(0, 0)]);
+    home.rebind().unwrap();
+    assert!(home.mappings().unwrap().is_empty());
+    socket.send_to(b"2", reflector(0, 0)).unwrap();
+    let after = reflectors.observed(0, 0);
+    assert_ne!(after, before, "a new mapping");
+    assert_eq!(home.mappings().unwrap()[0].outside, after);
+    assert!(net.events().iter().any(|event| event.kind == EventKind::NatRebound && event.subject == "home"));
+}
+
+#[netns_test(topology = hairpinning)]
+fn set_changes_the_behaviour_mid_test(net: &Network) {
+    use netns_test::timeline::EventKind;
+    let reflectors = Reflectors::bind(net);
+    assert_eq!(classify_filtering(&reflectors, 43000), Filtering::AddressAndPortDependent);
+    let home = net.nat("home").unwrap();
+    home.set(Nat::full_cone()).unwrap();
+    assert_eq!(classify_filtering(&reflectors, 43001), Filtering::EndpointIndependent);
+    home.set(Nat::symmetric()).unwrap();
+    assert_eq!(classify_mapping(&reflectors, 43002).0, Mapping::AddressAndPortDependent);
+    assert_eq!(net.events().iter().filter(|event| event.kind == EventKind::NatSet).count(), 2);
+    let error = home.set(Nat::symmetric().ports(2000..=1000)).unwrap_err();
+    assert!(matches!(error, netns_test::Error::Nat { .. }), "{error:?}");
+    assert!(error.to_string().contains("2000-1000 is inverted"), "{error}");
+    let error = home.set(Nat::symmetric().outside("eth0")).unwrap_err();
+    assert!(error.to_string().contains("cannot change at runtime"), "{error}");
+    let error = net.nat("isp").unwrap_err();
+    assert_eq!(error.to_string(), "NAT on `isp`: the topology puts no NAT there; the NATs are on `home`");
+}
+
+fn seeded() -> TopologyBuilder {
+    home(Nat::symmetric().port_preservation(false))
+}
+
+/// Prints the outside ports of three mappings, for `the_same_seed_gives_the_same_ports`.
+#[netns_test(topology = seeded)]
+#[ignore = "run by the_same_seed_gives_the_same_ports"]
+fn prints_outside_ports(net: &Network) {
+    let reflectors = Reflectors::bind(net);
+    let socket = client_socket(44000);
+    let ports: Vec<String> = [(0, 0), (0, 1), (1, 0)]
+        .into_iter()
+        .map(|(addr, port)| {
+            socket.send_to(b"s", reflector(addr, port)).unwrap();
+            reflectors.observed(addr, port).port().to_string()
+        })
+        .collect();
+    println!("outside ports: {}", ports.join(" "));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_ports() {
+    let ports = |seed: &str| {
+        let outcome = netns_test_tests::run_subject(
+            netns_test_tests::subject("prints_outside_ports").env("NETNS_TEST_SEED", seed),
+        );
+        assert!(outcome.status.success(), "{}", outcome.all());
+        let line = outcome.stdout.lines().find_map(|line| line.split_once("outside ports: "));
+        line.unwrap_or_else(|| panic!("{}", outcome.all())).1.to_string()
+    };
+    let first = ports("11");
+    assert_eq!(ports("11"), first, "the same seed, the same ports");
+    assert_ne!(ports("12"), first, "another seed, other ports");
+}
+
+#[test]
+fn bad_nats_are_typed_errors_naming_the_item() {
+    let kind = |builder: TopologyBuilder| builder.build().unwrap_err().kind;
+    let on_host = kind(home(Nat::full_cone()).nat("client", Nat::full_cone()));
+    assert_eq!(on_host, TopologyErrorKind::NatOnNonRouter { node: "client".into(), kind: "host".into() });
+    let inverted = home(Nat::full_cone().ports(5000..=4000)).build().unwrap_err();
+    assert_eq!(
+        inverted.to_string(),
+        "the NAT on router `home`: the port range 5000-4000 is inverted (empty)"
+    );
+    let unknown_iface = home(Nat::full_cone().outside("wan")).build().unwrap_err();
+    assert_eq!(
+        unknown_iface.to_string(),
+        "the outside interface of the NAT on router `home` `wan` is no interface of it; name it with \
+         `outside` (its interfaces: `eth0`, `eth1`)"
+    );
+    // A router between two routers, without a default route: which side is outside?
+    let ambiguous = Topology::builder()
+        .router("a")
+        .router("middle")
+        .router("b")
+        .link(Link::new("a", "middle").addrs("10.0.1.1/24", "10.0.1.2/24"))
+        .link(Link::new("middle", "b").addrs("10.0.2.1/24", "10.0.2.2/24"))
+        .nat("middle", Nat::symmetric())
+        .auto_routes()
+        .build()
+        .unwrap_err();
+    assert!(matches!(ambiguous.kind, TopologyErrorKind::NatOutside { .. }), "{ambiguous:?}");
+    assert!(ambiguous.to_string().contains("is ambiguous"), "{ambiguous}");
+    assert!(ambiguous.to_string().contains("(its interfaces: `eth0`, `eth1`)"), "{ambiguous}");
+}
+
+#[test]
+fn an_unknown_preset_in_a_file_names_its_line_and_column() {
+    let text = "[nodes]\nlan = \"host\"\nhome = \"router\"\n\n[[links]]\na = \"lan\"\nb = \"home\"\n\n[nat]\nhome = \"cone\"\n";
+    let error = Topology::from_toml(text, "home.toml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "home.toml:10:8: unknown NAT preset `cone` for router `home`; the presets are `full-cone`, \
+         `restricted-cone`, `port-restricted`, `symmetric`"
+    );
+    let text = text.replace("home = \"cone\"", "home = { preset = \"full\", hairpin = false }");
+    let error = Topology::from_toml(&text, "home.toml").unwrap_err();
+    assert!(error.to_string().starts_with("home.toml:10:19: unknown NAT preset `full`"), "{error}");
+}
+
+#[test]
+fn a_file_and_the_builder_make_the_same_nat() {
+    let text = r#"
+auto_routes = true
+seed = 4787
+[nodes]
+client = "host"
+home = "router"
+isp = "router"
+server = "host"
+[[links]]
+a = "client"
+b = "home"
+addrs = { client = "192.168.1.2/24", home = "192.168.1.1/24" }
+[[links]]
+a = "home"
+b = "isp"
+addrs = { home = "203.0.113.2/24", isp = "203.0.113.1/24" }
+[[links]]
+a = "isp"
+b = "server"
+addrs = { isp = "198.51.100.1/24", server = ["198.51.100.2/24", "198.51.100.3/24"] }
+[nat]
+home = { mapping = "address-dependent", filtering = "endpoint-independent", hairpin = false, port_preservation = false, udp_timeout = "30s", outside = "eth1", ports = "2000-2999" }
+"#;
+    let from_file = Topology::from_toml(text, "home.toml").unwrap();
+    let nat = Nat::new(Mapping::AddressDependent, Filtering::EndpointIndependent)
+        .hairpin(false)
+        .port_preservation(false)
+        .udp_timeout(Duration::from_secs(30))
+        .outside("eth1")
+        .ports(2000..=2999);
+    assert_eq!(from_file, home(nat).build().unwrap());
+}
