@@ -160,3 +160,89 @@ pub(super) fn outside_ifaces(nats: &[PlannedNat], nodes: usize) -> Vec<Option<us
     }
     outside
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{Link, Nat, Topology, TopologyBuilder};
+
+    fn routes(builder: TopologyBuilder) -> impl Fn(&str) -> Vec<String> {
+        let topology = builder.auto_routes().build().unwrap();
+        move |name: &str| {
+            let plan = topology.plan();
+            let node = plan.nodes.iter().find(|n| n.name == name).unwrap();
+            node.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect()
+        }
+    }
+
+    /// Two inside routers behind `home`, then the ISP and a server.
+    fn home() -> TopologyBuilder {
+        Topology::builder()
+            .host("laptop")
+            .router("inner")
+            .router("home")
+            .router("isp")
+            .host("server")
+            .link(Link::new("laptop", "inner").addrs("192.168.2.2/24", "192.168.2.1/24"))
+            .link(Link::new("inner", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+            .link(Link::new("home", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+            .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24"))
+    }
+
+    #[test]
+    fn nothing_outside_routes_to_the_inside_and_the_inside_defaults_towards_the_nat() {
+        let plain = routes(home());
+        assert_eq!(plain("isp"), ["0.0.0.0/0 via 203.0.113.2"]);
+        // Two router neighbours: automatic routes give `home` no default route of its own,
+        // so the outside interface is named.
+        let routes = routes(home().nat("home", Nat::port_restricted().outside("eth1")));
+        assert_eq!(routes("isp"), Vec::<String>::new(), "no route into the NAT");
+        assert_eq!(routes("server"), ["0.0.0.0/0 via 198.51.100.1"]);
+        assert_eq!(routes("home"), ["192.168.2.0/24 via 192.168.1.2", "0.0.0.0/0 via 203.0.113.1"]);
+        assert_eq!(routes("inner"), ["0.0.0.0/0 via 192.168.1.1"]);
+        assert_eq!(routes("laptop"), ["0.0.0.0/0 via 192.168.2.1"]);
+    }
+
+    #[test]
+    fn a_cgnat_in_front_of_a_home_nat_stacks() {
+        let stacked = Topology::builder()
+            .host("laptop")
+            .router("home")
+            .router("cgnat")
+            .router("isp")
+            .host("server")
+            .link(Link::new("laptop", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+            .link(Link::new("home", "cgnat").addrs("100.64.0.2/24", "100.64.0.1/24"))
+            .link(Link::new("cgnat", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+            .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24"))
+            .nat("home", Nat::port_restricted())
+            .nat("cgnat", Nat::symmetric().outside("eth1"));
+        let routes = routes(stacked);
+        assert_eq!(routes("isp"), Vec::<String>::new());
+        assert_eq!(routes("cgnat"), ["0.0.0.0/0 via 203.0.113.1"], "nothing into the home NAT");
+        assert_eq!(routes("home"), ["0.0.0.0/0 via 100.64.0.1"]);
+        assert_eq!(routes("laptop"), ["0.0.0.0/0 via 192.168.1.1"]);
+    }
+
+    #[test]
+    fn the_outside_interface_is_that_of_the_default_route() {
+        let home = || {
+            Topology::builder()
+                .host("laptop")
+                .router("home")
+                .router("isp")
+                .host("server")
+                .link(Link::new("laptop", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+                .link(Link::new("home", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+                .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24"))
+        };
+        let topology = home().nat("home", Nat::full_cone()).auto_routes().build().unwrap();
+        let nat = &topology.plan().nats[0];
+        let router = &topology.plan().nodes[nat.router];
+        assert_eq!(router.ifaces[nat.iface].name, "eth1");
+        assert_eq!(nat.outside.to_string(), "203.0.113.2");
+        assert!(topology.plan().links[nat.link].middle.is_some(), "the engine carries the outside link");
+        // A static default route names it too, without automatic routes.
+        let topology = home().nat("home", Nat::full_cone()).default_route("home", "203.0.113.1").build().unwrap();
+        assert_eq!(topology.plan().nats[0].iface, 1);
+    }
+}
