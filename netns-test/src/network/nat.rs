@@ -255,10 +255,64 @@ impl NatHandle {
         Ok(views.into_iter().map(NatMapping::of).collect())
     }
 
-    /// What the translator did so far, one line: packets translated each way, hairpinned,
-    /// turned back to the router, and dropped by reason.
-    pub fn counters(&self) -> String {
-        self.with(|translator| translator.counters().to_string())
+    /// What the translator did so far.
+    pub fn counters(&self) -> NatCounters {
+        let counters = self.with(|translator| translator.counters());
+        NatCounters {
+            translated_out: counters.translated_out,
+            translated_in: counters.translated_in,
+            hairpinned: counters.hairpinned,
+            bounced: counters.bounced,
+            passed: counters.passed,
+            filtered: counters.filtered,
+            untranslatable: counters.untranslatable,
+            ports_exhausted: counters.exhausted,
+            malformed: counters.malformed,
+        }
+    }
+}
+
+/// What a NAT's translator did to the frames of its outside link ([`NatHandle::counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NatCounters {
+    /// Packets translated on their way out.
+    pub translated_out: u64,
+    /// Packets translated on their way in.
+    pub translated_in: u64,
+    /// Inside packets to a mapped outside endpoint, translated and turned back inside.
+    pub hairpinned: u64,
+    /// Inside packets to the outside address turned back to the router's own stack.
+    pub bounced: u64,
+    /// Frames that were not the NAT's business (ARP, IPv6, the router's own traffic).
+    pub passed: u64,
+    /// Inbound packets the filtering behaviour dropped.
+    pub filtered: u64,
+    /// Outbound packets dropped rather than leaked with an inside address (another protocol,
+    /// an ICMP message that is neither echo nor an error about a translated packet).
+    pub untranslatable: u64,
+    /// New mappings refused because no outside port was free.
+    pub ports_exhausted: u64,
+    /// Frames that were not well-formed IPv4.
+    pub malformed: u64,
+}
+
+impl fmt::Display for NatCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "translated {} out / {} in, hairpinned {}, bounced {}, passed {}, dropped: filtered {}, \
+             untranslatable {}, ports exhausted {}, malformed {}",
+            self.translated_out,
+            self.translated_in,
+            self.hairpinned,
+            self.bounced,
+            self.passed,
+            self.filtered,
+            self.untranslatable,
+            self.ports_exhausted,
+            self.malformed
+        )
     }
 }
 

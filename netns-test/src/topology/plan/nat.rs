@@ -242,7 +242,8 @@ mod tests {
         assert_eq!(nat.outside.to_string(), "203.0.113.2");
         assert!(topology.plan().links[nat.link].middle.is_some(), "the engine carries the outside link");
         // A static default route names it too, without automatic routes.
-        let topology = home().nat("home", Nat::full_cone()).default_route("home", "203.0.113.1").build().unwrap();
+        let topology =
+            home().nat("home", Nat::full_cone()).default_route("home", "203.0.113.1").build().unwrap();
         assert_eq!(topology.plan().nats[0].iface, 1);
     }
 }
