@@ -343,7 +343,8 @@ fn set_changes_the_behaviour_mid_test(net: &Network) {
     home.set(Nat::symmetric()).unwrap();
     assert_eq!(classify_mapping(&reflectors, 43002).0, Mapping::AddressAndPortDependent);
     assert_eq!(net.events().iter().filter(|event| event.kind == EventKind::NatSet).count(), 2);
-    let error = home.set(Nat::symmetric().ports(2000..=1000)).unwrap_err();
+    let (first, last) = (2000, 1000);
+    let error = home.set(Nat::symmetric().ports(first..=last)).unwrap_err();
     assert!(matches!(error, netns_test::Error::Nat { .. }), "{error:?}");
     assert!(error.to_string().contains("2000-1000 is inverted"), "{error}");
     let error = home.set(Nat::symmetric().outside("eth0")).unwrap_err();
@@ -392,7 +393,8 @@ fn bad_nats_are_typed_errors_naming_the_item() {
     let kind = |builder: TopologyBuilder| builder.build().unwrap_err().kind;
     let on_host = kind(home(Nat::full_cone()).nat("client", Nat::full_cone()));
     assert_eq!(on_host, TopologyErrorKind::NatOnNonRouter { node: "client".into(), kind: "host".into() });
-    let inverted = home(Nat::full_cone().ports(5000..=4000)).build().unwrap_err();
+    let (first, last) = (5000, 4000);
+    let inverted = home(Nat::full_cone().ports(first..=last)).build().unwrap_err();
     assert_eq!(
         inverted.to_string(),
         "the NAT on router `home`: the port range 5000-4000 is inverted (empty)"
@@ -466,4 +468,43 @@ home = { mapping = "address-dependent", filtering = "endpoint-independent", hair
         .outside("eth1")
         .ports(2000..=2999);
     assert_eq!(from_file, home(nat).build().unwrap());
+}
+
+// README begin: nat
+fn behind_a_home_nat() -> TopologyBuilder {
+    Topology::builder()
+        .host("laptop")
+        .router("home")
+        .router("isp")
+        .host("server")
+        .link(Link::new("laptop", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+        .link(Link::new("home", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+        .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24"))
+        .nat("home", Nat::port_restricted()) // outside: the interface of home's default route
+        .auto_routes() // nothing outside routes to 192.168.1.0/24; the laptop defaults to home
+}
+
+#[netns_test(topology = behind_a_home_nat)]
+fn the_server_sees_the_nat(net: &Network) -> Result<(), Box<dyn std::error::Error>> {
+    let server = net.node("server").run(|| UdpSocket::bind("198.51.100.2:3478"))?;
+    let laptop = UdpSocket::bind("192.168.1.2:5000")?;
+    laptop.send_to(b"hello", "198.51.100.2:3478")?;
+    let (_, seen) = server.recv_from(&mut [0; 16])?;
+    assert_eq!(seen.to_string(), "203.0.113.2:5000"); // the inside port is preserved
+    let home = net.nat("home")?;
+    assert_eq!(home.mappings()?[0].outside.to_string(), "203.0.113.2:5000");
+    home.rebind()?; // forget every mapping: the next packet gets a new outside port
+    laptop.send_to(b"again", "198.51.100.2:3478")?;
+    let (_, seen) = server.recv_from(&mut [0; 16])?;
+    assert_ne!(seen.port(), 5000);
+    Ok(())
+}
+// README end
+
+#[test]
+fn the_readme_shows_the_nat_example_tested_here() {
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let region = include_str!("nat.rs").split("// README begin: nat\n").nth(1).unwrap();
+    let region = region.split("// README end").next().unwrap();
+    assert!(squeeze(include_str!("../../README.md")).contains(&squeeze(region)), "README: {region}");
 }
