@@ -393,6 +393,17 @@ fn bad_nats_are_typed_errors_naming_the_item() {
     let kind = |builder: TopologyBuilder| builder.build().unwrap_err().kind;
     let on_host = kind(home(Nat::full_cone()).nat("client", Nat::full_cone()));
     assert_eq!(on_host, TopologyErrorKind::NatOnNonRouter { node: "client".into(), kind: "host".into() });
+    let with_switch = home(Nat::full_cone())
+        .switch("lan")
+        .link(Link::new("lan", "client"))
+        .nat("lan", Nat::full_cone())
+        .build()
+        .unwrap_err();
+    assert_eq!(with_switch.to_string(), "a NAT is given to switch `lan`; only a router can be a NAT");
+    let twice = kind(home(Nat::full_cone()).nat("home", Nat::symmetric()));
+    assert_eq!(twice, TopologyErrorKind::DuplicateNat { router: "home".into() });
+    let unknown = home(Nat::full_cone()).nat("nowhere", Nat::symmetric()).build().unwrap_err();
+    assert_eq!(unknown.to_string(), "a NAT refers to unknown node `nowhere`");
     let (first, last) = (5000, 4000);
     let inverted = home(Nat::full_cone().ports(first..=last)).build().unwrap_err();
     assert_eq!(
@@ -507,4 +518,70 @@ fn the_readme_shows_the_nat_example_tested_here() {
     let region = include_str!("nat.rs").split("// README begin: nat\n").nth(1).unwrap();
     let region = region.split("// README end").next().unwrap();
     assert!(squeeze(include_str!("../../README.md")).contains(&squeeze(region)), "README: {region}");
+}
+
+/// One UDP traceroute probe from the client to `A1` with `ttl`: who answered (the
+/// `SO_EE_OFFENDER` of the ICMP error the socket queues with `IP_RECVERR`), and whether it
+/// said "port unreachable" (the destination) rather than "time exceeded".
+fn udp_probe(ttl: u32) -> (Ipv4Addr, bool) {
+    use std::os::fd::AsRawFd;
+    let socket = UdpSocket::bind((CLIENT, 0)).unwrap();
+    socket.set_ttl(ttl).unwrap();
+    let fd = socket.as_raw_fd();
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads an int from a valid pointer of the given length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_RECVERR,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "IP_RECVERR");
+    socket.send_to(b"probe", (A1, 33434)).unwrap();
+    let mut poll = libc::pollfd { fd, events: 0, revents: 0 };
+    // SAFETY: polls one valid pollfd; POLLERR is reported whatever `events` asks.
+    let ready = unsafe { libc::poll(&mut poll, 1, WAIT.as_millis() as i32) };
+    assert_eq!(ready, 1, "an ICMP error came back at TTL {ttl}");
+    let mut data = [0u8; 64];
+    let mut control = [0u64; 64];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    // SAFETY: msghdr is plain data; the pointers set below stay valid during recvmsg.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = size_of_val(&control);
+    // SAFETY: `message` describes valid buffers.
+    let n = unsafe { libc::recvmsg(fd, &mut message, libc::MSG_ERRQUEUE) };
+    assert!(n >= 0, "recvmsg(MSG_ERRQUEUE): {}", std::io::Error::last_os_error());
+    // SAFETY: walks the control messages the kernel wrote into `message`'s buffer.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&message);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_RECVERR {
+                let error = libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>();
+                let offender = error.add(1).cast::<libc::sockaddr_in>().read_unaligned();
+                let from = Ipv4Addr::from(u32::from_be(offender.sin_addr.s_addr));
+                let unreachable = (*error).ee_type == 3 && (*error).ee_code == 3;
+                return (from, unreachable);
+            }
+            cmsg = libc::CMSG_NXTHDR(&message, cmsg);
+        }
+    }
+    panic!("no IP_RECVERR message at TTL {ttl}");
+}
+
+#[netns_test(topology = hairpinning)]
+fn a_udp_traceroute_through_the_nat_shows_the_outside_hops(net: &Network) {
+    let hops: Vec<(String, bool)> =
+        (1..=3).map(|ttl| udp_probe(ttl)).map(|(from, end)| (from.to_string(), end)).collect();
+    assert_eq!(
+        hops,
+        [("192.168.1.1".into(), false), ("203.0.113.1".into(), false), ("198.51.100.2".into(), true)],
+        "{:?}",
+        net.nat("home").unwrap().counters()
+    );
 }
