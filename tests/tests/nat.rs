@@ -577,7 +577,7 @@ fn udp_probe(ttl: u32) -> (Ipv4Addr, bool) {
 #[netns_test(topology = hairpinning)]
 fn a_udp_traceroute_through_the_nat_shows_the_outside_hops(net: &Network) {
     let hops: Vec<(String, bool)> =
-        (1..=3).map(|ttl| udp_probe(ttl)).map(|(from, end)| (from.to_string(), end)).collect();
+        (1..=3).map(udp_probe).map(|(from, end)| (from.to_string(), end)).collect();
     assert_eq!(
         hops,
         [("192.168.1.1".into(), false), ("203.0.113.1".into(), false), ("198.51.100.2".into(), true)],
