@@ -585,3 +585,24 @@ fn a_udp_traceroute_through_the_nat_shows_the_outside_hops(net: &Network) {
         net.nat("home").unwrap().counters()
     );
 }
+
+/// Fails on purpose after making one mapping, for `a_failure_lists_the_nat_mappings`.
+#[netns_test(topology = hairpinning)]
+#[ignore = "run by a_failure_lists_the_nat_mappings"]
+fn fails_after_one_mapping(net: &Network) {
+    let reflectors = Reflectors::bind(net);
+    client_socket(45000).send_to(b"x", reflector(0, 0)).unwrap();
+    let mapped = reflectors.observed(0, 0);
+    panic!("failing on purpose, mapped to {mapped}");
+}
+
+#[test]
+fn a_failure_lists_the_nat_mappings() {
+    let outcome = netns_test_tests::run_subject(&mut netns_test_tests::subject("fails_after_one_mapping"));
+    assert!(!outcome.status.success(), "{}", outcome.all());
+    let text = outcome.all();
+    let mapped = text.split("mapped to ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();
+    assert!(text.contains("NAT mappings:\n  home (203.0.113.2): translated 1 out / 0 in"), "{text}");
+    let line = format!("  home: udp 192.168.1.2:45000 -> {mapped} with 198.51.100.2:3478");
+    assert!(text.contains(&line), "{line} in {text}");
+}
