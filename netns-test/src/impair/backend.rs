@@ -70,7 +70,7 @@ fn link_seed(network: u64, index: usize) -> u64 {
 }
 
 /// The seed of the port allocation of NAT `index`, derived from the network's like a link's,
-/// on a stream of its own (`u64::MAX - index`, never a link's index).
+/// on a stream of its own (counted down from `usize::MAX - 1`, where no link index reaches).
 pub(crate) fn nat_seed(network: u64, index: usize) -> u64 {
     link_seed(network, usize::MAX - 1 - index)
 }
