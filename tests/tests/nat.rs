@@ -606,3 +606,42 @@ fn a_failure_lists_the_nat_mappings() {
     let line = format!("  home: udp 192.168.1.2:45000 -> {mapped} with 198.51.100.2:3478");
     assert!(text.contains(&line), "{line} in {text}");
 }
+
+#[test]
+fn the_readme_nat_table_is_a_valid_one() {
+    let readme = include_str!("../../README.md");
+    let block = readme.split("```toml\n[nat]").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+    let text = format!(
+        "[nodes]\nhome = \"router\"\ncgnat = \"router\"\nlab = \"router\"\na = \"host\"\nb = \"host\"\nc = \"host\"\n\n\
+         [[links]]\na = \"home\"\nb = \"a\"\naddrs = {{ home = \"10.0.1.1/24\", a = \"10.0.1.2/24\" }}\n\n\
+         [[links]]\na = \"cgnat:eth1\"\nb = \"b\"\naddrs = {{ cgnat = \"10.0.2.1/24\", b = \"10.0.2.2/24\" }}\n\n\
+         [[links]]\na = \"lab\"\nb = \"c\"\naddrs = {{ lab = \"10.0.3.1/24\", c = \"10.0.3.2/24\" }}\n\n\
+         [[routes]]\nnode = \"home\"\nto = \"default\"\nvia = \"10.0.1.2\"\n\n\
+         [[routes]]\nnode = \"lab\"\nto = \"default\"\nvia = \"10.0.3.2\"\n\n[nat]{block}"
+    );
+    let from_file = Topology::from_toml(&text, "README.md").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let builder = Topology::builder()
+        .router("home")
+        .router("cgnat")
+        .router("lab")
+        .host("a")
+        .host("b")
+        .host("c")
+        .link(Link::new("home", "a").addrs("10.0.1.1/24", "10.0.1.2/24"))
+        .link(Link::new("cgnat", "b").ifnames("eth1", "eth0").addrs("10.0.2.1/24", "10.0.2.2/24"))
+        .link(Link::new("lab", "c").addrs("10.0.3.1/24", "10.0.3.2/24"))
+        .default_route("home", "10.0.1.2")
+        .default_route("lab", "10.0.3.2")
+        .nat("home", Nat::port_restricted())
+        .nat(
+            "cgnat",
+            Nat::symmetric()
+                .hairpin(false)
+                .port_preservation(false)
+                .udp_timeout(Duration::from_secs(30))
+                .outside("eth1")
+                .ports(1024..=4095),
+        )
+        .nat("lab", Nat::new(Mapping::AddressDependent, Filtering::EndpointIndependent));
+    assert_eq!(from_file, builder.build().unwrap());
+}
