@@ -190,6 +190,15 @@ pub enum Error {
     /// A function that only works inside a netns test was called elsewhere.
     #[error("{0} can only be called inside a #[netns_test] test or a netns_test::sandbox body")]
     NotInTest(&'static str),
+    /// A NAT asked for by router name that the topology does not have, or a change of a NAT
+    /// that cannot be made at runtime.
+    #[error("NAT on `{router}`: {reason}")]
+    Nat {
+        /// The router named.
+        router: String,
+        /// What is wrong: no NAT there (with the routers that have one), an invalid setting.
+        reason: String,
+    },
 }
 
 impl fmt::Debug for Error {

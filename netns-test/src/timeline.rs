@@ -82,6 +82,11 @@ pub enum EventKind {
     /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
     /// its detail iputils' summary on one line.
     Ping,
+    /// A NAT's behaviour changed ([`NatHandle::set`](crate::nat::NatHandle::set)); the
+    /// subject is the router, the detail the new behaviour.
+    NatSet,
+    /// A NAT forgot its mappings ([`NatHandle::rebind`](crate::nat::NatHandle::rebind)).
+    NatRebound,
 }
 
 impl EventKind {
@@ -107,6 +112,8 @@ impl EventKind {
             EventKind::HookRemoved => "hook_removed",
             EventKind::HookPanicked => "hook_panicked",
             EventKind::Ping => "ping",
+            EventKind::NatSet => "nat_set",
+            EventKind::NatRebound => "nat_rebound",
         }
     }
 }
