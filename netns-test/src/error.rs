@@ -201,6 +201,15 @@ pub enum Error {
         /// The node's addresses, listed.
         known: String,
     },
+    /// A NAT asked for by router name that the topology does not have, or a change of a NAT
+    /// that cannot be made at runtime.
+    #[error("NAT on `{router}`: {reason}")]
+    Nat {
+        /// The router named.
+        router: String,
+        /// What is wrong: no NAT there (with the routers that have one), an invalid setting.
+        reason: String,
+    },
 }
 
 impl fmt::Debug for Error {

@@ -95,6 +95,11 @@ pub enum EventKind {
     DefaultRoute,
     /// A host was moved from one link to another ([`Network::replug`](crate::Network::replug)).
     Replugged,
+    /// A NAT's behaviour changed ([`NatHandle::set`](crate::nat::NatHandle::set)); the
+    /// subject is the router, the detail the new behaviour.
+    NatSet,
+    /// A NAT forgot its mappings ([`NatHandle::rebind`](crate::nat::NatHandle::rebind)).
+    NatRebound,
 }
 
 impl EventKind {
@@ -125,6 +130,8 @@ impl EventKind {
             EventKind::Renumbered => "renumbered",
             EventKind::DefaultRoute => "default_route",
             EventKind::Replugged => "replugged",
+            EventKind::NatSet => "nat_set",
+            EventKind::NatRebound => "nat_rebound",
         }
     }
 }

@@ -211,6 +211,12 @@ fn every_topology_file_is_brought_up_above() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let name = path.file_stem().unwrap().to_string_lossy().replace('-', "_");
+            // NAT topologies do not reach all pairs (nothing outside reaches inside): the NAT
+            // gallery brings them up and shows what they do.
+            let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if include_str!("nat_gallery.rs").contains(&format!("\"topologies/{file_name}\"")) {
+                continue;
+            }
             assert!(
                 THIS_FILE.contains(&format!("fn topology_file_{name}_reaches_all_pairs")),
                 "{} has no test here",

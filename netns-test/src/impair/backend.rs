@@ -11,7 +11,8 @@ use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::engine::{Engine, Installed, LinkId, LinkSpec};
+use super::engine::{Engine, Installed, LinkId, LinkSpec, NatPort};
+use super::nat::{NatConfig, Translator};
 use super::netem::{NetemOptions, apply as apply_netem, netem_available};
 use super::packet::Port;
 use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
@@ -52,6 +53,8 @@ pub(crate) struct Backend {
     /// The links attached at runtime ([`Backend::attach_runtime`]), by link key: the
     /// engine's id and the link's label.
     runtime: std::sync::Mutex<std::collections::HashMap<usize, (LinkId, String)>>,
+    /// The translator of each NAT of the plan, in its order.
+    nats: Vec<Arc<std::sync::Mutex<Translator>>>,
 }
 
 /// The seed of a network's link conditions: `replay` (`NETNS_TEST_SEED`), else the
@@ -67,6 +70,12 @@ fn link_seed(network: u64, index: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The seed of the port allocation of NAT `index`, derived from the network's like a link's,
+/// on a stream of its own (counted down from `usize::MAX - 1`, where no link index reaches).
+pub(crate) fn nat_seed(network: u64, index: usize) -> u64 {
+    link_seed(network, usize::MAX - 1 - index)
 }
 
 /// Where a test's artifacts go: `setting` (`NETNS_TEST_ARTIFACTS`), else `target/netns-test/`
@@ -110,6 +119,8 @@ enum Why {
     SparesNeighbours,
     /// A link's conditions have a buffer sized in time, which only the engine has.
     Buffer,
+    /// A NAT translates in the engine.
+    Nat,
     /// The kernel has netem.
     KernelHasNetem,
     /// The kernel has no netem (the full reason and remedy are in `cargo xtask doctor`).
@@ -127,6 +138,8 @@ struct Needs {
     spare_neighbours: bool,
     /// A link's conditions size the rate limiter's queue in time.
     buffer: bool,
+    /// The topology has a NAT, which translates in the engine.
+    nat: bool,
 }
 
 impl Needs {
@@ -138,6 +151,7 @@ impl Needs {
                 .flat_map(|link| &link.conditions)
                 .any(|conditions| conditions.spares_neighbour_discovery()),
             buffer: links().flat_map(|link| &link.conditions).any(|conditions| conditions.buffer.is_some()),
+            nat: !plan.nats.is_empty(),
         }
     }
 }
@@ -165,6 +179,7 @@ impl Choice {
             (Why::Captures, _) => " (captures need it)",
             (Why::SparesNeighbours, _) => " (netem cannot spare ARP and neighbour discovery)",
             (Why::Buffer, _) => " (netem has no buffer sized in time)",
+            (Why::Nat, _) => " (a NAT translates in it)",
             (Why::KernelHasNetem, _) => "",
             (Why::NetemMissing, _) => "; netem unavailable, see `cargo xtask doctor`",
             (Why::NetemUnprobed, _) => "; netem could not be probed, see `cargo xtask doctor`",
@@ -200,6 +215,14 @@ fn choose(setting: LinkEngine, needs: Needs, netem: impl FnOnce() -> Result<()>)
                             .into(),
                 });
             }
+            if needs.nat {
+                return Err(Error::Unsupported {
+                    feature: "NAT with netem".into(),
+                    reason: "a NAT translates in the user-space engine, on its router's outside link; \
+                             use NETNS_TEST_LINK_ENGINE=auto or userspace"
+                        .into(),
+                });
+            }
             netem()?;
             Ok(Choice { backend: Kind::Netem, why: Why::Asked, impairs_neighbours: needs.spare_neighbours })
         }
@@ -212,6 +235,9 @@ fn choose(setting: LinkEngine, needs: Needs, netem: impl FnOnce() -> Result<()>)
             }
             if needs.buffer {
                 return choice(Kind::Engine, Why::Buffer);
+            }
+            if needs.nat {
+                return choice(Kind::Engine, Why::Nat);
             }
             match netem() {
                 Ok(()) => choice(Kind::Netem, Why::KernelHasNetem),
@@ -274,6 +300,18 @@ impl Backend {
         let choice = choose(settings.link_engine, Needs::of(plan, &indexes, captured), netem_available)?;
         eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
+        let mut nats = Vec::with_capacity(plan.nats.len());
+        for (k, nat) in plan.nats.iter().enumerate() {
+            let config = NatConfig::of(&nat.nat, nat.outside, nat_seed(seed, k)).map_err(|e| {
+                Error::from(crate::topology::TopologyError::from(
+                    crate::topology::TopologyErrorKind::InvalidNat {
+                        router: plan.nodes[nat.router].name.clone(),
+                        reason: e.to_string(),
+                    },
+                ))
+            })?;
+            nats.push(Arc::new(std::sync::Mutex::new(Translator::new(config))));
+        }
         let how = if choice.backend == Kind::Netem {
             for &(index, middle) in &carried {
                 let link = &plan.links[index];
@@ -321,11 +359,17 @@ impl Backend {
                     conditions: link.conditions.clone(),
                     seed: link_seed(seed, index),
                     capture,
+                    nat: plan.nats.iter().zip(&nats).find(|(nat, _)| nat.link == index).map(
+                        |(nat, translator)| NatPort {
+                            translator: Arc::clone(translator),
+                            outbound: if nat.slot == 0 { Direction::AToB } else { Direction::BToA },
+                        },
+                    ),
                 })?);
             }
             How::Engine { engine, ids }
         };
-        Ok(Backend { middle, netlink, how, seed, captures, runtime: Default::default() })
+        Ok(Backend { middle, netlink, how, seed, captures, nats, runtime: Default::default() })
     }
 
     /// The seed the link conditions of this network run with.
@@ -454,6 +498,11 @@ impl Backend {
         }
     }
 
+    /// The translator of NAT `index` of the plan.
+    pub(crate) fn nat(&self, index: usize) -> &Arc<std::sync::Mutex<Translator>> {
+        &self.nats[index]
+    }
+
     /// The middle namespace, for keep-on-failure hints.
     pub(crate) fn middle(&self) -> &NsFds {
         &self.middle
@@ -523,6 +572,7 @@ impl Backend {
             conditions,
             seed: link_seed(self.seed, key),
             capture: None,
+            nat: None,
         })?;
         self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (id, label));
         Ok(())

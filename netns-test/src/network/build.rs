@@ -131,6 +131,10 @@ impl Network {
             trace.mark("the ports of big switches given their own receive queues");
         }
 
+        if !plan.nats.is_empty() {
+            super::nat::set_up_routers(&plan, &nodes)?;
+            trace.mark("NAT routers set up");
+        }
         let backend = match middle {
             Some((fds, netlink)) => {
                 let seed = crate::impair::network_seed(settings.seed, plan.random_seed);

@@ -6,6 +6,7 @@ mod build;
 mod capture;
 pub mod fault;
 mod link;
+pub mod nat;
 mod node;
 mod observe;
 mod paths;

@@ -6,6 +6,7 @@
 
 mod error;
 mod file;
+mod nat;
 mod plan;
 
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use crate::conditions::Conditions;
 use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
+pub use nat::{Filtering, Mapping, Nat};
 pub(crate) use plan::{
-    Device, Middle, Neighbour, Plan, PlannedLink, PlannedRoute, mac_for, plan as plan_model,
+    Device, Middle, Neighbour, Plan, PlannedLink, PlannedNat, PlannedRoute, mac_for, plan as plan_model,
 };
 
 /// What a node is.
@@ -203,6 +205,16 @@ pub(crate) struct Model {
     /// For a file: its `[nodes]` table, or its first line when it has none; for errors about
     /// the nodes as a whole.
     pub(crate) nodes_location: Option<Location>,
+    /// The NATs, by router, in the order given.
+    pub(crate) nats: Vec<NatSpec>,
+}
+
+/// A NAT as given: on which router, and where a file writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NatSpec {
+    pub(crate) router: String,
+    pub(crate) nat: Nat,
+    pub(crate) location: Option<Location>,
 }
 
 /// A validated network topology: nodes, links, addresses and routes.
@@ -427,6 +439,35 @@ impl TopologyBuilder {
     /// switch, host or router alike).
     pub fn local(mut self, name: impl Into<String>) -> Self {
         self.model.local = Some(name.into());
+        self
+    }
+
+    /// Puts a NAT on `router` ([`Nat`]: its mapping and filtering behaviours, hairpinning,
+    /// port preservation, its outside interface). The NAT translates on the router's outside
+    /// link, which the user-space link engine then carries; with
+    /// [`auto_routes`](Self::auto_routes), nothing outside the NAT is given a route to the
+    /// subnets behind it, the nodes behind it default-route towards it, and the router
+    /// default-routes out of its outside interface.
+    ///
+    /// ```
+    /// use netns_test::topology::Nat;
+    /// use netns_test::{Link, Topology};
+    /// let topology = Topology::builder()
+    ///     .host("laptop")
+    ///     .router("home")
+    ///     .router("isp")
+    ///     .host("server")
+    ///     .link(Link::new("laptop", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+    ///     .link(Link::new("home", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+    ///     .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24"))
+    ///     .nat("home", Nat::port_restricted())
+    ///     .auto_routes()
+    ///     .build()?;
+    /// # let _ = topology;
+    /// # Ok::<(), netns_test::topology::TopologyError>(())
+    /// ```
+    pub fn nat(mut self, router: &str, nat: Nat) -> Self {
+        self.model.nats.push(NatSpec { router: router.to_string(), nat, location: None });
         self
     }
 
