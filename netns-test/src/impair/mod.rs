@@ -22,7 +22,7 @@ pub(crate) mod lab;
 mod nat;
 mod neighbour;
 mod netem;
-mod packet;
+pub(crate) mod packet;
 
 #[cfg(test)]
 mod tests;
