@@ -79,9 +79,16 @@ pub enum EventKind {
     /// A per-packet hook panicked and was removed; the detail is its message. The test fails
     /// with it.
     HookPanicked,
-    /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
+    /// A ping finished ([`Ping::run`](crate::ping::Ping::run), or one pair of
+    /// [`Network::ping_all`](crate::Network::ping_all)): its subject is `node → target`,
     /// its detail iputils' summary on one line.
     Ping,
+    /// A program started in a node ([`Node::command`](crate::Node::command)): its subject is
+    /// the node, its detail the process id and the command line.
+    ProgramStarted,
+    /// A program started in a node exited: its detail is the command line and the exit
+    /// status (or the signal that ended it).
+    ProgramExited,
 }
 
 impl EventKind {
@@ -107,6 +114,8 @@ impl EventKind {
             EventKind::HookRemoved => "hook_removed",
             EventKind::HookPanicked => "hook_panicked",
             EventKind::Ping => "ping",
+            EventKind::ProgramStarted => "program_started",
+            EventKind::ProgramExited => "program_exited",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod fault;
 mod link;
 mod node;
 mod observe;
+pub mod process;
 pub mod wait;
 
 use std::fmt;
