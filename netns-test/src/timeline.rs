@@ -1,5 +1,6 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
-//! partitions, flaps, condition changes, finished pings, and notes the test adds itself.
+//! partitions, flaps, condition changes, finished pings, programs started in nodes and their
+//! exit status, and notes the test adds itself.
 //!
 //! The network keeps one `Timeline` from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
