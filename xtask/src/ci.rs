@@ -10,7 +10,10 @@
 //!    together list every test exactly once; the recipes' archive (`recipes::ARCHIVE`), run
 //!    from another directory as the unprivileged user `netnstest` with passwordless sudo for
 //!    the archive's binaries only, in sudo mode, one partition after the other
-//!    (`recipes::PARTITION`); then every file it left belongs to `netnstest`.
+//!    (`recipes::PARTITION`); then every file it left belongs to `netnstest`. Then
+//!    `NETNS_TEST_MODE=sudo cargo test` itself as `netnstest`, in a checkout and target
+//!    directory of its own, with a toolchain linked from root's (`sudo_cargo.rs`); every file
+//!    there belongs to `netnstest` afterwards.
 //! 7. `cargo doc` with warnings denied.
 //! 8. The root namespace snapshot again: it must be identical.
 
@@ -24,8 +27,8 @@ pub(crate) struct Args {
     /// Skip the rootless run (for machines without an unprivileged user or user namespaces).
     #[arg(long)]
     no_rootless: bool,
-    /// Skip the sudo-mode run of the nextest archive as `netnstest` (it needs root, to create
-    /// that user and its sudoers file).
+    /// Skip the sudo-mode runs as `netnstest`, of the nextest archive and of `cargo test` (they
+    /// need root, to create that user and its sudoers files).
     #[arg(long)]
     no_sudo: bool,
 }
@@ -66,6 +69,7 @@ pub(crate) fn run(args: &Args) -> Result {
         eprintln!("xtask: sudo-mode archive run skipped (--no-sudo)");
     } else if nix::unistd::geteuid().is_root() {
         sudo_archive_run()?;
+        crate::sudo_cargo::run()?;
     } else {
         eprintln!("xtask: not root: cannot create the `netnstest` user for the sudo-mode archive run");
     }
@@ -243,10 +247,29 @@ fn flake_hunt() -> Result {
 
 /// The user of the sudo-mode run: unprivileged, with passwordless sudo for the archive's test
 /// binaries only.
-const SUDO_USER: &str = "netnstest";
+pub(crate) const SUDO_USER: &str = "netnstest";
 
 /// The sudoers file of the sudo-mode run, removed when the run ends, however it ends.
 const SUDOERS: &str = "/etc/sudoers.d/netns-test-ci";
+
+/// Creates the unprivileged user `netnstest` unless it exists (no home, no login shell).
+pub(crate) fn ensure_sudo_user() -> Result {
+    if Command::new("id")
+        .arg(SUDO_USER)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| !s.success())
+    {
+        sh(Command::new("useradd").args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            SUDO_USER,
+        ]))?;
+    }
+    Ok(())
+}
 
 /// Builds the recipes' archive here as root, then runs it as `netnstest` from another
 /// directory in sudo mode, partition by partition, and checks who owns what it left.
@@ -264,20 +287,7 @@ fn sudo_archive_run_inner() -> Result {
     for path in [&src, &extract] {
         std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
     }
-    if Command::new("id")
-        .arg(SUDO_USER)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| !s.success())
-    {
-        sh(Command::new("useradd").args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            SUDO_USER,
-        ]))?;
-    }
+    ensure_sudo_user()?;
     // Exactly the archive's binaries, with SETENV for sudo mode's --preserve-env.
     let sudoers = SUDOERS;
     let deps = extract.join("target/debug/deps");
