@@ -105,7 +105,7 @@ fn programs_started_in_nodes_are_on_the_timeline_with_their_exit_status(net: &Ne
         .collect();
     let expected = [
         ("program_started", "sh -c echo hello; exit 3".to_string()),
-        ("program_exited", "sh -c echo hello; exit 3: exit status: 3".to_string()),
+        ("program_exited", "sh -c echo hello; exit 3: exit status: 3; stdout: hello".to_string()),
         ("program_started", "true".to_string()),
         ("program_exited", "true: exit status: 0".to_string()),
         ("program_started", format!("pid {pid}: sleep 600")),

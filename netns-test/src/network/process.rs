@@ -158,8 +158,9 @@ impl Command {
 
     /// Runs the program to its end and collects its output
     /// ([`std::process::Command::output`]: standard output and error captured, standard
-    /// input empty, unless set); its start and exit are on the timeline. A program that
-    /// cannot be started shows as started, then exited with the error.
+    /// input empty, unless set); its start and exit are on the timeline, the exit with the
+    /// start of what it wrote (each stream on one line, at most 200 characters). A program
+    /// that cannot be started shows as started, then exited with the error.
     ///
     /// # Errors
     /// As [`std::process::Command::output`].
@@ -168,7 +169,7 @@ impl Command {
         self.node.record(EventKind::ProgramStarted, name.clone(), line.clone());
         let output = self.inner.output();
         let detail = match &output {
-            Ok(output) => format!("{line}: {}", output.status),
+            Ok(output) => format!("{line}: {}{}", output.status, excerpts(output)),
             Err(error) => format!("{line}: not started: {error}"),
         };
         self.node.record(EventKind::ProgramExited, name, detail);
@@ -246,7 +247,8 @@ impl Child {
     }
 
     /// Waits for the program to exit, collecting what it wrote to piped streams
-    /// ([`std::process::Child::wait_with_output`]), and records its exit.
+    /// ([`std::process::Child::wait_with_output`]), and records its exit with the start of
+    /// that output, as [`Command::output`] does.
     ///
     /// # Errors
     /// As [`std::process::Child::wait_with_output`].
@@ -255,7 +257,7 @@ impl Child {
         let pid = inner.id();
         let output = inner.wait_with_output()?;
         if !exited {
-            let detail = format!("pid {pid}: {line}: {}", output.status);
+            let detail = format!("pid {pid}: {line}: {}{}", output.status, excerpts(&output));
             node.record(EventKind::ProgramExited, node.name().to_string(), detail);
         }
         Ok(output)
@@ -265,4 +267,27 @@ impl Child {
     pub fn into_inner(self) -> std::process::Child {
         self.inner
     }
+}
+
+/// The most of each captured stream an exit event quotes.
+const EXCERPT: usize = 200;
+
+/// `; stdout: …; stderr: …`: the start of what the program wrote to the streams it was given
+/// as pipes (on one line, at most [`EXCERPT`] characters each), for the exit event.
+fn excerpts(output: &Output) -> String {
+    let mut text = String::new();
+    for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let words = String::from_utf8_lossy(bytes);
+        let words: Vec<&str> = words.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        let joined = words.join(" ");
+        let mut excerpt: String = joined.chars().take(EXCERPT).collect();
+        if excerpt.len() < joined.len() {
+            excerpt.push('…');
+        }
+        text.push_str(&format!("; {name}: {excerpt}"));
+    }
+    text
 }
