@@ -356,16 +356,20 @@ fn sigterm_of_up_leaves_nothing() {
     killed_with(libc::SIGTERM, "terminated");
 }
 
+/// The README's shell block that starts with `start`.
+fn readme_block(start: &str) -> &'static str {
+    include_str!("../../README.md")
+        .split("```sh\n")
+        .map(|block| block.split("```").next().unwrap())
+        .find(|block| block.starts_with(start))
+        .unwrap_or_else(|| panic!("the README has a shell block that starts with `{start}`"))
+}
+
 /// The README's walk-through of the seed pair, run as written (the shell reads no command
 /// from an empty standard input, and leaves).
 #[test]
 fn the_readme_walkthrough_works() {
-    let readme = include_str!("../../README.md");
-    let block = readme
-        .split("```sh\n")
-        .map(|block| block.split("```").next().unwrap())
-        .find(|block| block.starts_with("netns-test up "))
-        .expect("the README shows the walk-through");
+    let block = readme_block("netns-test up ");
     let commands: Vec<Vec<&str>> = block
         .lines()
         .map(|line| line.split(" #").next().unwrap().split_whitespace().collect::<Vec<_>>())
@@ -461,12 +465,7 @@ fn the_interactive_prompt_runs_commands_in_nodes() {
 /// first on `PATH`.
 #[test]
 fn the_readme_install_check_and_graph_lines_work() {
-    let readme = include_str!("../../README.md");
-    let block = readme
-        .split("```sh\n")
-        .map(|block| block.split("```").next().unwrap())
-        .find(|block| block.starts_with("cargo install "))
-        .expect("the README shows how to install the command");
+    let block = readme_block("cargo install ");
     let lines: Vec<&str> = block
         .lines()
         .map(|line| line.split(" #").next().unwrap().trim())

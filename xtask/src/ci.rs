@@ -280,7 +280,6 @@ fn sudo_archive_run() -> Result {
 }
 
 fn sudo_archive_run_inner() -> Result {
-    use std::os::unix::fs::MetadataExt;
     let dir = PathBuf::from(format!("/var/tmp/netns-test-sudo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (src, extract, artifacts) = (dir.join("src"), dir.join("extract"), dir.join("artifacts"));
@@ -333,19 +332,7 @@ fn sudo_archive_run_inner() -> Result {
         .trim()
         .parse::<u32>()
         .map_err(|e| e.to_string())?;
-    let mut foreign = Vec::new();
-    let mut count = 0;
-    let mut stack = vec![dir.clone()];
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        count += 1;
-        if meta.uid() != uid {
-            foreign.push(path.display().to_string());
-        }
-        if meta.is_dir() {
-            stack.extend(std::fs::read_dir(&path).map_err(|e| e.to_string())?.flatten().map(|e| e.path()));
-        }
-    }
+    let (count, foreign) = crate::util::not_owned_by(&dir, uid)?;
     if !artifacts.join("sudo_children_are_root_and_their_captures_are_the_users").is_dir() {
         return Err("the sudo-mode run left no kept capture to check the owner of".into());
     }

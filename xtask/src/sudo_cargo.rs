@@ -10,7 +10,6 @@
 //! link fails), and the crates the lock file names are a copy of root's cargo registry, so
 //! that cargo runs offline (`CARGO_NET_OFFLINE=true`). Root needs nothing else of its own.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -102,7 +101,7 @@ fn run_in(dir: &Path) -> Result {
     }
     let uid: u32 =
         output(Command::new("id").args(["-u", USER]))?.trim().parse().map_err(|e| format!("{e}"))?;
-    let (count, foreign) = not_owned_by(&src, uid)?;
+    let (count, foreign) = crate::util::not_owned_by(&src, uid)?;
     if !foreign.is_empty() {
         return Err(format!(
             "{} of the {count} files the sudo-mode cargo test left do not belong to {USER}: {foreign:?}",
@@ -111,23 +110,6 @@ fn run_in(dir: &Path) -> Result {
     }
     eprintln!("xtask: all {count} files of {USER}'s checkout and target directory belong to {USER}");
     Ok(())
-}
-
-/// How many files are under `top`, and those not owned by `uid`.
-fn not_owned_by(top: &Path, uid: u32) -> Result<(usize, Vec<String>)> {
-    let (mut count, mut foreign, mut stack) = (0, Vec::new(), vec![top.to_path_buf()]);
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        count += 1;
-        if meta.uid() != uid {
-            foreign.push(path.display().to_string());
-        }
-        if meta.is_dir() {
-            let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            stack.extend(entries.flatten().map(|entry| entry.path()));
-        }
-    }
-    Ok((count, foreign))
 }
 
 /// Root's cargo home: `CARGO_HOME`, else `~/.cargo`.
