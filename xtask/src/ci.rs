@@ -14,7 +14,8 @@
 //!    `NETNS_TEST_MODE=sudo cargo test` itself as `netnstest`, in a checkout and target
 //!    directory of its own, with a toolchain linked from root's (`sudo_cargo.rs`); every file
 //!    there belongs to `netnstest` afterwards.
-//! 7. `cargo doc` with warnings denied.
+//! 7. `cargo doc` with warnings denied; the README's `cargo install --path netns-test-cli`
+//!    (into a directory of its own), whose `netns-test check` then validates a file.
 //! 8. The root namespace snapshot again: it must be identical.
 
 use std::path::PathBuf;
@@ -76,6 +77,7 @@ pub(crate) fn run(args: &Args) -> Result {
     let after = snapshot()?;
 
     sh(Command::new(cargo).args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    install_cli()?;
 
     if before != after {
         let diff = diff_lines(&before, &after);
@@ -84,6 +86,26 @@ pub(crate) fn run(args: &Args) -> Result {
     eprintln!("xtask: the root network namespace is unchanged");
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+/// The README's installation line, `cargo install --path netns-test-cli`, into a directory of
+/// its own (`--root`, so nothing of the machine's changes; `--target-dir target`, so the
+/// release build stays with the others); the installed `netns-test` then checks a topology
+/// file as the README's next line does. The lines after it are run by the CLI's test
+/// `the_readme_install_check_and_graph_lines_work`.
+fn install_cli() -> Result {
+    let dir = std::env::temp_dir().join(format!("netns-test-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    sh(Command::new(env!("CARGO"))
+        .args(["install", "--path", "netns-test-cli", "--locked", "--target-dir", "target", "--root"])
+        .arg(&dir))?;
+    let installed = dir.join("bin/netns-test");
+    let checked = output(Command::new(&installed).args(["check", "tests/topologies/wan.toml"]))?;
+    if !checked.contains("valid (3 nodes)") {
+        return Err(format!("{} check tests/topologies/wan.toml said: {checked}", installed.display()));
+    }
+    eprintln!("xtask: cargo install --path netns-test-cli installs a netns-test that checks files");
+    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))
 }
 
 /// The root namespace snapshot, from the shared tool when present, else the repository's copy,

@@ -147,11 +147,11 @@ impl Command {
         Ok(Child { inner: child, node: self.node.clone(), line, exited: false })
     }
 
-    /// Runs the program to its end with inherited standard streams
+    /// Runs the program to its end, its standard streams inherited unless set
     /// ([`std::process::Command::status`]); its start and exit are on the timeline.
     ///
     /// # Errors
-    /// As [`std::process::Command::status`].
+    /// As [`std::process::Command::status`] (nothing is recorded when it cannot start).
     pub fn status(&mut self) -> io::Result<ExitStatus> {
         self.spawn()?.wait()
     }
