@@ -9,6 +9,7 @@ mod link;
 pub mod nat;
 mod node;
 mod observe;
+pub mod process;
 pub mod wait;
 
 use std::fmt;
