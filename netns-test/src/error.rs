@@ -274,6 +274,18 @@ pub(crate) fn name_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String 
     }
 }
 
+/// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them), for the
+/// failures that report a panic: a test body's, a per-packet hook's.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,6 +180,7 @@ pub use conditions::Conditions;
 pub use error::{Error, Result};
 pub use netns_test_macros::{netns_test, test};
 pub use network::InterfaceCounters;
+pub use network::process;
 pub use network::{Interface, LinkHandle, Network, Node, fault, nat, wait};
 pub use runner::{DEFAULT_TEST_TIMEOUT, TestOutcome};
 pub use topology::{Link, NodeKind, Topology, TopologyBuilder};

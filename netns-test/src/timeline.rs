@@ -1,5 +1,6 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
-//! partitions, flaps, condition changes, finished pings, and notes the test adds itself.
+//! partitions, flaps, condition changes, finished pings, programs started in nodes and their
+//! exit status, and notes the test adds itself.
 //!
 //! The network keeps one `Timeline` from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
@@ -79,7 +80,8 @@ pub enum EventKind {
     /// A per-packet hook panicked and was removed; the detail is its message. The test fails
     /// with it.
     HookPanicked,
-    /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
+    /// A ping finished ([`Ping::run`](crate::ping::Ping::run), or one pair of
+    /// [`Network::ping_all`](crate::Network::ping_all)): its subject is `node → target`,
     /// its detail iputils' summary on one line.
     Ping,
     /// A link was added at runtime ([`Network::add_link`](crate::Network::add_link)); the
@@ -100,6 +102,12 @@ pub enum EventKind {
     NatSet,
     /// A NAT forgot its mappings ([`NatHandle::rebind`](crate::nat::NatHandle::rebind)).
     NatRebound,
+    /// A program started in a node ([`Node::command`](crate::Node::command)): its subject is
+    /// the node, its detail the process id and the command line.
+    ProgramStarted,
+    /// A program started in a node exited: its detail is the command line and the exit
+    /// status (or the signal that ended it).
+    ProgramExited,
 }
 
 impl EventKind {
@@ -132,6 +140,8 @@ impl EventKind {
             EventKind::Replugged => "replugged",
             EventKind::NatSet => "nat_set",
             EventKind::NatRebound => "nat_rebound",
+            EventKind::ProgramStarted => "program_started",
+            EventKind::ProgramExited => "program_exited",
         }
     }
 }

@@ -23,7 +23,7 @@ pub(crate) mod lab;
 pub(crate) mod nat;
 mod neighbour;
 mod netem;
-mod packet;
+pub(crate) mod packet;
 
 #[cfg(test)]
 mod tests;

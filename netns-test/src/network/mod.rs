@@ -10,6 +10,7 @@ pub mod nat;
 mod node;
 mod observe;
 mod paths;
+pub mod process;
 pub mod wait;
 
 use std::fmt;

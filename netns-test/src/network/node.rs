@@ -383,10 +383,12 @@ impl Node {
         &runtime.handle
     }
 
-    /// A [`Command`] that runs `program` inside the node (its network namespace, and its UTS
-    /// namespace when it has its own hostname). Programs also stay in the test's PID namespace,
-    /// so nothing they start outlives the test.
-    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+    /// A [`Command`](crate::process::Command) that runs `program` inside the node (its
+    /// network namespace, and its UTS namespace when it has its own hostname): a
+    /// [`std::process::Command`] whose start and exit, with its exit status, go on the
+    /// network's timeline. Programs also stay in the test's PID namespace, so nothing they
+    /// start outlives the test.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> super::process::Command {
         let mut command = Command::new(program);
         for name in internal::ALL {
             command.env_remove(name);
@@ -407,7 +409,7 @@ impl Node {
                 Ok(())
             });
         }
-        command
+        super::process::Command::new(command, self.clone())
     }
 
     /// This node's part of [`Network::dump`](super::Network::dump).

@@ -304,7 +304,7 @@ impl Ping {
     }
 
     /// Puts the finished ping on the network's timeline, with iputils' summary on one line.
-    fn record(&self, stats: &PingStats) {
+    pub(super) fn record(&self, stats: &PingStats) {
         let text = stats.to_string();
         let mut lines = text.lines().filter(|line| !line.trim().is_empty());
         let target = lines

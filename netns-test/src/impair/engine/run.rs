@@ -355,7 +355,7 @@ impl Runner {
                 verdict
             }
             Err(payload) => {
-                let message = payload_message(payload.as_ref());
+                let message = crate::error::panic_message(payload.as_ref());
                 let detail = format!("{}, at frame {}: {message}", installed.state.description, ctx.index());
                 installed.timeline.record(EventKind::HookPanicked, installed.state.subject.clone(), detail);
                 installed.state.set_panic(message);
@@ -492,17 +492,6 @@ impl Runner {
                 }
             }
         }
-    }
-}
-
-/// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
-fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any>".to_string()
     }
 }
 
