@@ -190,6 +190,17 @@ pub enum Error {
     /// A function that only works inside a netns test was called elsewhere.
     #[error("{0} can only be called inside a #[netns_test] test or a netns_test::sandbox body")]
     NotInTest(&'static str),
+    /// A runtime change named an address the node does not have
+    /// ([`Network::renumber`](crate::Network::renumber)).
+    #[error("node `{node}` has no address `{address}`; it has {known}")]
+    UnknownAddress {
+        /// The node.
+        node: String,
+        /// The address as given.
+        address: String,
+        /// The node's addresses, listed.
+        known: String,
+    },
     /// A NAT asked for by router name that the topology does not have, or a change of a NAT
     /// that cannot be made at runtime.
     #[error("NAT on `{router}`: {reason}")]

@@ -84,6 +84,19 @@ pub enum EventKind {
     /// [`Network::ping_all`](crate::Network::ping_all)): its subject is `node → target`,
     /// its detail iputils' summary on one line.
     Ping,
+    /// A link was added at runtime ([`Network::add_link`](crate::Network::add_link)); the
+    /// detail lists the ends' addresses.
+    LinkAdded,
+    /// A link was removed at runtime ([`LinkHandle::remove`](crate::LinkHandle::remove)).
+    LinkRemoved,
+    /// An address was replaced ([`Network::renumber`](crate::Network::renumber)): the subject
+    /// is `node:interface`, the detail `old → new`.
+    Renumbered,
+    /// A node's default route was set ([`Node::set_default_route`](crate::Node::set_default_route));
+    /// the detail is the gateway.
+    DefaultRoute,
+    /// A host was moved from one link to another ([`Network::replug`](crate::Network::replug)).
+    Replugged,
     /// A NAT's behaviour changed ([`NatHandle::set`](crate::nat::NatHandle::set)); the
     /// subject is the router, the detail the new behaviour.
     NatSet,
@@ -120,6 +133,11 @@ impl EventKind {
             EventKind::HookRemoved => "hook_removed",
             EventKind::HookPanicked => "hook_panicked",
             EventKind::Ping => "ping",
+            EventKind::LinkAdded => "link_added",
+            EventKind::LinkRemoved => "link_removed",
+            EventKind::Renumbered => "renumbered",
+            EventKind::DefaultRoute => "default_route",
+            EventKind::Replugged => "replugged",
             EventKind::NatSet => "nat_set",
             EventKind::NatRebound => "nat_rebound",
             EventKind::ProgramStarted => "program_started",

@@ -50,6 +50,9 @@ pub(crate) struct Backend {
     how: How,
     seed: u64,
     captures: Vec<PathBuf>,
+    /// The links attached at runtime ([`Backend::attach_runtime`]), by link key: the
+    /// engine's id and the link's label.
+    runtime: std::sync::Mutex<std::collections::HashMap<usize, (LinkId, String)>>,
     /// The translator of each NAT of the plan, in its order.
     nats: Vec<Arc<std::sync::Mutex<Translator>>>,
 }
@@ -366,7 +369,7 @@ impl Backend {
             }
             How::Engine { engine, ids }
         };
-        Ok(Backend { middle, netlink, how, seed, captures, nats })
+        Ok(Backend { middle, netlink, how, seed, captures, nats, runtime: Default::default() })
     }
 
     /// The seed the link conditions of this network run with.
@@ -393,23 +396,22 @@ impl Backend {
         direction: Direction,
         conditions: Conditions,
     ) -> Result<()> {
-        let link = &plan.links[index];
+        let label = self.label(plan, index);
         if self.how.kind() == Kind::Netem && conditions.spares_neighbour_discovery() {
             eprintln!(
-                "netns-test: {}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
-                 and neighbour discovery too",
-                link.label
+                "netns-test: {label}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
+                 and neighbour discovery too"
             );
         }
-        let change =
-            prepare(self.how.kind(), &link.label, direction, conditions, link_seed(self.seed, index))?;
+        let change = prepare(self.how.kind(), &label, direction, conditions, link_seed(self.seed, index))?;
         match (&self.how, change) {
             (How::Engine { engine, ids }, Change::Engine(conditions)) => {
-                let id = ids[index].expect("carried links are attached");
-                engine.set_conditions(id, direction, conditions)
+                engine.set_conditions(self.id(ids, index), direction, conditions)
             }
             (How::Netem, Change::Netem(options)) => {
-                let middle = link.middle.as_ref().expect("carried links cross the middle namespace");
+                // Only the topology's links are carried by netem.
+                let middle =
+                    plan.links[index].middle.as_ref().expect("carried links cross the middle namespace");
                 // The qdisc of the end facing b carries a→b, and the other way round.
                 let end = match direction {
                     Direction::AToB => middle.ends[1].clone(),
@@ -427,9 +429,7 @@ impl Backend {
     /// The counters of plan link `index` (a→b, b→a), which only the user-space engine keeps.
     pub(crate) fn counters(&self, index: usize) -> Result<[DirectionCounters; 2]> {
         match &self.how {
-            How::Engine { engine, ids } => {
-                Ok(engine.counters(ids[index].expect("carried links are attached")))
-            }
+            How::Engine { engine, ids } => Ok(engine.counters(self.id(ids, index))),
             How::Netem => Err(Error::Unsupported {
                 feature: "link counters with netem".into(),
                 reason: "only the user-space engine counts what it does to each frame; \
@@ -455,8 +455,7 @@ impl Backend {
     ) -> Result<()> {
         match &self.how {
             How::Engine { engine, ids } => {
-                let id = ids[index].expect("carried links are attached");
-                engine.install_hook(id, direction, Installed::new(hook, state, timeline))
+                engine.install_hook(self.id(ids, index), direction, Installed::new(hook, state, timeline))
             }
             How::Netem => Err(Error::Unsupported {
                 feature: "per-packet hooks with netem".into(),
@@ -469,9 +468,7 @@ impl Backend {
     /// Removes the hook `state` from `direction` of plan link `index`, if it is still there.
     pub(crate) fn remove_hook(&self, index: usize, direction: Direction, state: &HookState) -> Result<()> {
         match &self.how {
-            How::Engine { engine, ids } => {
-                engine.remove_hook(ids[index].expect("carried links are attached"), direction, state)
-            }
+            How::Engine { engine, ids } => engine.remove_hook(self.id(ids, index), direction, state),
             How::Netem => Ok(()),
         }
     }
@@ -509,6 +506,76 @@ impl Backend {
     /// The middle namespace, for keep-on-failure hints.
     pub(crate) fn middle(&self) -> &NsFds {
         &self.middle
+    }
+
+    /// The middle namespace's netlink connection, for links added at runtime.
+    pub(crate) fn middle_netlink(&self) -> &NodeNetlink {
+        &self.netlink
+    }
+
+    /// The engine's id of link `index` (a plan index, or the key of a link attached at
+    /// runtime).
+    fn id(&self, ids: &[Option<LinkId>], index: usize) -> LinkId {
+        let runtime = || {
+            self.runtime
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&index)
+                .map(|(id, _)| *id)
+        };
+        ids.get(index).copied().flatten().or_else(runtime).expect("carried links are attached")
+    }
+
+    /// The label of link `index`, for messages.
+    fn label(&self, plan: &Plan, index: usize) -> String {
+        match plan.links.get(index) {
+            Some(link) => link.label.clone(),
+            None => {
+                let runtime = self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                runtime.get(&index).map_or_else(|| format!("link {}", index + 1), |(_, label)| label.clone())
+            }
+        }
+    }
+
+    /// Starts carrying a link added at runtime, key `key` (above the plan's indexes), between
+    /// its middle ends `ends` (made and up), with `conditions` validated by planning and a
+    /// seed derived from the network's as a topology link's is. Only the user-space engine
+    /// takes links at runtime.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when netem carries the network's links; the engine failing to
+    /// open the ports.
+    pub(crate) fn attach_runtime(
+        &self,
+        key: usize,
+        label: String,
+        ends: &[Device; 2],
+        conditions: [ValidConditions; 2],
+    ) -> Result<()> {
+        let How::Engine { engine, .. } = &self.how else {
+            return Err(Error::Unsupported {
+                feature: format!("conditions on {label}, added at runtime, with netem"),
+                reason:
+                    "only the user-space engine takes links at runtime; set NETNS_TEST_LINK_ENGINE=userspace"
+                        .into(),
+            });
+        };
+        let port = |end: &Device| Port {
+            netns: Arc::clone(&self.middle),
+            ifindex: end.index,
+            ifname: end.name.clone(),
+        };
+        let id = engine.attach(LinkSpec {
+            label: label.clone(),
+            a: port(&ends[0]),
+            b: port(&ends[1]),
+            conditions,
+            seed: link_seed(self.seed, key),
+            capture: None,
+            nat: None,
+        })?;
+        self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (id, label));
+        Ok(())
     }
 }
 

@@ -57,7 +57,7 @@ pub(crate) fn set_up(place: &str, setup: Setup) -> Result<()> {
 
 /// Writes a sysctl of the calling thread's network namespace (`/proc/sys/net` shows the
 /// namespace of the thread that opens it).
-fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+pub(crate) fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
     file.write_all(value.as_bytes())

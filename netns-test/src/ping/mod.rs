@@ -109,10 +109,10 @@ impl PingTarget {
                 let addrs = directory.addrs(name).ok_or_else(|| {
                     format!(
                         "`{name}` is neither an IP address nor a node of the network, which has {}",
-                        name_list(directory.names())
+                        name_list(directory.names().iter().map(String::as_str))
                     )
                 })?;
-                (name.as_str(), addrs.to_vec())
+                (name.as_str(), addrs)
             }
         };
         match family {

@@ -17,7 +17,9 @@ use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
 pub use nat::{Filtering, Mapping, Nat};
-pub(crate) use plan::{Device, Middle, Neighbour, Plan, PlannedLink, PlannedNat, PlannedRoute};
+pub(crate) use plan::{
+    Device, Middle, Neighbour, Plan, PlannedLink, PlannedNat, PlannedRoute, mac_for, plan as plan_model,
+};
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -222,9 +224,20 @@ pub(crate) struct NatSpec {
 /// and keeps the result (every name resolved, every address parsed, the routes computed):
 /// bringing it up does not validate it again. Cloning is cheap. Two topologies are equal when
 /// they describe the same network, whichever front end they came from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Topology {
     plan: Arc<Plan>,
+    /// What the plan was made from, for the network's runtime changes (`network/paths.rs`),
+    /// which validate and plan the model they change the same way.
+    model: Arc<Model>,
+}
+
+impl PartialEq for Topology {
+    /// Equal plans: the same network, whichever front end (and whichever file positions) the
+    /// models came from.
+    fn eq(&self, other: &Topology) -> bool {
+        self.plan == other.plan
+    }
 }
 
 impl Default for Topology {
@@ -287,6 +300,11 @@ impl Topology {
         &self.plan
     }
 
+    /// The model the plan was made from.
+    pub(crate) fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// The one place a model is validated.
     fn validate(model: &Model) -> Result<Topology, TopologyError> {
         let trace = Trace::new("topology", crate::settings::get().is_ok_and(|settings| settings.trace));
@@ -297,7 +315,7 @@ impl Topology {
             plan.links.len(),
             plan.nodes.iter().map(|node| node.routes.len()).sum::<usize>()
         ));
-        Ok(Topology { plan: Arc::new(plan) })
+        Ok(Topology { plan: Arc::new(plan), model: Arc::new(model.clone()) })
     }
 }
 

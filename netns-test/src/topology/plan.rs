@@ -25,7 +25,8 @@ use addrs::{Segment, check_duplicate_addresses, check_subnets, parse_cidr, parse
 use names::{IfaceNames, check_ifname, check_node_name};
 pub(crate) use nat::PlannedNat;
 pub(crate) use neighbours::Neighbour;
-use neighbours::{mac_for, static_neighbours};
+pub(crate) use neighbours::mac_for;
+use neighbours::static_neighbours;
 use routes::{StaticRoutes, add_auto_routes};
 
 /// The largest number of ports a Linux bridge accepts.
