@@ -3,7 +3,6 @@
 //! with conditions.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use super::node::Directory;
@@ -86,6 +85,7 @@ impl Network {
         }
         let directory = Arc::new(Directory::of(&plan));
         let node_timeline = Arc::new(std::sync::OnceLock::new());
+        let paths = Arc::new(super::paths::Paths::new(topology));
         let nodes: Vec<Node> = slots
             .into_iter()
             .zip(&plan.nodes)
@@ -102,9 +102,11 @@ impl Network {
                     netlink_rt,
                     directory,
                     Arc::clone(&node_timeline),
+                    Arc::clone(&paths),
                 )
             })
             .collect();
+        paths.set_nodes(&nodes);
 
         let middle = middle.map(|(fds, netlink)| (Arc::new(fds), netlink));
         let namespaces: Vec<(String, NodeNetlink, i32)> = nodes
@@ -133,6 +135,10 @@ impl Network {
             trace.mark("firewalls applied");
         }
 
+        if !plan.nats.is_empty() {
+            super::nat::set_up_routers(&plan, &nodes)?;
+            trace.mark("NAT routers set up");
+        }
         let backend = match middle {
             Some((fds, netlink)) => {
                 let seed = crate::impair::network_seed(settings.seed, plan.random_seed);
@@ -142,7 +148,6 @@ impl Network {
             }
             None => None,
         };
-        let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
         let summary = format!("{} nodes, {} links", plan.nodes.len(), plan.links.len());
         let timeline = Timeline::start("network", summary);
         let _ = node_timeline.set(timeline.clone());
@@ -152,7 +157,7 @@ impl Network {
             topology: topology.clone(),
             plan,
             backend,
-            cuts,
+            paths,
             timeline,
             scheduled: Default::default(),
             netlink_rt,

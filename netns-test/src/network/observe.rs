@@ -13,6 +13,7 @@ impl Network {
             sections: vec![
                 self.link_counters(),
                 self.firewall_drops(),
+                self.nat_summaries(),
                 self.hook_summaries(),
                 self.interface_counters(),
             ],

@@ -42,6 +42,12 @@
 //! [firewall]
 //! r1 = ["block-inbound", "pmtu-blackhole"]
 //! server = [{ rules = [{ action = "reject", direction = "inbound", protocol = "tcp", ports = "22" }] }]
+//!
+//! # NATs by router: a preset ("full-cone", "restricted-cone", "port-restricted",
+//! # "symmetric"), or a table with `preset` or `mapping` and `filtering`
+//! # ("endpoint-independent", "address-dependent", "address-and-port-dependent") and options.
+//! [nat]
+//! r1 = { preset = "port-restricted", hairpin = false, port_preservation = true, udp_timeout = "30s", outside = "eth1", ports = "1024-4095" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,8 +59,11 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod nat;
+
+use self::nat::{FileNat, file_nat};
 use super::{
-    Conditions, EndSpec, Link, Location, Model, NodeKind, NodeSpec, RouteSpec, TopologyError,
+    Conditions, EndSpec, Link, Location, Model, NatSpec, NodeKind, NodeSpec, RouteSpec, TopologyError,
     TopologyErrorKind,
 };
 
@@ -79,6 +88,8 @@ struct File {
     routes: Vec<Spanned<FileRoute>>,
     #[serde(default)]
     firewall: IndexMap<String, Spanned<FileFirewalls>>,
+    /// `[nat]`: router = preset or table.
+    nat: Option<IndexMap<String, Spanned<FileNat>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -390,6 +401,12 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
             firewalls.push((node.clone(), firewall.into_firewall(location)?));
         }
     }
+    let mut nats = Vec::new();
+    for (router, spanned) in file.nat.unwrap_or_default() {
+        let location = lines.at(spanned.span());
+        let nat = file_nat(&router, spanned.into_inner(), &location, &lines)?;
+        nats.push(NatSpec { router, nat, location: Some(location) });
+    }
     Ok(Model {
         nodes,
         links,
@@ -402,5 +419,6 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
         local_location,
         nodes_location,
         firewalls,
+        nats,
     })
 }
