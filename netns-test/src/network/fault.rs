@@ -113,7 +113,7 @@ impl Network {
                 fault.install(Filter::new(node, iface.index(), iface.name(), prio), &program)?;
             }
         }
-        Ok(Partition(fault))
+        Ok(Partition(fault.in_effect()))
     }
 }
 
@@ -143,7 +143,7 @@ impl LinkHandle {
         for (node, ifindex, ifname) in self.interfaces() {
             fault.install(Filter::new(node, ifindex, ifname, prio), &cbpf::drop_all())?;
         }
-        Ok(fault)
+        Ok(fault.in_effect())
     }
 
     /// Makes the link flap: down for `down`, up for `up`, again and again, from a background
@@ -258,17 +258,29 @@ struct Fault {
     filters: Vec<Filter>,
     healing: Healing,
     healed: bool,
-    /// Where the fault and its healing are recorded, and under which subject.
+    /// Where the fault and its healing are recorded, under which subject and with what detail.
     timeline: Timeline,
     subject: String,
+    detail: String,
+    /// Whether its start is on the timeline (then its healing is recorded too).
+    recorded: bool,
 }
 
 impl Fault {
-    /// A fault with no filter yet, recorded on `timeline` now (its healing is recorded too).
+    /// A fault with no filter yet, to be recorded on `timeline` once in effect.
     fn new(healing: Healing, timeline: Timeline, subject: impl Into<String>, detail: String) -> Self {
         let subject = subject.into();
-        timeline.record(healing.kinds().0, subject.as_str(), detail);
-        Fault { filters: Vec::new(), healing, healed: false, timeline, subject }
+        Fault { filters: Vec::new(), healing, healed: false, timeline, subject, detail, recorded: false }
+    }
+
+    /// Records the fault's start, once every filter is in: the timeline says when the fault
+    /// took effect, not when its installation began (which a loaded machine can make tens of
+    /// milliseconds earlier).
+    fn in_effect(mut self) -> Self {
+        let detail = std::mem::take(&mut self.detail);
+        self.timeline.record(self.healing.kinds().0, self.subject.as_str(), detail);
+        self.recorded = true;
+        self
     }
 
     /// Installs `filter` with `program`, and keeps it for healing.
@@ -291,7 +303,9 @@ impl Fault {
                 refreshed
             }
         };
-        self.timeline.record(self.healing.kinds().1, self.subject.as_str(), "");
+        if self.recorded {
+            self.timeline.record(self.healing.kinds().1, self.subject.as_str(), "");
+        }
         removed.and(healed)
     }
 }
