@@ -209,6 +209,20 @@ combination!(apdm_eif, AddressAndPortDependent, EndpointIndependent);
 combination!(apdm_adf, AddressAndPortDependent, AddressDependent);
 combination!(apdm_apdf, AddressAndPortDependent, AddressAndPortDependent);
 
+#[netns_test(topology = hairpinning)]
+fn a_nats_outside_link_cannot_be_removed_but_its_inside_link_can(net: &Network) {
+    let error = net.link("home", "isp").remove().unwrap_err();
+    assert!(matches!(error, netns_test::Error::Unsupported { .. }), "{error}");
+    assert!(
+        error.to_string().contains("the outside link of a NAT")
+            && error.to_string().contains("the NAT on router `home` translates on it"),
+        "{error}"
+    );
+    net.local().ping("198.51.100.2").count(1).run().unwrap().assert_reachable();
+    net.link("client", "home").remove().unwrap();
+    assert!(net.local().interfaces().is_empty());
+}
+
 fn no_port_preservation() -> TopologyBuilder {
     home(Nat::port_restricted().port_preservation(false))
 }

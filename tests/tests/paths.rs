@@ -308,9 +308,57 @@ fn an_added_link_with_conditions_is_carried_by_the_engine(net: &Network) {
     link.set_conditions(Conditions::new()).unwrap();
     let fast = net.local().ping("10.0.3.2").count(3).run().unwrap();
     assert!(fast.rtt_min().unwrap() < Duration::from_millis(20), "{fast}");
-    // The engine carries it for the rest of the test.
-    let error = link.remove().unwrap_err();
-    assert!(error.to_string().contains("removing a link with conditions"), "{error}");
+    // Removed, the engine stops carrying it: its far end is gone, and its counters keep
+    // their last values.
+    let again = link.clone();
+    link.remove().unwrap();
+    assert!(net.local().interface("eth1").is_err());
+    let counters = again.counters_from("client").unwrap();
+    assert!(counters.frames_out >= 6, "{counters:?}");
+    net.local().ping("10.0.2.2").count(1).run().unwrap().assert_reachable();
+}
+
+/// Wi-Fi and cellular: a client on a 5 ms link to access router `r1`, and a second access
+/// router `r2`, both uplinked to `core` in front of the server.
+fn wifi_and_cellular() -> TopologyBuilder {
+    let wifi = Conditions::new().delay(Duration::from_millis(5));
+    Topology::builder()
+        .host("client")
+        .router("r1")
+        .router("r2")
+        .router("core")
+        .host("server")
+        .link(Link::new("client", "r1").addrs("10.0.1.2/24", "10.0.1.1/24").conditions(wifi))
+        .link(Link::new("r1", "core").addrs("10.0.10.1/24", "10.0.10.2/24"))
+        .link(Link::new("r2", "core").addrs("10.0.20.1/24", "10.0.20.2/24"))
+        .link(Link::new("core", "server").addrs("10.0.100.1/24", "10.0.100.2/24"))
+        .auto_routes()
+}
+
+#[netns_test(topology = wifi_and_cellular)]
+fn a_host_on_a_link_with_conditions_replugs_into_another(net: &Network) {
+    let server = SocketAddr::from(([10, 0, 100, 2], 7000));
+    let _echo = echo_server(net, server);
+    let mut stream = net.local().run(|| TcpStream::connect(server)).unwrap();
+    exchange(&mut stream, 0, 10).unwrap();
+    let rtt = |net: &Network| net.local().ping("10.0.100.2").count(3).run().unwrap().rtt_min().unwrap();
+    assert!(rtt(net) >= Duration::from_millis(10));
+    let wifi = net.link("client", "r1");
+    let cellular = Conditions::new().delay(Duration::from_millis(40));
+    let new = net
+        .replug(
+            wifi.clone(),
+            Link::new("client", "r2").addrs("10.0.1.2/24", "10.0.1.1/24").conditions(cellular),
+        )
+        .unwrap();
+    // The same connection goes on through `r2`, over the new link's conditions.
+    exchange(&mut stream, 10, 10).unwrap();
+    assert!(rtt(net) >= Duration::from_millis(80));
+    assert!(new.counters_from("client").unwrap().frames_out >= 3);
+    // The old link's counters are those it had when it went.
+    let before = wifi.counters_from("client").unwrap();
+    exchange(&mut stream, 20, 10).unwrap();
+    assert_eq!(wifi.counters_from("client").unwrap(), before);
 }
 
 /// Exchanges numbered messages over `stream` (the server echoes each) from `first` on, for

@@ -537,6 +537,19 @@ impl Backend {
         }
     }
 
+    /// Stops carrying link `key` (a plan index, or the key of a link attached at runtime),
+    /// before its middle ends are deleted. With netem there is nothing to stop: the qdiscs go
+    /// with the devices.
+    ///
+    /// # Errors
+    /// The engine thread does not answer.
+    pub(crate) fn detach(&self, key: usize) -> Result<()> {
+        match &self.how {
+            How::Engine { engine, ids } => engine.detach(self.id(ids, key)),
+            How::Netem => Ok(()),
+        }
+    }
+
     /// Starts carrying a link added at runtime, key `key` (above the plan's indexes), between
     /// its middle ends `ends` (made and up), with `conditions` validated by planning and a
     /// seed derived from the network's as a topology link's is. Only the user-space engine

@@ -130,7 +130,8 @@ struct LinkShared {
 /// A link as the engine thread holds it.
 struct EngineLink {
     shared: Arc<LinkShared>,
-    sockets: [PacketSocket; 2],
+    /// The ports of a's and b's middle ends; `None` once detached.
+    sockets: Option<[PacketSocket; 2]>,
     deciders: [Decider; 2],
     capture: Option<Capture>,
     /// The per-packet hook of each direction.
@@ -165,6 +166,9 @@ enum Command {
     /// Installs (or, with `None`, removes) the hook of one direction.
     SetHook(LinkId, Direction, Option<Box<Installed>>, SyncSender<io::Result<()>>),
     Flush(SyncSender<io::Result<()>>),
+    /// Stops carrying a link: its ports close, its capture is written out and closed, the
+    /// frames it still holds are dropped; its counters stay readable.
+    Detach(LinkId, SyncSender<io::Result<()>>),
 }
 
 /// The state shared by the engine's handle and its thread.
@@ -231,7 +235,7 @@ impl Engine {
         let shared = Arc::new(LinkShared { label: spec.label.clone(), counters: Default::default() });
         let link = EngineLink {
             shared: Arc::clone(&shared),
-            sockets,
+            sockets: Some(sockets),
             deciders: [
                 Decider::new(forward.into_inner(), spec.seed, Direction::AToB),
                 Decider::new(backward.into_inner(), spec.seed, Direction::BToA),
@@ -308,6 +312,17 @@ impl Engine {
         self.command(&format!("removing the hook on link `{label}` {direction}"), |reply| {
             Command::SetHook(id, direction, None, reply)
         })
+    }
+
+    /// Stops carrying link `id`, before its middle ends are deleted (a link removed at
+    /// runtime). Its counters keep their last values; a hook still on it stays with it, never
+    /// called again.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the engine thread does not answer.
+    pub(crate) fn detach(&self, id: LinkId) -> Result<()> {
+        let label = self.label(id);
+        self.command(&format!("detaching link `{label}`"), |reply| Command::Detach(id, reply))
     }
 
     /// Every hook installed so far, removed or not.

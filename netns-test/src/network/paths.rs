@@ -375,28 +375,50 @@ impl Paths {
 
     /// Deletes the veth pair of link `key` (at model position `position` of the current
     /// state) and forgets its interfaces.
-    fn delete_link(&self, state: &State, position: usize, key: usize) -> Result<()> {
+    fn delete_link(
+        &self,
+        state: &mut State,
+        position: usize,
+        key: usize,
+        backend: Option<&Backend>,
+    ) -> Result<()> {
         let planned = &state.plan.links[position];
-        let (node, _) = planned.ends[0];
-        let node = self.node(node).expect("the network's nodes are alive");
-        let iface =
-            node.interfaces().into_iter().find(|i| i.link == key).expect("a link's ends are interfaces");
-        let (name, handle, index, ifname) =
-            (node.name().to_string(), node.netlink().handle.clone(), iface.index(), iface.name().to_string());
-        block_on(
-            &node,
-            async move { At { node: &name, handle: &handle }.delete_link(index, &ifname).await },
-        )?;
+        // A plain link is one veth pair: deleting one end deletes both. A carried link is two
+        // pairs through the middle namespace, which the engine stops carrying first.
+        let carried = state.carried.contains(&key);
+        if carried {
+            if let Some(backend) = backend {
+                backend.detach(key)?;
+            }
+        }
+        let ends = if carried { &planned.ends[..] } else { &planned.ends[..1] };
+        for &(node, _) in ends {
+            let node = self.node(node).expect("the network's nodes are alive");
+            let iface =
+                node.interfaces().into_iter().find(|i| i.link == key).expect("a link's ends are interfaces");
+            let (name, handle, index, ifname) = (
+                node.name().to_string(),
+                node.netlink().handle.clone(),
+                iface.index(),
+                iface.name().to_string(),
+            );
+            block_on(
+                &node,
+                async move { At { node: &name, handle: &handle }.delete_link(index, &ifname).await },
+            )?;
+        }
         for (end, _) in planned.ends {
             if let Some(node) = self.node(end) {
                 node.change_interfaces(|interfaces| interfaces.retain(|i| i.link != key));
             }
         }
+        state.carried.remove(&key);
         Ok(())
     }
 
-    /// Refuses to remove or replace link `key` when it crosses the middle namespace.
-    fn check_plain(state: &State, key: usize, what: &str) -> Result<()> {
+    /// Refuses to remove or replace link `key` when something runs on it for the whole test:
+    /// the topology's outages, or a NAT translating on it.
+    fn check_removable(state: &State, key: usize, what: &str) -> Result<()> {
         let position = state.keys.iter().position(|&k| k == key);
         if position.is_some_and(|position| state.model.links[position].outages.is_some()) {
             return Err(Error::Unsupported {
@@ -404,12 +426,15 @@ impl Paths {
                 reason: "the topology's outages run on the link for the whole test".into(),
             });
         }
-        if state.carried.contains(&key) {
+        if let Some(nat) =
+            position.and_then(|position| state.plan.nats.iter().find(|nat| nat.link == position))
+        {
             return Err(Error::Unsupported {
-                feature: format!("{what} a link with conditions or a capture"),
-                reason: "the link engine carries such a link for the whole test; remove or replug plain \
-                         links (without conditions)"
-                    .into(),
+                feature: format!("{what} the outside link of a NAT"),
+                reason: format!(
+                    "the NAT on router `{}` translates on it for the whole test",
+                    state.plan.nodes[nat.router].name
+                ),
             });
         }
         Ok(())

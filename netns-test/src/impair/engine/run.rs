@@ -182,9 +182,10 @@ impl Runner {
             match command {
                 Command::Attach(link, reply) => {
                     let index = self.links.len() as u64;
-                    let registered = link.sockets.iter().enumerate().try_for_each(|(side, socket)| {
-                        epoll_add(&self.epoll, socket.as_raw_fd(), FIRST_SOCKET + index * 2 + side as u64)
-                    });
+                    let registered =
+                        link.sockets.iter().flatten().enumerate().try_for_each(|(side, socket)| {
+                            epoll_add(&self.epoll, socket.as_raw_fd(), FIRST_SOCKET + index * 2 + side as u64)
+                        });
                     if registered.is_ok() {
                         self.links.push(*link);
                     }
@@ -204,6 +205,25 @@ impl Runner {
                     });
                     let _ = reply.send(Ok(()));
                 }
+                Command::Detach(id, reply) => {
+                    let link = &mut self.links[id.0];
+                    for socket in link.sockets.take().into_iter().flatten() {
+                        // SAFETY: removes a descriptor this thread registered; the event
+                        // argument is ignored for EPOLL_CTL_DEL.
+                        unsafe {
+                            libc::epoll_ctl(
+                                self.epoll.as_raw_fd(),
+                                libc::EPOLL_CTL_DEL,
+                                socket.as_raw_fd(),
+                                std::ptr::null_mut(),
+                            )
+                        };
+                    }
+                    if let Some(mut capture) = link.capture.take() {
+                        capture.flush();
+                    }
+                    let _ = reply.send(Ok(()));
+                }
                 Command::Flush(reply) => {
                     for link in &mut self.links {
                         if let Some(capture) = &mut link.capture {
@@ -220,7 +240,12 @@ impl Runner {
     fn read(&mut self, id: usize, side: usize) {
         for _ in 0..BATCH {
             let mut scratch = mem::take(&mut self.scratch);
-            let received = self.links[id].sockets[side].recv(&mut scratch);
+            // A link detached in this round of events has no ports any more.
+            let Some(sockets) = &self.links[id].sockets else {
+                self.scratch = scratch;
+                return;
+            };
+            let received = sockets[side].recv(&mut scratch);
             match received {
                 Ok(Some(len)) if len > scratch.len() => {
                     // Larger than any frame a veth can hand over: count it, do not pass half.
@@ -434,7 +459,9 @@ impl Runner {
         let Route { id, direction, segments, wire_len } = route;
         let link = &mut self.links[id];
         let counters = &link.shared.counters[direction];
-        match link.sockets[1 - direction].send(data) {
+        // A detached link's held frames go nowhere.
+        let Some(sockets) = &link.sockets else { return };
+        match sockets[1 - direction].send(data) {
             Ok(()) => {
                 if segments > 1 {
                     add(&counters.superframes, 1);
@@ -485,7 +512,7 @@ impl Runner {
         }
         self.last_overrun_check = now;
         for link in &self.links {
-            for (side, socket) in link.sockets.iter().enumerate() {
+            for (side, socket) in link.sockets.iter().flatten().enumerate() {
                 let drops = socket.drops();
                 if drops > 0 {
                     add(&link.shared.counters[side].overruns, drops);

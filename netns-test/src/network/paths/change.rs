@@ -204,15 +204,15 @@ impl Network {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the links share no node, or for a link with conditions or
-    /// a capture; otherwise as [`add_link`](Self::add_link) and
+    /// [`Error::Unsupported`] when the links share no node; otherwise as
+    /// [`add_link`](Self::add_link) and
     /// [`LinkHandle::remove`](LinkHandle::remove).
     pub fn replug(&self, old: LinkHandle, new: Link) -> Result<LinkHandle> {
         check_addable(&new)?;
         let paths = self.paths();
         let mut state = paths.state();
         let old_key = old.key();
-        Paths::check_plain(&state, old_key, "replugging")?;
+        Paths::check_removable(&state, old_key, "replugging")?;
         let Some(old_position) = state.keys.iter().position(|&k| k == old_key) else {
             return Err(gone(&old));
         };
@@ -261,7 +261,7 @@ impl Network {
         let position = change.keys.len() - 1;
         pin_names(&mut change, position);
         let before = old.subject();
-        paths.delete_link(&state, old_position, old_key)?;
+        paths.delete_link(&mut state, old_position, old_key, self.backend())?;
         self.timeline().record(EventKind::LinkRemoved, before.clone(), "");
         paths.create_link(&mut state, &change, position, key, self.backend())?;
         paths.apply_all_routes(&state.plan, &change.plan)?;
@@ -286,22 +286,24 @@ fn gone(link: &LinkHandle) -> Error {
 }
 
 impl LinkHandle {
-    /// Deletes the link: its veth pair, both ends at once. When the topology uses
+    /// Deletes the link: its veth pair, both ends at once (a link with conditions or a
+    /// capture: the engine stops carrying it, its capture file is written out and closed, and
+    /// both of its pairs through the middle namespace go). When the topology uses
     /// [automatic routes](crate::TopologyBuilder::auto_routes), every node's routes become
     /// those of the topology without this link (routes around it where there is another
     /// path); static routes through it go, as the kernel deletes them with the interface. The
     /// nodes' interfaces, the hosts file and the timeline are updated.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for a link with conditions or a capture (the link engine
-    /// carries it for the whole test) or one removed already; [`Error::Topology`] when the
+    /// [`Error::Unsupported`] for a link with the topology's outages or a NAT's outside link
+    /// (they run on it for the whole test) or one removed already; [`Error::Topology`] when the
     /// topology without it is not valid; a netlink failure.
     pub fn remove(self) -> Result<()> {
         let network = self.network().clone();
         let paths = network.paths();
         let mut state = paths.state();
         let key = self.key();
-        Paths::check_plain(&state, key, "removing")?;
+        Paths::check_removable(&state, key, "removing")?;
         let Some(position) = state.keys.iter().position(|&k| k == key) else {
             return Err(gone(&self));
         };
@@ -310,7 +312,7 @@ impl LinkHandle {
         keys.remove(position);
         drop_stranded_routes(&mut model);
         let change = state.plan(model, keys)?;
-        paths.delete_link(&state, position, key)?;
+        paths.delete_link(&mut state, position, key, network.backend())?;
         paths.apply_all_routes(&state.plan, &change.plan)?;
         Paths::rewrite_hosts(&change.plan)?;
         network.timeline().record(EventKind::LinkRemoved, self.subject(), "");
