@@ -172,13 +172,57 @@ fn tcp_and_ping_cross(net: &Network) {
     assert!(mappings.iter().any(|m| m.protocol == MappingProtocol::Icmp), "{mappings:?}");
 }
 
-/// Classifies the NAT and checks TCP and ICMP echo across it.
+/// The outside endpoint of the UDP mapping of inside port `port` that has sent to `remote`.
+fn mapping_towards(net: &Network, port: u16, remote: SocketAddrV4) -> SocketAddrV4 {
+    let mappings = net.nat("home").unwrap().mappings().unwrap();
+    let inside = SocketAddrV4::new(CLIENT, port);
+    let found = mappings
+        .iter()
+        .find(|m| m.protocol == MappingProtocol::Udp && m.inside == inside && m.remotes.contains(&remote));
+    found.unwrap_or_else(|| panic!("no mapping of {inside} towards {remote}: {mappings:?}")).outside
+}
+
+/// Hairpinning, whatever the behaviour: `b` maps itself at the reflector, `a` opens its
+/// filter towards that mapping, and `b` sends to the mapping the NAT gave `a` for it. The NAT
+/// translates the datagram at both ends (it never reaches the router's own stack) and
+/// filters it as if it came from outside, from `b`'s mapping towards `a`'s: it reaches `a`
+/// unless `a`'s filter admits only the endpoint `a` sent to and `b`'s new mapping is another.
+fn hairpins_whatever_the_behaviour(net: &Network, reflectors: &Reflectors, filtering: Filtering) {
+    let (a, b) = (client_socket(42000), client_socket(42001));
+    b.send_to(b"b", reflector(0, 0)).unwrap();
+    let b_out = reflectors.observed(0, 0);
+    let home = net.nat("home").unwrap();
+    let before = home.counters();
+    a.send_to(b"open", b_out).unwrap();
+    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `open`");
+    let target = mapping_towards(net, 42000, b_out);
+    let before = home.counters();
+    b.send_to(b"hairpin", target).unwrap();
+    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `hairpin`");
+    let after = home.counters();
+    assert_eq!(after.bounced, before.bounced, "nothing went to the router: {after}");
+    let source = mapping_towards(net, 42001, target);
+    let admitted = match filtering {
+        Filtering::EndpointIndependent | Filtering::AddressDependent => true,
+        Filtering::AddressAndPortDependent => source == b_out,
+    };
+    if admitted {
+        assert_eq!(after.hairpinned, before.hairpinned + 1, "{after}");
+        let (text, from) = first(&a);
+        assert_eq!((text.as_str(), from), ("hairpin", SocketAddr::V4(source)), "from b's mapping");
+    } else {
+        assert_eq!(after.filtered, before.filtered + 1, "{after}");
+    }
+}
+
+/// Classifies the NAT, checks hairpinning, and TCP and ICMP echo across it.
 fn classifies_as(net: &Network, mapping: Mapping, filtering: Filtering) {
     let reflectors = Reflectors::bind(net);
     let (found, first) = classify_mapping(&reflectors, 40000);
     assert_eq!(found, mapping, "mapping behaviour");
     assert_eq!(first.port(), 40000, "the inside port is preserved");
     assert_eq!(classify_filtering(&reflectors, 40001), filtering, "filtering behaviour");
+    hairpins_whatever_the_behaviour(net, &reflectors, filtering);
     tcp_and_ping_cross(net);
 }
 
