@@ -12,7 +12,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use netns_test::nat::MappingProtocol;
+use netns_test::nat::{MappingProtocol, NatCounters};
 use netns_test::topology::{Filtering, Mapping, Nat, TopologyErrorKind};
 use netns_test::{Link, Network, Topology, TopologyBuilder, netns_test};
 use netns_test_tests::eventually;
@@ -29,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// The inside packets to the outside address a NAT has dealt with: hairpinned, filtered
 /// while hairpinning, or turned back to the router.
-fn turned(counters: &netns_test::nat::NatCounters) -> u64 {
+fn turned(counters: &NatCounters) -> u64 {
     counters.hairpinned + counters.bounced + counters.filtered
 }
 
@@ -172,6 +172,16 @@ fn tcp_and_ping_cross(net: &Network) {
     assert!(mappings.iter().any(|m| m.protocol == MappingProtocol::Icmp), "{mappings:?}");
 }
 
+/// Sends `payload` from `socket` to `to`, an endpoint of the NAT's outside address, and waits
+/// until the NAT has dealt with it; the NAT's counters before and after.
+fn turned_by_the_nat(net: &Network, socket: &UdpSocket, payload: &str, to: SocketAddrV4) -> [NatCounters; 2] {
+    let home = net.nat("home").unwrap();
+    let before = home.counters();
+    socket.send_to(payload.as_bytes(), to).unwrap();
+    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `{payload}`");
+    [before, home.counters()]
+}
+
 /// The outside endpoint of the UDP mapping of inside port `port` that has sent to `remote`.
 fn mapping_towards(net: &Network, port: u16, remote: SocketAddrV4) -> SocketAddrV4 {
     let mappings = net.nat("home").unwrap().mappings().unwrap();
@@ -191,15 +201,9 @@ fn hairpins_whatever_the_behaviour(net: &Network, reflectors: &Reflectors, filte
     let (a, b) = (client_socket(42000), client_socket(42001));
     b.send_to(b"b", reflector(0, 0)).unwrap();
     let b_out = reflectors.observed(0, 0);
-    let home = net.nat("home").unwrap();
-    let before = home.counters();
-    a.send_to(b"open", b_out).unwrap();
-    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `open`");
+    turned_by_the_nat(net, &a, "open", b_out);
     let target = mapping_towards(net, 42000, b_out);
-    let before = home.counters();
-    b.send_to(b"hairpin", target).unwrap();
-    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `hairpin`");
-    let after = home.counters();
+    let [before, after] = turned_by_the_nat(net, &b, "hairpin", target);
     assert_eq!(after.bounced, before.bounced, "nothing went to the router: {after}");
     let source = mapping_towards(net, 42001, target);
     let admitted = match filtering {
@@ -291,16 +295,10 @@ fn hairpins(net: &Network) -> bool {
     let a_out = reflectors.observed(0, 0);
     b.send_to(b"b", reflector(0, 0)).unwrap();
     let b_out = reflectors.observed(0, 0);
-    let home = net.nat("home").unwrap();
     // `a` sends to `b`'s mapping: with hairpinning, its own filter now admits `b`'s mapping
     // (`b`'s filter drops this one).
-    let before = home.counters();
-    a.send_to(b"open", b_out).unwrap();
-    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `open`");
-    let before = home.counters();
-    b.send_to(b"hairpin", a_out).unwrap();
-    assert!(eventually(WAIT, || turned(&home.counters()) > turned(&before)), "the NAT saw `hairpin`");
-    let after = home.counters();
+    turned_by_the_nat(net, &a, "open", b_out);
+    let [before, after] = turned_by_the_nat(net, &b, "hairpin", a_out);
     if after.hairpinned > before.hairpinned {
         let (text, from) = first(&a);
         assert_eq!((text.as_str(), from), ("hairpin", SocketAddr::V4(b_out)), "from b's mapping");
