@@ -332,23 +332,24 @@ fn a_blackhole_of_500_ms_shows_in_the_rtt_series(net: &Network) {
         let at = start + probe.sent();
         if let Some(rtt) = probe.rtt() {
             let back = at + rtt;
-            // The events bracket the filters' installation and removal, and the probes'
-            // clock starts just after the note: 10 ms of margin at each edge.
-            let dark = back > began + ms(10) && back + ms(10) < ended;
+            // The start is recorded once the filters are in, the end once they are out, and
+            // the probes' clock starts just after the note: 10 ms of margin at the start, 25
+            // at the end (the filters come out one by one, on a machine that may be loaded).
+            let dark = back > began + ms(10) && back + ms(25) < ended;
             assert!(
                 !dark,
                 "probe {} answered in the dark ({began:?} to {ended:?}) at {back:?}\n{stats}",
                 probe.seq()
             );
         }
-        if at + ms(10) < ended {
+        if at + ms(25) < ended {
             dark_probes += 1;
             assert!(
                 probe.reply().is_none(),
                 "probe {} sent at {at:?} in the dark answered\n{stats}",
                 probe.seq()
             );
-        } else if at > ended + ms(10) {
+        } else if at > ended + ms(25) {
             assert!(
                 probe.reply().is_some(),
                 "probe {} sent at {at:?} after the end lost\n{stats}",
@@ -356,7 +357,9 @@ fn a_blackhole_of_500_ms_shows_in_the_rtt_series(net: &Network) {
             );
         }
     }
-    assert!(dark_probes >= 40 && stats.received() >= 30, "{stats}");
+    // About 47 probes fall in the dark and 50 after it; a loaded machine sends fewer on
+    // time, and these bounds only make sure that both edges were exercised.
+    assert!(dark_probes >= 30 && stats.received() >= 20, "{stats}");
 }
 
 /// Dropping the guard early heals at once.

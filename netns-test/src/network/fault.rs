@@ -295,6 +295,11 @@ impl Fault {
         self.healed = true;
         // Every filter is removed, whatever errors come; the first is reported.
         let removed = self.filters.iter().map(Filter::remove).fold(Ok(()), Result::and);
+        // Recorded once the filters are out: the link carries frames again from here (the
+        // neighbour refresh below only spares the next packet a resolution).
+        if self.recorded {
+            self.timeline.record(self.healing.kinds().1, self.subject.as_str(), "");
+        }
         let healed = match &self.healing {
             Healing::Partition => Ok(()),
             Healing::Cut(link) | Healing::Blackhole(link) | Healing::Outage(link) => {
@@ -303,9 +308,6 @@ impl Fault {
                 refreshed
             }
         };
-        if self.recorded {
-            self.timeline.record(self.healing.kinds().1, self.subject.as_str(), "");
-        }
         removed.and(healed)
     }
 }
