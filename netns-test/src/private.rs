@@ -161,6 +161,42 @@ pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Netwo
     }
 }
 
+/// The constructor that the `#[netns_test]` expansion puts in `.init_array` for each test: the
+/// dynamic loader calls it before `main` in every process of the test binary.
+///
+/// In the child started for this very test, it runs the test function `test` at once, on a
+/// thread named after the test as the harness would: the child skips the harness's start (its
+/// arguments, its list of every test of the binary, its filter), and `test` never returns
+/// there (the child exits with its verdict). In every other process it returns at once: one
+/// cached check for the runner's marker, then a name comparison in a child started for
+/// another test. A name that does not match leaves the child to the harness, as before.
+///
+/// Running before `main` differs from the harness in what Rust's start has not done yet:
+/// `std::env::args()` is empty in the body (read `/proc/self/cmdline` if needed), and a stack
+/// overflow in the body ends the child with SIGSEGV instead of the runtime's message and
+/// SIGABRT. SIGPIPE is ignored here, as Rust's start does.
+pub fn run_child_early(module_path: &'static str, function: &'static str, test: fn()) {
+    if !crate::runner::child::started_as_some_child() {
+        return;
+    }
+    let Some(key) = crate::settings::internal::child_key() else { return };
+    let name = test_name(module_path, function);
+    if key != name.as_str() {
+        return;
+    }
+    // SAFETY: signal(2) with a constant disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let outcome = match std::thread::Builder::new().name(name).spawn(test) {
+        Ok(thread) => thread.join(),
+        Err(_) => std::panic::catch_unwind(test),
+    };
+    // `test` exits the process; it gets here only when it panicked before it reached the
+    // child's run (the harness would then fail it the same way).
+    std::process::exit(if outcome.is_ok() { 0 } else { 101 });
+}
+
 /// For the `netns-test` command's labs: whether this process is the child that a `sandbox`
 /// call started (code before the call must then not repeat what the parent did).
 pub fn is_sandbox_child() -> bool {
