@@ -171,10 +171,10 @@ pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Netwo
 /// cached check for the runner's marker, then a name comparison in a child started for
 /// another test. A name that does not match leaves the child to the harness, as before.
 ///
-/// Running before `main` differs from the harness in what Rust's start has not done yet:
-/// `std::env::args()` is empty in the body (read `/proc/self/cmdline` if needed), and a stack
-/// overflow in the body ends the child with SIGSEGV instead of the runtime's message and
-/// SIGABRT. SIGPIPE is ignored here, as Rust's start does.
+/// Running before `main` differs from the harness in what Rust's start has not done yet: a
+/// stack overflow in the body ends the child with SIGSEGV instead of the runtime's message and
+/// SIGABRT (no guard-page handler is installed), and constructors of other crates may not have
+/// run yet. SIGPIPE is ignored here, as Rust's start does; `std::env::args()` works.
 pub fn run_child_early(module_path: &'static str, function: &'static str, test: fn()) {
     if !crate::runner::child::started_as_some_child() {
         return;
