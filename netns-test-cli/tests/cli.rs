@@ -356,16 +356,20 @@ fn sigterm_of_up_leaves_nothing() {
     killed_with(libc::SIGTERM, "terminated");
 }
 
+/// The README's shell block that starts with `start`.
+fn readme_block(start: &str) -> &'static str {
+    include_str!("../../README.md")
+        .split("```sh\n")
+        .map(|block| block.split("```").next().unwrap())
+        .find(|block| block.starts_with(start))
+        .unwrap_or_else(|| panic!("the README has a shell block that starts with `{start}`"))
+}
+
 /// The README's walk-through of the seed pair, run as written (the shell reads no command
 /// from an empty standard input, and leaves).
 #[test]
 fn the_readme_walkthrough_works() {
-    let readme = include_str!("../../README.md");
-    let block = readme
-        .split("```sh\n")
-        .map(|block| block.split("```").next().unwrap())
-        .find(|block| block.starts_with("netns-test up "))
-        .expect("the README shows the walk-through");
+    let block = readme_block("netns-test up ");
     let commands: Vec<Vec<&str>> = block
         .lines()
         .map(|line| line.split(" #").next().unwrap().split_whitespace().collect::<Vec<_>>())
@@ -452,4 +456,45 @@ fn the_interactive_prompt_runs_commands_in_nodes() {
     wait_for("lab inter is down", 1);
     assert!(child.0.wait().unwrap().success());
     assert_eq!(scratch.ok(&["ls"]).trim(), "no lab is running");
+}
+
+/// The README's installation block as written: `cargo install --path netns-test-cli` installs
+/// this package's `netns-test` binary (the one these tests drive), and the `check` and
+/// `graph` lines that follow run from the repository's root (a scratch directory that has the
+/// repository's `tests/` where they name it, so that `wan.svg` lands there) with that binary
+/// first on `PATH`.
+#[test]
+fn the_readme_install_check_and_graph_lines_work() {
+    let block = readme_block("cargo install ");
+    let lines: Vec<&str> = block
+        .lines()
+        .map(|line| line.split(" #").next().unwrap().trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    assert_eq!(lines[0], "cargo install --path netns-test-cli", "{block}");
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(package.file_name().and_then(|name| name.to_str()), Some("netns-test-cli"));
+    let manifest = include_str!("../Cargo.toml");
+    assert!(manifest.contains("[[bin]]\nname = \"netns-test\""), "the package installs `netns-test`");
+    assert!(lines[1..].iter().all(|line| line.starts_with("netns-test ")), "{block}");
+
+    let scratch = Scratch::new("install");
+    std::fs::create_dir(scratch.0.join("bin")).unwrap();
+    std::os::unix::fs::symlink(BIN, scratch.0.join("bin/netns-test")).unwrap();
+    std::os::unix::fs::symlink(package.join("../tests"), scratch.0.join("tests")).unwrap();
+    let path = format!("{}:{}", scratch.0.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let output = Command::new("sh")
+        .args(["-e", "-c", &lines[1..].join("\n")])
+        .current_dir(&scratch.0)
+        .env("PATH", path)
+        .env("XDG_RUNTIME_DIR", scratch.0.join("run"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("valid (3 nodes)"), "{stdout}");
+    let svg = std::fs::read_to_string(scratch.0.join("wan.svg")).expect("graph wrote wan.svg");
+    let document = roxmltree::Document::parse(&svg).expect("the picture is well-formed XML");
+    assert_eq!(document.root_element().tag_name().name(), "svg");
 }

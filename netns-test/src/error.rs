@@ -190,6 +190,26 @@ pub enum Error {
     /// A function that only works inside a netns test was called elsewhere.
     #[error("{0} can only be called inside a #[netns_test] test or a netns_test::sandbox body")]
     NotInTest(&'static str),
+    /// A runtime change named an address the node does not have
+    /// ([`Network::renumber`](crate::Network::renumber)).
+    #[error("node `{node}` has no address `{address}`; it has {known}")]
+    UnknownAddress {
+        /// The node.
+        node: String,
+        /// The address as given.
+        address: String,
+        /// The node's addresses, listed.
+        known: String,
+    },
+    /// A NAT asked for by router name that the topology does not have, or a change of a NAT
+    /// that cannot be made at runtime.
+    #[error("NAT on `{router}`: {reason}")]
+    Nat {
+        /// The router named.
+        router: String,
+        /// What is wrong: no NAT there (with the routers that have one), an invalid setting.
+        reason: String,
+    },
 }
 
 impl fmt::Debug for Error {
@@ -251,6 +271,18 @@ pub(crate) fn name_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String 
         [] => "none".to_string(),
         [one] => one.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them), for the
+/// failures that report a panic: a test body's, a per-packet hook's.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_string()
     }
 }
 

@@ -1,5 +1,6 @@
 //! What happened to a test's network, and when: links taken down and up, cut and healed,
-//! partitions, flaps, condition changes, finished pings, and notes the test adds itself.
+//! partitions, flaps, condition changes, finished pings, programs started in nodes and their
+//! exit status, and notes the test adds itself.
 //!
 //! The network keeps one `Timeline` from the moment it is up; its clones (held by links and
 //! fault guards) add to the same record. A failed test's report carries the record to the
@@ -79,9 +80,34 @@ pub enum EventKind {
     /// A per-packet hook panicked and was removed; the detail is its message. The test fails
     /// with it.
     HookPanicked,
-    /// A ping finished ([`Ping::run`](crate::ping::Ping::run)): its subject is `node → target`,
+    /// A ping finished ([`Ping::run`](crate::ping::Ping::run), or one pair of
+    /// [`Network::ping_all`](crate::Network::ping_all)): its subject is `node → target`,
     /// its detail iputils' summary on one line.
     Ping,
+    /// A link was added at runtime ([`Network::add_link`](crate::Network::add_link)); the
+    /// detail lists the ends' addresses.
+    LinkAdded,
+    /// A link was removed at runtime ([`LinkHandle::remove`](crate::LinkHandle::remove)).
+    LinkRemoved,
+    /// An address was replaced ([`Network::renumber`](crate::Network::renumber)): the subject
+    /// is `node:interface`, the detail `old → new`.
+    Renumbered,
+    /// A node's default route was set ([`Node::set_default_route`](crate::Node::set_default_route));
+    /// the detail is the gateway.
+    DefaultRoute,
+    /// A host was moved from one link to another ([`Network::replug`](crate::Network::replug)).
+    Replugged,
+    /// A NAT's behaviour changed ([`NatHandle::set`](crate::nat::NatHandle::set)); the
+    /// subject is the router, the detail the new behaviour.
+    NatSet,
+    /// A NAT forgot its mappings ([`NatHandle::rebind`](crate::nat::NatHandle::rebind)).
+    NatRebound,
+    /// A program started in a node ([`Node::command`](crate::Node::command)): its subject is
+    /// the node, its detail the process id and the command line.
+    ProgramStarted,
+    /// A program started in a node exited: its detail is the command line and the exit
+    /// status (or the signal that ended it).
+    ProgramExited,
 }
 
 impl EventKind {
@@ -107,6 +133,15 @@ impl EventKind {
             EventKind::HookRemoved => "hook_removed",
             EventKind::HookPanicked => "hook_panicked",
             EventKind::Ping => "ping",
+            EventKind::LinkAdded => "link_added",
+            EventKind::LinkRemoved => "link_removed",
+            EventKind::Renumbered => "renumbered",
+            EventKind::DefaultRoute => "default_route",
+            EventKind::Replugged => "replugged",
+            EventKind::NatSet => "nat_set",
+            EventKind::NatRebound => "nat_rebound",
+            EventKind::ProgramStarted => "program_started",
+            EventKind::ProgramExited => "program_exited",
         }
     }
 }

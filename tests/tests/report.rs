@@ -30,6 +30,8 @@ fn subject_fails_with_a_report(net: &Network) {
     net.local().ping("beta").count(2).interval(Duration::from_millis(10)).run().unwrap();
     net.link("alpha", "beta").set_conditions(Conditions::new().delay(Duration::from_millis(3))).unwrap();
     net.note("asking the service");
+    let probe = net.node("beta").command("sh").args(["-c", "echo probing; exit 7"]).output().unwrap();
+    assert_eq!(probe.status.code(), Some(7));
     println!("the service said: <nothing>");
     panic!("the service misbehaved");
 }
@@ -67,7 +69,14 @@ fn a_failed_test_writes_its_report() {
     assert_eq!(json["seed"], 42);
     let kinds: Vec<&str> =
         json["timeline"]["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["network_up", "ping", "conditions", "conditions", "note"], "{json}");
+    assert_eq!(
+        kinds,
+        ["network_up", "ping", "conditions", "conditions", "note", "program_started", "program_exited"],
+        "{json}"
+    );
+    let exited = &json["timeline"]["events"][6];
+    assert_eq!(exited["subject"], "beta", "{json}");
+    assert_eq!(exited["detail"], "sh -c echo probing; exit 7: exit status: 7; stdout: probing", "{json}");
     let ping = &json["timeline"]["events"][1];
     assert_eq!(ping["subject"], "alpha → beta", "the target as written: {json}");
     assert!(ping["detail"].as_str().unwrap().starts_with("2 packets transmitted"), "{json}");
@@ -154,7 +163,7 @@ fn the_report_renders_in_a_browser_and_loads_nothing() {
     // The rendered page: the inline picture, the timeline's rows, every node's name, and the
     // filters the script adds (so the script ran).
     assert!(dom.contains("<svg"), "{dom}");
-    for kind in ["network_up", "ping", "conditions", "note"] {
+    for kind in ["network_up", "ping", "conditions", "note", "program_started", "program_exited"] {
         assert!(dom.contains(&format!("data-kind=\"{kind}\"")), "{kind}: {dom}");
     }
     for node in ["alpha", "beta", "gamma"] {

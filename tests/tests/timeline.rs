@@ -70,3 +70,57 @@ fn a_failure_prints_the_timeline() {
     assert_eq!(kinds, ["network_up", "cut", "note", "cut_healed"], "{text}");
     assert!(timeline[2].ends_with("(the service is asked while the link is cut)"), "{text}");
 }
+
+#[netns_test]
+fn ping_all_puts_each_pair_on_the_timeline(net: &Network) {
+    net.ping_all().unwrap().assert_all_reachable();
+    let pings: Vec<_> = net.events().into_iter().filter(|event| event.kind == EventKind::Ping).collect();
+    let mut subjects: Vec<&str> = pings.iter().map(|event| event.subject.as_str()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["test0 → 1.1.1.1", "test1 → 1.1.1.2"], "{pings:#?}");
+    for ping in &pings {
+        assert!(ping.detail.starts_with("1 packets transmitted, 1 received"), "{pings:#?}");
+    }
+}
+
+#[netns_test]
+fn programs_started_in_nodes_are_on_the_timeline_with_their_exit_status(net: &Network) {
+    use std::os::unix::process::ExitStatusExt;
+    let node = net.node("test1");
+    let output = node.command("sh").args(["-c", "echo hello; exit 3"]).output().unwrap();
+    assert_eq!((output.status.code(), output.stdout.as_slice()), (Some(3), &b"hello\n"[..]));
+    assert!(node.command("true").status().unwrap().success());
+    let mut sleep = node.command("sleep").arg("600").spawn().unwrap();
+    let pid = sleep.id();
+    sleep.kill().unwrap();
+    assert_eq!(sleep.wait().unwrap().signal(), Some(libc::SIGKILL));
+    let missing = node.command("/nonexistent/program").output();
+    assert!(missing.is_err());
+
+    let events: Vec<_> = net
+        .events()
+        .into_iter()
+        .filter(|event| matches!(event.kind, EventKind::ProgramStarted | EventKind::ProgramExited))
+        .map(|event| (event.kind.name(), event.subject, event.detail))
+        .collect();
+    let expected = [
+        ("program_started", "sh -c echo hello; exit 3".to_string()),
+        ("program_exited", "sh -c echo hello; exit 3: exit status: 3; stdout: hello".to_string()),
+        ("program_started", "true".to_string()),
+        ("program_exited", "true: exit status: 0".to_string()),
+        ("program_started", format!("pid {pid}: sleep 600")),
+        ("program_exited", format!("pid {pid}: sleep 600: signal: 9 (SIGKILL)")),
+        ("program_started", "/nonexistent/program".to_string()),
+    ];
+    assert_eq!(events.len(), expected.len() + 1, "{events:#?}");
+    for ((kind, subject, detail), (want_kind, want_detail)) in events.iter().zip(&expected) {
+        assert_eq!((kind, subject.as_str()), (want_kind, "test1"), "{events:#?}");
+        // `true` run by `status()` is spawned, so its detail starts with its pid.
+        assert!(
+            detail == want_detail || detail.ends_with(&format!(": {want_detail}")),
+            "{detail} ≠ {want_detail}"
+        );
+    }
+    let last = &events[expected.len()];
+    assert!(last.0 == "program_exited" && last.2.contains("not started"), "{events:#?}");
+}

@@ -10,8 +10,12 @@
 //!    together list every test exactly once; the recipes' archive (`recipes::ARCHIVE`), run
 //!    from another directory as the unprivileged user `netnstest` with passwordless sudo for
 //!    the archive's binaries only, in sudo mode, one partition after the other
-//!    (`recipes::PARTITION`); then every file it left belongs to `netnstest`.
-//! 7. `cargo doc` with warnings denied.
+//!    (`recipes::PARTITION`); then every file it left belongs to `netnstest`. Then
+//!    `NETNS_TEST_MODE=sudo cargo test` itself as `netnstest`, in a checkout and target
+//!    directory of its own, with a toolchain linked from root's (`sudo_cargo.rs`); every file
+//!    there belongs to `netnstest` afterwards.
+//! 7. `cargo doc` with warnings denied; the README's `cargo install --path netns-test-cli`
+//!    (into a directory of its own), whose `netns-test check` then validates a file.
 //! 8. The root namespace snapshot again: it must be identical.
 
 use std::path::PathBuf;
@@ -24,8 +28,8 @@ pub(crate) struct Args {
     /// Skip the rootless run (for machines without an unprivileged user or user namespaces).
     #[arg(long)]
     no_rootless: bool,
-    /// Skip the sudo-mode run of the nextest archive as `netnstest` (it needs root, to create
-    /// that user and its sudoers file).
+    /// Skip the sudo-mode runs as `netnstest`, of the nextest archive and of `cargo test` (they
+    /// need root, to create that user and its sudoers files).
     #[arg(long)]
     no_sudo: bool,
 }
@@ -66,12 +70,14 @@ pub(crate) fn run(args: &Args) -> Result {
         eprintln!("xtask: sudo-mode archive run skipped (--no-sudo)");
     } else if nix::unistd::geteuid().is_root() {
         sudo_archive_run()?;
+        crate::sudo_cargo::run()?;
     } else {
         eprintln!("xtask: not root: cannot create the `netnstest` user for the sudo-mode archive run");
     }
     let after = snapshot()?;
 
     sh(Command::new(cargo).args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    install_cli()?;
 
     if before != after {
         let diff = diff_lines(&before, &after);
@@ -80,6 +86,26 @@ pub(crate) fn run(args: &Args) -> Result {
     eprintln!("xtask: the root network namespace is unchanged");
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+/// The README's installation line, `cargo install --path netns-test-cli`, into a directory of
+/// its own (`--root`, so nothing of the machine's changes; `--target-dir target`, so the
+/// release build stays with the others); the installed `netns-test` then checks a topology
+/// file as the README's next line does. The lines after it are run by the CLI's test
+/// `the_readme_install_check_and_graph_lines_work`.
+fn install_cli() -> Result {
+    let dir = std::env::temp_dir().join(format!("netns-test-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    sh(Command::new(env!("CARGO"))
+        .args(["install", "--path", "netns-test-cli", "--locked", "--target-dir", "target", "--root"])
+        .arg(&dir))?;
+    let installed = dir.join("bin/netns-test");
+    let checked = output(Command::new(&installed).args(["check", "tests/topologies/wan.toml"]))?;
+    if !checked.contains("valid (3 nodes)") {
+        return Err(format!("{} check tests/topologies/wan.toml said: {checked}", installed.display()));
+    }
+    eprintln!("xtask: cargo install --path netns-test-cli installs a netns-test that checks files");
+    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))
 }
 
 /// The root namespace snapshot, from the shared tool when present, else the repository's copy,
@@ -243,27 +269,13 @@ fn flake_hunt() -> Result {
 
 /// The user of the sudo-mode run: unprivileged, with passwordless sudo for the archive's test
 /// binaries only.
-const SUDO_USER: &str = "netnstest";
+pub(crate) const SUDO_USER: &str = "netnstest";
 
 /// The sudoers file of the sudo-mode run, removed when the run ends, however it ends.
 const SUDOERS: &str = "/etc/sudoers.d/netns-test-ci";
 
-/// Builds the recipes' archive here as root, then runs it as `netnstest` from another
-/// directory in sudo mode, partition by partition, and checks who owns what it left.
-fn sudo_archive_run() -> Result {
-    let result = sudo_archive_run_inner();
-    let _ = std::fs::remove_file(SUDOERS);
-    result
-}
-
-fn sudo_archive_run_inner() -> Result {
-    use std::os::unix::fs::MetadataExt;
-    let dir = PathBuf::from(format!("/var/tmp/netns-test-sudo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (src, extract, artifacts) = (dir.join("src"), dir.join("extract"), dir.join("artifacts"));
-    for path in [&src, &extract] {
-        std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    }
+/// Creates the unprivileged user `netnstest` unless it exists (no home, no login shell).
+pub(crate) fn ensure_sudo_user() -> Result {
     if Command::new("id")
         .arg(SUDO_USER)
         .stdout(std::process::Stdio::null())
@@ -278,6 +290,25 @@ fn sudo_archive_run_inner() -> Result {
             SUDO_USER,
         ]))?;
     }
+    Ok(())
+}
+
+/// Builds the recipes' archive here as root, then runs it as `netnstest` from another
+/// directory in sudo mode, partition by partition, and checks who owns what it left.
+fn sudo_archive_run() -> Result {
+    let result = sudo_archive_run_inner();
+    let _ = std::fs::remove_file(SUDOERS);
+    result
+}
+
+fn sudo_archive_run_inner() -> Result {
+    let dir = PathBuf::from(format!("/var/tmp/netns-test-sudo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (src, extract, artifacts) = (dir.join("src"), dir.join("extract"), dir.join("artifacts"));
+    for path in [&src, &extract] {
+        std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    }
+    ensure_sudo_user()?;
     // Exactly the archive's binaries, with SETENV for sudo mode's --preserve-env.
     let sudoers = SUDOERS;
     let deps = extract.join("target/debug/deps");
@@ -323,19 +354,7 @@ fn sudo_archive_run_inner() -> Result {
         .trim()
         .parse::<u32>()
         .map_err(|e| e.to_string())?;
-    let mut foreign = Vec::new();
-    let mut count = 0;
-    let mut stack = vec![dir.clone()];
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        count += 1;
-        if meta.uid() != uid {
-            foreign.push(path.display().to_string());
-        }
-        if meta.is_dir() {
-            stack.extend(std::fs::read_dir(&path).map_err(|e| e.to_string())?.flatten().map(|e| e.path()));
-        }
-    }
+    let (count, foreign) = crate::util::not_owned_by(&dir, uid)?;
     if !artifacts.join("sudo_children_are_root_and_their_captures_are_the_users").is_dir() {
         return Err("the sudo-mode run left no kept capture to check the owner of".into());
     }

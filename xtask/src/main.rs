@@ -6,6 +6,7 @@ mod ci;
 mod doctor;
 mod layers;
 mod recipes;
+mod sudo_cargo;
 mod util;
 
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     /// The sharding steps of `ci` alone: the nextest partitions' coverage and the sudo-mode run
     /// of the archive as `netnstest` (root only).
     Sharding,
+    /// The sudo-mode step of `ci` alone: `NETNS_TEST_MODE=sudo cargo test` as `netnstest`,
+    /// with a checkout, a target directory and a toolchain of its own (root only).
+    SudoCargoTest,
     /// Runs N cycles of the benchmarks' floor (the seed's kernel work in-process, no framework)
     /// one after the other and prints each one's time in nanoseconds.
     #[command(hide = true)]
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Layers => layers::run(),
         Command::Sharding => ci::sharding(),
+        Command::SudoCargoTest => sudo_cargo::run(),
         Command::FloorCycles { cycles } => bench::floor_cycles(cycles),
     };
     match result {

@@ -79,3 +79,20 @@ pub(crate) fn test_binary(package: &str, target: &str) -> Result<PathBuf> {
         })
         .ok_or_else(|| format!("cargo did not report the test binary `{target}` of `{package}`"))
 }
+
+/// How many files are under `top`, and those not owned by `uid`.
+pub(crate) fn not_owned_by(top: &Path, uid: u32) -> Result<(usize, Vec<String>)> {
+    let (mut count, mut foreign, mut stack) = (0, Vec::new(), vec![top.to_path_buf()]);
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        count += 1;
+        if std::os::unix::fs::MetadataExt::uid(&meta) != uid {
+            foreign.push(path.display().to_string());
+        }
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            stack.extend(entries.flatten().map(|entry| entry.path()));
+        }
+    }
+    Ok((count, foreign))
+}

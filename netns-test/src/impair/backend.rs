@@ -11,7 +11,8 @@ use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::engine::{Engine, Installed, LinkId, LinkSpec};
+use super::engine::{Engine, Installed, LinkId, LinkSpec, NatPort};
+use super::nat::{NatConfig, Translator};
 use super::netem::{NetemOptions, apply as apply_netem, netem_available};
 use super::packet::Port;
 use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
@@ -49,6 +50,11 @@ pub(crate) struct Backend {
     how: How,
     seed: u64,
     captures: Vec<PathBuf>,
+    /// The links attached at runtime ([`Backend::attach_runtime`]), by link key: the
+    /// engine's id and the link's label.
+    runtime: std::sync::Mutex<std::collections::HashMap<usize, (LinkId, String)>>,
+    /// The translator of each NAT of the plan, in its order.
+    nats: Vec<Arc<std::sync::Mutex<Translator>>>,
 }
 
 /// The seed of a network's link conditions: `replay` (`NETNS_TEST_SEED`), else the
@@ -64,6 +70,12 @@ fn link_seed(network: u64, index: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The seed of the port allocation of NAT `index`, derived from the network's like a link's,
+/// on a stream of its own (counted down from `usize::MAX - 1`, where no link index reaches).
+pub(crate) fn nat_seed(network: u64, index: usize) -> u64 {
+    link_seed(network, usize::MAX - 1 - index)
 }
 
 /// Where a test's artifacts go: `setting` (`NETNS_TEST_ARTIFACTS`), else `target/netns-test/`
@@ -107,6 +119,8 @@ enum Why {
     SparesNeighbours,
     /// A link's conditions have a buffer sized in time, which only the engine has.
     Buffer,
+    /// A NAT translates in the engine.
+    Nat,
     /// The kernel has netem.
     KernelHasNetem,
     /// The kernel has no netem (the full reason and remedy are in `cargo xtask doctor`).
@@ -124,6 +138,8 @@ struct Needs {
     spare_neighbours: bool,
     /// A link's conditions size the rate limiter's queue in time.
     buffer: bool,
+    /// The topology has a NAT, which translates in the engine.
+    nat: bool,
 }
 
 impl Needs {
@@ -135,6 +151,7 @@ impl Needs {
                 .flat_map(|link| &link.conditions)
                 .any(|conditions| conditions.spares_neighbour_discovery()),
             buffer: links().flat_map(|link| &link.conditions).any(|conditions| conditions.buffer.is_some()),
+            nat: !plan.nats.is_empty(),
         }
     }
 }
@@ -162,6 +179,7 @@ impl Choice {
             (Why::Captures, _) => " (captures need it)",
             (Why::SparesNeighbours, _) => " (netem cannot spare ARP and neighbour discovery)",
             (Why::Buffer, _) => " (netem has no buffer sized in time)",
+            (Why::Nat, _) => " (a NAT translates in it)",
             (Why::KernelHasNetem, _) => "",
             (Why::NetemMissing, _) => "; netem unavailable, see `cargo xtask doctor`",
             (Why::NetemUnprobed, _) => "; netem could not be probed, see `cargo xtask doctor`",
@@ -197,6 +215,14 @@ fn choose(setting: LinkEngine, needs: Needs, netem: impl FnOnce() -> Result<()>)
                             .into(),
                 });
             }
+            if needs.nat {
+                return Err(Error::Unsupported {
+                    feature: "NAT with netem".into(),
+                    reason: "a NAT translates in the user-space engine, on its router's outside link; \
+                             use NETNS_TEST_LINK_ENGINE=auto or userspace"
+                        .into(),
+                });
+            }
             netem()?;
             Ok(Choice { backend: Kind::Netem, why: Why::Asked, impairs_neighbours: needs.spare_neighbours })
         }
@@ -209,6 +235,9 @@ fn choose(setting: LinkEngine, needs: Needs, netem: impl FnOnce() -> Result<()>)
             }
             if needs.buffer {
                 return choice(Kind::Engine, Why::Buffer);
+            }
+            if needs.nat {
+                return choice(Kind::Engine, Why::Nat);
             }
             match netem() {
                 Ok(()) => choice(Kind::Netem, Why::KernelHasNetem),
@@ -271,6 +300,18 @@ impl Backend {
         let choice = choose(settings.link_engine, Needs::of(plan, &indexes, captured), netem_available)?;
         eprintln!("netns-test: link conditions: {}; seed {seed}", choice.summary());
         let mut captures = Vec::new();
+        let mut nats = Vec::with_capacity(plan.nats.len());
+        for (k, nat) in plan.nats.iter().enumerate() {
+            let config = NatConfig::of(&nat.nat, nat.outside, nat_seed(seed, k)).map_err(|e| {
+                Error::from(crate::topology::TopologyError::from(
+                    crate::topology::TopologyErrorKind::InvalidNat {
+                        router: plan.nodes[nat.router].name.clone(),
+                        reason: e.to_string(),
+                    },
+                ))
+            })?;
+            nats.push(Arc::new(std::sync::Mutex::new(Translator::new(config))));
+        }
         let how = if choice.backend == Kind::Netem {
             for &(index, middle) in &carried {
                 let link = &plan.links[index];
@@ -318,11 +359,17 @@ impl Backend {
                     conditions: link.conditions.clone(),
                     seed: link_seed(seed, index),
                     capture,
+                    nat: plan.nats.iter().zip(&nats).find(|(nat, _)| nat.link == index).map(
+                        |(nat, translator)| NatPort {
+                            translator: Arc::clone(translator),
+                            outbound: if nat.slot == 0 { Direction::AToB } else { Direction::BToA },
+                        },
+                    ),
                 })?);
             }
             How::Engine { engine, ids }
         };
-        Ok(Backend { middle, netlink, how, seed, captures })
+        Ok(Backend { middle, netlink, how, seed, captures, nats, runtime: Default::default() })
     }
 
     /// The seed the link conditions of this network run with.
@@ -349,23 +396,22 @@ impl Backend {
         direction: Direction,
         conditions: Conditions,
     ) -> Result<()> {
-        let link = &plan.links[index];
+        let label = self.label(plan, index);
         if self.how.kind() == Kind::Netem && conditions.spares_neighbour_discovery() {
             eprintln!(
-                "netns-test: {}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
-                 and neighbour discovery too",
-                link.label
+                "netns-test: {label}, {direction}: netem carries it, so loss, duplicate and corrupt hit ARP \
+                 and neighbour discovery too"
             );
         }
-        let change =
-            prepare(self.how.kind(), &link.label, direction, conditions, link_seed(self.seed, index))?;
+        let change = prepare(self.how.kind(), &label, direction, conditions, link_seed(self.seed, index))?;
         match (&self.how, change) {
             (How::Engine { engine, ids }, Change::Engine(conditions)) => {
-                let id = ids[index].expect("carried links are attached");
-                engine.set_conditions(id, direction, conditions)
+                engine.set_conditions(self.id(ids, index), direction, conditions)
             }
             (How::Netem, Change::Netem(options)) => {
-                let middle = link.middle.as_ref().expect("carried links cross the middle namespace");
+                // Only the topology's links are carried by netem.
+                let middle =
+                    plan.links[index].middle.as_ref().expect("carried links cross the middle namespace");
                 // The qdisc of the end facing b carries a→b, and the other way round.
                 let end = match direction {
                     Direction::AToB => middle.ends[1].clone(),
@@ -383,9 +429,7 @@ impl Backend {
     /// The counters of plan link `index` (a→b, b→a), which only the user-space engine keeps.
     pub(crate) fn counters(&self, index: usize) -> Result<[DirectionCounters; 2]> {
         match &self.how {
-            How::Engine { engine, ids } => {
-                Ok(engine.counters(ids[index].expect("carried links are attached")))
-            }
+            How::Engine { engine, ids } => Ok(engine.counters(self.id(ids, index))),
             How::Netem => Err(Error::Unsupported {
                 feature: "link counters with netem".into(),
                 reason: "only the user-space engine counts what it does to each frame; \
@@ -411,8 +455,7 @@ impl Backend {
     ) -> Result<()> {
         match &self.how {
             How::Engine { engine, ids } => {
-                let id = ids[index].expect("carried links are attached");
-                engine.install_hook(id, direction, Installed::new(hook, state, timeline))
+                engine.install_hook(self.id(ids, index), direction, Installed::new(hook, state, timeline))
             }
             How::Netem => Err(Error::Unsupported {
                 feature: "per-packet hooks with netem".into(),
@@ -425,9 +468,7 @@ impl Backend {
     /// Removes the hook `state` from `direction` of plan link `index`, if it is still there.
     pub(crate) fn remove_hook(&self, index: usize, direction: Direction, state: &HookState) -> Result<()> {
         match &self.how {
-            How::Engine { engine, ids } => {
-                engine.remove_hook(ids[index].expect("carried links are attached"), direction, state)
-            }
+            How::Engine { engine, ids } => engine.remove_hook(self.id(ids, index), direction, state),
             How::Netem => Ok(()),
         }
     }
@@ -457,9 +498,84 @@ impl Backend {
         }
     }
 
+    /// The translator of NAT `index` of the plan.
+    pub(crate) fn nat(&self, index: usize) -> &Arc<std::sync::Mutex<Translator>> {
+        &self.nats[index]
+    }
+
     /// The middle namespace, for keep-on-failure hints.
     pub(crate) fn middle(&self) -> &NsFds {
         &self.middle
+    }
+
+    /// The middle namespace's netlink connection, for links added at runtime.
+    pub(crate) fn middle_netlink(&self) -> &NodeNetlink {
+        &self.netlink
+    }
+
+    /// The engine's id of link `index` (a plan index, or the key of a link attached at
+    /// runtime).
+    fn id(&self, ids: &[Option<LinkId>], index: usize) -> LinkId {
+        let runtime = || {
+            self.runtime
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&index)
+                .map(|(id, _)| *id)
+        };
+        ids.get(index).copied().flatten().or_else(runtime).expect("carried links are attached")
+    }
+
+    /// The label of link `index`, for messages.
+    fn label(&self, plan: &Plan, index: usize) -> String {
+        match plan.links.get(index) {
+            Some(link) => link.label.clone(),
+            None => {
+                let runtime = self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                runtime.get(&index).map_or_else(|| format!("link {}", index + 1), |(_, label)| label.clone())
+            }
+        }
+    }
+
+    /// Starts carrying a link added at runtime, key `key` (above the plan's indexes), between
+    /// its middle ends `ends` (made and up), with `conditions` validated by planning and a
+    /// seed derived from the network's as a topology link's is. Only the user-space engine
+    /// takes links at runtime.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when netem carries the network's links; the engine failing to
+    /// open the ports.
+    pub(crate) fn attach_runtime(
+        &self,
+        key: usize,
+        label: String,
+        ends: &[Device; 2],
+        conditions: [ValidConditions; 2],
+    ) -> Result<()> {
+        let How::Engine { engine, .. } = &self.how else {
+            return Err(Error::Unsupported {
+                feature: format!("conditions on {label}, added at runtime, with netem"),
+                reason:
+                    "only the user-space engine takes links at runtime; set NETNS_TEST_LINK_ENGINE=userspace"
+                        .into(),
+            });
+        };
+        let port = |end: &Device| Port {
+            netns: Arc::clone(&self.middle),
+            ifindex: end.index,
+            ifname: end.name.clone(),
+        };
+        let id = engine.attach(LinkSpec {
+            label: label.clone(),
+            a: port(&ends[0]),
+            b: port(&ends[1]),
+            conditions,
+            seed: link_seed(self.seed, key),
+            capture: None,
+            nat: None,
+        })?;
+        self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (id, label));
+        Ok(())
     }
 }
 

@@ -21,8 +21,10 @@ use std::time::Duration;
 mod run;
 
 use self::run::Runner;
+pub(crate) use self::run::monotonic_ns;
 use super::capture::Capture;
 use super::decide::Decider;
+use super::nat::Translator;
 use super::packet::{PacketSocket, Port};
 use crate::conditions::{Conditions, Direction, DirectionCounters, ValidConditions};
 use crate::error::{Error, Result};
@@ -56,6 +58,18 @@ pub(crate) struct LinkSpec {
     pub(crate) seed: u64,
     /// Where to write a pcap file of every frame the link delivers.
     pub(crate) capture: Option<PathBuf>,
+    /// The NAT translating on this link, when it is a NAT's outside link.
+    pub(crate) nat: Option<NatPort>,
+}
+
+/// A NAT's translator as a link carries it.
+#[derive(Clone)]
+pub(crate) struct NatPort {
+    /// The translator, shared with the NAT's handle (which reads its mappings and changes it
+    /// between two frames).
+    pub(crate) translator: Arc<Mutex<Translator>>,
+    /// The direction of the link whose frames leave the router (its outbound direction).
+    pub(crate) outbound: Direction,
 }
 
 /// A link carried by an [`Engine`].
@@ -125,6 +139,8 @@ struct EngineLink {
     hook_ordinals: [u64; 2],
     /// The link's seed, for the hooks' generators.
     seed: u64,
+    /// The NAT translating on the link.
+    nat: Option<NatPort>,
 }
 
 /// A hook as the engine thread runs it.
@@ -224,6 +240,7 @@ impl Engine {
             hooks: [None, None],
             hook_ordinals: [0, 0],
             seed: spec.seed,
+            nat: spec.nat,
         };
         let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
         let id = LinkId(links.len());

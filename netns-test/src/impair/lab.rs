@@ -90,6 +90,7 @@ impl Lab {
             conditions,
             seed,
             capture,
+            nat: None,
         })?;
         Ok(Lab { a: Arc::clone(&fds[0]), b, engine: (engine, id), netlink, netlink_rt })
     }

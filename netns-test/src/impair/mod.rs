@@ -10,7 +10,8 @@
 //! or, where the kernel has `sch_netem`, a bridge joins the middle ends with a netem qdisc on
 //! each ([`netem`]). Conditions reach this module validated.
 //!
-//! `nat` is the user-space NAT translator that will run in the engine (not used yet).
+//! `nat` is the user-space NAT translator, which the engine runs on a NAT router's outside
+//! link.
 
 pub(crate) mod backend;
 mod capture;
@@ -19,13 +20,14 @@ mod engine;
 mod gso;
 #[cfg(test)]
 pub(crate) mod lab;
-mod nat;
+pub(crate) mod nat;
 mod neighbour;
 mod netem;
-mod packet;
+pub(crate) mod packet;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use backend::{Backend, MIDDLE, network_seed};
+pub(crate) use engine::monotonic_ns;
 pub(crate) use netem::netem_available;

@@ -100,29 +100,43 @@ impl AsRawFd for PacketSocket {
 }
 
 fn open_bound(ifindex: u32) -> io::Result<OwnedFd> {
-    // Protocol 0: the socket receives nothing until it is bound, so no frame of another
-    // interface of the namespace slips in between socket() and bind().
+    bound_packet_socket(ifindex, libc::SOCK_NONBLOCK, |fd| {
+        // The virtio header tells which frames are GSO superframes or carry a partial checksum.
+        set_option(fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
+        // Frames the engine sends out of this interface would otherwise be read back.
+        set_option(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+        // Frames go straight to the veth: there is nothing for a qdisc to do on a middle end.
+        set_option(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
+        if set_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, BUFFER).is_err() {
+            set_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, BUFFER)?;
+        }
+        if set_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, BUFFER).is_err() {
+            set_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, BUFFER)?;
+        }
+        Ok(())
+    })
+}
+
+/// A raw packet socket (`SOCK_CLOEXEC` and `flags`) of the calling thread's namespace that
+/// receives every frame of interface `ifindex`, and only of it: the engine's ports and the
+/// live captures of `network/capture.rs` open theirs here.
+///
+/// It is opened with protocol 0, so it receives nothing until it is bound and no frame of
+/// another interface slips in between `socket()` and `bind()`; `configure` sets the options
+/// that must be in place before the first frame arrives.
+pub(crate) fn bound_packet_socket(
+    ifindex: u32,
+    flags: libc::c_int,
+    configure: impl FnOnce(&OwnedFd) -> io::Result<()>,
+) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
-    };
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags, 0) };
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // The virtio header tells which frames are GSO superframes or carry a partial checksum.
-    set_option(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
-    // Frames the engine sends out of this interface would otherwise be read back.
-    set_option(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-    // Frames go straight to the veth: there is nothing for a qdisc to do on a middle end.
-    set_option(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
-    if set_option(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, BUFFER).is_err() {
-        set_option(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, BUFFER)?;
-    }
-    if set_option(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, BUFFER).is_err() {
-        set_option(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, BUFFER)?;
-    }
+    configure(&fd)?;
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
     let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
     address.sll_family = libc::AF_PACKET as u16;

@@ -17,6 +17,7 @@ pub(crate) mod dump;
 pub(crate) mod monitor;
 mod nftables;
 pub(crate) mod request;
+mod rule;
 pub(crate) mod runtime;
 pub(crate) mod tc;
 

@@ -223,6 +223,49 @@ impl At<'_> {
             .await
             .map_err(self.fail(format!("ip link set {name} addrgenmode none")))
     }
+
+    /// `ip link del dev <name>` (a veth's peer goes with it).
+    pub(crate) async fn delete_link(&self, index: u32, name: &str) -> Result<()> {
+        self.handle.link().del(index).execute().await.map_err(self.fail(format!("ip link del dev {name}")))
+    }
+
+    /// `ip addr del <addr> dev <name>`.
+    pub(crate) async fn delete_address(&self, index: u32, name: &str, addr: IpNet) -> Result<()> {
+        let message = self.handle.address().add(index, addr.addr(), addr.prefix_len()).message_mut().clone();
+        self.handle
+            .address()
+            .del(message)
+            .execute()
+            .await
+            .map_err(self.fail(format!("ip addr del {addr} dev {name}")))
+    }
+
+    /// `ip route replace <to> via <via>`.
+    pub(crate) async fn replace_route(&self, to: IpNet, via: IpAddr) -> Result<()> {
+        let what = format!("ip route replace {to} via {via}");
+        let message = route_message(to, via, &what)?;
+        self.handle.route().add(message).replace().execute().await.map_err(self.fail(what))
+    }
+
+    /// `ip route del <to> via <via>`; a route the kernel deleted already (with its interface
+    /// or its gateway's subnet) is fine.
+    pub(crate) async fn delete_route(&self, to: IpNet, via: IpAddr) -> Result<()> {
+        let what = format!("ip route del {to} via {via}");
+        let message = route_message(to, via, &what)?;
+        match self.handle.route().del(message).execute().await.map_err(self.fail(what)) {
+            Err(error) if refused_with(&error, libc::ESRCH) || refused_with(&error, libc::ENOENT) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// The message of a route to `to` via `via`; `what` names the request in the error.
+fn route_message(to: IpNet, via: IpAddr, what: &str) -> Result<rtnetlink::packet_route::route::RouteMessage> {
+    Ok(RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(to.addr(), to.prefix_len())
+        .and_then(|builder| builder.gateway(via))
+        .map_err(|error| Error::io(what.to_string(), io::Error::new(io::ErrorKind::InvalidInput, error)))?
+        .build())
 }
 
 /// One end of a veth pair to create.

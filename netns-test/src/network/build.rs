@@ -3,7 +3,6 @@
 //! with conditions.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use super::node::Directory;
@@ -94,6 +93,7 @@ impl Network {
         }
         let directory = Arc::new(Directory::of(&plan));
         let node_timeline = Arc::new(std::sync::OnceLock::new());
+        let paths = Arc::new(super::paths::Paths::new(topology));
         let nodes: Vec<Node> = slots
             .into_iter()
             .zip(&plan.nodes)
@@ -110,9 +110,11 @@ impl Network {
                     netlink_rt,
                     directory,
                     Arc::clone(&node_timeline),
+                    Arc::clone(&paths),
                 )
             })
             .collect();
+        paths.set_nodes(&nodes);
 
         let middle = middle.map(|(fds, netlink)| (Arc::new(fds), netlink));
         let namespaces: Vec<(String, NodeNetlink, i32)> = nodes
@@ -137,6 +139,10 @@ impl Network {
             trace.mark("the ports of big switches given their own receive queues");
         }
 
+        if !plan.nats.is_empty() {
+            super::nat::set_up_routers(&plan, &nodes)?;
+            trace.mark("NAT routers set up");
+        }
         let backend = match middle {
             Some((fds, netlink)) => {
                 let seed = crate::impair::network_seed(settings.seed, plan.random_seed);
@@ -146,7 +152,6 @@ impl Network {
             }
             None => None,
         };
-        let cuts = plan.links.iter().map(|_| AtomicUsize::new(0)).collect();
         let summary = format!("{} nodes, {} links", plan.nodes.len(), plan.links.len());
         let timeline = Timeline::start("network", summary);
         let _ = node_timeline.set(timeline.clone());
@@ -156,7 +161,7 @@ impl Network {
             topology: topology.clone(),
             plan,
             backend,
-            cuts,
+            paths,
             timeline,
             scheduled: Default::default(),
             netlink_rt,

@@ -3,13 +3,14 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
 
 use super::{LinkHandle, Node};
 use crate::error::{Error, Result};
+use crate::impair::packet::bound_packet_socket;
 use crate::ns;
 use crate::packets::Capture;
 use crate::packets::capture::{DEFAULT_CAPTURE_BYTES, Ring};
@@ -47,7 +48,8 @@ impl Node {
     ) -> Result<Capture> {
         let index = self.interface(iface)?.index();
         let what = || format!("opening a packet socket on {subject}");
-        let opened = ns::run_in(self.fds(), "netns-test-capture", || open(index));
+        let opened =
+            ns::run_in(self.fds(), "netns-test-capture", || bound_packet_socket(index, 0, |_| Ok(())));
         let fd = opened.map_err(io::Error::from).and_then(|fd| fd).map_err(|e| Error::io(what(), e))?;
         let started = format!("starting the capture thread of {subject}");
         let ring = Arc::new(Ring::new(subject, limit));
@@ -77,34 +79,6 @@ impl LinkHandle {
         let subject = format!("{node} → {}:{iface}", receiver.name());
         receiver.start_capture(iface, DEFAULT_CAPTURE_BYTES, true, subject)
     }
-}
-
-fn open(ifindex: u32) -> io::Result<OwnedFd> {
-    // Protocol 0 until bound: no frame of another interface slips in before bind().
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    address.sll_family = libc::AF_PACKET as u16;
-    address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    address.sll_ifindex = ifindex as i32;
-    // SAFETY: `address` is a valid sockaddr_ll and the length is its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const address).cast(),
-            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
 }
 
 /// Reads frames into the ring until the capture is dropped; wakes every 100 ms to see.

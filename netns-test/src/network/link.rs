@@ -26,8 +26,11 @@ pub struct LinkHandle {
 /// handle is made.
 struct LinkInner {
     network: Network,
-    /// The plan's index of the link.
+    /// The link's key: the plan's index for the topology's links, the next number for each
+    /// link added at runtime.
     link: usize,
+    /// How many cuts the link has now (it is ready only when it has none).
+    cuts: Arc<AtomicUsize>,
     /// The ends in the order they were asked for (`net.link(a, b)`).
     ends: [End; 2],
     /// Whether the link crosses the middle namespace (it has conditions or a capture).
@@ -92,8 +95,8 @@ impl Network {
                 node.interface(iface)?;
             }
         }
-        let candidates: Vec<&Interface> = first
-            .interfaces()
+        let interfaces = first.interfaces();
+        let candidates: Vec<&Interface> = interfaces
             .iter()
             .filter(|i| i.peer_node() == b_node)
             .filter(|i| a_iface.as_ref().is_none_or(|name| i.name() == name))
@@ -103,12 +106,12 @@ impl Network {
             [format!("{a_node}:{}", i.name()), format!("{}:{}", i.peer_node(), i.peer_name())]
         };
         match candidates[..] {
-            [iface] => Ok(LinkHandle::new(self, iface.link, [first, second])),
+            [iface] => LinkHandle::new(self, iface.link, [first, second]),
             [] => Err(Error::UnknownLink {
                 a: a.to_string(),
                 b: b.to_string(),
                 node: a_node.clone(),
-                links: first.interfaces().iter().map(|i| ends(i).join(" – ")).collect(),
+                links: interfaces.iter().map(|i| ends(i).join(" – ")).collect(),
             }),
             _ => Err(Error::AmbiguousLink {
                 a: a.to_string(),
@@ -120,32 +123,54 @@ impl Network {
 }
 
 impl LinkHandle {
-    /// The handle of plan link `link`, whose ends are the nodes `asked`, in that order.
-    pub(super) fn new(network: &Network, link: usize, asked: [&Node; 2]) -> LinkHandle {
-        let plan = network.plan();
-        let planned = &plan.links[link];
+    /// The handle of link `link` (its key), whose ends are the nodes `asked`, in that order,
+    /// as the network's paths are now.
+    pub(super) fn new(network: &Network, link: usize, asked: [&Node; 2]) -> Result<LinkHandle> {
+        let paths = network.paths();
+        let Some(facts) = paths.ends(link, asked.map(Node::index)) else {
+            return Err(Error::UnknownLink {
+                a: asked[0].name().to_string(),
+                b: asked[1].name().to_string(),
+                node: asked[0].name().to_string(),
+                links: Vec::new(),
+            });
+        };
+        let mut facts = facts.into_iter();
         let ends = asked.map(|node| {
-            let slot = usize::from(planned.ends[0].0 != node.index());
-            let (_, iface) = planned.ends[slot];
-            let spec = &plan.nodes[node.index()].ifaces[iface];
+            let end = facts.next().expect("two ends");
             End {
                 node: node.clone(),
-                ifname: spec.name.clone(),
-                ifindex: spec.index,
-                leaving: Direction::BOTH[slot],
-                routes: plan.routes_through(node.index(), iface),
+                ifname: end.ifname,
+                ifindex: end.ifindex,
+                leaving: end.leaving,
+                routes: end.routes,
             }
         });
+        // The topology's links have the neighbour entries the plan lists; a link added at
+        // runtime has none to refresh (its neighbours resolve as the kernel retries).
+        let plan = network.plan();
+        let across = if link < plan.links.len() { plan.neighbours_across(link) } else { Vec::new() };
         let mut by_node: HashMap<usize, Vec<Neighbour>> = HashMap::new();
-        for entry in plan.neighbours_across(link) {
+        for entry in across {
             by_node.entry(entry.node).or_default().push(entry);
         }
         let mut neighbours: Vec<(Node, Vec<Neighbour>)> =
             by_node.into_iter().map(|(node, entries)| (network.nodes()[node].clone(), entries)).collect();
         neighbours.sort_by_key(|(node, _)| node.index());
-        let carried = planned.middle.is_some();
-        let inner = LinkInner { network: network.clone(), link, ends, carried, neighbours };
-        LinkHandle { inner: Arc::new(inner) }
+        let carried = paths.carried(link);
+        let cuts = paths.cuts(link);
+        let inner = LinkInner { network: network.clone(), link, cuts, ends, carried, neighbours };
+        Ok(LinkHandle { inner: Arc::new(inner) })
+    }
+
+    /// The link's key in the network's paths.
+    pub(super) fn key(&self) -> usize {
+        self.inner.link
+    }
+
+    /// The network the link is part of.
+    pub(super) fn network(&self) -> &Network {
+        &self.inner.network
     }
 
     /// The two ends: each node and its interface name.
@@ -161,7 +186,7 @@ impl LinkHandle {
 
     /// How many cuts this link has now (it is ready only when it has none).
     pub(super) fn cuts(&self) -> &AtomicUsize {
-        self.inner.network.cuts(self.inner.link)
+        &self.inner.cuts
     }
 
     /// The link as the timeline names it: `a:eth0 – b:eth0`.

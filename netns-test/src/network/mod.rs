@@ -6,14 +6,16 @@ mod build;
 mod capture;
 pub mod fault;
 mod link;
+pub mod nat;
 mod node;
 mod observe;
+mod paths;
+pub mod process;
 pub mod wait;
 
 use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 pub use link::LinkHandle;
 pub use node::InterfaceCounters;
@@ -41,8 +43,9 @@ struct NetworkInner {
     plan: Arc<Plan>,
     /// The links with conditions, when there are any.
     backend: Option<Backend>,
-    /// How many cuts each link of the plan has now (a link is ready only when it has none).
-    cuts: Vec<AtomicUsize>,
+    /// The paths as they are now: the links added and removed at runtime, the addresses and
+    /// routes changed (`paths.rs`), and each link's cuts.
+    paths: Arc<paths::Paths>,
     /// What happened to the network since it came up.
     timeline: Timeline,
     /// The periodic outages the topology gives its links, running for the network's life.
@@ -82,7 +85,6 @@ impl Network {
         &self.inner.netlink_rt
     }
 
-    /// The number of cuts plan link `link` has now.
     pub(crate) fn timeline(&self) -> &Timeline {
         &self.inner.timeline
     }
@@ -109,8 +111,9 @@ impl Network {
         self.inner.timeline.record(EventKind::Note, "test", text);
     }
 
-    pub(crate) fn cuts(&self, link: usize) -> &AtomicUsize {
-        &self.inner.cuts[link]
+    /// The network's runtime paths.
+    fn paths(&self) -> &paths::Paths {
+        &self.inner.paths
     }
 
     /// The seed of the link conditions, when the network has links with conditions.
@@ -200,7 +203,7 @@ impl Network {
         for (index, planned) in self.plan().links.iter().enumerate() {
             if let Some((every, length)) = planned.outages {
                 let ends = planned.ends.map(|(node, _)| &self.inner.nodes[node]);
-                scheduled.push(LinkHandle::new(self, index, ends).outages(every, length)?);
+                scheduled.push(LinkHandle::new(self, index, ends)?.outages(every, length)?);
             }
         }
         *self.inner.scheduled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = scheduled;

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak, mpsc};
 use std::thread;
 
 use ipnet::IpNet;
@@ -162,7 +162,9 @@ struct NodeInner {
     /// The plan's index of the node.
     index: usize,
     kind: NodeKind,
-    interfaces: Vec<Interface>,
+    /// Its interfaces now: the topology's, changed by the network's runtime paths
+    /// (`paths.rs`: links added and removed, addresses replaced).
+    interfaces: RwLock<Vec<Interface>>,
     fds: Arc<NsFds>,
     netlink: NodeNetlink,
     runtime: OnceLock<NodeRuntime>,
@@ -171,13 +173,25 @@ struct NodeInner {
     directory: Arc<Directory>,
     /// The network's timeline, shared by its nodes, set once the network is up.
     timeline: Arc<OnceLock<crate::timeline::Timeline>>,
+    /// The network's runtime paths, shared by its nodes.
+    paths: Arc<super::paths::Paths>,
+}
+
+/// A node held weakly, by what the node itself holds (the network's paths).
+pub(super) struct WeakNode(Weak<NodeInner>);
+
+impl WeakNode {
+    pub(super) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
 }
 
 /// The nodes of a network and their addresses (IPv4 first, in interface order), by name:
-/// what code handed a node needs to resolve the name of another (the pinger's targets).
+/// what code handed a node needs to resolve the name of another (the pinger's targets). The
+/// runtime paths keep it current.
 #[derive(Debug)]
 pub(crate) struct Directory {
-    nodes: Vec<(String, Vec<IpAddr>)>,
+    nodes: RwLock<Vec<(String, Vec<IpAddr>)>>,
 }
 
 impl Directory {
@@ -191,17 +205,27 @@ impl Directory {
                 (node.name.clone(), v4_first(all))
             })
             .collect();
-        Directory { nodes }
+        Directory { nodes: RwLock::new(nodes) }
     }
 
     /// The addresses of node `name`, or `None` when the network has no such node.
-    pub(crate) fn addrs(&self, name: &str) -> Option<&[IpAddr]> {
-        self.nodes.iter().find(|(node, _)| node == name).map(|(_, addrs)| addrs.as_slice())
+    pub(crate) fn addrs(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
+        nodes.iter().find(|(node, _)| node == name).map(|(_, addrs)| addrs.clone())
     }
 
     /// The node names, in the order of the topology.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().map(|(name, _)| name.as_str())
+    pub(crate) fn names(&self) -> Vec<String> {
+        let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
+        nodes.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Records that node `name` now has `addrs` (in interface order).
+    fn set(&self, name: &str, addrs: Vec<IpAddr>) {
+        let mut nodes = self.nodes.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, known)) = nodes.iter_mut().find(|(node, _)| node == name) {
+            *known = v4_first(addrs.into_iter());
+        }
     }
 }
 
@@ -224,7 +248,7 @@ impl fmt::Debug for Node {
         f.debug_struct("Node")
             .field("name", &self.inner.name)
             .field("kind", &self.inner.kind)
-            .field("interfaces", &self.inner.interfaces)
+            .field("interfaces", &self.interfaces())
             .finish()
     }
 }
@@ -242,8 +266,11 @@ impl Node {
         netlink_rt: Arc<NetlinkRuntime>,
         directory: Arc<Directory>,
         timeline: Arc<OnceLock<crate::timeline::Timeline>>,
+        paths: Arc<super::paths::Paths>,
     ) -> Node {
         let spec = &plan.nodes[index];
+        let kernel =
+            Kernel { node: spec.name.clone(), netlink: netlink.clone(), netlink_rt: Arc::clone(&netlink_rt) };
         let interfaces = spec
             .ifaces
             .iter()
@@ -258,11 +285,7 @@ impl Node {
                     addrs: iface.addrs.clone(),
                     peer_node: plan.nodes[peer].name.clone(),
                     peer_name: plan.nodes[peer].ifaces[peer_iface].name.clone(),
-                    kernel: Kernel {
-                        node: spec.name.clone(),
-                        netlink: netlink.clone(),
-                        netlink_rt: Arc::clone(&netlink_rt),
-                    },
+                    kernel: kernel.clone(),
                 }
             })
             .collect();
@@ -271,13 +294,14 @@ impl Node {
                 name: spec.name.clone(),
                 index,
                 kind,
-                interfaces,
+                interfaces: RwLock::new(interfaces),
                 fds: Arc::new(fds),
                 netlink,
                 runtime: OnceLock::new(),
                 netlink_rt,
                 directory,
                 timeline,
+                paths,
             }),
         }
     }
@@ -292,23 +316,27 @@ impl Node {
         self.inner.kind
     }
 
-    /// The node's interfaces (not counting `lo` and a switch's bridge).
-    pub fn interfaces(&self) -> &[Interface] {
-        &self.inner.interfaces
+    /// The node's interfaces now (not counting `lo` and a switch's bridge): the topology's,
+    /// with the links [added](super::Network::add_link) and [removed](super::LinkHandle::remove)
+    /// at runtime and the addresses [renumbered](super::Network::renumber) since.
+    pub fn interfaces(&self) -> Vec<Interface> {
+        self.inner.interfaces.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The interface called `name`, or [`Error::UnknownInterface`].
-    pub fn interface(&self, name: &str) -> Result<&Interface> {
-        self.inner.interfaces.iter().find(|i| i.name == name).ok_or_else(|| Error::UnknownInterface {
+    /// The interface called `name` now, or [`Error::UnknownInterface`].
+    pub fn interface(&self, name: &str) -> Result<Interface> {
+        let interfaces = self.inner.interfaces.read().unwrap_or_else(PoisonError::into_inner);
+        interfaces.iter().find(|i| i.name == name).cloned().ok_or_else(|| Error::UnknownInterface {
             node: self.inner.name.clone(),
             name: name.to_string(),
-            known: name_list(self.inner.interfaces.iter().map(|i| i.name.as_str())),
+            known: name_list(interfaces.iter().map(|i| i.name.as_str())),
         })
     }
 
-    /// Every address of the node, IPv4 first, in interface order.
+    /// Every address of the node now, IPv4 first, in interface order.
     pub fn addrs(&self) -> Vec<IpAddr> {
-        v4_first(self.inner.interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr)))
+        let interfaces = self.inner.interfaces.read().unwrap_or_else(PoisonError::into_inner);
+        v4_first(interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr)))
     }
 
     /// The node's first address (IPv4 preferred), if it has one.
@@ -355,10 +383,12 @@ impl Node {
         &runtime.handle
     }
 
-    /// A [`Command`] that runs `program` inside the node (its network namespace, and its UTS
-    /// namespace when it has its own hostname). Programs also stay in the test's PID namespace,
-    /// so nothing they start outlives the test.
-    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+    /// A [`Command`](crate::process::Command) that runs `program` inside the node (its
+    /// network namespace, and its UTS namespace when it has its own hostname): a
+    /// [`std::process::Command`] whose start and exit, with its exit status, go on the
+    /// network's timeline. Programs also stay in the test's PID namespace, so nothing they
+    /// start outlives the test.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> super::process::Command {
         let mut command = Command::new(program);
         for name in internal::ALL {
             command.env_remove(name);
@@ -379,7 +409,7 @@ impl Node {
                 Ok(())
             });
         }
-        command
+        super::process::Command::new(command, self.clone())
     }
 
     /// This node's part of [`Network::dump`](super::Network::dump).
@@ -423,6 +453,49 @@ impl Node {
 
     pub(crate) fn netlink_rt(&self) -> &NetlinkRuntime {
         &self.inner.netlink_rt
+    }
+
+    /// The network's runtime paths.
+    pub(super) fn paths(&self) -> &super::paths::Paths {
+        &self.inner.paths
+    }
+
+    pub(super) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
+    }
+
+    /// Replaces the node's interfaces with what `change` makes of them (the runtime paths'
+    /// bookkeeping, after the kernel changed), and updates the network's directory.
+    pub(super) fn change_interfaces(&self, change: impl FnOnce(&mut Vec<Interface>)) {
+        let mut interfaces = self.inner.interfaces.write().unwrap_or_else(PoisonError::into_inner);
+        change(&mut interfaces);
+        let addrs = interfaces.iter().flat_map(|i| i.addrs.iter().map(IpNet::addr)).collect();
+        drop(interfaces);
+        self.inner.directory.set(&self.inner.name, addrs);
+    }
+
+    /// A new interface of this node, for a link added at runtime (plan index `link`).
+    pub(super) fn new_interface(
+        &self,
+        name: String,
+        index: u32,
+        link: usize,
+        addrs: Vec<IpNet>,
+        peer: (String, String),
+    ) -> Interface {
+        let kernel = Kernel {
+            node: self.inner.name.clone(),
+            netlink: self.inner.netlink.clone(),
+            netlink_rt: Arc::clone(&self.inner.netlink_rt),
+        };
+        Interface { name, index, link, addrs, peer_node: peer.0, peer_name: peer.1, kernel }
+    }
+}
+
+impl Interface {
+    /// Replaces the interface's addresses (runtime bookkeeping).
+    pub(super) fn set_addrs(&mut self, addrs: Vec<IpNet>) {
+        self.addrs = addrs;
     }
 }
 

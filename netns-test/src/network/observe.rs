@@ -10,7 +10,12 @@ impl Network {
     /// The network's state and events, for a failure report.
     pub(crate) fn observations(&self) -> Observations {
         Observations {
-            sections: vec![self.link_counters(), self.hook_summaries(), self.interface_counters()],
+            sections: vec![
+                self.link_counters(),
+                self.nat_summaries(),
+                self.hook_summaries(),
+                self.interface_counters(),
+            ],
             timeline: self.timeline().recorded(),
             picture: crate::picture::svg(self.topology()),
         }

@@ -64,7 +64,7 @@ pub(crate) fn set_up(place: &str, setup: Setup) -> Result<()> {
 
 /// Writes a sysctl of the calling thread's network namespace (`/proc/sys/net` shows the
 /// namespace of the thread that opens it).
-fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+pub(crate) fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
     file.write_all(value.as_bytes())
@@ -139,4 +139,30 @@ pub(crate) fn set_offload(socket: &impl AsRawFd, ifname: &str, offload: Offload,
     // SAFETY: `request` names the interface and points at `value`, both alive for the call.
     let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The sysctls of a NAT router, in the calling thread's network namespace, whose outside
+/// interface is `outside`: its own sockets take local ports 61000–65535 (clear of the NAT's
+/// outside ports, so that an inbound packet to a mapped port is never the router's), and the
+/// outside interface accepts packets whose source is the router's own outside address
+/// (hairpinned packets) or an inside address (bounced ones): `rp_filter` off, `accept_local`
+/// on.
+pub(crate) fn nat_router(outside: &str) -> Result<()> {
+    // Paths, not dotted keys: an interface name may hold a dot.
+    let settings = [
+        ("net/ipv4/ip_local_port_range".to_string(), "61000 65535"),
+        ("net/ipv4/conf/all/rp_filter".to_string(), "0"),
+        (format!("net/ipv4/conf/{outside}/rp_filter"), "0"),
+        ("net/ipv4/conf/all/accept_local".to_string(), "1"),
+        (format!("net/ipv4/conf/{outside}/accept_local"), "1"),
+    ];
+    for (key, value) in settings {
+        let path = format!("/proc/sys/{key}");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(value.as_bytes()))
+            .map_err(|e| Error::io(format!("writing {value:?} to {path}"), e))?;
+    }
+    Ok(())
 }

@@ -33,7 +33,8 @@ impl Network {
     /// Pings every address of every host and router from every other host and router,
     /// concurrently (up to 128 pairs at once), with one probe each and the default timeout: the
     /// reachability matrix of the network in one call (Mininet's `pingAll`, without its
-    /// N·(N−1) sequential `ping` processes).
+    /// N·(N−1) sequential `ping` processes). Each pair's finished ping is on the network's
+    /// timeline, as a single [`Ping::run`]'s is.
     ///
     /// # Errors
     /// As [`Ping::run`].
@@ -61,8 +62,9 @@ impl Network {
         for (row, node) in nodes.iter().enumerate() {
             for (column, (owner, addr)) in targets.iter().enumerate() {
                 if owner != node.name() {
-                    requests.push(configure(node.ping(*addr)).request()?);
-                    pairs.push(row * targets.len() + column);
+                    let ping = configure(node.ping(*addr));
+                    requests.push(ping.request()?);
+                    pairs.push((row * targets.len() + column, ping));
                 }
             }
         }
@@ -72,7 +74,9 @@ impl Network {
         } else {
             Engine::open(requests)?.window(ALL_PAIRS_WINDOW).run()?
         };
-        for (cell, stats) in pairs.into_iter().zip(results) {
+        // Each pair's ping is on the timeline, as a single ping's is.
+        for ((cell, ping), stats) in pairs.into_iter().zip(results) {
+            ping.record(&stats);
             cells[cell] = Some(stats);
         }
         Ok(PingMatrix { sources: nodes.iter().map(|node| node.name().to_string()).collect(), targets, cells })

@@ -109,10 +109,10 @@ impl PingTarget {
                 let addrs = directory.addrs(name).ok_or_else(|| {
                     format!(
                         "`{name}` is neither an IP address nor a node of the network, which has {}",
-                        name_list(directory.names())
+                        name_list(directory.names().iter().map(String::as_str))
                     )
                 })?;
-                (name.as_str(), addrs.to_vec())
+                (name.as_str(), addrs)
             }
         };
         match family {
@@ -304,7 +304,7 @@ impl Ping {
     }
 
     /// Puts the finished ping on the network's timeline, with iputils' summary on one line.
-    fn record(&self, stats: &PingStats) {
+    pub(super) fn record(&self, stats: &PingStats) {
         let text = stats.to_string();
         let mut lines = text.lines().filter(|line| !line.trim().is_empty());
         let target = lines

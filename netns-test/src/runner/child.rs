@@ -1,6 +1,5 @@
 //! The child side: build the network, run the body, report, exit.
 
-use std::any::Any;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::RawFd;
@@ -9,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use super::protocol::{Failure, Ready, Report};
 use super::spawn::adopt_fd;
-use crate::error::Result;
+use crate::error::{Result, panic_message};
 use crate::network::Network;
 use crate::settings::{self, internal};
 use crate::topology::Topology;
@@ -91,7 +90,7 @@ static PANICS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 fn install_panic_hook() {
     let previous = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        let message = payload_message(info.payload());
+        let message = panic_message(info.payload());
         let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         if let (Some(location), Ok(mut panics)) = (location, PANICS.lock()) {
             if panics.len() >= 16 {
@@ -101,16 +100,6 @@ fn install_panic_hook() {
         }
         previous(info);
     }));
-}
-
-fn payload_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
 }
 
 /// Builds the network, runs `body` in it and exits the process with the verdict. Never returns.
@@ -158,7 +147,7 @@ pub(crate) fn run(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => Err(Failure::Error { message }),
         Err(payload) => {
-            let message = payload_message(payload.as_ref());
+            let message = panic_message(payload.as_ref());
             let location = PANICS
                 .lock()
                 .ok()

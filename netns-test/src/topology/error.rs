@@ -244,4 +244,50 @@ pub enum TopologyErrorKind {
         /// The parser's message.
         message: String,
     },
+    /// A NAT on a node that is not a router.
+    #[error("a NAT is given to {kind} `{node}`; only a router can be a NAT")]
+    NatOnNonRouter {
+        /// The node.
+        node: String,
+        /// What it is (`host`, `switch`).
+        kind: String,
+    },
+    /// Two NATs on one router.
+    #[error("router `{router}` is given two NATs")]
+    DuplicateNat {
+        /// The router.
+        router: String,
+    },
+    /// A NAT preset name that does not exist (in a file).
+    #[error("unknown NAT preset `{name}` for router `{router}`; the presets are {known}")]
+    UnknownNatPreset {
+        /// The router.
+        router: String,
+        /// The name written.
+        name: String,
+        /// The presets there are.
+        known: String,
+    },
+    /// A NAT whose outside interface is not named and cannot be found: the router has no
+    /// default route of its own, and automatic routes would give it none either (it has
+    /// several uplinks), or its `outside` names no interface of it.
+    #[error(
+        "the outside interface of the NAT on router `{router}` {reason}; name it with `outside` (its interfaces: {interfaces})"
+    )]
+    NatOutside {
+        /// The router.
+        router: String,
+        /// What is wrong.
+        reason: String,
+        /// The router's interfaces.
+        interfaces: String,
+    },
+    /// A NAT setting out of range: its port range, its UDP timeout.
+    #[error("the NAT on router `{router}`: {reason}")]
+    InvalidNat {
+        /// The router.
+        router: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

@@ -36,6 +36,12 @@
 //! node = "server"
 //! to = "default"
 //! via = "10.0.2.1"
+//!
+//! # NATs by router: a preset ("full-cone", "restricted-cone", "port-restricted",
+//! # "symmetric"), or a table with `preset` or `mapping` and `filtering`
+//! # ("endpoint-independent", "address-dependent", "address-and-port-dependent") and options.
+//! [nat]
+//! r1 = { preset = "port-restricted", hairpin = false, port_preservation = true, udp_timeout = "30s", outside = "eth1", ports = "1024-4095" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -47,8 +53,11 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod nat;
+
+use self::nat::{FileNat, file_nat};
 use super::{
-    Conditions, EndSpec, Link, Location, Model, NodeKind, NodeSpec, RouteSpec, TopologyError,
+    Conditions, EndSpec, Link, Location, Model, NatSpec, NodeKind, NodeSpec, RouteSpec, TopologyError,
     TopologyErrorKind,
 };
 
@@ -68,6 +77,8 @@ struct File {
     links: Vec<Spanned<FileLink>>,
     #[serde(default)]
     routes: Vec<Spanned<FileRoute>>,
+    /// `[nat]`: router = preset or table.
+    nat: Option<IndexMap<String, Spanned<FileNat>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -371,6 +382,12 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
         })
         .collect();
     let local_location = file.local.as_ref().map(|local| lines.at(local.span()));
+    let mut nats = Vec::new();
+    for (router, spanned) in file.nat.unwrap_or_default() {
+        let location = lines.at(spanned.span());
+        let nat = file_nat(&router, spanned.into_inner(), &location, &lines)?;
+        nats.push(NatSpec { router, nat, location: Some(location) });
+    }
     Ok(Model {
         nodes,
         links,
@@ -382,5 +399,6 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Model, TopologyError> {
         random_seed: file.seed,
         local_location,
         nodes_location,
+        nats,
     })
 }

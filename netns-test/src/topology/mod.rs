@@ -6,6 +6,7 @@
 
 mod error;
 mod file;
+mod nat;
 mod plan;
 
 use std::sync::Arc;
@@ -15,7 +16,10 @@ use crate::conditions::Conditions;
 use crate::trace::Trace;
 
 pub use error::{Location, TopologyError, TopologyErrorKind};
-pub(crate) use plan::{Device, Middle, Neighbour, Plan, PlannedLink, PlannedRoute};
+pub use nat::{Filtering, Mapping, Nat};
+pub(crate) use plan::{
+    Device, Middle, Neighbour, Plan, PlannedLink, PlannedNat, PlannedRoute, mac_for, plan as plan_model,
+};
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -201,6 +205,16 @@ pub(crate) struct Model {
     /// For a file: its `[nodes]` table, or its first line when it has none; for errors about
     /// the nodes as a whole.
     pub(crate) nodes_location: Option<Location>,
+    /// The NATs, by router, in the order given.
+    pub(crate) nats: Vec<NatSpec>,
+}
+
+/// A NAT as given: on which router, and where a file writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NatSpec {
+    pub(crate) router: String,
+    pub(crate) nat: Nat,
+    pub(crate) location: Option<Location>,
 }
 
 /// A validated network topology: nodes, links, addresses and routes.
@@ -210,9 +224,20 @@ pub(crate) struct Model {
 /// and keeps the result (every name resolved, every address parsed, the routes computed):
 /// bringing it up does not validate it again. Cloning is cheap. Two topologies are equal when
 /// they describe the same network, whichever front end they came from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Topology {
     plan: Arc<Plan>,
+    /// What the plan was made from, for the network's runtime changes (`network/paths.rs`),
+    /// which validate and plan the model they change the same way.
+    model: Arc<Model>,
+}
+
+impl PartialEq for Topology {
+    /// Equal plans: the same network, whichever front end (and whichever file positions) the
+    /// models came from.
+    fn eq(&self, other: &Topology) -> bool {
+        self.plan == other.plan
+    }
 }
 
 impl Default for Topology {
@@ -275,6 +300,11 @@ impl Topology {
         &self.plan
     }
 
+    /// The model the plan was made from.
+    pub(crate) fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// The one place a model is validated.
     fn validate(model: &Model) -> Result<Topology, TopologyError> {
         let trace = Trace::new("topology", crate::settings::get().is_ok_and(|settings| settings.trace));
@@ -285,7 +315,7 @@ impl Topology {
             plan.links.len(),
             plan.nodes.iter().map(|node| node.routes.len()).sum::<usize>()
         ));
-        Ok(Topology { plan: Arc::new(plan) })
+        Ok(Topology { plan: Arc::new(plan), model: Arc::new(model.clone()) })
     }
 }
 
@@ -409,6 +439,35 @@ impl TopologyBuilder {
     /// switch, host or router alike).
     pub fn local(mut self, name: impl Into<String>) -> Self {
         self.model.local = Some(name.into());
+        self
+    }
+
+    /// Puts a NAT on `router` ([`Nat`]: its mapping and filtering behaviours, hairpinning,
+    /// port preservation, its outside interface). The NAT translates on the router's outside
+    /// link, which the user-space link engine then carries; with
+    /// [`auto_routes`](Self::auto_routes), nothing outside the NAT is given a route to the
+    /// subnets behind it, the nodes behind it default-route towards it, and the router
+    /// default-routes out of its outside interface.
+    ///
+    /// ```
+    /// use netns_test::topology::Nat;
+    /// use netns_test::{Link, Topology};
+    /// let topology = Topology::builder()
+    ///     .host("laptop")
+    ///     .router("home")
+    ///     .router("isp")
+    ///     .host("server")
+    ///     .link(Link::new("laptop", "home").addrs("192.168.1.2/24", "192.168.1.1/24"))
+    ///     .link(Link::new("home", "isp").addrs("203.0.113.2/24", "203.0.113.1/24"))
+    ///     .link(Link::new("isp", "server").addrs("198.51.100.1/24", "198.51.100.2/24"))
+    ///     .nat("home", Nat::port_restricted())
+    ///     .auto_routes()
+    ///     .build()?;
+    /// # let _ = topology;
+    /// # Ok::<(), netns_test::topology::TopologyError>(())
+    /// ```
+    pub fn nat(mut self, router: &str, nat: Nat) -> Self {
+        self.model.nats.push(NatSpec { router: router.to_string(), nat, location: None });
         self
     }
 

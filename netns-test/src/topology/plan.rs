@@ -17,13 +17,16 @@ use crate::conditions::ValidConditions;
 
 mod addrs;
 mod names;
+mod nat;
 mod neighbours;
 mod routes;
 
 use addrs::{Segment, check_duplicate_addresses, check_subnets, parse_cidr, parse_host_addr, segments};
 use names::{IfaceNames, check_ifname, check_node_name};
+pub(crate) use nat::PlannedNat;
 pub(crate) use neighbours::Neighbour;
-use neighbours::{mac_for, static_neighbours};
+pub(crate) use neighbours::mac_for;
+use neighbours::static_neighbours;
 use routes::{StaticRoutes, add_auto_routes};
 
 /// The largest number of ports a Linux bridge accepts.
@@ -47,6 +50,8 @@ pub(crate) struct Plan {
     pub(crate) ipv6: bool,
     /// The seed of the link conditions given with the topology.
     pub(crate) random_seed: Option<u64>,
+    /// The NATs, in the order given.
+    pub(crate) nats: Vec<PlannedNat>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,18 +196,11 @@ pub(crate) fn plan(model: &Model) -> Result<Plan, TopologyError> {
     }
     drop(names);
 
-    assign_indexes(&mut nodes, &mut links);
     for (node, spec) in nodes.iter().zip(&model.nodes) {
         if node.kind == NodeKind::Switch && node.ifaces.len() > MAX_BRIDGE_PORTS {
             let kind =
                 TopologyErrorKind::TooManySwitchPorts { switch: node.name.clone(), ports: node.ifaces.len() };
             return Err(err(kind, spec.location.as_ref()));
-        }
-        if node.kind == NodeKind::Switch && node.ifaces.len() > OWN_QUEUE_ABOVE_PORTS {
-            for iface in &node.ifaces {
-                let link = &mut links[iface.link];
-                link.own_queue = link.middle.is_none();
-            }
         }
     }
     // These errors concern an interface; report them at the link that declares it.
@@ -237,13 +235,27 @@ pub(crate) fn plan(model: &Model) -> Result<Plan, TopologyError> {
     for route in &model.routes {
         static_routes.plan(route, &by_name, &mut nodes)?;
     }
+    // NATs need the static routes (a static default route names the outside interface), and
+    // mark their outside links carried before indexes are assigned.
+    let mut nats = nat::resolve(model, &by_name, &nodes, &mut links, &segments)?;
+    assign_indexes(&mut nodes, &mut links);
+    nat::fill_peer_macs(&mut nats, &nodes, &links);
+    for node in &nodes {
+        if node.kind == NodeKind::Switch && node.ifaces.len() > OWN_QUEUE_ABOVE_PORTS {
+            for iface in &node.ifaces {
+                let link = &mut links[iface.link];
+                link.own_queue = link.middle.is_none();
+            }
+        }
+    }
     if model.auto_routes {
-        add_auto_routes(&mut nodes, &segments);
+        let nat_ifaces = nat::outside_ifaces(&nats, nodes.len());
+        add_auto_routes(&mut nodes, &segments, &nat_ifaces);
     }
 
     let static_neighbours = if model.static_arp { static_neighbours(&nodes, &segments) } else { Vec::new() };
     let ipv6 = nodes.iter().flat_map(|n| &n.ifaces).flat_map(|i| &i.addrs).any(|a| matches!(a, IpNet::V6(_)));
-    Ok(Plan { nodes, links, local, static_neighbours, ipv6, random_seed: model.random_seed })
+    Ok(Plan { nodes, links, local, static_neighbours, ipv6, random_seed: model.random_seed, nats })
 }
 
 /// Gives every bridge and interface an index unique across the whole topology (`lo` is 1 in

@@ -1,8 +1,9 @@
-//! `cargo xtask bench [overhead|ping|topology|link|suite|all]`: side-by-side comparisons in one run,
+//! `cargo xtask bench [overhead|ping|topology|link|suite|nat|all]`: side-by-side comparisons in one run,
 //! each ending with one `name: key=value ...` summary line.
 
 mod floor;
 mod link;
+mod nat;
 mod overhead;
 mod ping;
 mod suite;
@@ -30,6 +31,9 @@ pub(crate) enum Which {
     /// Suite throughput: 1000 seed #[netns_test]s and 1000 plain tests under cargo test and
     /// nextest, beside 1000 floor cycles.
     Suite,
+    /// NAT: bring-up of the two-NATs topology with and without NAT, UDP through the NAT
+    /// against a plain routed path.
+    Nat,
     /// Everything.
     All,
 }
@@ -114,6 +118,9 @@ fn run_unchecked(args: &Args) -> Result {
     }
     if all || args.which == Which::Link {
         link::run(args.quick)?;
+    }
+    if all || args.which == Which::Nat {
+        nat::run(args.quick)?;
     }
     if all || args.which == Which::Overhead {
         overhead::run(args.quick)?;

@@ -90,3 +90,18 @@ fn artifacts_go_under_the_test_name() {
     let dir = artifacts_dir(Some(Path::new("/tmp/out")), "conditions::ten_ms");
     assert_eq!(dir, Path::new("/tmp/out/conditions__ten_ms"));
 }
+
+#[test]
+fn a_nat_takes_the_engine_and_netem_refuses_it() {
+    let nat = Needs { nat: true, ..Needs::default() };
+    let present = || Ok(());
+    assert_eq!(
+        choose(LinkEngine::Auto, nat, present).unwrap().summary(),
+        "user-space engine (a NAT translates in it)"
+    );
+    let error = choose(LinkEngine::Netem, nat, present).unwrap_err();
+    assert!(error.to_string().starts_with("NAT with netem is not available"), "{error}");
+    assert_ne!(nat_seed(7, 0), nat_seed(7, 1));
+    assert_ne!(nat_seed(7, 0), link_seed(7, 0), "a NAT's stream is no link's");
+    assert_eq!(nat_seed(7, 0), nat_seed(7, 0));
+}

@@ -14,6 +14,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::super::decide::{Fate, Offer};
 use super::super::gso::{self, VNET_LEN, VnetHdr};
+use super::super::nat::{Direction as NatDirection, L4Checksum, Verdict as NatVerdict};
 use super::super::neighbour::is_neighbour_discovery;
 use super::super::packet::MAX_FRAME;
 use super::{BATCH, Command, EngineLink, MAX_HELD, MAX_HELD_BYTES, Shared};
@@ -105,7 +106,7 @@ fn clock(id: libc::clockid_t) -> i128 {
 }
 
 /// The monotonic clock in nanoseconds: the time base of decisions and of the timer.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     clock(libc::CLOCK_MONOTONIC) as u64
 }
 
@@ -244,14 +245,16 @@ impl Runner {
         let link = &self.links[id];
         // Frames are turned into real wire packets when single packets are acted on or
         // captured; otherwise they cross as they came, offloads and all.
+        // A NAT rewrites single packets too.
         let materialize = link.deciders[direction].per_packet()
             || link.capture.is_some()
-            || link.hooks[direction].is_some();
+            || link.hooks[direction].is_some()
+            || link.nat.is_some();
         if materialize && hdr.is_gso() {
             if let Some(segments) = gso::segment(&hdr, &buffer[VNET_LEN..]) {
-                for segment in segments {
+                for mut segment in segments {
                     let wire_len = segment.len() - VNET_LEN;
-                    self.offer(Route { id, direction, segments: 1, wire_len }, &segment, now);
+                    self.translate(Route { id, direction, segments: 1, wire_len }, &mut segment, now);
                 }
                 return;
             }
@@ -263,7 +266,39 @@ impl Runner {
         // A superframe that could not be cut is decided as one packet when single packets are
         // acted on (the decider only treats single packets individually).
         let segments = if materialize { 1 } else { segments };
-        self.offer(Route { id, direction, segments, wire_len }, buffer, now);
+        self.translate(Route { id, direction, segments, wire_len }, buffer, now);
+    }
+
+    /// Runs the link's NAT, if it has one, on a frame (`buffer`: virtio header, frame), then
+    /// offers it to its direction, or to the other one when the NAT turns it back (hairpinned
+    /// or bounced frames go back out of the port they came in by).
+    fn translate(&mut self, route: Route, buffer: &mut [u8], now: u64) {
+        let Some(nat) = &self.links[route.id].nat else { return self.offer(route, buffer, now) };
+        let hdr = VnetHdr::parse(buffer[..VNET_LEN].try_into().expect("the buffer holds a header"));
+        let l4 = if hdr.needs_csum() { L4Checksum::Partial } else { L4Checksum::Complete };
+        let nat_direction = if route.direction == nat.outbound.index() {
+            NatDirection::Outbound
+        } else {
+            NatDirection::Inbound
+        };
+        let verdict = nat.translator.lock().unwrap_or_else(PoisonError::into_inner).process(
+            &mut buffer[VNET_LEN..],
+            nat_direction,
+            l4,
+            now,
+        );
+        match verdict {
+            NatVerdict::Pass | NatVerdict::Translated => self.offer(route, buffer, now),
+            NatVerdict::Hairpin | NatVerdict::Bounce => {
+                self.offer(Route { direction: 1 - route.direction, ..route }, buffer, now);
+            }
+            NatVerdict::Drop(_) => {
+                // Counted by the translator, by reason; the link counts it in.
+                let counters = &self.links[route.id].shared.counters[route.direction];
+                add(&counters.frames_in, u64::from(route.segments));
+                add(&counters.bytes_in, route.wire_len as u64);
+            }
+        }
     }
 
     /// Counts one frame in, runs the direction's hook on it, then hands what the hook
@@ -320,7 +355,7 @@ impl Runner {
                 verdict
             }
             Err(payload) => {
-                let message = payload_message(payload.as_ref());
+                let message = crate::error::panic_message(payload.as_ref());
                 let detail = format!("{}, at frame {}: {message}", installed.state.description, ctx.index());
                 installed.timeline.record(EventKind::HookPanicked, installed.state.subject.clone(), detail);
                 installed.state.set_panic(message);
@@ -457,17 +492,6 @@ impl Runner {
                 }
             }
         }
-    }
-}
-
-/// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
-fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any>".to_string()
     }
 }
 

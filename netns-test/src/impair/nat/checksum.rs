@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 /// The one's complement sum of `bytes` read as big-endian 16-bit words (an odd last byte is
 /// padded with zero), not yet folded.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn sum(bytes: &[u8]) -> u32 {
     let mut chunks = bytes.chunks_exact(2);
     let mut total: u64 = chunks.by_ref().map(|word| u64::from(u16::from_be_bytes([word[0], word[1]]))).sum();
@@ -20,6 +21,7 @@ pub(crate) fn sum(bytes: &[u8]) -> u32 {
 }
 
 /// Folds a 64-bit one's complement sum to 32 bits that still fit a few more additions.
+#[cfg_attr(not(test), allow(dead_code))]
 fn fold64(mut total: u64) -> u32 {
     while total >> 16 != 0 {
         total = (total & 0xffff) + (total >> 16);

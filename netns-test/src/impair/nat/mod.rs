@@ -58,9 +58,6 @@
 //! ([`Translator::rebind`]), and the behaviour can change at runtime
 //! ([`Translator::reconfigure`]).
 
-// Used by the NAT/firewall feature (issue 10), which lands next.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod checksum;
 mod frame;
 mod table;
@@ -74,7 +71,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub(crate) use table::MappingView;
-pub(crate) use translate::{NatCounters, Translator};
+#[cfg(test)]
+pub(crate) use translate::NatCounters;
+pub(crate) use translate::Translator;
 
 /// What an RFC 4787 mapping or filtering behaviour depends on, beyond the inside endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,6 +216,7 @@ impl PortRange {
         self.first
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn last(&self) -> u16 {
         self.last
     }
@@ -284,6 +284,7 @@ pub(crate) struct NatConfig {
 impl NatConfig {
     /// A NAT at `outside` with these behaviours, hairpinning, port preservation, the default
     /// port range and timeouts, and seed 0.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(outside: Ipv4Addr, mapping: Dependence, filtering: Dependence) -> NatConfig {
         NatConfig {
             outside,
@@ -323,4 +324,52 @@ impl std::error::Error for NatConfigError {}
 /// Nanoseconds of a duration, saturating (a timeout of centuries never overflows).
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl From<crate::topology::Mapping> for Dependence {
+    fn from(mapping: crate::topology::Mapping) -> Dependence {
+        use crate::topology::Mapping;
+        match mapping {
+            Mapping::EndpointIndependent => Dependence::EndpointIndependent,
+            Mapping::AddressDependent => Dependence::AddressDependent,
+            Mapping::AddressAndPortDependent => Dependence::AddressAndPortDependent,
+        }
+    }
+}
+
+impl From<crate::topology::Filtering> for Dependence {
+    fn from(filtering: crate::topology::Filtering) -> Dependence {
+        use crate::topology::Filtering;
+        match filtering {
+            Filtering::EndpointIndependent => Dependence::EndpointIndependent,
+            Filtering::AddressDependent => Dependence::AddressDependent,
+            Filtering::AddressAndPortDependent => Dependence::AddressAndPortDependent,
+        }
+    }
+}
+
+impl NatConfig {
+    /// The translator's configuration of the NAT `nat` (validated by planning), at `outside`,
+    /// allocating ports from `seed`.
+    ///
+    /// # Errors
+    /// [`NatConfigError::PortRange`] for a port range planning would have refused (a NAT
+    /// given at runtime is checked here).
+    pub(crate) fn of(
+        nat: &crate::topology::Nat,
+        outside: Ipv4Addr,
+        seed: u64,
+    ) -> Result<NatConfig, NatConfigError> {
+        let (first, last) = nat.ports;
+        Ok(NatConfig {
+            outside,
+            mapping: nat.mapping.into(),
+            filtering: nat.filtering.into(),
+            hairpin: nat.hairpin,
+            port_preservation: nat.port_preservation,
+            ports: PortRange::new(first, last)?,
+            timeouts: Timeouts { udp: nat.udp_timeout, ..Timeouts::default() },
+            seed,
+        })
+    }
 }

@@ -636,3 +636,9 @@ impl fmt::Display for NatCounters {
         )
     }
 }
+
+impl fmt::Debug for Translator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Translator").field("config", &self.config).field("counters", &self.counters).finish()
+    }
+}

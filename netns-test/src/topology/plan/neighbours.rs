@@ -9,7 +9,7 @@ use crate::topology::NodeKind;
 /// The MAC address of the interface (or bridge) with interface index `index`: locally
 /// administered, fixed by the topology, so captures and neighbour tables read the same on
 /// every run. Tests in parallel reuse them, each in its own namespaces.
-pub(super) fn mac_for(index: u32) -> [u8; 6] {
+pub(crate) fn mac_for(index: u32) -> [u8; 6] {
     let [_, a, b, c] = index.to_be_bytes();
     [0x02, 0x6e, 0x74, a, b, c]
 }

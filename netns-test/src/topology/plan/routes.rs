@@ -139,10 +139,13 @@ struct RouteGraph {
     subnets_on: Vec<[Vec<u32>; 2]>,
     /// Per node and family, the subnets it is connected to.
     connected: Vec<[Vec<u32>; 2]>,
+    /// Per node, the segment of its NAT's outside interface, if it is a NAT.
+    nat_outside: Vec<Option<usize>>,
 }
 
 impl RouteGraph {
-    fn new(nodes: &[PlannedNode], segments: &[Segment]) -> RouteGraph {
+    /// `nat_ifaces`: per node, its NAT's outside interface (empty: no NATs).
+    fn new(nodes: &[PlannedNode], segments: &[Segment], nat_ifaces: &[Option<usize>]) -> RouteGraph {
         let mut subnets = Vec::new();
         let mut index_of: HashMap<IpNet, u32> = HashMap::new();
         let mut connected: Vec<[Vec<u32>; 2]> = vec![Default::default(); nodes.len()];
@@ -199,7 +202,15 @@ impl RouteGraph {
             }
             routers.push(on);
         }
-        RouteGraph { attachments, routers, subnets, index_of, subnets_on, connected }
+        let mut nat_outside = vec![None; nodes.len()];
+        for (s, segment) in segments.iter().enumerate() {
+            for &(n, i) in &segment.members {
+                if nat_ifaces.get(n).copied().flatten() == Some(i) {
+                    nat_outside[n] = Some(s);
+                }
+            }
+        }
+        RouteGraph { attachments, routers, subnets, index_of, subnets_on, connected, nat_outside }
     }
 }
 
@@ -222,6 +233,8 @@ struct Search {
     routed: Vec<u32>,
     /// For each node reached: the gateway address of the first hop towards it, and its router.
     first_hop: Vec<(IpAddr, usize)>,
+    /// The nodes whose path from the start leaves a NAT through its outside interface.
+    exited: Vec<u32>,
     queue: VecDeque<usize>,
 }
 
@@ -233,6 +246,7 @@ impl Search {
             visited: vec![0; nodes],
             routed: vec![0; graph.subnets.len()],
             first_hop: vec![(IpAddr::from([0, 0, 0, 0]), 0); nodes],
+            exited: vec![0; nodes],
             queue: VecDeque::new(),
         }
     }
@@ -263,20 +277,34 @@ impl Search {
             }
         }
         let collapse = collapse && !static_default;
+        // NATs translate IPv4 only: they shape IPv4 routes alone.
+        let nat_outside = |node: usize| if f == 0 { graph.nat_outside[node] } else { None };
         self.visited[start] = stamp;
         self.queue.clear();
         self.queue.push_back(start);
         let mut routes = Vec::new();
+        // The first hop of the nearest path out of a NAT: the subnets beyond it are reached by
+        // a default route through it.
+        let mut exit: Option<(IpAddr, usize)> = None;
         let mut single = false;
         while let Some(current) = self.queue.pop_front() {
+            let outside = nat_outside(current);
             for attachment in &graph.attachments[current] {
                 if attachment.gateway[f].is_none() {
                     continue;
                 }
+                // Leaving a NAT through its outside interface: what lies beyond is reached by
+                // default route.
+                let exits = self.exited[current] == stamp || outside == Some(attachment.segment);
                 if current != start {
                     let (via, gateway) = self.first_hop[current];
                     for &id in &graph.subnets_on[attachment.segment][f] {
                         if self.routed[id as usize] != stamp {
+                            if exits {
+                                self.routed[id as usize] = stamp;
+                                exit.get_or_insert((via, gateway));
+                                continue;
+                            }
                             if single {
                                 return Uplink::Default { via, gateway };
                             }
@@ -290,9 +318,17 @@ impl Search {
                     if self.visited[neighbour] == stamp {
                         continue;
                     }
+                    // Nothing outside a NAT routes through it to the inside: a NAT reached
+                    // through its outside interface leads nowhere.
+                    if nat_outside(neighbour) == Some(attachment.segment) {
+                        continue;
+                    }
                     self.visited[neighbour] = stamp;
                     self.first_hop[neighbour] =
                         if current == start { (address, neighbour) } else { self.first_hop[current] };
+                    if exits {
+                        self.exited[neighbour] = stamp;
+                    }
                     self.queue.push_back(neighbour);
                 }
             }
@@ -300,11 +336,19 @@ impl Search {
                 single = collapse && self.queue.len() == 1;
             }
         }
-        match routes.first() {
-            None => Uplink::None,
+        if static_default {
+            exit = None;
+        }
+        match (routes.first(), exit) {
+            (None, None) => Uplink::None,
+            (None, Some((via, gateway))) => Uplink::Default { via, gateway },
             // Every route leaves through one gateway, although the start has other router
             // neighbours (that lead nowhere new).
-            Some(&PlannedRoute { via, .. }) if collapse && routes.iter().all(|route| route.via == via) => {
+            (Some(&PlannedRoute { via, .. }), exit)
+                if collapse
+                    && routes.iter().all(|route| route.via == via)
+                    && exit.is_none_or(|(exit_via, _)| exit_via == via) =>
+            {
                 let gateway = graph.attachments[start]
                     .iter()
                     .flat_map(|attachment| &graph.routers[attachment.segment])
@@ -313,17 +357,45 @@ impl Search {
                     .expect("the gateway is a router on a segment of the start");
                 Uplink::Default { via, gateway }
             }
-            Some(_) => Uplink::Routes(routes),
+            (Some(_), exit) => {
+                if let Some((via, _)) = exit {
+                    routes.push(PlannedRoute { to: default_prefix(f), via });
+                }
+                Uplink::Routes(routes)
+            }
         }
+    }
+}
+
+/// `0.0.0.0/0` or `::/0`.
+fn default_prefix(f: usize) -> IpNet {
+    if f == 0 { IpNet::V4(Ipv4Net::default()) } else { IpNet::V6(Ipv6Net::default()) }
+}
+
+/// The IPv4 gateway of the default route automatic routing would give node `start` if no
+/// node were a NAT (its single uplink), for finding a NAT's outside interface.
+pub(super) fn plain_default_gateway(
+    nodes: &[PlannedNode],
+    segments: &[Segment],
+    start: usize,
+) -> Option<IpAddr> {
+    let graph = RouteGraph::new(nodes, segments, &[]);
+    let mut search = Search::new(&graph);
+    match search.routes_from(&graph, start, 0, &nodes[start].routes, true) {
+        Uplink::Default { via, .. } => Some(via),
+        Uplink::None | Uplink::Routes(_) => None,
     }
 }
 
 /// Adds, for every host and router and each address family, a route to every subnet it is not
 /// connected to, via the first hop of a shortest path that crosses only routers; or one default
 /// route for a node with a single uplink, unless its uplink's single uplink is the node itself.
-/// Static routes to the same prefix win.
-pub(super) fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
-    let graph = RouteGraph::new(nodes, segments);
+/// Static routes to the same prefix win. With NATs (`nat_ifaces`: per node, its NAT's outside
+/// interface), no path enters a NAT through its outside interface, and the subnets a path
+/// reaches after leaving a NAT through it are reached by one default route through the path's
+/// first hop.
+pub(super) fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment], nat_ifaces: &[Option<usize>]) {
+    let graph = RouteGraph::new(nodes, segments, nat_ifaces);
     let mut search = Search::new(&graph);
     let mut uplinks: Vec<[Uplink; 2]> = Vec::with_capacity(nodes.len());
     for (start, node) in nodes.iter().enumerate() {
@@ -355,11 +427,7 @@ pub(super) fn add_auto_routes(nodes: &mut [PlannedNode], segments: &[Segment]) {
         for (f, uplink) in found.into_iter().enumerate() {
             match uplink {
                 Uplink::None => {}
-                Uplink::Default { via, .. } => {
-                    let to =
-                        if f == 0 { IpNet::V4(Ipv4Net::default()) } else { IpNet::V6(Ipv6Net::default()) };
-                    node.routes.push(PlannedRoute { to, via });
-                }
+                Uplink::Default { via, .. } => node.routes.push(PlannedRoute { to: default_prefix(f), via }),
                 Uplink::Routes(routes) => node.routes.extend(routes),
             }
         }
