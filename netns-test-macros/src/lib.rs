@@ -339,6 +339,18 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
                 }
                 __netns_test_early
             };
+            // Run before every unprioritised constructor (the one above included): the fork
+            // server finds the test's body by name in this registry.
+            #[used]
+            #[unsafe(link_section = ".init_array.60000")]
+            static __NETNS_TEST_REGISTER: extern "C" fn() = {
+                static ENTRY: #krate::__private::Registration =
+                    #krate::__private::Registration::new(::core::module_path!(), #name, #ident);
+                extern "C" fn __netns_test_register() {
+                    ENTRY.register();
+                }
+                __netns_test_register
+            };
             #[allow(clippy::needless_return, clippy::let_unit_value, unused_braces)]
             let __netns_test_body = move |#network: &'static #krate::Network| -> #ret_ty {
                 #body

@@ -161,23 +161,31 @@ pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Netwo
     }
 }
 
+/// A test's entry in the registry of the fork server, filled by constructors of its own
+/// (`.init_array.60000`) before the unprioritised ones run [`run_child_early`].
+pub use crate::runner::server::Registration;
+
 /// The constructor that the `#[netns_test]` expansion puts in `.init_array` for each test: the
 /// dynamic loader calls it before `main` in every process of the test binary.
 ///
 /// In the child started for this very test, it runs the test function `test` at once, on a
 /// thread named after the test as the harness would: the child skips the harness's start (its
 /// arguments, its list of every test of the binary, its filter), and `test` never returns
-/// there (the child exits with its verdict). In every other process it returns at once: one
-/// cached check for the runner's marker, then a name comparison in a child started for
-/// another test. A name that does not match leaves the child to the harness, as before.
+/// there (the child exits with its verdict). In the fork server (`runner::server`), the first
+/// call runs the server, which never returns either. In every other process it returns at
+/// once: one cached check for the runner's markers, then a name comparison in a child started
+/// for another test. A name that does not match leaves the child to the harness, as before.
 ///
 /// Running before `main` differs from the harness in what Rust's start has not done yet: a
 /// stack overflow in the body ends the child with SIGSEGV instead of the runtime's message and
 /// SIGABRT (no guard-page handler is installed), and constructors of other crates may not have
 /// run yet. SIGPIPE is ignored here, as Rust's start does; `std::env::args()` works.
 pub fn run_child_early(module_path: &'static str, function: &'static str, test: fn()) {
-    if !crate::runner::child::started_as_some_child() {
-        return;
+    use crate::runner::child::{EarlyRole, early_role};
+    match early_role() {
+        EarlyRole::Other => return,
+        EarlyRole::Server(control) => crate::runner::server::serve(control),
+        EarlyRole::Child => {}
     }
     let Some(key) = crate::settings::internal::child_key() else { return };
     let name = test_name(module_path, function);
@@ -188,12 +196,17 @@ pub fn run_child_early(module_path: &'static str, function: &'static str, test: 
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    run_on_test_thread(name, test)
+}
+
+/// Runs `test` (which exits the process) on a thread named `name`, as the harness would, and
+/// exits if it returns: it gets there only when it panicked before it reached the child's run
+/// (the harness would then fail it the same way).
+pub(crate) fn run_on_test_thread(name: String, test: fn()) -> ! {
     let outcome = match std::thread::Builder::new().name(name).spawn(test) {
         Ok(thread) => thread.join(),
         Err(_) => std::panic::catch_unwind(test),
     };
-    // `test` exits the process; it gets here only when it panicked before it reached the
-    // child's run (the harness would then fail it the same way).
     std::process::exit(if outcome.is_ok() { 0 } else { 101 });
 }
 

@@ -74,6 +74,10 @@ pub struct Settings {
     /// `NETNS_TEST_REPORT=always`: write `report.html` and `report.json` for tests that pass
     /// too (`failure`, the default: for failed tests only).
     pub report_always: bool,
+    /// `NETNS_TEST_FORK_SERVER`: whether tests' children come from a fork server (one `exec`
+    /// of the test binary for the whole run, a `fork` per test); `None` (unset or `auto`):
+    /// yes, unless the harness was given `--exact` (how nextest runs one test per process).
+    pub fork_server: Option<bool>,
 }
 
 /// How long a failed child is kept when `NETNS_TEST_KEEP_ON_FAILURE` is a "yes" without a
@@ -215,6 +219,14 @@ impl Settings {
             settings.report_always =
                 raw.word("always or failure", &[("always", true), ("failure", false)])?;
         }
+        if let Some(raw) = raw("NETNS_TEST_FORK_SERVER") {
+            const EXPECTED: &str = "auto, or 1, true, yes or on, or 0, false, no or off";
+            settings.fork_server = if raw.text(EXPECTED)?.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                Some(raw.word(EXPECTED, &FLAGS)?)
+            };
+        }
         if let Some(raw) = raw("NETNS_TEST_ARTIFACTS") {
             // A path need not be UTF-8; it must not be empty.
             if raw.value.is_empty() {
@@ -273,8 +285,11 @@ pub(crate) mod internal {
     /// the user namespace is created, as AppArmor's `apparmor_restrict_unprivileged_userns`
     /// does.
     pub(crate) const USERNS_FAULT: &str = "__NETNS_TEST_USERNS_FAULT";
+    /// In the fork server the parent starts (`runner::server`): the descriptor of its socket to
+    /// the parent.
+    pub(crate) const SERVER: &str = "__NETNS_TEST_SERVER";
     /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 4] = [CHILD, FDS, SUDO_OWNER, USERNS_FAULT];
+    pub(crate) const ALL: [&str; 5] = [CHILD, FDS, SUDO_OWNER, USERNS_FAULT, SERVER];
 
     /// The prefixes of the variables that `sudo` keeps for the child in sudo mode
     /// (`--preserve-env`): the settings, the runner's own, Rust's (`RUST_BACKTRACE`, ...),
@@ -304,6 +319,33 @@ pub(crate) mod internal {
     /// Whether the user namespace probe is to simulate AppArmor's denial of capabilities.
     pub(crate) fn userns_caps_denied() -> bool {
         std::env::var_os(USERNS_FAULT).is_some_and(|value| value == "caps-denied")
+    }
+
+    /// In the fork server, the descriptor of its socket to the parent.
+    pub(crate) fn server_fd() -> Option<RawFd> {
+        std::env::var(SERVER).ok()?.parse().ok().filter(|fd: &RawFd| *fd >= 0)
+    }
+
+    /// This process's whole environment: the fork server's children get the requesting
+    /// parent's, as an `exec`ed child inherits it.
+    pub(crate) fn environment() -> Vec<(OsString, OsString)> {
+        std::env::vars_os().collect()
+    }
+
+    /// Replaces this process's environment with `variables`.
+    ///
+    /// # Safety
+    /// No other thread may exist (`std::env::set_var`'s rule).
+    pub(crate) unsafe fn replace_environment(variables: &[(OsString, OsString)]) {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            for (variable, _) in std::env::vars_os() {
+                std::env::remove_var(variable);
+            }
+            for (variable, value) in variables {
+                std::env::set_var(variable, value);
+            }
+        }
     }
 
     /// The key this process was started as the child for, if it was.
@@ -369,6 +411,22 @@ mod tests {
                 assert!(message.contains("expected 1, true, yes or on, or 0, false, no or off"), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn the_fork_server_is_auto_or_a_flag() {
+        let server = |value| read(&[("NETNS_TEST_FORK_SERVER", value)]).unwrap().fork_server;
+        assert_eq!(read(&[]).unwrap().fork_server, None);
+        assert_eq!(server("auto"), None);
+        assert_eq!(server(" AUTO "), None);
+        assert_eq!(server("1"), Some(true));
+        assert_eq!(server("off"), Some(false));
+        let message = refused("NETNS_TEST_FORK_SERVER", "sometimes");
+        assert!(
+            message.contains("expected auto, or 1, true, yes or on, or 0, false, no or off"),
+            "{message}"
+        );
+        assert!(refused("NETNS_TEST_FORK_SERVER", "").contains("it is empty"));
     }
 
     #[test]
