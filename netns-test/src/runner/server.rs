@@ -29,7 +29,8 @@
 //! and exits. The server itself dies with the parent's thread that started it (a thread that
 //! lives as long as the parent, see [`super::served`]).
 
-use std::ffi::{OsStr, OsString};
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -81,19 +82,18 @@ impl Registration {
     }
 }
 
-/// The registered test whose libtest name is `name`.
-fn find(name: &OsStr) -> Option<fn()> {
+/// Every registered test by its libtest name, built once when the server starts: a request
+/// then costs one lookup, not a name made for each of the binary's tests.
+fn registry() -> HashMap<Vec<u8>, fn()> {
+    let mut tests = HashMap::new();
     let mut entry = REGISTERED.load(Ordering::Acquire);
     // SAFETY: the list holds only `&'static Registration`s.
     while let Some(registration) = unsafe { entry.as_ref() } {
-        if crate::__private::test_name(registration.module_path, registration.function).as_bytes()
-            == name.as_bytes()
-        {
-            return Some(registration.test);
-        }
+        let name = crate::__private::test_name(registration.module_path, registration.function);
+        tests.insert(name.into_bytes(), registration.test);
         entry = registration.next.load(Ordering::Acquire);
     }
-    None
+    tests
 }
 
 /// What the parent asks for: one test, in a mode, with the parent's directory and environment.
@@ -179,6 +179,7 @@ pub(crate) fn serve(control: RawFd) -> ! {
     // SAFETY: a fresh descriptor.
     drop(unsafe { OwnedFd::from_raw_fd(own) });
     tell(control, b"H");
+    let tests = registry();
     let mut running: Vec<Running> = Vec::new();
     let mut buffer = vec![0u8; REQUEST_LIMIT];
     loop {
@@ -217,7 +218,7 @@ pub(crate) fn serve(control: RawFd) -> ! {
         if fds[0].revents != 0 {
             match receive(control, &mut buffer) {
                 Received::Request(request, channels) => {
-                    if let Some(test) = start(request, channels, control) {
+                    if let Some(test) = start(&tests, request, channels, control) {
                         running.push(test);
                     }
                 }
@@ -309,8 +310,13 @@ fn receive(control: RawFd, buffer: &mut [u8]) -> Received {
 
 /// Forks the test of `request`; `None` when there is nothing to watch (an unknown test, a
 /// failed fork: the parent has been told).
-fn start(request: Request, channels: [OwnedFd; REQUEST_FDS], control: RawFd) -> Option<Running> {
-    let Some(test) = find(&request.key) else {
+fn start(
+    tests: &HashMap<Vec<u8>, fn()>,
+    request: Request,
+    channels: [OwnedFd; REQUEST_FDS],
+    control: RawFd,
+) -> Option<Running> {
+    let Some(&test) = tests.get(request.key.as_bytes()) else {
         tell(channels[0].as_raw_fd(), b"N");
         return None;
     };
