@@ -111,7 +111,7 @@ pub fn test_name(module_path: &str, function: &str) -> String {
 }
 
 /// Whether `name` is [`test_name`]`(module_path, function)`, without allocating.
-fn is_test_name(name: &[u8], module_path: &str, function: &str) -> bool {
+pub(crate) fn is_test_name(name: &[u8], module_path: &str, function: &str) -> bool {
     let rest = match module_path.split_once("::") {
         Some((_, rest)) => name.strip_prefix(rest.as_bytes()).and_then(|rest| rest.strip_prefix(b"::")),
         None => Some(name),
@@ -180,21 +180,20 @@ pub use crate::runner::server::Registration;
 /// In the child started for this very test, it runs the test function `test` at once, on a
 /// thread named after the test as the harness would: the child skips the harness's start (its
 /// arguments, its list of every test of the binary, its filter), and `test` never returns
-/// there (the child exits with its verdict). In the fork server (`runner::server`), the first
-/// call runs the server, which never returns either. In every other process it returns at
-/// once: one cached check for the runner's markers, then a name comparison in a child started
-/// for another test. A name that does not match leaves the child to the harness, as before.
+/// there (the child exits with its verdict). In every other process it returns at once: one
+/// cached check for the runner's marker, then a name comparison in a child started for
+/// another test (a name that does not match leaves the child to the harness, as before);
+/// the first call in a process the runner did not start forks the fork server
+/// (`runner::served::start_early`), whose copy never returns from here.
 ///
 /// Running before `main` differs from the harness in what Rust's start has not done yet: a
 /// stack overflow in the body ends the child with SIGSEGV instead of the runtime's message and
 /// SIGABRT (no guard-page handler is installed), and constructors of other crates may not have
 /// run yet. SIGPIPE is ignored here, as Rust's start does; `std::env::args()` works.
 pub fn run_child_early(module_path: &'static str, function: &'static str, test: fn()) {
-    use crate::runner::child::{EarlyRole, early_role};
-    match early_role() {
-        EarlyRole::Other => return,
-        EarlyRole::Server(control) => crate::runner::server::serve(control),
-        EarlyRole::Child => {}
+    if !crate::runner::child::started_as_some_child() {
+        crate::runner::served::start_early();
+        return;
     }
     let Some(key) = crate::settings::internal::child_key() else { return };
     // Every test's constructor gets here in a child: the name is compared without making it.

@@ -74,9 +74,8 @@ pub struct Settings {
     /// `NETNS_TEST_REPORT=always`: write `report.html` and `report.json` for tests that pass
     /// too (`failure`, the default: for failed tests only).
     pub report_always: bool,
-    /// `NETNS_TEST_FORK_SERVER`: whether tests' children come from a fork server (one `exec`
-    /// of the test binary for the whole run, a `fork` per test); `None` (unset or `auto`):
-    /// yes, unless the harness was given `--exact` (how nextest runs one test per process).
+    /// `NETNS_TEST_FORK_SERVER`: whether tests' children come from the fork server (a `fork`
+    /// per test instead of an `exec` of the test binary); `None` (unset or `auto`): yes.
     pub fork_server: Option<bool>,
 }
 
@@ -285,11 +284,8 @@ pub(crate) mod internal {
     /// the user namespace is created, as AppArmor's `apparmor_restrict_unprivileged_userns`
     /// does.
     pub(crate) const USERNS_FAULT: &str = "__NETNS_TEST_USERNS_FAULT";
-    /// In the fork server the parent starts (`runner::server`): the descriptor of its socket to
-    /// the parent.
-    pub(crate) const SERVER: &str = "__NETNS_TEST_SERVER";
     /// All of them, to clear from programs started in nodes.
-    pub(crate) const ALL: [&str; 5] = [CHILD, FDS, SUDO_OWNER, USERNS_FAULT, SERVER];
+    pub(crate) const ALL: [&str; 4] = [CHILD, FDS, SUDO_OWNER, USERNS_FAULT];
 
     /// The prefixes of the variables that `sudo` keeps for the child in sudo mode
     /// (`--preserve-env`): the settings, the runner's own, Rust's (`RUST_BACKTRACE`, ...),
@@ -321,9 +317,13 @@ pub(crate) mod internal {
         std::env::var_os(USERNS_FAULT).is_some_and(|value| value == "caps-denied")
     }
 
-    /// In the fork server, the descriptor of its socket to the parent.
-    pub(crate) fn server_fd() -> Option<RawFd> {
-        std::env::var(SERVER).ok()?.parse().ok().filter(|fd: &RawFd| *fd >= 0)
+    /// Whether `NETNS_TEST_FORK_SERVER` says no (read before `main`, where the settings are
+    /// not read yet: any other value, a bad one included, leaves the decision to the settings
+    /// the parent reads for each test).
+    pub(crate) fn fork_server_refused() -> bool {
+        let Some(value) = std::env::var_os("NETNS_TEST_FORK_SERVER") else { return false };
+        let value = value.to_string_lossy();
+        ["0", "false", "no", "off"].iter().any(|word| word.eq_ignore_ascii_case(value.trim()))
     }
 
     /// This process's whole environment: the fork server's children get the requesting

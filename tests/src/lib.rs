@@ -75,10 +75,9 @@ pub fn fork_servers_of(parent: u32) -> Vec<u32> {
     found
 }
 
-/// Whether process `pid` is alive and a fork server (its environment carries the marker).
+/// Whether process `pid` is alive and a fork server (it goes by the server's name).
 pub fn is_fork_server(pid: u32) -> bool {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    environ.split(|b| *b == 0).any(|variable| variable.starts_with(b"__NETNS_TEST_SERVER="))
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim_end() == "netns-test-srv")
 }
 
 /// Runs one test of the current binary to completion.

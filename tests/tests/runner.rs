@@ -181,7 +181,10 @@ fn sigkill_leaves_nothing(path: &str, command: &mut Command) {
     let line = running.wait_for("namespaces:", Duration::from_secs(30));
     let inodes: Vec<String> = line.split_whitespace().map(str::to_string).collect();
     assert_eq!(inodes.len(), 2, "{path}: {line}");
-    assert!(!processes_with("netns-test-marker-sigkill").is_empty(), "the daemon runs while the test does");
+    assert!(
+        !processes_with("netns-test-marker-sigkill").is_empty(),
+        "{path}: the daemon runs while the test does ({line})"
+    );
     // In sudo mode the child's namespaces are root's, which this unprivileged binary cannot
     // look into: only the processes (whose command lines anyone may read) are observed. Sudo
     // mode has no fork server.
@@ -267,10 +270,16 @@ fn enter_the_kept_child(hint: &str, command: &str) {
     let output = nsenter.output().expect("nsenter runs");
     let listing = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
+    // The direct path executes the test binary as /proc/self/exe, hence its name `exe`; a fork
+    // of the fork server has the test binary's own (15 bytes of it, as `comm` keeps).
+    let binary = std::env::current_exe().unwrap();
+    let own: String = binary.file_name().unwrap().to_string_lossy().chars().take(15).collect();
     for line in listing.lines() {
-        // The test binary is executed as /proc/self/exe, hence its name.
         let comm = line.split_whitespace().nth(1).unwrap_or_default();
-        assert!(["netns-test-init", "exe", "sh", "sleep", "ps"].contains(&comm), "{line} in\n{listing}");
+        assert!(
+            ["netns-test-init", "exe", own.as_str(), "sh", "sleep", "ps"].contains(&comm),
+            "{line} in\n{listing}"
+        );
     }
     assert!(listing.lines().any(|line| line.trim().starts_with("1 netns-test-init")), "{listing}");
     assert!(listing.contains("netns-test-marker-kept"), "{listing}");

@@ -47,47 +47,25 @@ pub(crate) fn context(key: &str) -> Option<ChildContext> {
     })
 }
 
-/// What this process is to the runner, as the test constructors ask before `main`
-/// ([`crate::__private::run_child_early`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EarlyRole {
-    /// A process of the test binary that the runner did not start as a child or a server.
-    Other,
-    /// A runner child for some key (the marker is set and the process is PID 2 under the
-    /// init of its own PID namespace).
-    Child,
-    /// The fork server, with its socket to the parent ([`super::server`]).
-    Server(RawFd),
-}
-
-/// This process's [`EarlyRole`], decided once per process: every test's constructor asks.
-pub(crate) fn early_role() -> EarlyRole {
-    use std::sync::atomic::{AtomicI32, Ordering};
-    const UNKNOWN: i32 = -3;
-    const OTHER: i32 = -2;
-    const CHILD: i32 = -1;
-    static STATE: AtomicI32 = AtomicI32::new(UNKNOWN);
-    let state = match STATE.load(Ordering::Relaxed) {
-        UNKNOWN => {
-            let state = match internal::server_fd() {
-                Some(fd) => fd,
-                _ if internal::child_key().is_some()
-                    && nix::unistd::getpid().as_raw() == 2
-                    && nix::unistd::getppid().as_raw() == 1 =>
-                {
-                    CHILD
-                }
-                _ => OTHER,
-            };
-            STATE.store(state, Ordering::Relaxed);
-            state
+/// Whether this process was started as a runner child for some key (the marker is set and the
+/// process is PID 2 under the init of its own PID namespace), decided once per process: every
+/// test's constructor asks ([`crate::__private::run_child_early`]) before `main`.
+pub(crate) fn started_as_some_child() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const UNKNOWN: u8 = 0;
+    const NO: u8 = 1;
+    const YES: u8 = 2;
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match STATE.load(Ordering::Relaxed) {
+        NO => false,
+        YES => true,
+        _ => {
+            let yes = internal::child_key().is_some()
+                && nix::unistd::getpid().as_raw() == 2
+                && nix::unistd::getppid().as_raw() == 1;
+            STATE.store(if yes { YES } else { NO }, Ordering::Relaxed);
+            yes
         }
-        known => known,
-    };
-    match state {
-        OTHER => EarlyRole::Other,
-        CHILD => EarlyRole::Child,
-        fd => EarlyRole::Server(fd),
     }
 }
 

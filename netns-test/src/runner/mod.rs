@@ -11,7 +11,7 @@ mod mode;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 mod report;
-mod served;
+pub(crate) mod served;
 pub(crate) mod server;
 pub(crate) mod spawn;
 mod sudo;

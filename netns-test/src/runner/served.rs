@@ -1,5 +1,5 @@
-//! The parent's side of the fork server ([`super::server`]): starting it once, asking it for
-//! a test's child, and watching that child through the test's socket.
+//! The parent's side of the fork server ([`super::server`]): forking it once, before `main`,
+//! asking it for a test's child, and watching that child through the test's socket.
 //!
 //! Whatever the server cannot do for a test (it did not start, it died, it does not know the
 //! test's name, the environment is too big for a request) goes the direct path instead, as if
@@ -8,12 +8,10 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
@@ -23,92 +21,63 @@ use super::spawn::{Release, Spawned, io_error, spawn_error};
 use crate::error::Error;
 use crate::settings::{Settings, internal};
 
-/// How long the parent waits for a new server to say it is ready before it gives up on it.
-const HELLO_LIMIT: Duration = Duration::from_secs(10);
-
-/// Whether a test's child goes through the fork server: `NETNS_TEST_FORK_SERVER` if set;
-/// otherwise yes unless the harness was asked for `--exact` names, which is how nextest runs
-/// each test (one per process) and how one test is run by name: there a server would cost an
-/// `exec` of its own and save nothing.
+/// Whether a test's child goes through the fork server: `NETNS_TEST_FORK_SERVER` if set,
+/// otherwise yes (whenever the server runs).
 pub(super) fn wanted(settings: &Settings) -> bool {
-    settings.fork_server.unwrap_or_else(|| !std::env::args_os().any(|arg| arg == "--exact"))
+    settings.fork_server.unwrap_or(true)
 }
 
-/// The parent's socket to its server.
-struct Client {
-    control: OwnedFd,
-}
+/// The parent's socket to its server, or -1 when it has none.
+static CONTROL: AtomicI32 = AtomicI32::new(-1);
 
 /// Set once the server has gone: every later test takes the direct path.
 static GONE: AtomicBool = AtomicBool::new(false);
 
-fn client() -> Option<&'static Client> {
-    static CLIENT: OnceLock<Option<Client>> = OnceLock::new();
-    CLIENT.get_or_init(start).as_ref().filter(|_| !GONE.load(Ordering::Relaxed))
+fn control() -> Option<RawFd> {
+    let control = CONTROL.load(Ordering::Relaxed);
+    (control >= 0 && !GONE.load(Ordering::Relaxed)).then_some(control)
 }
 
-/// Starts the server, from a thread of its own that lives as long as this process: the
-/// server's death signal follows the thread that started it, and a test's thread ends with
-/// its test.
-fn start() -> Option<Client> {
-    let (ours, theirs) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ok()?;
-    let (started, on_start) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new().name("netns-test-fork-server".into()).spawn(move || {
-        let theirs_raw = theirs.as_raw_fd();
-        // SAFETY: getpid(2) takes no arguments.
-        let parent = unsafe { libc::getpid() };
-        let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-        let mut command = Command::new("/proc/self/exe");
-        command
-            .arg0(&exe)
-            .env(internal::SERVER, theirs_raw.to_string())
-            .env_remove(internal::CHILD)
-            .env_remove(internal::FDS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: raw system calls on values copied before the fork (see `fork.rs`).
-        unsafe {
-            command.pre_exec(move || {
-                if libc::fcntl(theirs_raw, libc::F_SETFD, 0) != 0
-                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn();
-        drop(theirs);
-        let Ok(mut child) = child else {
-            let _ = started.send(false);
-            return;
-        };
-        let _ = started.send(true);
-        let _ = child.wait();
-        GONE.store(true, Ordering::Relaxed);
-    });
-    if spawned.is_err() || on_start.recv() != Ok(true) {
-        return None;
+/// Forks the server, in the first test constructor of a process of the test binary that the
+/// runner did not start (see [`crate::__private::run_child_early`]): before `main`, when the
+/// process is still single-threaded, so the fork is a complete copy with every test registered
+/// and needs no `exec`. No server is forked where the harness's arguments select no
+/// `#[netns_test]` (filters that match none, `--list`, how nextest asks for the tests), nor with
+/// `NETNS_TEST_FORK_SERVER=0`, nor in a process that the runner started for some key (sudo
+/// mode's elevated process); any other process of the binary pays for the fork and an idle
+/// server even when it runs plain tests only.
+pub(crate) fn start_early() {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::Relaxed)
+        || internal::child_key().is_some()
+        || internal::fork_server_refused()
+    {
+        return;
     }
-    let mut hello = [0u8; 1];
-    let ready = wait_readable(ours.as_fd(), HELLO_LIMIT)
-        // SAFETY: recv(2) into a buffer on the stack.
-        && unsafe { libc::recv(ours.as_raw_fd(), hello.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) } == 1
-        && hello[0] == b'H';
-    // A server that did not say hello is killed when `ours` closes (it sees end of file).
-    ready.then_some(Client { control: ours })
-}
-
-fn wait_readable(fd: BorrowedFd<'_>, limit: Duration) -> bool {
-    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-    let timeout =
-        nix::poll::PollTimeout::try_from(limit.as_millis() as i32).unwrap_or(nix::poll::PollTimeout::MAX);
-    matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0)
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") || !super::server::may_run_a_test(&args) {
+        return;
+    }
+    let Ok((ours, theirs)) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+    else {
+        return;
+    };
+    // SAFETY: getpid(2) takes no arguments.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: this process has one thread (the constructors run before `main`), so the copy
+    // may go on as any process would; it never returns from `serve`.
+    match unsafe { libc::fork() } {
+        0 => {
+            drop(ours);
+            super::server::serve_forked(theirs, parent)
+        }
+        pid if pid > 0 => {
+            drop(theirs);
+            CONTROL.store(ours.into_raw_fd(), Ordering::Relaxed);
+        }
+        _ => {}
+    }
 }
 
 /// One message from the test's socket: its first byte and the `i32` after it (0 if none), or
@@ -141,7 +110,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Asks the server for the child of test `key` in `mode` (root or rootless). `Ok(None)`: take
 /// the direct path (nothing of the test has run).
 pub(super) fn spawn(key: &str, mode: Mode) -> Result<Option<Spawned>, Error> {
-    let Some(client) = client() else { return Ok(None) };
+    let Some(control) = control() else { return Ok(None) };
     let cwd =
         std::env::current_dir().map_err(io_error("reading the working directory for the test's child"))?;
     let request = Request {
@@ -161,7 +130,7 @@ pub(super) fn spawn(key: &str, mode: Mode) -> Result<Option<Spawned>, Error> {
     let (socket, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|errno| Error::io("creating the test's socket to the fork server", errno.into()))?;
     let fds = [&theirs, &status_write, &release_read, &stdout_write, &stderr_write].map(AsRawFd::as_raw_fd);
-    if send(client.control.as_raw_fd(), &request, &fds).is_err() {
+    if send(control, &request, &fds).is_err() {
         GONE.store(true, Ordering::Relaxed);
         return Ok(None);
     }

@@ -1,12 +1,12 @@
-//! The fork server: one `exec` of the test binary per run of it, and a `fork` per test.
+//! The fork server: a `fork` per test instead of an `exec` of the test binary per test.
 //!
-//! The parent starts the server the first time a `#[netns_test]` asks for a child (see
-//! [`super::served`]). The server is the test binary again, stopped before `main`: the
-//! `.init_array` constructor of the first test ([`crate::__private::run_child_early`]) sees the
-//! server's marker and never returns into the harness, so the server is single-threaded for
-//! its whole life and may `fork` freely. Every `#[netns_test]` has registered itself by then
-//! ([`Registration`], in a constructor of higher priority), so the server knows every test
-//! body by name.
+//! The first test constructor of a process of the test binary
+//! ([`crate::__private::run_child_early`], before `main`, while the process is single-threaded)
+//! forks the server (see [`super::served::start_early`]). The fork stays in that constructor
+//! for good: it is single-threaded for its whole life and may `fork` freely, and every
+//! `#[netns_test]` has registered itself by then ([`Registration`], in a constructor of higher
+//! priority), so the server knows every test body by name. It needs no `exec`, no dynamic
+//! loader and no constructors of its own.
 //!
 //! The parent and the server talk over one `SOCK_SEQPACKET` socket. A request carries the test
 //! name, the mode, the parent's working directory and environment, and five descriptors: a
@@ -26,8 +26,8 @@
 //! parent closes the test's socket before the test exited, the server kills the test's group,
 //! as the direct path's death signal would when the parent's thread ends; when the parent
 //! closes the server's socket (it exited or was killed), the server kills every test's group
-//! and exits. The server itself dies with the parent's thread that started it (a thread that
-//! lives as long as the parent, see [`super::served`]).
+//! and exits. The server itself dies with the parent's main thread, which forked it and runs
+//! the harness until the process exits.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -96,6 +96,36 @@ fn registry() -> HashMap<Vec<u8>, fn()> {
     tests
 }
 
+/// Whether the harness may run a registered test with these arguments (the program's own
+/// left out): libtest runs a test when no filter is given or a filter matches its name (the
+/// whole name with `--exact`, a part of it otherwise). Anything not an option counts as a
+/// filter, an option's value included, which can only make this say yes more often.
+pub(crate) fn may_run_a_test(args: &[OsString]) -> bool {
+    let exact = args.iter().any(|arg| arg == "--exact");
+    let filters: Vec<&[u8]> =
+        args.iter().map(|arg| arg.as_encoded_bytes()).filter(|arg| !arg.starts_with(b"-")).collect();
+    if filters.is_empty() {
+        return true;
+    }
+    let mut entry = REGISTERED.load(Ordering::Acquire);
+    // SAFETY: the list holds only `&'static Registration`s.
+    while let Some(registration) = unsafe { entry.as_ref() } {
+        let matched = if exact {
+            filters.iter().any(|filter| {
+                crate::__private::is_test_name(filter, registration.module_path, registration.function)
+            })
+        } else {
+            let name = crate::__private::test_name(registration.module_path, registration.function);
+            filters.iter().any(|filter| name.as_bytes().windows(filter.len()).any(|window| window == *filter))
+        };
+        if matched {
+            return true;
+        }
+        entry = registration.next.load(Ordering::Acquire);
+    }
+    false
+}
+
 /// What the parent asks for: one test, in a mode, with the parent's directory and environment.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Request {
@@ -161,24 +191,54 @@ fn tell(socket: RawFd, message: &[u8]) {
     }
 }
 
-/// Runs the server on `control`, its socket to the parent. Never returns.
-pub(crate) fn serve(control: RawFd) -> ! {
-    // SAFETY: signal(2) with a constant disposition, in a single-threaded process. A parent
-    // gone is EPIPE on a send, not a signal; the tests inherit this, as the direct path's
-    // children ignore SIGPIPE too (`run_child_early`).
+/// The server's name in `ps` (`comm`); its forks take back the test binary's.
+pub(crate) const NAME: &std::ffi::CStr = c"netns-test-srv";
+
+/// The server's socket to the parent, once moved there.
+const CONTROL: RawFd = 3;
+
+/// Runs the server in the fork of `parent` made before `main`, on `control`, its socket to
+/// the parent. Never returns.
+pub(crate) fn serve_forked(control: OwnedFd, parent: libc::pid_t) -> ! {
+    let mut name = [0u8; 16];
+    // SAFETY: raw system calls in a single-threaded process, on buffers on the stack. The
+    // server dies with the parent's main thread (the one running the constructors, which runs
+    // the harness until the process exits), and checks that the parent did not die first. It
+    // keeps none of the parent's descriptors but its socket: standard streams held by an idle
+    // server would keep a reader of the parent's output (cargo, nextest) waiting.
     unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent {
+            libc::_exit(0);
+        }
+        libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr());
+        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr());
+        // A parent gone is EPIPE on a send, not a signal; the tests inherit this, as the
+        // direct path's children ignore SIGPIPE too (`run_child_early`).
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        if libc::dup3(control.as_raw_fd(), CONTROL, libc::O_CLOEXEC) != CONTROL {
+            libc::_exit(0);
+        }
+        std::mem::forget(control);
+        libc::syscall(libc::SYS_close_range, (CONTROL + 1) as u32, u32::MAX, 0u32);
     }
+    serve(CONTROL, name)
+}
+
+/// The server's loop on `control`; `name` is the test binary's `comm`, for the tests.
+fn serve(control: RawFd, name: [u8; 16]) -> ! {
     // The server watches its tests with pidfds: without them (kernels before 5.3) it does not
-    // start, and the parent takes the direct path.
+    // serve, and the parent takes the direct path once its socket is closed.
     // SAFETY: getpid(2) takes no arguments.
     let own = super::fork::pidfd_open(unsafe { libc::getpid() });
     if own < 0 {
-        std::process::exit(1);
+        std::process::exit(0);
     }
     // SAFETY: a fresh descriptor.
     drop(unsafe { OwnedFd::from_raw_fd(own) });
-    tell(control, b"H");
     let tests = registry();
     let mut running: Vec<Running> = Vec::new();
     let mut buffer = vec![0u8; REQUEST_LIMIT];
@@ -218,7 +278,7 @@ pub(crate) fn serve(control: RawFd) -> ! {
         if fds[0].revents != 0 {
             match receive(control, &mut buffer) {
                 Received::Request(request, channels) => {
-                    if let Some(test) = start(&tests, request, channels, control) {
+                    if let Some(test) = start(&tests, request, channels, control, name) {
                         running.push(test);
                     }
                 }
@@ -315,6 +375,7 @@ fn start(
     request: Request,
     channels: [OwnedFd; REQUEST_FDS],
     control: RawFd,
+    name: [u8; 16],
 ) -> Option<Running> {
     let Some(&test) = tests.get(request.key.as_bytes()) else {
         tell(channels[0].as_raw_fd(), b"N");
@@ -326,7 +387,7 @@ fn start(
     // so the child may do anything the server could.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        run_test(request, channels, control, server, test);
+        run_test(request, channels, control, server, test, name);
     }
     let socket = channels.into_iter().next().expect("five descriptors");
     if pid < 0 {
@@ -374,6 +435,7 @@ fn run_test(
     control: RawFd,
     server: i32,
     test: fn(),
+    comm: [u8; 16],
 ) -> ! {
     let [socket, status, release, stdout, stderr] = channels.map(|fd| {
         let raw = fd.as_raw_fd();
@@ -419,8 +481,13 @@ fn run_test(
         // SAFETY: _exit(2) ends this copy without running the server's exit handlers twice.
         unsafe { libc::_exit(127) };
     }
-    // The test process, PID 2 of its namespace: the parent's environment and directory, and
-    // the runner's marker and descriptors, as the direct path's `exec` would give it.
+    // The test process, PID 2 of its namespace: the test binary's name, the parent's
+    // environment and directory, and the runner's marker and descriptors, as the direct
+    // path's `exec` would give it.
+    // SAFETY: prctl(2) with a NUL-terminated buffer of 16 bytes (PR_GET_NAME filled it).
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
+    }
     let name = request.key.to_string_lossy().into_owned();
     // SAFETY: the process is single-threaded; nothing reads the environment meanwhile.
     unsafe {
@@ -462,6 +529,20 @@ mod tests {
             env: vec![("A".into(), "".into()), ("NETNS_TEST_TRACE".into(), "1".into())],
         };
         assert_eq!(Request::decode(&request.encode()), Some(request));
+    }
+
+    #[test]
+    fn only_arguments_that_select_no_test_leave_the_server_out() {
+        static REGISTERED_HERE: Registration = Registration::new("crate::runner", "served_here", || {});
+        REGISTERED_HERE.register();
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(may_run_a_test(&args(&[])));
+        assert!(may_run_a_test(&args(&["--test-threads=2", "-q"])));
+        assert!(may_run_a_test(&args(&["served_h"])));
+        assert!(may_run_a_test(&args(&["--exact", "runner::served_here"])));
+        assert!(!may_run_a_test(&args(&["--exact", "runner::served_her"])));
+        assert!(!may_run_a_test(&args(&["--exact", "served_here"])));
+        assert!(!may_run_a_test(&args(&["no_such_test_anywhere"])));
     }
 
     #[test]
