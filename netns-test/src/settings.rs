@@ -317,13 +317,18 @@ pub(crate) mod internal {
         std::env::var_os(USERNS_FAULT).is_some_and(|value| value == "caps-denied")
     }
 
-    /// Whether `NETNS_TEST_FORK_SERVER` says no (read before `main`, where the settings are
-    /// not read yet: any other value, a bad one included, leaves the decision to the settings
-    /// the parent reads for each test).
+    /// Whether `NETNS_TEST_FORK_SERVER` says no, or `NETNS_TEST_MODE` asks for sudo mode,
+    /// which the server does not serve (read before `main`, where the settings are not read
+    /// yet: any other value, a bad one included, leaves the decision to the settings the
+    /// parent reads for each test).
     pub(crate) fn fork_server_refused() -> bool {
-        let Some(value) = std::env::var_os("NETNS_TEST_FORK_SERVER") else { return false };
-        let value = value.to_string_lossy();
-        ["0", "false", "no", "off"].iter().any(|word| word.eq_ignore_ascii_case(value.trim()))
+        let is = |variable: &str, words: &[&str]| {
+            std::env::var_os(variable).is_some_and(|value| {
+                let value = value.to_string_lossy();
+                words.iter().any(|word| word.eq_ignore_ascii_case(value.trim()))
+            })
+        };
+        is("NETNS_TEST_FORK_SERVER", &["0", "false", "no", "off"]) || is("NETNS_TEST_MODE", &["sudo"])
     }
 
     /// This process's whole environment: the fork server's children get the requesting

@@ -43,9 +43,9 @@ fn control() -> Option<RawFd> {
 /// process is still single-threaded, so the fork is a complete copy with every test registered
 /// and needs no `exec`. No server is forked where the harness's arguments select no
 /// `#[netns_test]` (filters that match none, `--list`, how nextest asks for the tests), nor with
-/// `NETNS_TEST_FORK_SERVER=0`, nor in a process that the runner started for some key (sudo
-/// mode's elevated process); any other process of the binary pays for the fork and an idle
-/// server even when it runs plain tests only.
+/// `NETNS_TEST_FORK_SERVER=0` or `NETNS_TEST_MODE=sudo`, nor in a process that the runner
+/// started for some key (sudo mode's elevated process); any other process of the binary pays
+/// for the fork and an idle server even when it runs plain tests only.
 pub(crate) fn start_early() {
     static STARTED: AtomicBool = AtomicBool::new(false);
     if STARTED.swap(true, Ordering::Relaxed)
