@@ -329,6 +329,28 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
         #(#attrs)*
         #test_attr
         #vis fn #ident() {
+            // Run by the loader before `main`: in the child started for this test, the test
+            // runs from here, without the harness (see `run_child_early`).
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static __NETNS_TEST_EARLY: extern "C" fn() = {
+                extern "C" fn __netns_test_early() {
+                    #krate::__private::run_child_early(::core::module_path!(), #name, #ident);
+                }
+                __netns_test_early
+            };
+            // Run before every unprioritised constructor (the one above included): the fork
+            // server finds the test's body by name in this registry.
+            #[used]
+            #[unsafe(link_section = ".init_array.60000")]
+            static __NETNS_TEST_REGISTER: extern "C" fn() = {
+                static ENTRY: #krate::__private::Registration =
+                    #krate::__private::Registration::new(::core::module_path!(), #name, #ident);
+                extern "C" fn __netns_test_register() {
+                    ENTRY.register();
+                }
+                __netns_test_register
+            };
             #[allow(clippy::needless_return, clippy::let_unit_value, unused_braces)]
             let __netns_test_body = move |#network: &'static #krate::Network| -> #ret_ty {
                 #body

@@ -148,6 +148,9 @@
 //!   topology's one validation).
 //! - `NETNS_TEST_REPORT=always|failure`: write the report (`report.html`, `report.json`, next
 //!   to the captures) for tests that pass too, or for failed tests only (the default).
+//! - `NETNS_TEST_FORK_SERVER=auto|1|0`: start tests' children from the fork server (a copy of
+//!   the test binary's process made before `main`, which forks each child instead of an `exec`
+//!   per test); `auto`, the default, and `1` do. Sudo mode never does.
 //!
 //! One grammar for all: a flag (`TRACE`, `CAPTURE`, `KEEP_CAPTURES`, and `KEEP_ON_FAILURE`
 //! besides its duration) is `1`, `true`, `yes` or `on`, or `0`, `false`, `no` or `off`; a word

@@ -110,6 +110,15 @@ pub fn test_name(module_path: &str, function: &str) -> String {
     }
 }
 
+/// Whether `name` is [`test_name`]`(module_path, function)`, without allocating.
+pub(crate) fn is_test_name(name: &[u8], module_path: &str, function: &str) -> bool {
+    let rest = match module_path.split_once("::") {
+        Some((_, rest)) => name.strip_prefix(rest.as_bytes()).and_then(|rest| rest.strip_prefix(b"::")),
+        None => Some(name),
+    };
+    rest == Some(function.as_bytes())
+}
+
 /// What a test function's parameter may be.
 #[diagnostic::on_unimplemented(
     message = "the parameter of a #[netns_test] function must be the network: `net: &netns_test::Network`"
@@ -161,6 +170,55 @@ pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Netwo
     }
 }
 
+/// A test's entry in the registry of the fork server, filled by constructors of its own
+/// (`.init_array.60000`) before the unprioritised ones run [`run_child_early`].
+pub use crate::runner::server::Registration;
+
+/// The constructor that the `#[netns_test]` expansion puts in `.init_array` for each test: the
+/// dynamic loader calls it before `main` in every process of the test binary.
+///
+/// In the child started for this very test, it runs the test function `test` at once, on a
+/// thread named after the test as the harness would: the child skips the harness's start (its
+/// arguments, its list of every test of the binary, its filter), and `test` never returns
+/// there (the child exits with its verdict). In every other process it returns at once: one
+/// cached check for the runner's marker, then a name comparison in a child started for
+/// another test (a name that does not match leaves the child to the harness, as before);
+/// the first call in a process the runner did not start forks the fork server
+/// (`runner::served::start_early`), whose copy never returns from here.
+///
+/// Running before `main` differs from the harness in what Rust's start has not done yet: a
+/// stack overflow in the body ends the child with SIGSEGV instead of the runtime's message and
+/// SIGABRT (no guard-page handler is installed), and constructors of other crates may not have
+/// run yet. SIGPIPE is ignored here, as Rust's start does; `std::env::args()` works.
+pub fn run_child_early(module_path: &'static str, function: &'static str, test: fn()) {
+    if !crate::runner::child::started_as_some_child() {
+        crate::runner::served::start_early();
+        return;
+    }
+    let Some(key) = crate::settings::internal::child_key() else { return };
+    // Every test's constructor gets here in a child: the name is compared without making it.
+    if !is_test_name(key.as_encoded_bytes(), module_path, function) {
+        return;
+    }
+    let name = test_name(module_path, function);
+    // SAFETY: signal(2) with a constant disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    run_on_test_thread(name, test)
+}
+
+/// Runs `test` (which exits the process) on a thread named `name`, as the harness would, and
+/// exits if it returns: it gets there only when it panicked before it reached the child's run
+/// (the harness would then fail it the same way).
+pub(crate) fn run_on_test_thread(name: String, test: fn()) -> ! {
+    let outcome = match std::thread::Builder::new().name(name).spawn(test) {
+        Ok(thread) => thread.join(),
+        Err(_) => std::panic::catch_unwind(test),
+    };
+    std::process::exit(if outcome.is_ok() { 0 } else { 101 });
+}
+
 /// For the `netns-test` command's labs: whether this process is the child that a `sandbox`
 /// call started (code before the call must then not repeat what the parent did).
 pub fn is_sandbox_child() -> bool {
@@ -172,4 +230,22 @@ pub fn is_sandbox_child() -> bool {
 /// enter the node with `setns`.
 pub fn node_namespace_fds(node: &crate::Node) -> (std::os::fd::RawFd, Option<std::os::fd::RawFd>) {
     node.fds().raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_name_is_recognised_without_being_made() {
+        for (module_path, function) in [("suite", "t0001"), ("suite::seed", "t0001"), ("a::b::c", "f")] {
+            let name = test_name(module_path, function);
+            assert!(is_test_name(name.as_bytes(), module_path, function), "{name}");
+        }
+        assert!(!is_test_name(b"seed::t0001", "suite::seed", "t000"));
+        assert!(!is_test_name(b"seed::t00011", "suite::seed", "t0001"));
+        assert!(!is_test_name(b"seedt0001", "suite::seed", "t0001"));
+        assert!(!is_test_name(b"other::t0001", "suite::seed", "t0001"));
+        assert!(!is_test_name(b"seed::t0001", "suite", "t0001"));
+    }
 }

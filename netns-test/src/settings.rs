@@ -74,6 +74,9 @@ pub struct Settings {
     /// `NETNS_TEST_REPORT=always`: write `report.html` and `report.json` for tests that pass
     /// too (`failure`, the default: for failed tests only).
     pub report_always: bool,
+    /// `NETNS_TEST_FORK_SERVER`: whether tests' children come from the fork server (a `fork`
+    /// per test instead of an `exec` of the test binary); `None` (unset or `auto`): yes.
+    pub fork_server: Option<bool>,
 }
 
 /// How long a failed child is kept when `NETNS_TEST_KEEP_ON_FAILURE` is a "yes" without a
@@ -215,6 +218,14 @@ impl Settings {
             settings.report_always =
                 raw.word("always or failure", &[("always", true), ("failure", false)])?;
         }
+        if let Some(raw) = raw("NETNS_TEST_FORK_SERVER") {
+            const EXPECTED: &str = "auto, or 1, true, yes or on, or 0, false, no or off";
+            settings.fork_server = if raw.text(EXPECTED)?.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                Some(raw.word(EXPECTED, &FLAGS)?)
+            };
+        }
         if let Some(raw) = raw("NETNS_TEST_ARTIFACTS") {
             // A path need not be UTF-8; it must not be empty.
             if raw.value.is_empty() {
@@ -306,6 +317,42 @@ pub(crate) mod internal {
         std::env::var_os(USERNS_FAULT).is_some_and(|value| value == "caps-denied")
     }
 
+    /// Whether `NETNS_TEST_FORK_SERVER` says no, or `NETNS_TEST_MODE` asks for sudo mode,
+    /// which the server does not serve (read before `main`, where the settings are not read
+    /// yet: any other value, a bad one included, leaves the decision to the settings the
+    /// parent reads for each test).
+    pub(crate) fn fork_server_refused() -> bool {
+        let is = |variable: &str, words: &[&str]| {
+            std::env::var_os(variable).is_some_and(|value| {
+                let value = value.to_string_lossy();
+                words.iter().any(|word| word.eq_ignore_ascii_case(value.trim()))
+            })
+        };
+        is("NETNS_TEST_FORK_SERVER", &["0", "false", "no", "off"]) || is("NETNS_TEST_MODE", &["sudo"])
+    }
+
+    /// This process's whole environment: the fork server's children get the requesting
+    /// parent's, as an `exec`ed child inherits it.
+    pub(crate) fn environment() -> Vec<(OsString, OsString)> {
+        std::env::vars_os().collect()
+    }
+
+    /// Replaces this process's environment with `variables`.
+    ///
+    /// # Safety
+    /// No other thread may exist (`std::env::set_var`'s rule).
+    pub(crate) unsafe fn replace_environment(variables: &[(OsString, OsString)]) {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            for (variable, _) in std::env::vars_os() {
+                std::env::remove_var(variable);
+            }
+            for (variable, value) in variables {
+                std::env::set_var(variable, value);
+            }
+        }
+    }
+
     /// The key this process was started as the child for, if it was.
     pub(crate) fn child_key() -> Option<OsString> {
         std::env::var_os(CHILD)
@@ -369,6 +416,22 @@ mod tests {
                 assert!(message.contains("expected 1, true, yes or on, or 0, false, no or off"), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn the_fork_server_is_auto_or_a_flag() {
+        let server = |value| read(&[("NETNS_TEST_FORK_SERVER", value)]).unwrap().fork_server;
+        assert_eq!(read(&[]).unwrap().fork_server, None);
+        assert_eq!(server("auto"), None);
+        assert_eq!(server(" AUTO "), None);
+        assert_eq!(server("1"), Some(true));
+        assert_eq!(server("off"), Some(false));
+        let message = refused("NETNS_TEST_FORK_SERVER", "sometimes");
+        assert!(
+            message.contains("expected auto, or 1, true, yes or on, or 0, false, no or off"),
+            "{message}"
+        );
+        assert!(refused("NETNS_TEST_FORK_SERVER", "").contains("it is empty"));
     }
 
     #[test]

@@ -46,6 +46,40 @@ pub fn subject(name: &str) -> Command {
     command
 }
 
+/// [`subject`] once for each way the runner starts a test's child, named: `direct` (an `exec`
+/// of the test binary per test, what `--exact` gets by default) and `served` (a fork of the
+/// fork server, forced with `NETNS_TEST_FORK_SERVER`). Sudo mode always takes the direct path.
+pub fn subjects(name: &str) -> [(&'static str, Command); 2] {
+    ["direct", "served"].map(|path| {
+        let mut command = subject(name);
+        command.env("NETNS_TEST_FORK_SERVER", if path == "served" { "1" } else { "0" });
+        (path, command)
+    })
+}
+
+/// The fork servers that process `parent` started: its children that [`is_fork_server`].
+pub fn fork_servers_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The parent's PID is the second field after the command name in parentheses.
+        let ppid =
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(parent) && is_fork_server(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether process `pid` is alive and a fork server (it goes by the server's name).
+pub fn is_fork_server(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim_end() == "netns-test-srv")
+}
+
 /// Runs one test of the current binary to completion.
 pub fn run_subject(command: &mut Command) -> Outcome {
     let started = Instant::now();

@@ -77,6 +77,25 @@ fn an_added_link_carries_traffic_and_auto_routes_use_it(net: &Network) {
     );
 }
 
+/// The interfaces of the calling thread's namespace that have an IPv6 address, from
+/// `/proc/thread-self/net/if_inet6` (one line per address, the interface name last).
+fn ipv6_interfaces() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
+    text.lines().filter_map(|line| line.split_whitespace().last().map(str::to_string)).collect()
+}
+
+#[netns_test(topology = two_uplinks)]
+fn a_link_added_to_a_network_without_ipv6_has_no_link_local_addresses(net: &Network) {
+    // Node namespaces have no namespace-wide `addr_gen_mode`: each end is told in a request of
+    // its own, at bring-up and here alike. Once the link carries traffic, both ends have
+    // carrier, and the kernel would have given them link-local addresses by then.
+    net.add_link(Link::new("client", "r2").addrs("10.0.2.2/24", "10.0.2.1/24")).unwrap();
+    net.local().ping("10.0.2.1").count(1).run().unwrap().assert_reachable();
+    for ifaces in [ipv6_interfaces(), net.node("r2").run(ipv6_interfaces)] {
+        assert!(ifaces.iter().all(|name| name == "lo"), "{ifaces:?}");
+    }
+}
+
 #[netns_test(topology = two_uplinks)]
 fn a_removed_link_leaves_the_network_as_it_was(net: &Network) {
     let before = net.dump().unwrap();

@@ -2,13 +2,17 @@
 //! and nothing is left behind however the test process dies.
 //!
 //! The `subject_*` tests fail on purpose; they are ignored and run by the `driver_*` tests,
-//! which start this binary again for one subject and look at the outcome.
+//! which start this binary again for one subject and look at the outcome, once with the
+//! child started directly and once through the fork server (`subjects`).
 
 use std::process::Command;
 use std::time::Duration;
 
 use netns_test::{Network, netns_test};
-use netns_test_tests::{Running, eventually, holders_of_netns, processes_with, run_subject, subject};
+use netns_test_tests::{
+    Running, eventually, fork_servers_of, holders_of_netns, is_fork_server, processes_with, run_subject,
+    subject, subjects,
+};
 
 /// Starts, in node `test1`, a shell that forks a `sleep` into the background and exits: the
 /// kind of daemon that escapes its parent. `marker` appears in its command line.
@@ -38,11 +42,13 @@ fn subject_panics() {
 
 #[test]
 fn driver_panic_message_and_location() {
-    let outcome = run_subject(&mut subject("subject_panics"));
-    assert!(!outcome.status.success(), "{}", outcome.all());
-    let text = outcome.all();
-    assert!(text.contains("test `subject_panics` panicked at tests/tests/runner.rs:"), "{text}");
-    assert!(text.contains("the body says no: 42"), "{text}");
+    for (path, mut command) in subjects("subject_panics") {
+        let outcome = run_subject(&mut command);
+        assert!(!outcome.status.success(), "{path}: {}", outcome.all());
+        let text = outcome.all();
+        assert!(text.contains("test `subject_panics` panicked at tests/tests/runner.rs:"), "{path}: {text}");
+        assert!(text.contains("the body says no: 42"), "{path}: {text}");
+    }
 }
 
 #[netns_test]
@@ -53,13 +59,15 @@ fn subject_returns_err() -> Result<(), String> {
 
 #[test]
 fn driver_error_result() {
-    let outcome = run_subject(&mut subject("subject_returns_err"));
-    assert!(!outcome.status.success());
-    assert!(
-        outcome.all().contains("test `subject_returns_err` returned an error: \"the peer hung up\""),
-        "{}",
-        outcome.all()
-    );
+    for (path, mut command) in subjects("subject_returns_err") {
+        let outcome = run_subject(&mut command);
+        assert!(!outcome.status.success());
+        assert!(
+            outcome.all().contains("test `subject_returns_err` returned an error: \"the peer hung up\""),
+            "{path}: {}",
+            outcome.all()
+        );
+    }
 }
 
 #[netns_test]
@@ -70,13 +78,17 @@ fn subject_aborts() {
 
 #[test]
 fn driver_signal() {
-    let outcome = run_subject(&mut subject("subject_aborts"));
-    assert!(!outcome.status.success());
-    assert!(
-        outcome.all().contains("test `subject_aborts`: the child process was killed by SIGABRT (signal 6)"),
-        "{}",
-        outcome.all()
-    );
+    for (path, mut command) in subjects("subject_aborts") {
+        let outcome = run_subject(&mut command);
+        assert!(!outcome.status.success());
+        assert!(
+            outcome
+                .all()
+                .contains("test `subject_aborts`: the child process was killed by SIGABRT (signal 6)"),
+            "{path}: {}",
+            outcome.all()
+        );
+    }
 }
 
 #[netns_test]
@@ -88,17 +100,19 @@ fn subject_exits_with_status_zero() {
 #[test]
 fn driver_exit_in_the_body() {
     // Status 0 without a verdict, after the body started: neither a pass nor a selection problem.
-    let outcome = run_subject(&mut subject("subject_exits_with_status_zero"));
-    assert!(!outcome.status.success(), "{}", outcome.all());
-    let text = outcome.all();
-    assert!(
-        text.contains(
-            "test `subject_exits_with_status_zero`: the body exited the process with status 0 \
-             before the test finished"
-        ),
-        "{text}"
-    );
-    assert!(!text.contains("ran no test"), "{text}");
+    for (path, mut command) in subjects("subject_exits_with_status_zero") {
+        let outcome = run_subject(&mut command);
+        assert!(!outcome.status.success(), "{path}: {}", outcome.all());
+        let text = outcome.all();
+        assert!(
+            text.contains(
+                "test `subject_exits_with_status_zero`: the body exited the process with status 0 \
+                 before the test finished"
+            ),
+            "{path}: {text}"
+        );
+        assert!(!text.contains("ran no test"), "{path}: {text}");
+    }
 }
 
 // A fraction of a second, as NETNS_TEST_TIMEOUT and topology files write durations.
@@ -111,19 +125,38 @@ fn subject_hangs(net: &Network) {
 
 #[test]
 fn driver_timeout_kills_everything() {
-    let outcome = run_subject(&mut subject("subject_hangs"));
-    assert!(!outcome.status.success());
-    let text = outcome.all();
-    assert!(
-        text.contains("test `subject_hangs` timed out after 1s 500ms while the test body was running"),
-        "{text}"
-    );
-    assert!(outcome.elapsed < Duration::from_secs(20), "took {:?}", outcome.elapsed);
-    assert!(
-        eventually(Duration::from_secs(10), || processes_with("netns-test-marker-timeout").is_empty()),
-        "the daemon outlived the timed-out test: {:?}",
-        processes_with("netns-test-marker-timeout")
-    );
+    for (path, mut command) in subjects("subject_hangs") {
+        let outcome = run_subject(&mut command);
+        assert!(!outcome.status.success());
+        let text = outcome.all();
+        assert!(
+            text.contains("test `subject_hangs` timed out after 1s 500ms while the test body was running"),
+            "{path}: {text}"
+        );
+        assert!(outcome.elapsed < Duration::from_secs(20), "{path}: took {:?}", outcome.elapsed);
+        assert!(
+            eventually(Duration::from_secs(10), || processes_with("netns-test-marker-timeout").is_empty()),
+            "{path}: the daemon outlived the timed-out test: {:?}",
+            processes_with("netns-test-marker-timeout")
+        );
+    }
+}
+
+#[netns_test]
+#[ignore = "run by driver_the_child_has_the_parents_environment_and_directory"]
+fn subject_prints_its_environment() {
+    let value = std::env::var("NETNS_TEST_PROBE_VALUE").unwrap_or_default();
+    println!("probe: {value} in {}", std::env::current_dir().unwrap().display());
+}
+
+#[test]
+fn driver_the_child_has_the_parents_environment_and_directory() {
+    // The fork server was started long before, elsewhere: the request carries both.
+    for (path, mut command) in subjects("subject_prints_its_environment") {
+        let outcome = run_subject(command.env("NETNS_TEST_PROBE_VALUE", "a value").current_dir("/tmp"));
+        assert!(outcome.status.success(), "{path}: {}", outcome.all());
+        assert!(outcome.stdout.contains("probe: a value in /tmp"), "{path}: {}", outcome.all());
+    }
 }
 
 #[netns_test]
@@ -138,18 +171,30 @@ fn subject_until_killed(net: &Network) {
 
 #[test]
 fn driver_sigkill_leaves_nothing() {
-    let running = Running::start(&mut subject("subject_until_killed"));
+    for (path, mut command) in subjects("subject_until_killed") {
+        sigkill_leaves_nothing(path, &mut command);
+    }
+}
+
+fn sigkill_leaves_nothing(path: &str, command: &mut Command) {
+    let running = Running::start(command);
     let line = running.wait_for("namespaces:", Duration::from_secs(30));
     let inodes: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-    assert_eq!(inodes.len(), 2, "{line}");
-    assert!(!processes_with("netns-test-marker-sigkill").is_empty(), "the daemon runs while the test does");
+    assert_eq!(inodes.len(), 2, "{path}: {line}");
+    assert!(
+        !processes_with("netns-test-marker-sigkill").is_empty(),
+        "{path}: the daemon runs while the test does ({line})"
+    );
     // In sudo mode the child's namespaces are root's, which this unprivileged binary cannot
-    // look into: only the processes (whose command lines anyone may read) are observed.
+    // look into: only the processes (whose command lines anyone may read) are observed. Sudo
+    // mode has no fork server.
     let sudo = std::env::var("NETNS_TEST_MODE").is_ok_and(|mode| mode.trim().eq_ignore_ascii_case("sudo"));
     let inodes = if sudo { Vec::new() } else { inodes };
     for inode in &inodes {
-        assert!(!holders_of_netns(inode).is_empty(), "{inode} is alive while the test runs");
+        assert!(!holders_of_netns(inode).is_empty(), "{path}: {inode} is alive while the test runs");
     }
+    let servers = fork_servers_of(running.child.id());
+    assert_eq!(servers.len(), usize::from(path == "served" && !sudo), "{path}: fork servers {servers:?}");
 
     // SIGKILL the test binary itself: no destructor, no handler, nothing of ours runs.
     let mut running = running;
@@ -158,16 +203,20 @@ fn driver_sigkill_leaves_nothing() {
 
     assert!(
         eventually(Duration::from_secs(10), || processes_with("netns-test-marker-sigkill").is_empty()),
-        "processes outlived the killed test binary: {:?}",
+        "{path}: processes outlived the killed test binary: {:?}",
         processes_with("netns-test-marker-sigkill")
     );
     for inode in &inodes {
         assert!(
             eventually(Duration::from_secs(10), || holders_of_netns(inode).is_empty()),
-            "namespace {inode} is still held by {:?}",
+            "{path}: namespace {inode} is still held by {:?}",
             holders_of_netns(inode)
         );
     }
+    assert!(
+        eventually(Duration::from_secs(10), || !servers.iter().any(|pid| is_fork_server(*pid))),
+        "{path}: the fork server outlived the killed test binary: {servers:?}"
+    );
 }
 
 #[netns_test]
@@ -179,16 +228,21 @@ fn subject_fails_and_is_kept(net: &Network) {
 
 #[test]
 fn driver_keep_on_failure() {
+    for (path, mut command) in subjects("subject_fails_and_is_kept") {
+        keep_on_failure(path, command.env("NETNS_TEST_KEEP_ON_FAILURE", "6s"));
+    }
+}
+
+fn keep_on_failure(path: &str, command: &mut Command) {
     let started = std::time::Instant::now();
-    let running =
-        Running::start(subject("subject_fails_and_is_kept").env("NETNS_TEST_KEEP_ON_FAILURE", "6s"));
+    let running = Running::start(command);
     running.wait_for_line("is kept alive for inspection", Duration::from_secs(30));
     let hint = running.wait_for_line("  test1 ", Duration::from_secs(5));
     let command = hint.split_once("nsenter").map(|(_, rest)| rest.trim()).expect("an nsenter command");
     // In sudo mode the kept child is root's: the hint says `sudo nsenter`, and this
     // unprivileged binary (whose sudo rights cover the test binaries only) cannot follow it.
     let sudo = std::env::var("NETNS_TEST_MODE").is_ok_and(|mode| mode.trim().eq_ignore_ascii_case("sudo"));
-    assert_eq!(hint.contains("sudo nsenter"), sudo, "{hint}");
+    assert_eq!(hint.contains("sudo nsenter"), sudo, "{path}: {hint}");
     if !sudo {
         enter_the_kept_child(&hint, command);
     }
@@ -197,8 +251,8 @@ fn driver_keep_on_failure() {
     // and the test still fails.
     let mut running = running;
     let status = running.child.wait().expect("reap");
-    assert!(!status.success());
-    assert!(started.elapsed() >= Duration::from_secs(6), "ended after {:?}", started.elapsed());
+    assert!(!status.success(), "{path}");
+    assert!(started.elapsed() >= Duration::from_secs(6), "{path}: ended after {:?}", started.elapsed());
 }
 
 /// Follows the keep-on-failure hint into node `test1` of the kept child.
@@ -216,10 +270,16 @@ fn enter_the_kept_child(hint: &str, command: &str) {
     let output = nsenter.output().expect("nsenter runs");
     let listing = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{hint}: {}", String::from_utf8_lossy(&output.stderr));
+    // The direct path executes the test binary as /proc/self/exe, hence its name `exe`; a fork
+    // of the fork server has the test binary's own (15 bytes of it, as `comm` keeps).
+    let binary = std::env::current_exe().unwrap();
+    let own: String = binary.file_name().unwrap().to_string_lossy().chars().take(15).collect();
     for line in listing.lines() {
-        // The test binary is executed as /proc/self/exe, hence its name.
         let comm = line.split_whitespace().nth(1).unwrap_or_default();
-        assert!(["netns-test-init", "exe", "sh", "sleep", "ps"].contains(&comm), "{line} in\n{listing}");
+        assert!(
+            ["netns-test-init", "exe", own.as_str(), "sh", "sleep", "ps"].contains(&comm),
+            "{line} in\n{listing}"
+        );
     }
     assert!(listing.lines().any(|line| line.trim().starts_with("1 netns-test-init")), "{listing}");
     assert!(listing.contains("netns-test-marker-kept"), "{listing}");
@@ -239,29 +299,32 @@ fn subject_needs_namespaces() {}
 fn driver_without_privileges_the_failure_says_how_to_fix_it() {
     // Root mode forced on an unprivileged user: unshare(CLONE_NEWNET) fails with EPERM, as it
     // does for a user without root and without user namespaces.
-    let mut command = if nix::unistd::geteuid().is_root() {
-        let mut command = Command::new("setpriv");
-        command
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "subject_needs_namespaces", "--include-ignored", "--nocapture"]);
-        command
-    } else {
-        subject("subject_needs_namespaces")
-    };
-    let outcome = run_subject(command.env("NETNS_TEST_MODE", "root"));
-    assert!(!outcome.status.success());
-    let text = outcome.all();
-    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
-    assert!(text.contains("Operation not permitted"), "{text}");
-    assert!(text.contains("runner = \"sudo -E\""), "{text}");
-    assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{text}");
+    for server in ["0", "1"] {
+        let mut command = if nix::unistd::geteuid().is_root() {
+            let mut command = Command::new("setpriv");
+            command
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+                .arg(std::env::current_exe().unwrap())
+                .args(["--exact", "subject_needs_namespaces", "--include-ignored", "--nocapture"]);
+            command
+        } else {
+            subject("subject_needs_namespaces")
+        };
+        let outcome =
+            run_subject(command.env("NETNS_TEST_MODE", "root").env("NETNS_TEST_FORK_SERVER", server));
+        assert!(!outcome.status.success());
+        let text = outcome.all();
+        assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "server {server}: {text}");
+        assert!(text.contains("Operation not permitted"), "server {server}: {text}");
+        assert!(text.contains("runner = \"sudo -E\""), "server {server}: {text}");
+        assert!(text.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "server {server}: {text}");
+    }
 }
 
 /// Runs `subject_needs_namespaces` as root of a new user namespace whose
 /// `user.max_net_namespaces` is `limit`: a namespace limit of its own, which leaves the host's
 /// settings alone.
-fn run_under_net_namespace_limit(limit: u32) -> netns_test_tests::Outcome {
+fn run_under_net_namespace_limit(limit: u32, server: &str) -> netns_test_tests::Outcome {
     let script = format!(
         "echo {limit} > /proc/sys/user/max_net_namespaces && \
          exec \"$0\" --exact subject_needs_namespaces --include-ignored --nocapture"
@@ -272,30 +335,44 @@ fn run_under_net_namespace_limit(limit: u32) -> netns_test_tests::Outcome {
         .arg(std::env::current_exe().unwrap())
         .env_remove("NETNS_TEST_MODE")
         .env_remove("NETNS_TEST_KEEP_ON_FAILURE")
+        .env("NETNS_TEST_FORK_SERVER", server)
         .stdin(std::process::Stdio::null());
     run_subject(&mut command)
 }
 
 #[test]
 fn driver_namespace_limit_names_the_limit() {
-    let outcome = run_under_net_namespace_limit(0);
-    assert!(!outcome.status.success());
-    let text = outcome.all();
-    assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "{text}");
-    assert!(text.contains("No space left on device"), "{text}");
-    assert!(text.contains("user.max_net_namespaces = 0 (/proc/sys/user/max_net_namespaces)"), "{text}");
-    assert!(text.contains("sudo sysctl -w user.max_net_namespaces=65536"), "{text}");
-    // Not the permission advice: privileges do not lift a limit.
-    assert!(!text.contains("runner = \"sudo -E\""), "{text}");
+    for server in ["0", "1"] {
+        let outcome = run_under_net_namespace_limit(0, server);
+        assert!(!outcome.status.success());
+        let text = outcome.all();
+        assert!(text.contains("cannot isolate the test: unshare(CLONE_NEWNET"), "server {server}: {text}");
+        assert!(text.contains("No space left on device"), "server {server}: {text}");
+        assert!(
+            text.contains("user.max_net_namespaces = 0 (/proc/sys/user/max_net_namespaces)"),
+            "server {server}: {text}"
+        );
+        assert!(text.contains("sudo sysctl -w user.max_net_namespaces=65536"), "server {server}: {text}");
+        // Not the permission advice: privileges do not lift a limit.
+        assert!(!text.contains("runner = \"sudo -E\""), "server {server}: {text}");
+    }
 }
 
 #[test]
 fn driver_namespace_limit_while_building_the_network() {
     // One network namespace allowed: the test's own. The peer node's is refused.
-    let outcome = run_under_net_namespace_limit(1);
-    assert!(!outcome.status.success());
-    let text = outcome.all();
-    assert!(text.contains("creating the namespace of node `test1` (unshare(CLONE_NEWNET))"), "{text}");
-    assert!(text.contains("user.max_net_namespaces = 1 (/proc/sys/user/max_net_namespaces)"), "{text}");
-    assert!(!text.contains("runner = \"sudo -E\""), "{text}");
+    for server in ["0", "1"] {
+        let outcome = run_under_net_namespace_limit(1, server);
+        assert!(!outcome.status.success());
+        let text = outcome.all();
+        assert!(
+            text.contains("creating the namespace of node `test1` (unshare(CLONE_NEWNET))"),
+            "server {server}: {text}"
+        );
+        assert!(
+            text.contains("user.max_net_namespaces = 1 (/proc/sys/user/max_net_namespaces)"),
+            "server {server}: {text}"
+        );
+        assert!(!text.contains("runner = \"sudo -E\""), "server {server}: {text}");
+    }
 }

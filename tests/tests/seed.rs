@@ -60,6 +60,22 @@ fn seed_topology_is_as_specified(net: &Network) {
     assert_eq!(net.node("test1").addr(), Some("1.1.1.1".parse::<IpAddr>().unwrap()));
 }
 
+/// The interfaces that have an IPv6 address, from `/proc/thread-self/net/if_inet6` (one line
+/// per address, the interface name last).
+fn ipv6_interfaces() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
+    text.lines().filter_map(|line| line.split_whitespace().last().map(str::to_string)).collect()
+}
+
+#[netns_test]
+fn a_topology_without_ipv6_has_no_link_local_addresses(net: &Network) {
+    // The veth ends are told so in their own requests (not through the namespace's default):
+    // after both are up with carrier, neither has an IPv6 address; only `lo` may have ::1.
+    for ifaces in [ipv6_interfaces(), net.node("test1").run(ipv6_interfaces)] {
+        assert!(ifaces.iter().all(|name| name == "lo"), "{ifaces:?}");
+    }
+}
+
 #[netns_test]
 fn the_link_is_usable_at_once(net: &Network) {
     // No sleep, no retry: the first connection attempt must succeed.

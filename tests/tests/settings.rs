@@ -77,6 +77,11 @@ fn driver_a_bad_report_names_the_variable() {
 }
 
 #[test]
+fn driver_a_bad_fork_server_names_the_variable() {
+    refused("NETNS_TEST_FORK_SERVER", "maybe", "auto, or 1, true, yes or on, or 0, false, no or off");
+}
+
+#[test]
 fn driver_an_empty_artifacts_names_the_variable() {
     refused("NETNS_TEST_ARTIFACTS", "", "a directory");
 }

@@ -66,7 +66,8 @@ impl Lab {
             |index, _| {
                 // ICMP echo sockets for the pings; no IPv6 link-local addresses, hence no router
                 // solicitation or MLD frame.
-                let setup = Setup { ping: true, ipv6: false, forwarding: false };
+                let setup =
+                    Setup { ping: true, ipv6: false, forwarding: false, link_local_per_interface: false };
                 ns::setup::set_up(&format!("the lab's `{}`", names[index]), setup)?;
                 NodeNetlink::open(netlink_rt.handle()).map_err(|e| Error::io("opening netlink", e))
             },

@@ -203,6 +203,27 @@ impl At<'_> {
         self.handle.route().add(message).execute().await.map_err(self.fail(what))
     }
 
+    /// `ip link set dev <index> addrgenmode none`: the interface gets no IPv6 link-local
+    /// address (and so sends no router solicitation or MLD report). Bring-up sends it for each
+    /// veth end of a topology without IPv6 before the pair has carrier, in place of
+    /// `net.ipv6.conf.default.addr_gen_mode`: the kernel's handler of that sysctl only tries
+    /// RTNL and restarts the write for as long as another namespace holds it, a busy loop while
+    /// other tests run, where a netlink request waits for RTNL. It must be a request of its own,
+    /// before the one that sets the interface up: sent in that same request, it comes too late.
+    pub(crate) async fn set_no_link_local(&self, index: u32, name: &str) -> Result<()> {
+        use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute};
+        let mut message = LinkUnspec::new_with_index(index).build();
+        message.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
+            AfSpecInet6::AddrGenMode(In6AddrGenMode::None),
+        ])]));
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(self.fail(format!("ip link set {name} addrgenmode none")))
+    }
+
     /// `ip link del dev <name>` (a veth's peer goes with it).
     pub(crate) async fn delete_link(&self, index: u32, name: &str) -> Result<()> {
         self.handle.link().del(index).execute().await.map_err(self.fail(format!("ip link del dev {name}")))

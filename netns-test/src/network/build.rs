@@ -48,7 +48,10 @@ impl Network {
         let open_node = |index: usize| -> Result<NodeNetlink> {
             let node = &plan.nodes[index];
             let forwarding = node.kind == NodeKind::Router;
-            let setup = Setup { ping: true, ipv6: plan.ipv6, forwarding };
+            // Without IPv6, a node's veth ends get no link-local address from their requests
+            // (`create_links`); a switch's bridge needs the namespace's default.
+            let link_local_per_interface = node.bridge.is_none();
+            let setup = Setup { ping: true, ipv6: plan.ipv6, forwarding, link_local_per_interface };
             ns::setup::set_up(&format!("node `{}`", node.name), setup)?;
             NodeNetlink::open(netlink_rt.handle())
                 .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
@@ -60,7 +63,12 @@ impl Network {
                 None => {
                     // Its middle ends make no IPv6 link-local address (and so send no router
                     // solicitation or MLD report).
-                    let setup = Setup { ping: false, ipv6: false, forwarding: false };
+                    let setup = Setup {
+                        ping: false,
+                        ipv6: false,
+                        forwarding: false,
+                        link_local_per_interface: false,
+                    };
                     ns::setup::set_up("the middle namespace", setup)?;
                     NodeNetlink::open(netlink_rt.handle())
                         .map_err(|e| Error::io("opening netlink in the middle namespace", e))
@@ -273,8 +281,18 @@ async fn create_links(
             }
         }
     }
+    let ipv6 = plan.ipv6;
     try_join_all(pairs.iter().map(|(sender, a, b, receiver)| async move {
         at(*sender).add_veth(a, b).await?;
+        if !ipv6 {
+            // No link-local address on either end, said before `b` comes up: the pair has no
+            // carrier until then.
+            futures_util::future::try_join(
+                at(*sender).set_no_link_local(a.index, &a.name),
+                at(*receiver).set_no_link_local(b.index, &b.name),
+            )
+            .await?;
+        }
         at(*receiver).set_link_up(b.index, &b.name, true).await
     }))
     .await?;

@@ -281,7 +281,7 @@ impl Paths {
                 let (made, other) = if main == 0 { (first, second) } else { (second, first) };
                 let (maker, receiver) = (&nodes[main], &nodes[1 - main]);
                 let receiver = (receiver.name().to_string(), receiver.netlink().handle.clone());
-                veth(maker, made, other, receiver)?;
+                veth(maker, made, other, receiver, !state.plan.ipv6)?;
                 state.next_index += 2;
             }
             Some(backend) => {
@@ -303,7 +303,13 @@ impl Paths {
                         mtu: planned.mtu,
                         controller: None,
                     };
-                    veth(&nodes[slot], end, middle_end, (MIDDLE.to_string(), netlink.handle.clone()))?;
+                    veth(
+                        &nodes[slot],
+                        end,
+                        middle_end,
+                        (MIDDLE.to_string(), netlink.handle.clone()),
+                        !state.plan.ipv6,
+                    )?;
                 }
                 state.next_index += 4;
                 let (handle, links) = (netlink.handle.clone(), netlink.links.clone());
@@ -443,12 +449,32 @@ impl Paths {
 
 /// Creates the veth pair `made` ⇄ `other` from node `maker`'s namespace, and sets `other` up
 /// in its own (`receiver`: its namespace's name and netlink handle).
-fn veth(maker: &Node, made: VethEnd, other: VethEnd, receiver: (String, rtnetlink::Handle)) -> Result<()> {
+///
+/// In a network without IPv6 (`no_link_local`), both ends get `addrgenmode none` before
+/// `other` comes up, as at bring-up: node namespaces have no namespace-wide default for it
+/// (see `build.rs`), and a link-local address would send router solicitations and MLD
+/// reports into the test's links.
+fn veth(
+    maker: &Node,
+    made: VethEnd,
+    other: VethEnd,
+    receiver: (String, rtnetlink::Handle),
+    no_link_local: bool,
+) -> Result<()> {
     let (maker_name, maker_handle) = (maker.name().to_string(), maker.netlink().handle.clone());
     let (other_index, other_name) = (other.index, other.name.clone());
     block_on(maker, async move {
-        At { node: &maker_name, handle: &maker_handle }.add_veth(&made, &other).await?;
-        At { node: &receiver.0, handle: &receiver.1 }.set_link_up(other_index, &other_name, true).await
+        let at_maker = At { node: &maker_name, handle: &maker_handle };
+        let at_receiver = At { node: &receiver.0, handle: &receiver.1 };
+        at_maker.add_veth(&made, &other).await?;
+        if no_link_local {
+            futures_util::future::try_join(
+                at_maker.set_no_link_local(made.index, &made.name),
+                at_receiver.set_no_link_local(other_index, &other_name),
+            )
+            .await?;
+        }
+        at_receiver.set_link_up(other_index, &other_name, true).await
     })
 }
 

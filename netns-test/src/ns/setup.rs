@@ -16,6 +16,13 @@ pub(crate) struct Setup {
     pub(crate) ipv6: bool,
     /// Forward IPv4 (and IPv6, with `ipv6`) packets: a router.
     pub(crate) forwarding: bool,
+    /// Without `ipv6`: the caller turns IPv6 link-local addresses off on each interface as it
+    /// creates it (`At::set_no_link_local`, before the interface has carrier), so the
+    /// namespace-wide `net.ipv6.conf.default.addr_gen_mode` is not written. That sysctl's
+    /// handler spins on RTNL while other namespaces hold it; only namespaces whose interfaces
+    /// are all veth ends made by bring-up may skip it (a bridge has carrier, hence a link-local
+    /// address, as soon as it is up).
+    pub(crate) link_local_per_interface: bool,
 }
 
 /// Brings `lo` up and writes the sysctls of `setup`, in the calling thread's network namespace;
@@ -40,7 +47,7 @@ pub(crate) fn set_up(place: &str, setup: Setup) -> Result<()> {
             ("net.ipv6.conf.all.keep_addr_on_down", "1"),
             ("net.ipv6.conf.default.keep_addr_on_down", "1"),
         ]);
-    } else {
+    } else if !setup.link_local_per_interface {
         settings.push(("net.ipv6.conf.default.addr_gen_mode", "1"));
     }
     if setup.forwarding {

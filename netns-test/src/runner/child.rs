@@ -47,6 +47,28 @@ pub(crate) fn context(key: &str) -> Option<ChildContext> {
     })
 }
 
+/// Whether this process was started as a runner child for some key (the marker is set and the
+/// process is PID 2 under the init of its own PID namespace), decided once per process: every
+/// test's constructor asks ([`crate::__private::run_child_early`]) before `main`.
+pub(crate) fn started_as_some_child() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const UNKNOWN: u8 = 0;
+    const NO: u8 = 1;
+    const YES: u8 = 2;
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match STATE.load(Ordering::Relaxed) {
+        NO => false,
+        YES => true,
+        _ => {
+            let yes = internal::child_key().is_some()
+                && nix::unistd::getpid().as_raw() == 2
+                && nix::unistd::getppid().as_raw() == 1;
+            STATE.store(if yes { YES } else { NO }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
 /// Whether this process is a sandbox child (started for some `sandbox` call of this program).
 pub(crate) fn is_sandbox_child() -> bool {
     internal::child_key().is_some_and(|key| key.to_str().is_some_and(|key| key.starts_with("sandbox#")))

@@ -11,6 +11,8 @@ mod mode;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 mod report;
+pub(crate) mod served;
+pub(crate) mod server;
 pub(crate) mod spawn;
 mod sudo;
 
@@ -86,6 +88,7 @@ pub(crate) fn run_test(
             .collect(),
         timeout: Some(timeout),
         report: true,
+        fork_server: served::wanted(settings),
     };
     parent::run(&launch, settings).map(drop)
 }
@@ -117,6 +120,9 @@ pub(crate) fn run_sandbox(
         args: std::env::args_os().skip(1).collect(),
         timeout: None,
         report: false,
+        // A sandbox's child starts the program again from `main`, which a fork of the server
+        // (stopped before `main`) cannot do.
+        fork_server: false,
         key,
     };
     parent::run(&launch, settings)

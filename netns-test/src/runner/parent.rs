@@ -10,13 +10,12 @@ use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::Mode;
 use super::keep;
 use super::protocol::{Failure, Ready, Report};
-use super::spawn::{Spawned, spawn};
+use super::spawn::{Process, Spawned, spawn};
 use crate::error::Error;
 use crate::settings::{DEFAULT_KEEP, Settings};
 use crate::timeline::Observations;
@@ -49,13 +48,15 @@ pub(crate) struct Launch {
     /// Whether a failure writes a report (`report.html`, `report.json`) into the test's
     /// artifacts directory: tests do, sandboxes do not.
     pub(crate) report: bool,
+    /// Whether the child may come from the fork server (`super::server`).
+    pub(crate) fork_server: bool,
 }
 
 /// Runs the child to completion, as `settings` say (mode, keep-on-failure, trace). `Ok` only
 /// when it reported success and exited with status 0, with the value a sandbox body returned.
 pub(crate) fn run(launch: &Launch, settings: &Settings) -> Result<Option<String>, Error> {
     let trace = Trace::new("parent", settings.trace);
-    let spawned = spawn(&launch.key, &launch.args, super::mode::select(settings)?)?;
+    let spawned = spawn(&launch.key, &launch.args, super::mode::select(settings)?, launch.fork_server)?;
     trace.mark("child started (exec done)");
     let mut supervisor = Supervisor::new(spawned, launch, settings.keep_on_failure, trace);
     if launch.report {
@@ -114,7 +115,7 @@ enum Verdict {
 const TIMELINE_LINES: usize = 40;
 
 struct Supervisor<'a> {
-    child: Child,
+    child: Process,
     release: Option<super::spawn::Release>,
     mode: Mode,
     launch: &'a Launch,
@@ -145,11 +146,14 @@ struct Supervisor<'a> {
 
 impl<'a> Supervisor<'a> {
     fn new(spawned: Spawned, launch: &'a Launch, keep: Option<Duration>, trace: Trace) -> Self {
-        let Spawned { child, status, release, stdout, stderr, mode } = spawned;
-        let pid = child.id() as libc::pid_t;
-        // A negative result means the kernel has no pidfd_open.
-        let pidfd = super::fork::pidfd_open(pid);
-        // SAFETY: a fresh descriptor from pidfd_open that nothing else owns.
+        let Spawned { process: child, status, release, stdout, stderr, mode } = spawned;
+        // A child of the fork server is watched through its socket to the server.
+        let pidfd = match child {
+            Process::Direct(_) => super::fork::pidfd_open(child.id()),
+            Process::Served(_) => -1,
+        };
+        // SAFETY: a fresh descriptor from pidfd_open that nothing else owns; a negative result
+        // means the kernel has no pidfd_open.
         let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
         Supervisor {
             child,
@@ -213,7 +217,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child.id()
     }
 
     fn run(mut self) -> Result<Option<String>, Error> {
@@ -235,12 +239,12 @@ impl<'a> Supervisor<'a> {
                     if self.keep.is_some() {
                         self.keep_child("timed out");
                     }
-                    let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGTERM);
+                    self.child.signal_group(Signal::SIGTERM);
                     kill_at = Some(Instant::now() + KILL_GRACE);
                 }
             }
             if kill_at.is_some_and(|at| now >= at) && self.exit.is_none() {
-                let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
+                self.child.signal_group(Signal::SIGKILL);
                 kill_at = None;
             }
             let wake =
@@ -255,7 +259,7 @@ impl<'a> Supervisor<'a> {
                 break;
             }
             if self.exit.is_none() {
-                if let Ok(Some(status)) = self.child.try_wait() {
+                if let Some(status) = self.child.try_wait() {
                     self.trace.mark("child exited");
                     self.exit = Some(status);
                     drain_until = Some(Instant::now() + DRAIN_LIMIT);
@@ -263,7 +267,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         if self.exit.is_none() && !self.passed() {
-            self.exit = self.child.wait().ok();
+            self.exit = self.child.wait();
         }
         self.trace.mark("output drained");
         self.verdict()
@@ -275,8 +279,9 @@ impl<'a> Supervisor<'a> {
 
     fn poll_once(&mut self, wake: Option<Instant>) {
         // Without a pidfd (kernels before 5.3) exit is noticed by polling every 20 ms.
+        let exit_fd = self.pidfd.as_ref().map(AsFd::as_fd).or_else(|| self.child.exit_fd());
         let tick =
-            if self.pidfd.is_some() || self.exit.is_some() { None } else { Some(Duration::from_millis(20)) };
+            if exit_fd.is_some() || self.exit.is_some() { None } else { Some(Duration::from_millis(20)) };
         let until = wake.map(|at| at.saturating_duration_since(Instant::now()));
         let timeout = match (until, tick) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -293,7 +298,7 @@ impl<'a> Supervisor<'a> {
             self.stdout.file.as_ref().map(|f| f.as_fd()),
             self.stderr.file.as_ref().map(|f| f.as_fd()),
             self.status.file.as_ref().map(|f| f.as_fd()),
-            self.pidfd.as_ref().filter(|_| self.exit.is_none()).map(|f| f.as_fd()),
+            exit_fd.filter(|_| self.exit.is_none()),
         ];
         let slots: Vec<usize> = (0..4).filter(|i| borrowed[*i].is_some()).collect();
         let mut fds: Vec<PollFd<'_>> =
@@ -499,8 +504,9 @@ impl Stream {
 }
 
 /// Waits for children whose verdict is already known, on one thread for the whole process, so
-/// that they do not stay zombies.
-fn reap_in_background(child: Child) {
+/// that they do not stay zombies. The fork server reaps its own.
+fn reap_in_background(child: Process) {
+    let Process::Direct(child) = child else { return };
     use std::sync::Mutex;
     use std::sync::mpsc::{Sender, channel};
     static REAPER: Mutex<Option<Sender<Child>>> = Mutex::new(None);

@@ -9,18 +9,22 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use super::fork::PreExec;
+use super::served::Served;
 use super::{Mode, probe_hint};
 use crate::error::Error;
 use crate::settings::internal;
 
 /// A started child and the parent's ends of its pipes.
 pub(crate) struct Spawned {
-    pub(crate) child: Child,
+    pub(crate) process: Process,
     pub(crate) status: File,
     pub(crate) release: Option<Release>,
     pub(crate) stdout: File,
@@ -88,8 +92,68 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// Starts `args` of the current executable as the child for `key`, in `mode`.
-pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned, Error> {
+/// The child's process as the parent sees it: its own child (the direct path), or one the
+/// fork server started for it.
+pub(crate) enum Process {
+    Direct(Child),
+    Served(Served),
+}
+
+impl Process {
+    /// The PID of the child (its supervisor), which leads its process group.
+    pub(crate) fn id(&self) -> i32 {
+        match self {
+            Process::Direct(child) => child.id() as i32,
+            Process::Served(served) => served.id(),
+        }
+    }
+
+    /// A descriptor that becomes readable when the child has exited, when the parent has one
+    /// that is not a pidfd (which the caller opens for a direct child).
+    pub(crate) fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Process::Direct(_) => None,
+            Process::Served(served) => Some(served.exit_fd()),
+        }
+    }
+
+    /// The exit status, if the child has exited.
+    pub(crate) fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self {
+            Process::Direct(child) => child.try_wait().ok().flatten(),
+            Process::Served(served) => served.try_wait(libc::MSG_DONTWAIT),
+        }
+    }
+
+    /// Waits for the child to exit.
+    pub(crate) fn wait(&mut self) -> Option<ExitStatus> {
+        match self {
+            Process::Direct(child) => child.wait().ok(),
+            Process::Served(served) => served.wait(),
+        }
+    }
+
+    /// Sends `signal` to the child's process group (the server does it for a child of its own,
+    /// and only while the child has not been reaped).
+    pub(crate) fn signal_group(&self, signal: Signal) {
+        match self {
+            Process::Direct(child) => {
+                let _ = killpg(Pid::from_raw(child.id() as i32), signal);
+            }
+            Process::Served(served) => served.signal_group(signal),
+        }
+    }
+}
+
+/// The `unshare` flags of a child in `mode`.
+pub(super) fn unshare_flags(mode: Mode) -> libc::c_int {
+    let flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    if mode == Mode::Rootless { flags | libc::CLONE_NEWUSER } else { flags }
+}
+
+/// Starts `args` of the current executable as the child for `key`, in `mode`; through the
+/// fork server when `fork_server` says so and the server can (root and rootless mode).
+pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode, fork_server: bool) -> Result<Spawned, Error> {
     // A process started as the child for `key` that did not recognise itself as such must not
     // start another child: that would recurse until the kernel's namespace limits stop it.
     if internal::child_key().is_some_and(|marker| marker == key) {
@@ -100,6 +164,11 @@ pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned,
     }
     if mode == Mode::Sudo {
         return super::sudo::spawn(key, args);
+    }
+    if fork_server {
+        if let Some(spawned) = super::served::spawn(key, mode)? {
+            return Ok(spawned);
+        }
     }
     let (status_read, status_write) = pipe().map_err(io_error("creating the report pipe"))?;
     let (release_read, release_write) = pipe().map_err(io_error("creating the release pipe"))?;
@@ -112,7 +181,7 @@ pub(crate) fn spawn(key: &str, args: &[OsString], mode: Mode) -> Result<Spawned,
     };
     let stderr = File::from(OwnedFd::from(child.stderr.take().expect("stderr is piped")));
     Ok(Spawned {
-        child,
+        process: Process::Direct(child),
         status,
         release: Some(Release(File::from(release_write))),
         stdout: File::from(stdout_read),
@@ -160,13 +229,10 @@ pub(super) fn start(
 ) -> Result<Child, StartFailed> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    let flags = unshare_flags(mode);
     let maps = match mode {
         Mode::Root | Mode::Sudo => None,
-        Mode::Rootless => {
-            flags |= libc::CLONE_NEWUSER;
-            Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()))
-        }
+        Mode::Rootless => Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes())),
     };
     let inherit = [ends.status.as_raw_fd(), ends.release.as_raw_fd(), ends.stdout.as_raw_fd()];
     let pre_exec = PreExec {
@@ -211,7 +277,7 @@ impl Drop for Release {
 }
 
 /// Turns a failed spawn into an error that names the step and says how to fix it.
-fn spawn_error(status: &mut File, source: io::Error, mode: Mode, flags: libc::c_int) -> Error {
+pub(super) fn spawn_error(status: &mut File, source: io::Error, mode: Mode, flags: libc::c_int) -> Error {
     let mut marker = [0u8; 2];
     // The child wrote its marker before failing; it has exited, so the read cannot block.
     let step = match status.read(&mut marker) {

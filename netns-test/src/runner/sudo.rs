@@ -75,7 +75,7 @@ pub(super) fn spawn(key: &str, args: &[OsString]) -> Result<Spawned, Error> {
     let stderr = File::from(OwnedFd::from(child.stderr.take().expect("stderr is piped")));
     let status = parent_end.try_clone().map_err(io_error("duplicating the report socket"))?;
     Ok(Spawned {
-        child,
+        process: super::spawn::Process::Direct(child),
         status: File::from(OwnedFd::from(status)),
         release: Some(Release(File::from(OwnedFd::from(parent_end)))),
         stdout: File::from(stdout_read),
