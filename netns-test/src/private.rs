@@ -102,23 +102,6 @@ pub const fn timeout(text: &str) -> Duration {
     }
 }
 
-/// libtest's name for a test: the module path without the crate name, then the function.
-pub fn test_name(module_path: &str, function: &str) -> String {
-    match module_path.split_once("::") {
-        Some((_, rest)) => format!("{rest}::{function}"),
-        None => function.to_string(),
-    }
-}
-
-/// Whether `name` is [`test_name`]`(module_path, function)`, without allocating.
-pub(crate) fn is_test_name(name: &[u8], module_path: &str, function: &str) -> bool {
-    let rest = match module_path.split_once("::") {
-        Some((_, rest)) => name.strip_prefix(rest.as_bytes()).and_then(|rest| rest.strip_prefix(b"::")),
-        None => Some(name),
-    };
-    rest == Some(function.as_bytes())
-}
-
 /// What a test function's parameter may be.
 #[diagnostic::on_unimplemented(
     message = "the parameter of a #[netns_test] function must be the network: `net: &netns_test::Network`"
@@ -170,6 +153,8 @@ pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Netwo
     }
 }
 
+pub use crate::runner::naming::test_name;
+use crate::runner::naming::{is_test_name, run_on_test_thread};
 /// A test's entry in the registry of the fork server, filled by constructors of its own
 /// (`.init_array.60000`) before the unprioritised ones run [`run_child_early`].
 pub use crate::runner::server::Registration;
@@ -208,17 +193,6 @@ pub fn run_child_early(module_path: &'static str, function: &'static str, test: 
     run_on_test_thread(name, test)
 }
 
-/// Runs `test` (which exits the process) on a thread named `name`, as the harness would, and
-/// exits if it returns: it gets there only when it panicked before it reached the child's run
-/// (the harness would then fail it the same way).
-pub(crate) fn run_on_test_thread(name: String, test: fn()) -> ! {
-    let outcome = match std::thread::Builder::new().name(name).spawn(test) {
-        Ok(thread) => thread.join(),
-        Err(_) => std::panic::catch_unwind(test),
-    };
-    std::process::exit(if outcome.is_ok() { 0 } else { 101 });
-}
-
 /// For the `netns-test` command's labs: whether this process is the child that a `sandbox`
 /// call started (code before the call must then not repeat what the parent did).
 pub fn is_sandbox_child() -> bool {
@@ -230,22 +204,4 @@ pub fn is_sandbox_child() -> bool {
 /// enter the node with `setns`.
 pub fn node_namespace_fds(node: &crate::Node) -> (std::os::fd::RawFd, Option<std::os::fd::RawFd>) {
     node.fds().raw()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_test_name_is_recognised_without_being_made() {
-        for (module_path, function) in [("suite", "t0001"), ("suite::seed", "t0001"), ("a::b::c", "f")] {
-            let name = test_name(module_path, function);
-            assert!(is_test_name(name.as_bytes(), module_path, function), "{name}");
-        }
-        assert!(!is_test_name(b"seed::t0001", "suite::seed", "t000"));
-        assert!(!is_test_name(b"seed::t00011", "suite::seed", "t0001"));
-        assert!(!is_test_name(b"seedt0001", "suite::seed", "t0001"));
-        assert!(!is_test_name(b"other::t0001", "suite::seed", "t0001"));
-        assert!(!is_test_name(b"seed::t0001", "suite", "t0001"));
-    }
 }

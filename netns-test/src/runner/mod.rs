@@ -8,6 +8,7 @@ pub(crate) mod child;
 mod fork;
 mod keep;
 mod mode;
+pub(crate) mod naming;
 pub(crate) mod parent;
 pub(crate) mod protocol;
 mod report;

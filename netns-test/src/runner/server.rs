@@ -89,7 +89,7 @@ fn registry() -> HashMap<Vec<u8>, fn()> {
     let mut entry = REGISTERED.load(Ordering::Acquire);
     // SAFETY: the list holds only `&'static Registration`s.
     while let Some(registration) = unsafe { entry.as_ref() } {
-        let name = crate::__private::test_name(registration.module_path, registration.function);
+        let name = super::naming::test_name(registration.module_path, registration.function);
         tests.insert(name.into_bytes(), registration.test);
         entry = registration.next.load(Ordering::Acquire);
     }
@@ -112,10 +112,10 @@ pub(crate) fn may_run_a_test(args: &[OsString]) -> bool {
     while let Some(registration) = unsafe { entry.as_ref() } {
         let matched = if exact {
             filters.iter().any(|filter| {
-                crate::__private::is_test_name(filter, registration.module_path, registration.function)
+                super::naming::is_test_name(filter, registration.module_path, registration.function)
             })
         } else {
-            let name = crate::__private::test_name(registration.module_path, registration.function);
+            let name = super::naming::test_name(registration.module_path, registration.function);
             filters.iter().any(|filter| name.as_bytes().windows(filter.len()).any(|window| window == *filter))
         };
         if matched {
@@ -507,7 +507,7 @@ fn run_test(
     unsafe {
         libc::close(SOCKET);
     }
-    crate::__private::run_on_test_thread(name, test)
+    super::naming::run_on_test_thread(name, test)
 }
 
 /// Sends a request with its descriptors on the server's socket.
