@@ -17,7 +17,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::Mode;
 use super::server::{REQUEST_LIMIT, Request, send};
-use super::spawn::{Release, Spawned, io_error, spawn_error};
+use super::spawn::{Release, Spawned, io_error, pipe, spawn_error};
 use crate::error::Error;
 use crate::settings::{Settings, internal};
 
@@ -101,10 +101,6 @@ fn receive(socket: RawFd, flags: libc::c_int) -> io::Result<Option<(u8, i32)>> {
             if read == 5 { i32::from_ne_bytes([message[1], message[2], message[3], message[4]]) } else { 0 };
         return Ok(Some((message[0], value)));
     }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 /// Asks the server for the child of test `key` in `mode` (root or rootless). `Ok(None)`: take
@@ -212,16 +208,8 @@ impl Served {
     /// Has the server send `signal` to the child's process group, unless it has exited.
     pub(super) fn signal_group(&self, signal: nix::sys::signal::Signal) {
         if self.exit.is_none() {
-            let message = [b'K', signal as u8];
-            // SAFETY: send(2) from a buffer on the stack; a server gone is no signal here.
-            unsafe {
-                libc::send(
-                    self.socket.as_raw_fd(),
-                    message.as_ptr().cast(),
-                    message.len(),
-                    libc::MSG_NOSIGNAL,
-                );
-            }
+            // A server gone is no signal here.
+            super::server::tell(self.socket.as_raw_fd(), &[b'K', signal as u8]);
         }
     }
 }

@@ -184,7 +184,7 @@ struct Running {
 }
 
 /// Sends one message on a test's socket; a parent that has gone is no error of the server's.
-fn tell(socket: RawFd, message: &[u8]) {
+pub(super) fn tell(socket: RawFd, message: &[u8]) {
     // SAFETY: send(2) from a buffer we own; MSG_NOSIGNAL: a closed peer is EPIPE, no signal.
     unsafe {
         libc::send(socket, message.as_ptr().cast(), message.len(), libc::MSG_NOSIGNAL);
