@@ -42,7 +42,9 @@ fn ten_ms_each_way_gives_a_20_ms_round_trip(net: &Network) {
     let stats = net.local().ping("1.1.1.1").count(50).interval(ms(20)).timeout(ms(1000)).run().unwrap();
     stats.assert_loss_at_most(0.0);
     let median = stats.rtt_percentile(50.0).unwrap();
-    assert!(median >= ms(20) && median <= ms(21), "median {median:?}\n{stats}");
+    // The engine never sends early; late by a scheduling delay at most, which a loaded
+    // 2-core machine stretches (a median of 21.3 ms was seen in CI with other tests running).
+    assert!(median >= ms(20) && median <= ms(23), "median {median:?}\n{stats}");
 }
 
 fn ten_percent_loss() -> TopologyBuilder {

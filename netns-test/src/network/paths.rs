@@ -60,8 +60,8 @@ struct State {
     next_index: u32,
     /// How many cuts each link has now, by key (a link is ready only when it has none).
     cuts: Vec<Arc<AtomicUsize>>,
-    /// The keys of the links that cross the middle namespace (the topology's with
-    /// conditions or a capture).
+    /// The keys of the links that cross the middle namespace (those with conditions or a
+    /// capture, of the topology or added at runtime).
     carried: HashSet<usize>,
 }
 
@@ -379,8 +379,9 @@ impl Paths {
         Ok(())
     }
 
-    /// Deletes the veth pair of link `key` (at model position `position` of the current
-    /// state) and forgets its interfaces.
+    /// Deletes link `key` (at model position `position` of the current state): its veth pair,
+    /// or for a carried link both of its pairs through the middle namespace once `backend` has
+    /// stopped carrying it; then forgets its interfaces.
     fn delete_link(
         &self,
         state: &mut State,
