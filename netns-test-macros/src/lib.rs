@@ -324,6 +324,8 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
             }
         },
     };
+    // A test on the default topology may be handed a network the fork server built ahead.
+    let default_topology = config.topology.is_none();
     quote! {
         #timeout_check
         #(#attrs)*
@@ -345,7 +347,9 @@ fn generate(config: Config, func: ItemFn, test_above: bool) -> TokenStream2 {
             #[unsafe(link_section = ".init_array.60000")]
             static __NETNS_TEST_REGISTER: extern "C" fn() = {
                 static ENTRY: #krate::__private::Registration =
-                    #krate::__private::Registration::new(::core::module_path!(), #name, #ident);
+                    #krate::__private::Registration::new(
+                        ::core::module_path!(), #name, #ident, #default_topology,
+                    );
                 extern "C" fn __netns_test_register() {
                     ENTRY.register();
                 }

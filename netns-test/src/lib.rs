@@ -151,10 +151,14 @@
 //! - `NETNS_TEST_FORK_SERVER=auto|1|0`: start tests' children from the fork server (a copy of
 //!   the test binary's process made before `main`, which forks each child instead of an `exec`
 //!   per test); `auto`, the default, and `1` do. Sudo mode never does.
+//! - `NETNS_TEST_BUILD_AHEAD=1|0`: whether the fork server keeps a spare child with fresh
+//!   namespaces and the default topology already up, for the next test without `topology` or
+//!   `topology_file` (the default: yes; never with `NETNS_TEST_TRACE=1` or in sudo mode). Each
+//!   spare serves one test; the README's list of these variables says when none is built.
 //!
-//! One grammar for all: a flag (`TRACE`, `CAPTURE`, `KEEP_CAPTURES`, and `KEEP_ON_FAILURE`
-//! besides its duration) is `1`, `true`, `yes` or `on`, or `0`, `false`, `no` or `off`; a word
-//! (`root`, `auto`, ...) is one of those listed; both in any case, surrounding spaces ignored.
+//! One grammar for all: a flag (`TRACE`, `CAPTURE`, `KEEP_CAPTURES`, `BUILD_AHEAD`, and
+//! `KEEP_ON_FAILURE` besides its duration) is `1`, `true`, `yes` or `on`, or `0`, `false`, `no`
+//! or `off`; a word (`root`, `auto`, ...) is one of those listed; both in any case, surrounding spaces ignored.
 //! A duration is written as everywhere in netns-test (the attribute's `timeout`, topology
 //! files): numbers with a unit, added up, such as `30s`, `1.5s`, `250ms` or `1m 30s` (units
 //! ns, us/µs, ms, s, m/min, h, d, w, M for months, y and their long forms). Any other value,

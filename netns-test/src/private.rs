@@ -139,9 +139,11 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub fn run_test<R: TestOutcome>(spec: TestSpec, body: impl FnOnce(&'static Network) -> R) {
     let TestSpec { name, timeout, topology, file, line } = spec;
+    let default_topology = matches!(topology, TopologySource::Default);
     let result = crate::runner::run_test(
         &name,
         timeout,
+        default_topology,
         move || topology.load(),
         |network| body(network).into_outcome(),
     );

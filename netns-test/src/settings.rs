@@ -77,6 +77,9 @@ pub struct Settings {
     /// `NETNS_TEST_FORK_SERVER`: whether tests' children come from the fork server (a `fork`
     /// per test instead of an `exec` of the test binary); `None` (unset or `auto`): yes.
     pub fork_server: Option<bool>,
+    /// `NETNS_TEST_BUILD_AHEAD`: whether the fork server builds the default topology's network
+    /// in a spare process before a test on it asks; `None` (unset): yes.
+    pub build_ahead: Option<bool>,
 }
 
 /// How long a failed child is kept when `NETNS_TEST_KEEP_ON_FAILURE` is a "yes" without a
@@ -226,6 +229,9 @@ impl Settings {
                 Some(raw.word(EXPECTED, &FLAGS)?)
             };
         }
+        if let Some(raw) = raw("NETNS_TEST_BUILD_AHEAD") {
+            settings.build_ahead = Some(raw.flag()?);
+        }
         if let Some(raw) = raw("NETNS_TEST_ARTIFACTS") {
             // A path need not be UTF-8; it must not be empty.
             if raw.value.is_empty() {
@@ -353,13 +359,43 @@ pub(crate) mod internal {
         }
     }
 
+    /// A spare test process of the fork server learns its key and descriptors when a test
+    /// claims it, with threads already running: it cannot set the marker's variables, so it
+    /// records them here, where [`child_key`] and [`child_fds`] look first.
+    static CLAIMED: std::sync::OnceLock<(OsString, [RawFd; 3])> = std::sync::OnceLock::new();
+
+    /// Records the key and descriptors of the test that claimed this spare process.
+    pub(crate) fn claimed_as_child(key: OsString, fds: [RawFd; 3]) {
+        let _ = CLAIMED.set((key, fds));
+    }
+
+    /// The mode in which the fork server may build networks ahead, or `None` when the settings
+    /// say no (`NETNS_TEST_BUILD_AHEAD=0`) or ask for what a network built ahead cannot give: a
+    /// trace of the test's own bring-up, printed as it happens (`NETNS_TEST_TRACE`), sudo mode,
+    /// or a value the test's process would refuse. The mode is the one a test would start in unless the rootless probe says
+    /// otherwise (then a spare dies and the server stops building ahead). Read from the
+    /// environment each time: the fork server must not cache settings that its fresh children
+    /// would inherit.
+    pub(crate) fn building_ahead_mode() -> Option<super::Mode> {
+        let settings = super::Settings::read(|variable| std::env::var_os(variable)).ok()?;
+        let mode = settings.mode();
+        let wanted = settings.build_ahead.unwrap_or(true) && !settings.trace;
+        (wanted && mode != super::Mode::Sudo).then_some(mode)
+    }
+
     /// The key this process was started as the child for, if it was.
     pub(crate) fn child_key() -> Option<OsString> {
+        if let Some((key, _)) = CLAIMED.get() {
+            return Some(key.clone());
+        }
         std::env::var_os(CHILD)
     }
 
     /// The descriptors the parent passed: status, release, stdout.
     pub(crate) fn child_fds() -> Option<[RawFd; 3]> {
+        if let Some((_, fds)) = CLAIMED.get() {
+            return Some(*fds);
+        }
         let text = std::env::var(FDS).ok()?;
         let fds: Vec<RawFd> = text.split(',').filter_map(|fd| fd.parse().ok()).collect();
         fds.try_into().ok()
@@ -393,13 +429,16 @@ mod tests {
 
     #[test]
     fn the_flag_grammar() {
-        for variable in ["NETNS_TEST_TRACE", "NETNS_TEST_CAPTURE", "NETNS_TEST_KEEP_CAPTURES"] {
+        for variable in
+            ["NETNS_TEST_TRACE", "NETNS_TEST_CAPTURE", "NETNS_TEST_KEEP_CAPTURES", "NETNS_TEST_BUILD_AHEAD"]
+        {
             let flag = |value: &str| {
                 let settings =
                     read(&[(variable, value)]).unwrap_or_else(|e| panic!("{variable}={value}: {e:?}"));
                 match variable {
                     "NETNS_TEST_TRACE" => settings.trace,
                     "NETNS_TEST_CAPTURE" => settings.capture,
+                    "NETNS_TEST_BUILD_AHEAD" => settings.build_ahead.expect("set"),
                     _ => settings.keep_captures,
                 }
             };

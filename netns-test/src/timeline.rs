@@ -169,12 +169,13 @@ pub(crate) struct Timeline {
 
 #[derive(Debug)]
 struct Inner {
-    start: Instant,
     record: Mutex<Record>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Record {
+    /// Where the clock starts.
+    start: Instant,
     events: VecDeque<Event>,
     /// Events dropped from the front past [`CAPACITY`].
     dropped: u64,
@@ -227,17 +228,28 @@ impl Observations {
 impl Timeline {
     /// A timeline whose clock starts now, with a [`EventKind::NetworkUp`] event.
     pub(crate) fn start(subject: impl Into<String>, detail: impl Into<String>) -> Self {
-        let timeline =
-            Timeline { inner: Arc::new(Inner { start: Instant::now(), record: Mutex::default() }) };
+        let record = Record { start: Instant::now(), events: VecDeque::new(), dropped: 0 };
+        let timeline = Timeline { inner: Arc::new(Inner { record: Mutex::new(record) }) };
         timeline.record(EventKind::NetworkUp, subject, detail);
         timeline
     }
 
+    /// Starts the clock again, now, and moves the events so far (those of a network built
+    /// ahead, before its test was known) to its start: the test's own events are timed from
+    /// when it was handed the network.
+    pub(crate) fn restart(&self) {
+        let mut record = self.inner.record.lock().unwrap_or_else(PoisonError::into_inner);
+        record.start = Instant::now();
+        for event in &mut record.events {
+            event.at = Duration::ZERO;
+        }
+    }
+
     /// Adds an event that happens now.
     pub(crate) fn record(&self, kind: EventKind, subject: impl Into<String>, detail: impl Into<String>) {
-        let event =
-            Event { at: self.inner.start.elapsed(), kind, subject: subject.into(), detail: detail.into() };
         let mut record = self.inner.record.lock().unwrap_or_else(PoisonError::into_inner);
+        let event =
+            Event { at: record.start.elapsed(), kind, subject: subject.into(), detail: detail.into() };
         if record.events.len() >= CAPACITY {
             record.events.pop_front();
             record.dropped += 1;

@@ -47,12 +47,19 @@ pub fn subject(name: &str) -> Command {
 }
 
 /// [`subject`] once for each way the runner starts a test's child, named: `direct` (an `exec`
-/// of the test binary per test, what `--exact` gets by default) and `served` (a fork of the
-/// fork server, forced with `NETNS_TEST_FORK_SERVER`). Sudo mode always takes the direct path.
-pub fn subjects(name: &str) -> [(&'static str, Command); 2] {
-    ["direct", "served"].map(|path| {
+/// of the test binary per test, forced with `NETNS_TEST_FORK_SERVER=0`), `served` (a fork of
+/// the fork server, forced with `NETNS_TEST_FORK_SERVER=1`, with `NETNS_TEST_BUILD_AHEAD=0`)
+/// and `ahead` (the defaults: a spare child of the fork server, its namespaces made and the
+/// default topology built before the test asked, for a test on the default topology; any other
+/// is served as by `served`). Sudo mode always takes the direct path.
+pub fn subjects(name: &str) -> [(&'static str, Command); 3] {
+    ["direct", "served", "ahead"].map(|path| {
         let mut command = subject(name);
-        command.env("NETNS_TEST_FORK_SERVER", if path == "served" { "1" } else { "0" });
+        match path {
+            "direct" => command.env("NETNS_TEST_FORK_SERVER", "0"),
+            "served" => command.env("NETNS_TEST_FORK_SERVER", "1").env("NETNS_TEST_BUILD_AHEAD", "0"),
+            _ => command.env_remove("NETNS_TEST_FORK_SERVER").env_remove("NETNS_TEST_BUILD_AHEAD"),
+        };
         (path, command)
     })
 }

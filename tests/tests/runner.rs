@@ -160,6 +160,66 @@ fn driver_the_child_has_the_parents_environment_and_directory() {
 }
 
 #[netns_test]
+#[ignore = "run by driver_a_test_on_the_default_topology_is_handed_a_network_built_ahead"]
+fn subject_on_the_default_topology(net: &Network) {
+    // The runner's marker is in the environment of a child that was started for its test; a
+    // spare learns its test when handed it, with threads running, and keeps the marker aside.
+    let marker = std::env::var_os("__NETNS_TEST_CHILD").is_some();
+    net.local().ping("1.1.1.1").count(2).run().expect("the pinger runs").assert_reachable();
+    net.node("test1").ping("1.1.1.2").count(1).run().expect("the pinger runs").assert_reachable();
+    println!("marker in the environment: {marker}; the pair answers both ways");
+}
+
+#[test]
+fn driver_a_test_on_the_default_topology_is_handed_a_network_built_ahead() {
+    let sudo = std::env::var("NETNS_TEST_MODE").is_ok_and(|mode| mode.trim().eq_ignore_ascii_case("sudo"));
+    for (path, mut command) in subjects("subject_on_the_default_topology") {
+        let outcome = run_subject(&mut command);
+        assert!(outcome.status.success(), "{path}: {}", outcome.all());
+        let ahead = path == "ahead" && !sudo;
+        let expected = format!("marker in the environment: {}; the pair answers both ways", !ahead);
+        assert!(outcome.stdout.contains(&expected), "{path}: {}", outcome.all());
+    }
+}
+
+#[test]
+#[ignore = "run by driver_a_test_whose_environment_changed_gets_a_child_of_its_own"]
+fn subject_late_environment_a_changes_it() {
+    // SAFETY: the subject's harness runs one test at a time (`--test-threads=1`).
+    unsafe { std::env::set_var("NETNS_TEST_PROBE_LATE", "set by the test before") };
+}
+
+#[netns_test]
+#[ignore = "run by driver_a_test_whose_environment_changed_gets_a_child_of_its_own"]
+fn subject_late_environment_b_reads_it(net: &Network) {
+    assert_eq!(net.local().interfaces()[0].name(), "veth0");
+    println!("late: {}", std::env::var("NETNS_TEST_PROBE_LATE").unwrap_or_default());
+}
+
+/// A spare's settings and environment are the process's at its start: a test whose
+/// environment has changed since (here by the test run before it) must not be handed one.
+#[test]
+fn driver_a_test_whose_environment_changed_gets_a_child_of_its_own() {
+    for (path, command) in subjects("subject_late_environment_") {
+        // Both subjects, one at a time in the order of their names: the filter is not exact.
+        let args = command.get_args().filter(|arg| *arg != "--exact");
+        let mut command_without_exact = Command::new(command.get_program());
+        command_without_exact.args(args.collect::<Vec<_>>()).stdin(std::process::Stdio::null());
+        for (variable, value) in command.get_envs() {
+            match value {
+                Some(value) => command_without_exact.env(variable, value),
+                None => command_without_exact.env_remove(variable),
+            };
+        }
+        let mut command = command_without_exact;
+        let outcome = run_subject(&mut command);
+        assert!(outcome.status.success(), "{path}: {}", outcome.all());
+        assert!(outcome.stdout.contains("late: set by the test before"), "{path}: {}", outcome.all());
+        assert!(outcome.stdout.contains("2 passed"), "{path}: {}", outcome.all());
+    }
+}
+
+#[netns_test]
 #[ignore = "runs until killed; run by driver_sigkill_leaves_nothing"]
 fn subject_until_killed(net: &Network) {
     start_daemon(net, "netns-test-marker-sigkill");
@@ -196,7 +256,7 @@ fn sigkill_leaves_nothing(path: &str, command: &mut Command) {
         assert!(!holders_of_netns(inode).is_empty(), "{path}: {inode} is alive while the test runs");
     }
     let servers = fork_servers_of(running.child.id());
-    assert_eq!(servers.len(), usize::from(path == "served" && !sudo), "{path}: fork servers {servers:?}");
+    assert_eq!(servers.len(), usize::from(path != "direct" && !sudo), "{path}: fork servers {servers:?}");
 
     // SIGKILL the test binary itself: no destructor, no handler, nothing of ours runs.
     let mut running = running;

@@ -102,13 +102,62 @@ fn install_panic_hook() {
     }));
 }
 
-/// Builds the network, runs `body` in it and exits the process with the verdict. Never returns.
+/// What a test process does before its body, up to a built network: the panic hook, its own
+/// `/proc`, the settings, the network. A spare process of the fork server does it before it
+/// knows its test ([`build_ahead`]).
+struct Prepared {
+    /// This process's PID in the parent's PID namespace.
+    pid: u32,
+    settings: std::result::Result<&'static settings::Settings, String>,
+    network: std::result::Result<Network, String>,
+}
+
+impl Prepared {
+    fn new(key: &str, topology: impl FnOnce() -> Result<Topology>) -> Prepared {
+        install_panic_hook();
+        // The parent's /proc still shows this process under its PID outside (for the nsenter
+        // hints); the test's own /proc, mounted next, knows it only as PID 2.
+        let pid = pid_in_parent_namespace();
+        mount_own_proc();
+        // The parent read the same settings before starting this child, and would have failed
+        // on a bad value; the child reads them for itself rather than trusting the environment
+        // blind.
+        let settings = settings::get().map_err(|error| format!("{error:?}"));
+        let network = match &settings {
+            Ok(settings) => topology()
+                .and_then(|topology| Network::start(&topology, key, settings))
+                .map_err(|error| format!("{error:?}")),
+            Err(error) => Err(error.clone()),
+        };
+        Prepared { pid, settings, network }
+    }
+}
+
+/// The network built ahead in this spare process, until a test claims it.
+static AHEAD: Mutex<Option<Prepared>> = Mutex::new(None);
+
+/// In a spare process of the fork server (PID 2 of its fresh namespaces, its test not known
+/// yet): builds the default topology ([`Topology::pair`]), for the first test on it that the
+/// server hands this process. Only the default topology is built ahead: the server knows which
+/// tests use it from their registration, and no other is known before the test is.
+pub(crate) fn build_ahead() {
+    // The key names the test in the directories of captures, which only links with
+    // conditions have: the pair has none.
+    let prepared = Prepared::new("", || Ok(Topology::pair()));
+    if let Ok(mut ahead) = AHEAD.lock() {
+        *ahead = Some(prepared);
+    }
+}
+
+/// Builds the network (or takes the one built ahead, for a test on the default topology), runs
+/// `body` in it and exits the process with the verdict. Never returns.
 pub(crate) fn run(
     mut context: ChildContext,
+    default_topology: bool,
     topology: impl FnOnce() -> Result<Topology>,
     body: impl FnOnce(&'static Network) -> std::result::Result<Option<String>, String>,
 ) -> ! {
-    install_panic_hook();
+    let ahead = AHEAD.lock().ok().and_then(|mut ahead| ahead.take());
     // From here on, standard output is the parent's pipe: what the test harness printed before
     // (its "running 1 test" banner) went to /dev/null.
     let _ = std::io::stdout().flush();
@@ -117,24 +166,31 @@ pub(crate) fn run(
         libc::dup2(context.stdout, libc::STDOUT_FILENO);
         libc::close(context.stdout);
     }
-
-    // The parent's /proc still shows this process under its PID outside (for the nsenter
-    // hints); the test's own /proc, mounted next, knows it only as PID 2.
-    let pid = pid_in_parent_namespace();
-    mount_own_proc();
-
-    // The parent read the same settings before starting this child, and would have failed on
-    // a bad value; the child reads them for itself rather than trusting the environment blind.
-    let settings = match settings::get() {
+    let prepared = match ahead {
+        Some(prepared) if default_topology => {
+            if let Ok(network) = &prepared.network {
+                network.timeline().restart();
+            }
+            prepared
+        }
+        Some(_) => {
+            // The server hands a spare only to a test registered on the default topology.
+            let message =
+                format!("test `{}` was handed a network built ahead for another topology", context.key);
+            finish(&mut context, Err(Failure::Setup { message }))
+        }
+        None => Prepared::new(&context.key.clone(), topology),
+    };
+    let pid = prepared.pid;
+    let settings = match prepared.settings {
         Ok(settings) => settings,
-        Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
+        Err(message) => finish(&mut context, Err(Failure::Setup { message })),
     };
     context.keep_captures = settings.keep_captures;
     context.report_always = settings.report_always;
-    let key = context.key.clone();
-    let network = match topology().and_then(|topology| Network::start(&topology, &key, settings)) {
+    let network = match prepared.network {
         Ok(network) => network,
-        Err(error) => finish(&mut context, Err(Failure::Setup { message: format!("{error:?}") })),
+        Err(message) => finish(&mut context, Err(Failure::Setup { message })),
     };
     let nodes = network.namespaces();
     let network: &'static Network = NETWORK.get_or_init(|| network);

@@ -69,11 +69,12 @@ pub(crate) fn probe_hint(mode: Mode) -> String {
 pub(crate) fn run_test(
     name: &str,
     timeout: Option<Duration>,
+    default_topology: bool,
     topology: impl FnOnce() -> Result<Topology>,
     body: impl FnOnce(&'static Network) -> std::result::Result<(), String>,
 ) -> Result<()> {
     if let Some(context) = child::context(name) {
-        child::run(context, topology, |network| body(network).map(|()| None));
+        child::run(context, default_topology, topology, |network| body(network).map(|()| None));
     }
     sudo::elevate_if_asked(name);
     let settings = crate::settings::get()?;
@@ -109,7 +110,7 @@ pub(crate) fn run_sandbox(
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let key = format!("sandbox#{call}@{site}");
     if let Some(context) = child::context(&key) {
-        child::run(context, || Ok(topology), body);
+        child::run(context, false, || Ok(topology), body);
     }
     sudo::elevate_if_asked(&key);
     if child::is_sandbox_child() || sudo::is_elevated_sandbox() {

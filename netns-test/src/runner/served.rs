@@ -58,6 +58,7 @@ pub(crate) fn start_early() {
     if args.iter().any(|arg| arg == "--list") || !super::server::may_run_a_test(&args) {
         return;
     }
+    let ahead = super::server::default_topology_tests(&args);
     let Ok((ours, theirs)) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
     else {
@@ -70,7 +71,7 @@ pub(crate) fn start_early() {
     match unsafe { libc::fork() } {
         0 => {
             drop(ours);
-            super::server::serve_forked(theirs, parent)
+            super::server::serve_forked(theirs, parent, ahead)
         }
         pid if pid > 0 => {
             drop(theirs);

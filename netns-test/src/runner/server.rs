@@ -17,6 +17,12 @@
 //! 2, takes the parent's environment and directory and runs the test function, exactly where
 //! the direct path's child would after `exec`.
 //!
+//! For tests on the default topology the server keeps spares ([`Spares`]): children forked
+//! before any test asks, that have entered fresh namespaces and built the default topology's
+//! network, and wait on a socket of their own. A request for such a test hands the oldest spare
+//! its key and the five descriptors instead of forking; a new spare is forked at once. A spare
+//! serves one test; its namespaces are never reused.
+//!
 //! On the test's socket the server sends the supervisor's PID (`P`) and, once it has reaped
 //! it, its wait status (`S`); the forked child sends `R` once it runs as the test process, or
 //! `E` and an errno when a step failed (the step's marker is on the report pipe, as in the
@@ -36,7 +42,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg,
+    socketpair,
+};
 
 use super::fork::PreExec;
 
@@ -55,6 +64,9 @@ pub struct Registration {
     module_path: &'static str,
     function: &'static str,
     test: fn(),
+    /// The test runs on the default topology (no `topology` or `topology_file` option), which
+    /// a spare process may have built ahead.
+    default_topology: bool,
     next: AtomicPtr<Registration>,
 }
 
@@ -62,9 +74,21 @@ pub struct Registration {
 static REGISTERED: AtomicPtr<Registration> = AtomicPtr::new(std::ptr::null_mut());
 
 impl Registration {
-    /// The entry of `test`, the function `function` of module `module_path`.
-    pub const fn new(module_path: &'static str, function: &'static str, test: fn()) -> Self {
-        Registration { module_path, function, test, next: AtomicPtr::new(std::ptr::null_mut()) }
+    /// The entry of `test`, the function `function` of module `module_path`, on the default
+    /// topology or not.
+    pub const fn new(
+        module_path: &'static str,
+        function: &'static str,
+        test: fn(),
+        default_topology: bool,
+    ) -> Self {
+        Registration {
+            module_path,
+            function,
+            test,
+            default_topology,
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        }
     }
 
     /// Adds this entry to the list (constructors run one after the other, before `main`; the
@@ -82,48 +106,68 @@ impl Registration {
     }
 }
 
-/// Every registered test by its libtest name, built once when the server starts: a request
-/// then costs one lookup, not a name made for each of the binary's tests.
-fn registry() -> HashMap<Vec<u8>, fn()> {
-    let mut tests = HashMap::new();
+/// The registered tests, newest first.
+fn registrations() -> impl Iterator<Item = &'static Registration> {
     let mut entry = REGISTERED.load(Ordering::Acquire);
-    // SAFETY: the list holds only `&'static Registration`s.
-    while let Some(registration) = unsafe { entry.as_ref() } {
-        let name = super::naming::test_name(registration.module_path, registration.function);
-        tests.insert(name.into_bytes(), registration.test);
+    std::iter::from_fn(move || {
+        // SAFETY: the list holds only `&'static Registration`s.
+        let registration: &'static Registration = unsafe { entry.as_ref() }?;
         entry = registration.next.load(Ordering::Acquire);
-    }
-    tests
+        Some(registration)
+    })
 }
 
-/// Whether the harness may run a registered test with these arguments (the program's own
-/// left out): libtest runs a test when no filter is given or a filter matches its name (the
-/// whole name with `--exact`, a part of it otherwise). Anything not an option counts as a
-/// filter, an option's value included, which can only make this say yes more often.
-pub(crate) fn may_run_a_test(args: &[OsString]) -> bool {
+/// A registered test as the server keeps it.
+#[derive(Clone, Copy)]
+struct Entry {
+    test: fn(),
+    default_topology: bool,
+}
+
+/// Every registered test by its libtest name, built once when the server starts: a request
+/// then costs one lookup, not a name made for each of the binary's tests.
+fn registry() -> HashMap<Vec<u8>, Entry> {
+    registrations()
+        .map(|registration| {
+            let name = super::naming::test_name(registration.module_path, registration.function);
+            let entry = Entry { test: registration.test, default_topology: registration.default_topology };
+            (name.into_bytes(), entry)
+        })
+        .collect()
+}
+
+/// The registered tests that the harness may run with these arguments (the program's own left
+/// out): libtest runs a test when no filter is given or a filter matches its name (the whole
+/// name with `--exact`, a part of it otherwise). Anything not an option counts as a filter, an
+/// option's value included (`--skip`'s too), and ignored tests count: this can only select
+/// more tests than the harness runs.
+fn selected(args: &[OsString]) -> impl Iterator<Item = &'static Registration> + '_ {
     let exact = args.iter().any(|arg| arg == "--exact");
     let filters: Vec<&[u8]> =
         args.iter().map(|arg| arg.as_encoded_bytes()).filter(|arg| !arg.starts_with(b"-")).collect();
-    if filters.is_empty() {
-        return true;
-    }
-    let mut entry = REGISTERED.load(Ordering::Acquire);
-    // SAFETY: the list holds only `&'static Registration`s.
-    while let Some(registration) = unsafe { entry.as_ref() } {
-        let matched = if exact {
+    registrations().filter(move |registration| {
+        if filters.is_empty() {
+            true
+        } else if exact {
             filters.iter().any(|filter| {
                 super::naming::is_test_name(filter, registration.module_path, registration.function)
             })
         } else {
             let name = super::naming::test_name(registration.module_path, registration.function);
             filters.iter().any(|filter| name.as_bytes().windows(filter.len()).any(|window| window == *filter))
-        };
-        if matched {
-            return true;
         }
-        entry = registration.next.load(Ordering::Acquire);
-    }
-    false
+    })
+}
+
+/// Whether the harness may run a registered test with these arguments (see [`selected`]).
+pub(crate) fn may_run_a_test(args: &[OsString]) -> bool {
+    selected(args).next().is_some()
+}
+
+/// How many of the tests these arguments select are on the default topology: how many spare
+/// processes with a network built ahead the server may use (see [`Spares`]).
+pub(crate) fn default_topology_tests(args: &[OsString]) -> usize {
+    selected(args).filter(|registration| registration.default_topology).count()
 }
 
 /// What the parent asks for: one test, in a mode, with the parent's directory and environment.
@@ -199,7 +243,7 @@ const CONTROL: RawFd = 3;
 
 /// Runs the server in the fork of `parent` made before `main`, on `control`, its socket to
 /// the parent. Never returns.
-pub(crate) fn serve_forked(control: OwnedFd, parent: libc::pid_t) -> ! {
+pub(crate) fn serve_forked(control: OwnedFd, parent: libc::pid_t, ahead: usize) -> ! {
     let mut name = [0u8; 16];
     // SAFETY: raw system calls in a single-threaded process, on buffers on the stack. The
     // server dies with the parent's main thread (the one running the constructors, which runs
@@ -225,11 +269,12 @@ pub(crate) fn serve_forked(control: OwnedFd, parent: libc::pid_t) -> ! {
         std::mem::forget(control);
         libc::syscall(libc::SYS_close_range, (CONTROL + 1) as u32, u32::MAX, 0u32);
     }
-    serve(CONTROL, name)
+    serve(CONTROL, name, ahead)
 }
 
-/// The server's loop on `control`; `name` is the test binary's `comm`, for the tests.
-fn serve(control: RawFd, name: [u8; 16]) -> ! {
+/// The server's loop on `control`; `name` is the test binary's `comm`, for the tests; `ahead`
+/// how many tests on the default topology the harness's arguments select.
+fn serve(control: RawFd, name: [u8; 16], ahead: usize) -> ! {
     // The server watches its tests with pidfds: without them (kernels before 5.3) it does not
     // serve, and the parent takes the direct path once its socket is closed.
     // SAFETY: getpid(2) takes no arguments.
@@ -241,9 +286,16 @@ fn serve(control: RawFd, name: [u8; 16]) -> ! {
     drop(unsafe { OwnedFd::from_raw_fd(own) });
     let tests = registry();
     let mut running: Vec<Running> = Vec::new();
+    let mut spares = Spares::new(ahead);
     let mut buffer = vec![0u8; REQUEST_LIMIT];
     loop {
+        spares.refill(control, name, &tests);
+        // The server's socket, each spare, then each test and its socket.
         let mut fds = vec![libc::pollfd { fd: control, events: libc::POLLIN, revents: 0 }];
+        for spare in &spares.ready {
+            fds.push(libc::pollfd { fd: spare.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        let first_test = fds.len();
         for test in &running {
             fds.push(libc::pollfd { fd: test.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             let socket = test.socket.as_ref().map_or(-1, AsRawFd::as_raw_fd);
@@ -255,7 +307,7 @@ fn serve(control: RawFd, name: [u8; 16]) -> ! {
         }
         let mut reaped = Vec::new();
         for (slot, test) in running.iter_mut().enumerate() {
-            if fds[1 + 2 * slot].revents != 0 {
+            if fds[first_test + 2 * slot].revents != 0 {
                 let mut status: libc::c_int = 0;
                 // SAFETY: waitpid(2) on our own child, into a local.
                 if unsafe { libc::waitpid(test.pid, &mut status, libc::WNOHANG) } == test.pid {
@@ -268,25 +320,40 @@ fn serve(control: RawFd, name: [u8; 16]) -> ! {
                     continue;
                 }
             }
-            if fds[2 + 2 * slot].revents != 0 {
+            if fds[first_test + 1 + 2 * slot].revents != 0 {
                 order(test);
             }
         }
         for slot in reaped.into_iter().rev() {
             running.swap_remove(slot);
         }
+        for slot in (0..first_test - 1).rev() {
+            if fds[1 + slot].revents != 0 {
+                spares.died(slot);
+            }
+        }
         if fds[0].revents != 0 {
             match receive(control, &mut buffer) {
                 Received::Request(request, channels) => {
-                    if let Some(test) = start(&tests, request, channels, control, name) {
-                        running.push(test);
-                    }
+                    let started = match tests.get(request.key.as_bytes()) {
+                        Some(entry) if entry.default_topology => {
+                            match spares.hand(&request, channels, &mut running) {
+                                Ok(test) => Some(test),
+                                Err(channels) => start(&tests, request, channels, control, name),
+                            }
+                        }
+                        _ => start(&tests, request, channels, control, name),
+                    };
+                    running.extend(started);
                 }
                 Received::Nothing => {}
                 Received::Closed => {
                     // The parent has gone: nothing of its tests may stay.
                     for test in &running {
                         kill(test.pid);
+                    }
+                    for spare in &spares.ready {
+                        kill(spare.pid);
                     }
                     std::process::exit(0);
                 }
@@ -371,13 +438,13 @@ fn receive(control: RawFd, buffer: &mut [u8]) -> Received {
 /// Forks the test of `request`; `None` when there is nothing to watch (an unknown test, a
 /// failed fork: the parent has been told).
 fn start(
-    tests: &HashMap<Vec<u8>, fn()>,
+    tests: &HashMap<Vec<u8>, Entry>,
     request: Request,
     channels: [OwnedFd; REQUEST_FDS],
     control: RawFd,
     name: [u8; 16],
 ) -> Option<Running> {
-    let Some(&test) = tests.get(request.key.as_bytes()) else {
+    let Some(&Entry { test, .. }) = tests.get(request.key.as_bytes()) else {
         tell(channels[0].as_raw_fd(), b"N");
         return None;
     };
@@ -465,15 +532,7 @@ fn run_test(
         libc::fcntl(SOCKET, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::syscall(libc::SYS_close_range, (SOCKET + 1) as u32, u32::MAX, 0u32);
     }
-    let uid = nix::unistd::geteuid().as_raw();
-    let gid = nix::unistd::getegid().as_raw();
-    let mode = if request.rootless { super::Mode::Rootless } else { super::Mode::Root };
-    let flags = super::spawn::unshare_flags(mode);
-    let maps =
-        request.rootless.then(|| (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()));
-    let pre_exec =
-        PreExec { parent: server, report_fd: STATUS, inherit: [STATUS, RELEASE, STDOUT], flags, maps };
-    if let Err(error) = pre_exec.run() {
+    if let Err(error) = enter_namespaces(request.rootless, server, STATUS, [STATUS, RELEASE, STDOUT]) {
         let errno = error.raw_os_error().unwrap_or(libc::EIO);
         let mut message = vec![b'E'];
         message.extend_from_slice(&errno.to_ne_bytes());
@@ -510,6 +569,284 @@ fn run_test(
     super::naming::run_on_test_thread(name, test)
 }
 
+/// The direct path's `pre_exec` steps (see [`PreExec`]) in a fork of the server: its own
+/// process group, the death signal, the namespaces of `rootless` or root mode, and the PID
+/// namespace's supervisor and init; this process goes on as PID 2. A failing step's marker
+/// goes to `report_fd`; `inherit` lose close-on-exec, as for an `exec`.
+fn enter_namespaces(
+    rootless: bool,
+    server: libc::pid_t,
+    report_fd: RawFd,
+    inherit: [RawFd; 3],
+) -> std::io::Result<()> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let mode = if rootless { super::Mode::Rootless } else { super::Mode::Root };
+    let flags = super::spawn::unshare_flags(mode);
+    let maps = rootless.then(|| (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()));
+    PreExec { parent: server, report_fd, inherit, flags, maps }.run()
+}
+
+/// A spare test process: forked by the server before any test asks for it, it enters fresh
+/// namespaces and builds the default topology ([`super::child::build_ahead`]), then waits on
+/// its socket for the test that claims it. A test on the default topology then costs the
+/// server a message, not a fork and a build, and the build overlaps whatever the harness and
+/// the previous test were doing. Its namespaces are as fresh as a fork's: made for this one
+/// test, never used by another.
+struct Spare {
+    /// The spare's supervisor, the server's child.
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    /// The server's end of the spare's socket.
+    claim: OwnedFd,
+}
+
+/// The server's spare, and how many more it may build.
+struct Spares {
+    /// How many more tests on the default topology the harness may ask for: no spare is built
+    /// beyond them, so that a process that runs one such test (nextest's) builds one network.
+    /// Filters the server cannot read exactly (`--skip`, ignored tests) make it count more
+    /// than run: the process then ends with one spare built for nothing (killed with it).
+    left: usize,
+    /// The mode the spares are built in (`None`: no spares, see
+    /// [`crate::settings::internal::building_ahead_mode`]).
+    rootless: Option<bool>,
+    /// The spares waiting for their tests, oldest first: as many as the machine has CPUs, so
+    /// that tests run one after the other have the next network built on another CPU, and
+    /// tests run in parallel find one each.
+    ready: std::collections::VecDeque<Spare>,
+    /// How many spares may wait at once.
+    depth: usize,
+    /// The server's environment, sorted, and directory: the spare's settings were read from
+    /// them, so it is handed only to a request that has the same ones.
+    env: Vec<(OsString, OsString)>,
+    cwd: OsString,
+}
+
+impl Spares {
+    fn new(left: usize) -> Spares {
+        let rootless =
+            crate::settings::internal::building_ahead_mode().map(|mode| mode == super::Mode::Rootless);
+        let mut env = crate::settings::internal::environment();
+        env.sort();
+        let cwd = std::env::current_dir().map(std::path::PathBuf::into_os_string).unwrap_or_default();
+        let left = if rootless.is_some() && !cwd.is_empty() { left } else { 0 };
+        let depth = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 4);
+        Spares { left, rootless, ready: Default::default(), depth, env, cwd }
+    }
+
+    /// Forks spares until [`Spares::depth`] wait, or as many as tests may still want.
+    fn refill(&mut self, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
+        while self.ready.len() < self.depth.min(self.left) && self.rootless.is_some() {
+            self.fork(control, comm, tests);
+        }
+    }
+
+    /// Forks one spare; on failure, builds no more.
+    fn fork(&mut self, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
+        let Some(rootless) = self.rootless else { return };
+        let Ok((ours, theirs)) =
+            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        else {
+            self.left = 0;
+            return;
+        };
+        // SAFETY: getpid(2) takes no arguments.
+        let server = unsafe { libc::getpid() };
+        // SAFETY: this process is single-threaded (see `start`).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(ours);
+            run_spare(theirs, control, server, rootless, comm, tests);
+        }
+        drop(theirs);
+        let pidfd = if pid > 0 { super::fork::pidfd_open(pid) } else { -1 };
+        if pidfd < 0 {
+            if pid > 0 {
+                kill(pid);
+                // SAFETY: waitpid(2) of our own child.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            }
+            self.left = 0;
+            return;
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        self.ready.push_back(Spare { pid, pidfd, claim: ours });
+    }
+
+    /// Spare `slot` died before a test claimed it (killed from outside: a spare that cannot
+    /// make its namespaces waits to report that to its test): it is reaped, and no other is
+    /// built; tests take a fork of their own.
+    fn died(&mut self, slot: usize) {
+        if let Some(spare) = self.ready.remove(slot) {
+            // SAFETY: waitpid(2) of our own child, which has exited.
+            unsafe { libc::waitpid(spare.pid, std::ptr::null_mut(), 0) };
+        }
+        self.left = 0;
+    }
+
+    /// Hands the oldest waiting spare to the test of `request` (on the default topology), or
+    /// gives the channels back when there is none or it does not fit the request (another mode, another
+    /// environment or directory: then it is killed, and no other is built).
+    fn hand(
+        &mut self,
+        request: &Request,
+        channels: [OwnedFd; REQUEST_FDS],
+        running: &mut Vec<Running>,
+    ) -> Result<Running, [OwnedFd; REQUEST_FDS]> {
+        self.left = self.left.saturating_sub(1);
+        let Some(spare) = self.ready.pop_front() else { return Err(channels) };
+        let fits = self.rootless == Some(request.rootless) && request.cwd == self.cwd && {
+            let mut env = request.env.clone();
+            env.sort();
+            env == self.env
+        };
+        let fds = channels.each_ref().map(AsRawFd::as_raw_fd);
+        if !fits || send(spare.claim.as_raw_fd(), request.key.as_bytes(), &fds).is_err() {
+            kill(spare.pid);
+            running.push(Running { pid: spare.pid, pidfd: spare.pidfd, socket: None });
+            self.left = 0;
+            return Err(channels);
+        }
+        let [socket, ..] = channels;
+        let mut message = vec![b'P'];
+        message.extend_from_slice(&spare.pid.to_ne_bytes());
+        tell(socket.as_raw_fd(), &message);
+        Ok(Running { pid: spare.pid, pidfd: spare.pidfd, socket: Some(socket) })
+    }
+}
+
+/// The descriptors of a spare process: its socket to the server, and the file that keeps what
+/// it writes on standard error before its test claims it (the test's own standard error is not
+/// known yet), which it then copies there.
+const SPARE_SOCKET: RawFd = 3;
+const SPARE_ERRORS: RawFd = 4;
+
+/// In the forked spare: the namespaces, the default topology's network, then the wait for the
+/// test that claims it, which it runs as the forked child of a request would. Never returns.
+fn run_spare(
+    claim: OwnedFd,
+    control: RawFd,
+    server: libc::pid_t,
+    rootless: bool,
+    comm: [u8; 16],
+    tests: &HashMap<Vec<u8>, Entry>,
+) -> ! {
+    // SAFETY: a single-threaded copy of the server: the calls move the socket and a new
+    // memory file to fixed numbers (through copies above them) and close everything else.
+    unsafe {
+        libc::close(control);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        let errors = libc::memfd_create(c"netns-test-spare-stderr".as_ptr(), libc::MFD_CLOEXEC);
+        let high = [claim.as_raw_fd(), errors, null].map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64));
+        if high.contains(&-1) {
+            libc::_exit(127);
+        }
+        let [claim_high, errors_high, null_high] = high;
+        for (from, to) in [(null_high, 0), (null_high, 1), (errors_high, 2)] {
+            libc::dup2(from, to);
+        }
+        libc::dup3(claim_high, SPARE_SOCKET, libc::O_CLOEXEC);
+        libc::dup3(errors_high, SPARE_ERRORS, libc::O_CLOEXEC);
+        std::mem::forget(claim);
+        libc::syscall(libc::SYS_close_range, (SPARE_ERRORS + 1) as u32, u32::MAX, 0u32);
+    }
+    // A failing step's marker is kept in a pipe of the spare's own until its test claims it,
+    // and then reported as a fork of the request would: the marker on the test's report pipe,
+    // the errno on its socket.
+    let mut markers = [0 as libc::c_int; 2];
+    // SAFETY: pipe2(2) into an array on the stack.
+    if unsafe { libc::pipe2(markers.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        // SAFETY: _exit(2) ends this copy without running the server's exit handlers.
+        unsafe { libc::_exit(127) };
+    }
+    let entered = enter_namespaces(rootless, server, markers[1], [0, 1, 2]);
+    let mut key = vec![0u8; 64 * 1024];
+    if let Err(error) = entered {
+        let mut marker = [0u8; 2];
+        // SAFETY: read(2) into a buffer on the stack, from our own pipe.
+        let marked = unsafe { libc::read(markers[0], marker.as_mut_ptr().cast(), marker.len()) } == 2;
+        let Some((_, [socket, status, ..])) = receive_claim(&mut key) else { std::process::exit(0) };
+        if marked {
+            // SAFETY: write(2) of a buffer on the stack to the test's report pipe.
+            unsafe { libc::write(status.as_raw_fd(), marker.as_ptr().cast(), marker.len()) };
+        }
+        let errno = error.raw_os_error().unwrap_or(libc::EIO);
+        let mut message = vec![b'E'];
+        message.extend_from_slice(&errno.to_ne_bytes());
+        tell(socket.as_raw_fd(), &message);
+        // SAFETY: as above.
+        unsafe { libc::_exit(127) };
+    }
+    // SAFETY: closing our own pipe, and prctl(2) with a NUL-terminated buffer of 16 bytes
+    // (PR_GET_NAME filled it).
+    unsafe {
+        libc::close(markers[0]);
+        libc::close(markers[1]);
+        libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
+    }
+    super::child::build_ahead();
+    let Some((length, [socket, status, release, stdout, stderr])) = receive_claim(&mut key) else {
+        // The server has gone, or killed this spare for a request it did not fit.
+        std::process::exit(0);
+    };
+    key.truncate(length);
+    // SAFETY: dup2(2) onto standard error (whatever a thread writes goes to one or the other),
+    // then the spare's own errors copied after it with pread/write from a buffer we own.
+    unsafe {
+        libc::dup2(stderr.as_raw_fd(), libc::STDERR_FILENO);
+        let mut buffer = [0u8; 4096];
+        let mut offset = 0;
+        loop {
+            let read = libc::pread(SPARE_ERRORS, buffer.as_mut_ptr().cast(), buffer.len(), offset);
+            if read <= 0 {
+                break;
+            }
+            libc::write(libc::STDERR_FILENO, buffer.as_ptr().cast(), read as usize);
+            offset += read as libc::off_t;
+        }
+        libc::close(SPARE_ERRORS);
+    }
+    drop(stderr);
+    let Some(entry) = tests.get(&key) else { std::process::exit(127) };
+    let key = OsString::from_vec(key);
+    let name = key.to_string_lossy().into_owned();
+    let fds = [status, release, stdout].map(|fd| {
+        let raw = fd.as_raw_fd();
+        std::mem::forget(fd);
+        raw
+    });
+    crate::settings::internal::claimed_as_child(key, fds);
+    tell(socket.as_raw_fd(), b"R");
+    drop(socket);
+    super::naming::run_on_test_thread(name, entry.test)
+}
+
+/// The key and descriptors of the test that claims this spare (socket, report, release,
+/// standard output, standard error), or `None` when the server closed the socket.
+fn receive_claim(buffer: &mut [u8]) -> Option<(usize, [OwnedFd; REQUEST_FDS])> {
+    loop {
+        let mut space = nix::cmsg_space!([RawFd; REQUEST_FDS]);
+        let mut iov = [IoSliceMut::new(buffer)];
+        match recvmsg::<()>(SPARE_SOCKET, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(message) => {
+                let mut fds = Vec::new();
+                for cmsg in message.cmsgs().ok()? {
+                    if let ControlMessageOwned::ScmRights(received) = cmsg {
+                        // SAFETY: descriptors the kernel just installed for this process.
+                        fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
+                }
+                let length = message.bytes;
+                return <[OwnedFd; REQUEST_FDS]>::try_from(fds).ok().map(|fds| (length, fds));
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Sends a request with its descriptors on the server's socket.
 pub(super) fn send(control: RawFd, request: &[u8], fds: &[RawFd; REQUEST_FDS]) -> nix::Result<usize> {
     let rights = [ControlMessage::ScmRights(fds)];
@@ -533,7 +870,7 @@ mod tests {
 
     #[test]
     fn only_arguments_that_select_no_test_leave_the_server_out() {
-        static REGISTERED_HERE: Registration = Registration::new("crate::runner", "served_here", || {});
+        static REGISTERED_HERE: Registration = Registration::new("crate::runner", "served_here", || {}, true);
         REGISTERED_HERE.register();
         let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
         assert!(may_run_a_test(&args(&[])));
