@@ -310,6 +310,20 @@ mod tests {
         assert_eq!(recorded.dropped, 0);
     }
 
+    /// A network built ahead is handed to its test later: the test's events are timed from
+    /// the hand-over, and the network's own move to it.
+    #[test]
+    fn a_restart_times_later_events_from_it() {
+        let timeline = Timeline::start("network", "2 nodes");
+        std::thread::sleep(Duration::from_millis(200));
+        timeline.restart();
+        timeline.record(EventKind::Note, "network", "after the hand-over");
+        let recorded = timeline.recorded();
+        assert_eq!(recorded.events[0].kind, EventKind::NetworkUp);
+        assert_eq!(recorded.events[0].at, Duration::ZERO);
+        assert!(recorded.events[1].at < Duration::from_millis(200), "{:?}", recorded.events[1].at);
+    }
+
     #[test]
     fn stays_bounded_and_counts_what_it_dropped() {
         let timeline = Timeline::start("network", "");
