@@ -606,7 +606,7 @@ struct Spares {
     /// How many more tests on the default topology the harness may ask for: no spare is built
     /// beyond them, so that a process that runs one such test (nextest's) builds one network.
     /// Filters the server cannot read exactly (`--skip`, ignored tests) make it count more
-    /// than run: the process then ends with one spare built for nothing (killed with it).
+    /// than run: the process then ends with spares built for nothing (killed with it).
     left: usize,
     /// The mode the spares are built in (`None`: no spares, see
     /// [`crate::settings::internal::building_ahead_mode`]).
