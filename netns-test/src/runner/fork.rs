@@ -87,6 +87,66 @@ impl PreExec {
         }
     }
 
+    /// Runs in a child of the fork server that is already the init (PID 1) of a PID namespace
+    /// the server made for it (root mode; see `server::Forker`): the same steps as [`run`]
+    /// without a PID namespace of its own, then the init's part, which reports the test's wait
+    /// status on `status_fd` to the server. The calling process goes on as the test, PID 2.
+    /// `server_fd` is the server's pidfd: the parent's PID reads 0 from inside the namespace.
+    ///
+    /// [`run`]: PreExec::run
+    pub(super) fn run_as_init(&self, status_fd: RawFd, server_fd: RawFd) -> io::Result<()> {
+        // SAFETY: only async-signal-safe system calls on memory prepared before fork (the
+        // server is single-threaded, so the rule holds by more than it needs to).
+        unsafe {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(self.fail(Step::ProcessGroup));
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(self.fail(Step::ParentDeath));
+            }
+            let mut poll = libc::pollfd { fd: server_fd, events: libc::POLLIN, revents: 0 };
+            if libc::poll(&mut poll, 1, 0) != 0 {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            libc::close(server_fd);
+            for fd in self.inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(self.fail(Step::Inherit));
+                }
+            }
+            if self.maps.is_some() {
+                // Rootless children make their own PID namespace (see `server::Forker`).
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            if libc::unshare(self.flags & !libc::CLONE_NEWPID) != 0 {
+                return Err(self.fail(Step::Unshare));
+            }
+            let root = c"/";
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(self.fail(Step::MountPrivate));
+            }
+            let init_fd = pidfd_of_self();
+            let test_pid = fork_raw();
+            if test_pid < 0 {
+                return Err(self.fail(Step::Init));
+            }
+            if test_pid > 0 {
+                init(test_pid, status_fd);
+            }
+            // The test, PID 2.
+            die_with_parent(init_fd);
+            libc::close(status_fd);
+        }
+        Ok(())
+    }
+
     /// Records which step failed on the report pipe and returns the error.
     fn fail(&self, step: Step) -> io::Error {
         let error = io::Error::last_os_error();

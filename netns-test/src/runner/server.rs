@@ -13,7 +13,8 @@
 //! socket of the test's own and the four channels of the direct path (the report pipe, the
 //! release pipe, standard output and standard error). For each request the server forks; the
 //! forked child takes the same steps as the direct path's `pre_exec` ([`super::fork`]: process
-//! group, death signal, namespaces, the PID namespace's supervisor and init) and then, as PID
+//! group, death signal, namespaces, the PID namespace's init, and its supervisor unless the
+//! server made the PID namespace itself: [`Forker`]) and then, as PID
 //! 2, takes the parent's environment and directory and runs the test function, exactly where
 //! the direct path's child would after `exec`.
 //!
@@ -38,7 +39,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -225,6 +226,96 @@ struct Running {
     pidfd: OwnedFd,
     /// The test's socket to the parent, until the parent closes it.
     socket: Option<OwnedFd>,
+    /// Where the init reports the test's wait status when the server's child is the init
+    /// itself ([`Forker`]); `None`: the child is a supervisor that exits as the test did.
+    status: Option<OwnedFd>,
+}
+
+impl Running {
+    /// The wait status to send the parent, once the server's child has been reaped with
+    /// `waited`: the supervisor's own, or what the init reported (an init killed before it
+    /// could report was killed with everything in its namespace: SIGKILL).
+    fn test_status(&self, waited: libc::c_int) -> libc::c_int {
+        let Some(pipe) = &self.status else { return waited };
+        let mut bytes = [0u8; 4];
+        // SAFETY: read(2) into a buffer on the stack, from our own non-blocking pipe.
+        let read = unsafe { libc::read(pipe.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
+        if read == bytes.len() as isize { libc::c_int::from_ne_bytes(bytes) } else { libc::SIGKILL }
+    }
+}
+
+/// How the server forks a test's process. In root mode its child is the init (PID 1) of a
+/// PID namespace that the server makes for it (`setns` back to the server's own, then
+/// `unshare(CLONE_NEWPID)`, which only moves the server's next child): one fork fewer than a
+/// child that makes its own PID namespace and must stay outside it as a supervisor. The init
+/// reports the test's wait status to the server on a pipe. Rootless, the PID namespace must
+/// belong to the test's own user namespace, which only the child can make: it keeps the
+/// supervisor ([`super::fork::PreExec::run`]).
+struct Forker {
+    /// The server's own PID namespace; `None` where it cannot be opened (then every child
+    /// makes its own, as rootless).
+    pidns: Option<OwnedFd>,
+    /// A pidfd of the server: a child in another PID namespace sees 0 as its parent's PID, so
+    /// it checks the server with this descriptor instead.
+    own: OwnedFd,
+}
+
+/// What a child made by [`Forker::fork`] is: the init of the PID namespace the server made
+/// (with the write end of its status pipe and the server's pidfd), or `None`: a plain fork.
+#[derive(Clone, Copy)]
+pub(super) struct AsInit {
+    pub(super) status: RawFd,
+    pub(super) server: RawFd,
+}
+
+/// The two sides of [`Forker::fork`].
+enum Fork {
+    /// In the server: the child, and the read end of its init's status pipe.
+    Parent(libc::pid_t, Option<OwnedFd>),
+    Child(Option<AsInit>),
+}
+
+impl Forker {
+    fn fork(&self, rootless: bool) -> std::io::Result<Fork> {
+        let pipe = match &self.pidns {
+            Some(pidns) if !rootless => Self::new_pid_namespace(pidns.as_raw_fd()),
+            _ => None,
+        };
+        // SAFETY: this process is single-threaded (it never left the constructor that runs
+        // it), so the child may do anything the server could.
+        let pid = unsafe { libc::fork() };
+        let error = std::io::Error::last_os_error();
+        if pid != 0 {
+            if let Some(pidns) = &self.pidns {
+                // SAFETY: setns(2) back into our own PID namespace, for later children.
+                unsafe { libc::setns(pidns.as_raw_fd(), libc::CLONE_NEWPID) };
+            }
+        }
+        match pid {
+            0 => Ok(Fork::Child(pipe.map(|(read, write)| {
+                drop(read);
+                AsInit { status: write.into_raw_fd(), server: self.own.as_raw_fd() }
+            }))),
+            pid if pid > 0 => Ok(Fork::Parent(pid, pipe.map(|(read, _write)| read))),
+            _ => Err(error),
+        }
+    }
+
+    /// A pipe for the init's report, once the server's next child will be the init of a new
+    /// PID namespace; `None` when that cannot be made (the child then makes its own).
+    fn new_pid_namespace(pidns: RawFd) -> Option<(OwnedFd, OwnedFd)> {
+        use nix::fcntl::OFlag;
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ok()?;
+        // SAFETY: fcntl(2), setns(2) and unshare(2) on descriptors we own; a failure leaves
+        // the next child in the server's own PID namespace.
+        unsafe {
+            libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+            if libc::setns(pidns, libc::CLONE_NEWPID) != 0 || libc::unshare(libc::CLONE_NEWPID) != 0 {
+                return None;
+            }
+        }
+        Some((read, write))
+    }
 }
 
 /// Sends one message on a test's socket; a parent that has gone is no error of the server's.
@@ -283,13 +374,17 @@ fn serve(control: RawFd, name: [u8; 16], ahead: usize) -> ! {
         std::process::exit(0);
     }
     // SAFETY: a fresh descriptor.
-    drop(unsafe { OwnedFd::from_raw_fd(own) });
+    let own = unsafe { OwnedFd::from_raw_fd(own) };
+    // SAFETY: open(2) of a NUL-terminated path.
+    let pidns = unsafe { libc::open(c"/proc/self/ns/pid".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a fresh descriptor, when there is one.
+    let forker = Forker { pidns: (pidns >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidns) }), own };
     let tests = registry();
     let mut running: Vec<Running> = Vec::new();
     let mut spares = Spares::new(ahead);
     let mut buffer = vec![0u8; REQUEST_LIMIT];
     loop {
-        spares.refill(control, name, &tests);
+        spares.refill(&forker, control, name, &tests);
         // The server's socket, each spare, then each test and its socket.
         let mut fds = vec![libc::pollfd { fd: control, events: libc::POLLIN, revents: 0 }];
         for spare in &spares.ready {
@@ -313,7 +408,7 @@ fn serve(control: RawFd, name: [u8; 16], ahead: usize) -> ! {
                 if unsafe { libc::waitpid(test.pid, &mut status, libc::WNOHANG) } == test.pid {
                     if let Some(socket) = &test.socket {
                         let mut message = vec![b'S'];
-                        message.extend_from_slice(&status.to_ne_bytes());
+                        message.extend_from_slice(&test.test_status(status).to_ne_bytes());
                         tell(socket.as_raw_fd(), &message);
                     }
                     reaped.push(slot);
@@ -339,10 +434,10 @@ fn serve(control: RawFd, name: [u8; 16], ahead: usize) -> ! {
                         Some(entry) if entry.default_topology => {
                             match spares.hand(&request, channels, &mut running) {
                                 Ok(test) => Some(test),
-                                Err(channels) => start(&tests, request, channels, control, name),
+                                Err(channels) => start(&forker, &tests, request, channels, control, name),
                             }
                         }
-                        _ => start(&tests, request, channels, control, name),
+                        _ => start(&forker, &tests, request, channels, control, name),
                     };
                     running.extend(started);
                 }
@@ -385,7 +480,7 @@ fn order(test: &mut Running) {
     }
 }
 
-/// Kills the test whose supervisor is `pid`: its process group, and the supervisor itself in
+/// Kills the test whose supervisor (or init) is `pid`: its process group, and that process in
 /// case it has not made its group yet (its init and test die with it, by their death signal).
 fn kill(pid: libc::pid_t) {
     // SAFETY: kill(2) of our own, not yet reaped, child and its group.
@@ -438,6 +533,7 @@ fn receive(control: RawFd, buffer: &mut [u8]) -> Received {
 /// Forks the test of `request`; `None` when there is nothing to watch (an unknown test, a
 /// failed fork: the parent has been told).
 fn start(
+    forker: &Forker,
     tests: &HashMap<Vec<u8>, Entry>,
     request: Request,
     channels: [OwnedFd; REQUEST_FDS],
@@ -450,20 +546,19 @@ fn start(
     };
     // SAFETY: getpid(2) takes no arguments.
     let server = unsafe { libc::getpid() };
-    // SAFETY: this process is single-threaded (it never left the constructor that runs it),
-    // so the child may do anything the server could.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        run_test(request, channels, control, server, test, name);
-    }
+    let (pid, status) = match forker.fork(request.rootless) {
+        Ok(Fork::Child(as_init)) => run_test(request, channels, control, server, as_init, test, name),
+        Ok(Fork::Parent(pid, status)) => (pid, status),
+        Err(error) => {
+            let socket = channels.into_iter().next().expect("five descriptors");
+            let errno = error.raw_os_error().unwrap_or(libc::EAGAIN);
+            let mut message = vec![b'E'];
+            message.extend_from_slice(&errno.to_ne_bytes());
+            tell(socket.as_raw_fd(), &message);
+            return None;
+        }
+    };
     let socket = channels.into_iter().next().expect("five descriptors");
-    if pid < 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN);
-        let mut message = vec![b'E'];
-        message.extend_from_slice(&errno.to_ne_bytes());
-        tell(socket.as_raw_fd(), &message);
-        return None;
-    }
     let mut message = vec![b'P'];
     message.extend_from_slice(&pid.to_ne_bytes());
     tell(socket.as_raw_fd(), &message);
@@ -485,7 +580,7 @@ fn start(
     }
     // SAFETY: a fresh descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Some(Running { pid, pidfd, socket: Some(socket) })
+    Some(Running { pid, pidfd, socket: Some(socket), status })
 }
 
 /// The descriptor numbers the test process has its channels on, as the direct path passes
@@ -494,6 +589,10 @@ const STATUS: RawFd = 3;
 const RELEASE: RawFd = 4;
 const STDOUT: RawFd = 5;
 const SOCKET: RawFd = 6;
+/// In a child that is the init of the PID namespace the server made ([`AsInit`]): the write
+/// end of the init's status pipe, and the server's pidfd (the same numbers, unused, otherwise).
+const INIT_STATUS: RawFd = 7;
+const SERVER_PIDFD: RawFd = 8;
 
 /// In the forked child: the direct path's `pre_exec` steps, then the test. Never returns.
 fn run_test(
@@ -501,6 +600,7 @@ fn run_test(
     channels: [OwnedFd; REQUEST_FDS],
     control: RawFd,
     server: i32,
+    as_init: Option<AsInit>,
     test: fn(),
     comm: [u8; 16],
 ) -> ! {
@@ -515,12 +615,15 @@ fn run_test(
     unsafe {
         libc::close(control);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        let high = [socket, status, release, stdout, stderr, null]
+        let (init_status, server_pidfd) = as_init.map_or((null, null), |init| (init.status, init.server));
+        let high = [socket, status, release, stdout, stderr, null, init_status, server_pidfd]
             .map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64));
         if high.contains(&-1) {
             libc::_exit(127);
         }
-        let [socket, status, release, stdout, stderr, null] = high;
+        let [socket, status, release, stdout, stderr, null, init_status, server_pidfd] = high;
+        libc::dup3(init_status, INIT_STATUS, libc::O_CLOEXEC);
+        libc::dup3(server_pidfd, SERVER_PIDFD, libc::O_CLOEXEC);
         // Standard output goes to /dev/null until the child's run takes the output pipe, as
         // after the direct path's `exec`.
         for (from, to) in
@@ -530,9 +633,11 @@ fn run_test(
         }
         libc::dup2(socket, SOCKET);
         libc::fcntl(SOCKET, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::syscall(libc::SYS_close_range, (SOCKET + 1) as u32, u32::MAX, 0u32);
+        libc::syscall(libc::SYS_close_range, (SERVER_PIDFD + 1) as u32, u32::MAX, 0u32);
     }
-    if let Err(error) = enter_namespaces(request.rootless, server, STATUS, [STATUS, RELEASE, STDOUT]) {
+    let as_init = as_init.map(|_| AsInit { status: INIT_STATUS, server: SERVER_PIDFD });
+    if let Err(error) = enter_namespaces(request.rootless, server, STATUS, [STATUS, RELEASE, STDOUT], as_init)
+    {
         let errno = error.raw_os_error().unwrap_or(libc::EIO);
         let mut message = vec![b'E'];
         message.extend_from_slice(&errno.to_ne_bytes());
@@ -578,13 +683,18 @@ fn enter_namespaces(
     server: libc::pid_t,
     report_fd: RawFd,
     inherit: [RawFd; 3],
+    as_init: Option<AsInit>,
 ) -> std::io::Result<()> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     let mode = if rootless { super::Mode::Rootless } else { super::Mode::Root };
     let flags = super::spawn::unshare_flags(mode);
     let maps = rootless.then(|| (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()));
-    PreExec { parent: server, report_fd, inherit, flags, maps }.run()
+    let pre_exec = PreExec { parent: server, report_fd, inherit, flags, maps };
+    match as_init {
+        Some(init) => pre_exec.run_as_init(init.status, init.server),
+        None => pre_exec.run(),
+    }
 }
 
 /// A spare test process: forked by the server before any test asks for it, it enters fresh
@@ -594,11 +704,13 @@ fn enter_namespaces(
 /// the previous test were doing. Its namespaces are as fresh as a fork's: made for this one
 /// test, never used by another.
 struct Spare {
-    /// The spare's supervisor, the server's child.
+    /// The spare's supervisor or init, the server's child.
     pid: libc::pid_t,
     pidfd: OwnedFd,
     /// The server's end of the spare's socket.
     claim: OwnedFd,
+    /// The read end of its init's status pipe (see [`Running::status`]).
+    status: Option<OwnedFd>,
 }
 
 /// The server's spare, and how many more it may build.
@@ -636,14 +748,14 @@ impl Spares {
     }
 
     /// Forks spares until [`Spares::depth`] wait, or as many as tests may still want.
-    fn refill(&mut self, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
+    fn refill(&mut self, forker: &Forker, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
         while self.ready.len() < self.depth.min(self.left) && self.rootless.is_some() {
-            self.fork(control, comm, tests);
+            self.fork(forker, control, comm, tests);
         }
     }
 
     /// Forks one spare; on failure, builds no more.
-    fn fork(&mut self, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
+    fn fork(&mut self, forker: &Forker, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
         let Some(rootless) = self.rootless else { return };
         let Ok((ours, theirs)) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
@@ -653,12 +765,14 @@ impl Spares {
         };
         // SAFETY: getpid(2) takes no arguments.
         let server = unsafe { libc::getpid() };
-        // SAFETY: this process is single-threaded (see `start`).
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            drop(ours);
-            run_spare(theirs, control, server, rootless, comm, tests);
-        }
+        let (pid, status) = match forker.fork(rootless) {
+            Ok(Fork::Child(as_init)) => {
+                drop(ours);
+                run_spare(theirs, control, server, rootless, as_init, comm, tests);
+            }
+            Ok(Fork::Parent(pid, status)) => (pid, status),
+            Err(_) => (-1, None),
+        };
         drop(theirs);
         let pidfd = if pid > 0 { super::fork::pidfd_open(pid) } else { -1 };
         if pidfd < 0 {
@@ -672,7 +786,7 @@ impl Spares {
         }
         // SAFETY: a fresh descriptor that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        self.ready.push_back(Spare { pid, pidfd, claim: ours });
+        self.ready.push_back(Spare { pid, pidfd, claim: ours, status });
     }
 
     /// Spare `slot` died before a test claimed it (killed from outside: a spare that cannot
@@ -705,7 +819,7 @@ impl Spares {
         let fds = channels.each_ref().map(AsRawFd::as_raw_fd);
         if !fits || send(spare.claim.as_raw_fd(), request.key.as_bytes(), &fds).is_err() {
             kill(spare.pid);
-            running.push(Running { pid: spare.pid, pidfd: spare.pidfd, socket: None });
+            running.push(Running { pid: spare.pid, pidfd: spare.pidfd, socket: None, status: spare.status });
             self.left = 0;
             return Err(channels);
         }
@@ -713,7 +827,7 @@ impl Spares {
         let mut message = vec![b'P'];
         message.extend_from_slice(&spare.pid.to_ne_bytes());
         tell(socket.as_raw_fd(), &message);
-        Ok(Running { pid: spare.pid, pidfd: spare.pidfd, socket: Some(socket) })
+        Ok(Running { pid: spare.pid, pidfd: spare.pidfd, socket: Some(socket), status: spare.status })
     }
 }
 
@@ -722,6 +836,9 @@ impl Spares {
 /// known yet), which it then copies there.
 const SPARE_SOCKET: RawFd = 3;
 const SPARE_ERRORS: RawFd = 4;
+/// As [`INIT_STATUS`] and [`SERVER_PIDFD`], for a spare.
+const SPARE_INIT_STATUS: RawFd = 5;
+const SPARE_SERVER_PIDFD: RawFd = 6;
 
 /// In the forked spare: the namespaces, the default topology's network, then the wait for the
 /// test that claims it, which it runs as the forked child of a request would. Never returns.
@@ -730,6 +847,7 @@ fn run_spare(
     control: RawFd,
     server: libc::pid_t,
     rootless: bool,
+    as_init: Option<AsInit>,
     comm: [u8; 16],
     tests: &HashMap<Vec<u8>, Entry>,
 ) -> ! {
@@ -739,19 +857,24 @@ fn run_spare(
         libc::close(control);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         let errors = libc::memfd_create(c"netns-test-spare-stderr".as_ptr(), libc::MFD_CLOEXEC);
-        let high = [claim.as_raw_fd(), errors, null].map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64));
+        let (init_status, server_pidfd) = as_init.map_or((null, null), |init| (init.status, init.server));
+        let high = [claim.as_raw_fd(), errors, null, init_status, server_pidfd]
+            .map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64));
         if high.contains(&-1) {
             libc::_exit(127);
         }
-        let [claim_high, errors_high, null_high] = high;
+        let [claim_high, errors_high, null_high, init_status, server_pidfd] = high;
+        libc::dup3(init_status, SPARE_INIT_STATUS, libc::O_CLOEXEC);
+        libc::dup3(server_pidfd, SPARE_SERVER_PIDFD, libc::O_CLOEXEC);
         for (from, to) in [(null_high, 0), (null_high, 1), (errors_high, 2)] {
             libc::dup2(from, to);
         }
         libc::dup3(claim_high, SPARE_SOCKET, libc::O_CLOEXEC);
         libc::dup3(errors_high, SPARE_ERRORS, libc::O_CLOEXEC);
         std::mem::forget(claim);
-        libc::syscall(libc::SYS_close_range, (SPARE_ERRORS + 1) as u32, u32::MAX, 0u32);
+        libc::syscall(libc::SYS_close_range, (SPARE_SERVER_PIDFD + 1) as u32, u32::MAX, 0u32);
     }
+    let as_init = as_init.map(|_| AsInit { status: SPARE_INIT_STATUS, server: SPARE_SERVER_PIDFD });
     // A failing step's marker is kept in a pipe of the spare's own until its test claims it,
     // and then reported as a fork of the request would: the marker on the test's report pipe,
     // the errno on its socket.
@@ -761,7 +884,7 @@ fn run_spare(
         // SAFETY: _exit(2) ends this copy without running the server's exit handlers.
         unsafe { libc::_exit(127) };
     }
-    let entered = enter_namespaces(rootless, server, markers[1], [0, 1, 2]);
+    let entered = enter_namespaces(rootless, server, markers[1], [0, 1, 2], as_init);
     let mut key = vec![0u8; 64 * 1024];
     if let Err(error) = entered {
         let mut marker = [0u8; 2];
