@@ -633,7 +633,8 @@ fn run_test(
         }
         libc::dup2(socket, SOCKET);
         libc::fcntl(SOCKET, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::syscall(libc::SYS_close_range, (SERVER_PIDFD + 1) as u32, u32::MAX, 0u32);
+        let first_unused = if as_init.is_some() { SERVER_PIDFD + 1 } else { INIT_STATUS };
+        libc::syscall(libc::SYS_close_range, first_unused as u32, u32::MAX, 0u32);
     }
     let as_init = as_init.map(|_| AsInit { status: INIT_STATUS, server: SERVER_PIDFD });
     if let Err(error) = enter_namespaces(request.rootless, server, STATUS, [STATUS, RELEASE, STDOUT], as_init)
@@ -872,7 +873,8 @@ fn run_spare(
         libc::dup3(claim_high, SPARE_SOCKET, libc::O_CLOEXEC);
         libc::dup3(errors_high, SPARE_ERRORS, libc::O_CLOEXEC);
         std::mem::forget(claim);
-        libc::syscall(libc::SYS_close_range, (SPARE_SERVER_PIDFD + 1) as u32, u32::MAX, 0u32);
+        let first_unused = if as_init.is_some() { SPARE_SERVER_PIDFD + 1 } else { SPARE_INIT_STATUS };
+        libc::syscall(libc::SYS_close_range, first_unused as u32, u32::MAX, 0u32);
     }
     let as_init = as_init.map(|_| AsInit { status: SPARE_INIT_STATUS, server: SPARE_SERVER_PIDFD });
     // A failing step's marker is kept in a pipe of the spare's own until its test claims it,
