@@ -39,6 +39,23 @@ pub(super) struct PreExec {
 impl PreExec {
     /// Runs in the child between `fork` and `exec`.
     pub(super) fn run(&self) -> io::Result<()> {
+        self.steps(None)
+    }
+
+    /// Runs in a child of the fork server that is already the init (PID 1) of a PID namespace
+    /// the server made for it (root mode; see `server::Forker`): the same steps as [`run`]
+    /// without a PID namespace of its own, then the init's part, which reports the test's wait
+    /// status on `status_fd` to the server. The calling process goes on as the test, PID 2.
+    /// `server_fd` is the server's pidfd: the parent's PID reads 0 from inside the namespace.
+    ///
+    /// [`run`]: PreExec::run
+    pub(super) fn run_as_init(&self, status_fd: RawFd, server_fd: RawFd) -> io::Result<()> {
+        self.steps(Some((status_fd, server_fd)))
+    }
+
+    /// The steps of [`run`](PreExec::run), or of [`run_as_init`](PreExec::run_as_init) with
+    /// the init's status pipe and the server's pidfd.
+    fn steps(&self, as_init: Option<(RawFd, RawFd)>) -> io::Result<()> {
         // SAFETY: only async-signal-safe system calls on memory prepared before fork.
         unsafe {
             if libc::setpgid(0, 0) != 0 {
@@ -48,7 +65,16 @@ impl PreExec {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(self.fail(Step::ParentDeath));
             }
-            if libc::getppid() != self.parent {
+            let parent_gone = match as_init {
+                None => libc::getppid() != self.parent,
+                Some((_, server_fd)) => {
+                    let mut poll = libc::pollfd { fd: server_fd, events: libc::POLLIN, revents: 0 };
+                    let gone = libc::poll(&mut poll, 1, 0) != 0;
+                    libc::close(server_fd);
+                    gone
+                }
+            };
+            if parent_gone {
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             for fd in self.inherit {
@@ -56,7 +82,13 @@ impl PreExec {
                     return Err(self.fail(Step::Inherit));
                 }
             }
-            if libc::unshare(self.flags) != 0 {
+            let flags = match as_init {
+                None => self.flags,
+                // Rootless children make their own PID namespace (see `server::Forker`).
+                Some(_) if self.maps.is_some() => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+                Some(_) => self.flags & !libc::CLONE_NEWPID,
+            };
+            if libc::unshare(flags) != 0 {
                 return Err(self.fail(Step::Unshare));
             }
             if let Some((uid_map, gid_map)) = &self.maps {
@@ -83,55 +115,21 @@ impl PreExec {
             {
                 return Err(self.fail(Step::MountPrivate));
             }
-            self.enter_pid_namespace()
+            match as_init {
+                None => self.enter_pid_namespace(),
+                Some((status_fd, _)) => self.fork_the_test(status_fd),
+            }
         }
     }
 
-    /// Runs in a child of the fork server that is already the init (PID 1) of a PID namespace
-    /// the server made for it (root mode; see `server::Forker`): the same steps as [`run`]
-    /// without a PID namespace of its own, then the init's part, which reports the test's wait
-    /// status on `status_fd` to the server. The calling process goes on as the test, PID 2.
-    /// `server_fd` is the server's pidfd: the parent's PID reads 0 from inside the namespace.
+    /// In the init the server made: forks the test, PID 2, which returns; the init stays in
+    /// [`init`] and reports the test's wait status on `status_fd`.
     ///
-    /// [`run`]: PreExec::run
-    pub(super) fn run_as_init(&self, status_fd: RawFd, server_fd: RawFd) -> io::Result<()> {
-        // SAFETY: only async-signal-safe system calls on memory prepared before fork (the
-        // server is single-threaded, so the rule holds by more than it needs to).
+    /// # Safety
+    /// Only between `fork` and `exec`, in that init.
+    unsafe fn fork_the_test(&self, status_fd: RawFd) -> io::Result<()> {
+        // SAFETY: raw system calls; the init branch never returns.
         unsafe {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(self.fail(Step::ProcessGroup));
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(self.fail(Step::ParentDeath));
-            }
-            let mut poll = libc::pollfd { fd: server_fd, events: libc::POLLIN, revents: 0 };
-            if libc::poll(&mut poll, 1, 0) != 0 {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            libc::close(server_fd);
-            for fd in self.inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(self.fail(Step::Inherit));
-                }
-            }
-            if self.maps.is_some() {
-                // Rootless children make their own PID namespace (see `server::Forker`).
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
-            }
-            if libc::unshare(self.flags & !libc::CLONE_NEWPID) != 0 {
-                return Err(self.fail(Step::Unshare));
-            }
-            let root = c"/";
-            if libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            {
-                return Err(self.fail(Step::MountPrivate));
-            }
             let init_fd = pidfd_of_self();
             let test_pid = fork_raw();
             if test_pid < 0 {
@@ -140,7 +138,6 @@ impl PreExec {
             if test_pid > 0 {
                 init(test_pid, status_fd);
             }
-            // The test, PID 2.
             die_with_parent(init_fd);
             libc::close(status_fd);
         }
