@@ -12,7 +12,8 @@
 //! error, which `Command::spawn` carries back to the parent.
 //!
 //! The same rule holds for the two processes that entering the PID namespace leaves behind
-//! (the supervisor and the PID 1 init): they never `exec` and never return; they wait
+//! (the supervisor and the PID 1 init; only the init where the fork server made the PID
+//! namespace itself, [`PreExec::run_as_init`]): they never `exec` and never return; they wait
 //! (`waitpid`), pass one wait status on a pipe, and `_exit`.
 
 use crate::ns::userns::write_file;
