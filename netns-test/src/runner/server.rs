@@ -255,6 +255,9 @@ struct Forker {
     /// The server's own PID namespace; `None` where it cannot be opened (then every child
     /// makes its own, as rootless).
     pidns: Option<OwnedFd>,
+    /// Cleared the first time the server may not make a PID namespace for a child (a root of
+    /// a user namespace may not `setns` into its own PID namespace): it does not try again.
+    may_make: std::cell::Cell<bool>,
     /// A pidfd of the server: a child in another PID namespace sees 0 as its parent's PID, so
     /// it checks the server with this descriptor instead.
     own: OwnedFd,
@@ -263,9 +266,9 @@ struct Forker {
 /// What a child made by [`Forker::fork`] is: the init of the PID namespace the server made
 /// (with the write end of its status pipe and the server's pidfd), or `None`: a plain fork.
 #[derive(Clone, Copy)]
-pub(super) struct AsInit {
-    pub(super) status: RawFd,
-    pub(super) server: RawFd,
+struct AsInit {
+    status: RawFd,
+    server: RawFd,
 }
 
 /// The two sides of [`Forker::fork`].
@@ -278,7 +281,11 @@ enum Fork {
 impl Forker {
     fn fork(&self, rootless: bool) -> std::io::Result<Fork> {
         let pipe = match &self.pidns {
-            Some(pidns) if !rootless => Self::new_pid_namespace(pidns.as_raw_fd()),
+            Some(pidns) if !rootless && self.may_make.get() => {
+                let pipe = Self::new_pid_namespace(pidns.as_raw_fd());
+                self.may_make.set(pipe.is_some());
+                pipe
+            }
             _ => None,
         };
         // SAFETY: this process is single-threaded (it never left the constructor that runs
@@ -378,7 +385,8 @@ fn serve(control: RawFd, name: [u8; 16], ahead: usize) -> ! {
     // SAFETY: open(2) of a NUL-terminated path.
     let pidns = unsafe { libc::open(c"/proc/self/ns/pid".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: a fresh descriptor, when there is one.
-    let forker = Forker { pidns: (pidns >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidns) }), own };
+    let pidns = (pidns >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidns) });
+    let forker = Forker { pidns, may_make: std::cell::Cell::new(true), own };
     let tests = registry();
     let mut running: Vec<Running> = Vec::new();
     let mut spares = Spares::new(ahead);
@@ -497,22 +505,32 @@ enum Received {
     Closed,
 }
 
-fn receive(control: RawFd, buffer: &mut [u8]) -> Received {
+/// One message on `socket` into `buffer`: its length and the descriptors it carried (at most
+/// [`REQUEST_FDS`]), installed close-on-exec.
+fn receive_with_descriptors(socket: RawFd, buffer: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
     let mut space = nix::cmsg_space!([RawFd; REQUEST_FDS]);
     let mut iov = [IoSliceMut::new(buffer)];
-    let (length, fds) = match recvmsg::<()>(control, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-        Ok(message) => {
-            let mut fds = Vec::new();
-            if let Ok(cmsgs) = message.cmsgs() {
-                for cmsg in cmsgs {
-                    if let ControlMessageOwned::ScmRights(received) = cmsg {
-                        // SAFETY: descriptors the kernel just installed for this process.
-                        fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                    }
-                }
-            }
-            (message.bytes, fds)
+    let message = recvmsg::<()>(socket, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fds = Vec::new();
+    for cmsg in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: descriptors the kernel just installed for this process.
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
         }
+    }
+    Ok((message.bytes, fds))
+}
+
+/// Tells the parent, on a test's socket, that starting its child failed with `errno`.
+fn tell_errno(socket: RawFd, errno: i32) {
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&errno.to_ne_bytes());
+    tell(socket, &message);
+}
+
+fn receive(control: RawFd, buffer: &mut [u8]) -> Received {
+    let (length, fds) = match receive_with_descriptors(control, buffer) {
+        Ok(received) => received,
         Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => return Received::Nothing,
         Err(_) => return Received::Closed,
     };
@@ -552,9 +570,7 @@ fn start(
         Err(error) => {
             let socket = channels.into_iter().next().expect("five descriptors");
             let errno = error.raw_os_error().unwrap_or(libc::EAGAIN);
-            let mut message = vec![b'E'];
-            message.extend_from_slice(&errno.to_ne_bytes());
-            tell(socket.as_raw_fd(), &message);
+            tell_errno(socket.as_raw_fd(), errno);
             return None;
         }
     };
@@ -573,9 +589,7 @@ fn start(
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
-        let mut message = vec![b'E'];
-        message.extend_from_slice(&errno.to_ne_bytes());
-        tell(socket.as_raw_fd(), &message);
+        tell_errno(socket.as_raw_fd(), errno);
         return None;
     }
     // SAFETY: a fresh descriptor that nothing else owns.
@@ -640,9 +654,7 @@ fn run_test(
     if let Err(error) = enter_namespaces(request.rootless, server, STATUS, [STATUS, RELEASE, STDOUT], as_init)
     {
         let errno = error.raw_os_error().unwrap_or(libc::EIO);
-        let mut message = vec![b'E'];
-        message.extend_from_slice(&errno.to_ne_bytes());
-        tell(SOCKET, &message);
+        tell_errno(SOCKET, errno);
         // SAFETY: _exit(2) ends this copy without running the server's exit handlers twice.
         unsafe { libc::_exit(127) };
     }
@@ -898,9 +910,7 @@ fn run_spare(
             unsafe { libc::write(status.as_raw_fd(), marker.as_ptr().cast(), marker.len()) };
         }
         let errno = error.raw_os_error().unwrap_or(libc::EIO);
-        let mut message = vec![b'E'];
-        message.extend_from_slice(&errno.to_ne_bytes());
-        tell(socket.as_raw_fd(), &message);
+        tell_errno(socket.as_raw_fd(), errno);
         // SAFETY: as above.
         unsafe { libc::_exit(127) };
     }
@@ -952,18 +962,8 @@ fn run_spare(
 /// standard output, standard error), or `None` when the server closed the socket.
 fn receive_claim(buffer: &mut [u8]) -> Option<(usize, [OwnedFd; REQUEST_FDS])> {
     loop {
-        let mut space = nix::cmsg_space!([RawFd; REQUEST_FDS]);
-        let mut iov = [IoSliceMut::new(buffer)];
-        match recvmsg::<()>(SPARE_SOCKET, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Ok(message) => {
-                let mut fds = Vec::new();
-                for cmsg in message.cmsgs().ok()? {
-                    if let ControlMessageOwned::ScmRights(received) = cmsg {
-                        // SAFETY: descriptors the kernel just installed for this process.
-                        fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                    }
-                }
-                let length = message.bytes;
+        match receive_with_descriptors(SPARE_SOCKET, buffer) {
+            Ok((length, fds)) => {
                 return <[OwnedFd; REQUEST_FDS]>::try_from(fds).ok().map(|fds| (length, fds));
             }
             Err(nix::errno::Errno::EINTR) => {}
