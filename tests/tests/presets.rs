@@ -322,11 +322,15 @@ fn a_blackhole_of_500_ms_shows_in_the_rtt_series(net: &Network) {
     net.local().ping("1.1.1.1").count(1).run().unwrap().assert_reachable();
     let link = net.link("test0", "test1");
     let dark = link.blackhole(ms(500)).unwrap();
-    let (start, stats) = ping_on_the_timeline(net, 100);
+    let (start, stats) = ping_on_the_timeline(net, 150);
     dark.wait().unwrap();
     let began = times_of(net, EventKind::BlackholeStarted)[0];
     let ended = times_of(net, EventKind::BlackholeEnded)[0];
-    assert!(ended - began >= ms(500) && ended - began < ms(600), "{:?}", net.events());
+    // Never shorter than asked. Its end is as late as the timer thread's wake-up and the
+    // netlink thread's turn: under a millisecond when idle, but a loaded CI machine has been
+    // seen to add 144 ms, so the bound above only says that it ended by itself, about when
+    // it should (the probes sent 1.5 s long cover an end up to 1 s late).
+    assert!(ended - began >= ms(500) && ended - began < ms(900), "{:?}", net.events());
     let mut dark_probes = 0;
     for probe in stats.probes() {
         let at = start + probe.sent();
@@ -357,7 +361,7 @@ fn a_blackhole_of_500_ms_shows_in_the_rtt_series(net: &Network) {
             );
         }
     }
-    // About 47 probes fall in the dark and 50 after it; a loaded machine sends fewer on
+    // About 47 probes fall in the dark and 100 after it; a loaded machine sends fewer on
     // time, and these bounds only make sure that both edges were exercised.
     assert!(dark_probes >= 30 && stats.received() >= 20, "{stats}");
 }
@@ -387,9 +391,12 @@ fn periodic_outages_recur_at_their_period(net: &Network) {
     let began = times_of(net, EventKind::OutageStarted);
     let ended = times_of(net, EventKind::OutageEnded);
     assert!(began.len() >= 3, "{:?}", net.events());
+    // 400 ms apart on an idle machine. The schedule does not drift, so a late wake-up delays
+    // one start, not the ones after it: it lengthens one period and shortens the next by as
+    // much as it was late (a loaded CI machine has been seen 144 ms late).
     for pair in began.windows(2) {
         let period = pair[1] - pair[0];
-        assert!(period > ms(330) && period < ms(470), "period {period:?}: {:?}", net.events());
+        assert!(period > ms(200) && period < ms(600), "period {period:?}: {:?}", net.events());
     }
     // Each lasts about its length and ends before the next begins. The last one may have
     // been cut short by the guard's drop; a late wake-up shortens one (the schedule does not

@@ -5,8 +5,9 @@
 //! both ends), installed and removed by a timer thread of the guard's own. So they work on
 //! every link, with or without conditions, whichever backend carries it, and they are
 //! recorded on the timeline as they start and end. Their edges are as precise as a thread's
-//! wake-up and two netlink requests: well under a millisecond on an idle machine, a few
-//! milliseconds on a loaded one.
+//! wake-up and two netlink requests: well under a millisecond on an idle machine; on a loaded
+//! one, as late as the scheduler runs those threads (usually milliseconds, now and then more
+//! than a hundred). An edge is never early: a blackhole not healed by hand lasts at least its duration.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
