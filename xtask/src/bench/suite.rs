@@ -51,7 +51,9 @@ pub(crate) fn run(quick: bool) -> Result {
             .collect();
         Ok(Run { total: floor.total, done, netns: None })
     })?;
-    // The same cycles spread over every CPU: the most that any runner could reach here.
+    // The same cycles spread over every CPU: the most that any runner could reach here. Two
+    // heavy phases in a row, so the kernel's cleanup of the first is awaited before the second.
+    settle(floor_run.netns.map(|(before, _)| before));
     let floor_parallel = floor::run_parallel(count, cpus())?;
     let plain = counted(|| libtest(&binary, &plain_filter, count))?;
     let seed = counted(|| libtest(&binary, &seed_filter, count))?;
@@ -161,6 +163,17 @@ fn namespaces_allocated() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/slabinfo").ok()?;
     let line = text.lines().find(|line| line.starts_with("net_namespace "))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Waits (ten seconds at most) until the kernel holds no more network namespaces than
+/// `level`: the cleanup of the runs before has caught up. There is no notification for it, so
+/// the count is polled.
+fn settle(level: Option<u64>) {
+    let Some(level) = level else { return };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while namespaces_allocated().is_some_and(|now| now > level) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn cpus() -> usize {

@@ -103,34 +103,23 @@ pub(crate) fn run(cycles: usize) -> Result<Cycles> {
     parse(&text).ok_or_else(|| format!("unexpected output of `{}`:\n{text}", render(&command)))
 }
 
-/// Runs `cycles` floor cycles split over `processes` processes of their own running at the
-/// same time (each one after the other inside), and returns the wall time from the first start
-/// to the last exit: the rate that the kernel work alone reaches when every CPU does it, the
+/// Runs `cycles` floor cycles split over `processes` processes of their own ([`run`] each, from
+/// a thread of this one) running at the same time, one cycle after the other inside each, and
+/// returns the longest of their loops: the time in which every CPU doing the kernel work alone
+/// gets through them, timed as [`run`]'s loop is (without the processes' own starts), the
 /// ceiling of any runner's parallel throughput on this machine.
 pub(crate) fn run_parallel(cycles: usize, processes: usize) -> Result<Duration> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
     let processes = processes.clamp(1, cycles.max(1));
-    let started = Instant::now();
-    let mut children = Vec::new();
-    for index in 0..processes {
-        // The cycles shared out as evenly as they go: the first ones take one more.
-        let share = cycles / processes + usize::from(index < cycles % processes);
-        let mut command = Command::new(&exe);
-        command
-            .args(["floor-cycles", &share.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = command.spawn().map_err(|e| format!("cannot run {}: {e}", render(&command)))?;
-        children.push((command, child));
-    }
-    for (command, mut child) in children {
-        let status = child.wait().map_err(|e| format!("waiting for {}: {e}", render(&command)))?;
-        if !status.success() {
-            return Err(format!("`{}` failed: {status}", render(&command)));
-        }
-    }
-    Ok(started.elapsed())
+    // The cycles shared out as evenly as they go: the first processes take one more.
+    let share = |index: usize| cycles / processes + usize::from(index < cycles % processes);
+    let loops = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..processes).map(|index| scope.spawn(move || run(share(index)))).collect();
+        running
+            .into_iter()
+            .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect::<Result<Vec<Cycles>>>()
+    })?;
+    Ok(loops.iter().map(|each| each.total).max().unwrap_or_default())
 }
 
 /// Reads [`serve`]'s output: `mode <name>`, one line of nanoseconds per cycle, `total <ns>`.
