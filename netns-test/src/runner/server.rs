@@ -125,16 +125,40 @@ struct Entry {
     default_topology: bool,
 }
 
-/// Every registered test by its libtest name, built once when the server starts: a request
-/// then costs one lookup, not a name made for each of the binary's tests.
-fn registry() -> HashMap<Vec<u8>, Entry> {
-    registrations()
-        .map(|registration| {
-            let name = super::naming::test_name(registration.module_path, registration.function);
-            let entry = Entry { test: registration.test, default_topology: registration.default_topology };
-            (name.into_bytes(), entry)
-        })
-        .collect()
+/// Every registered test by its libtest name, built at the server's first request (after
+/// its first spare is forked, which it would delay): a request then costs one lookup, not a
+/// name made for each of the binary's tests.
+#[derive(Default)]
+struct Registry(std::cell::OnceCell<HashMap<Vec<u8>, Entry>>);
+
+impl Registry {
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        let map = self.0.get_or_init(|| {
+            registrations()
+                .map(|registration| {
+                    let name = super::naming::test_name(registration.module_path, registration.function);
+                    (name.into_bytes(), Entry::of(registration))
+                })
+                .collect()
+        });
+        map.get(key).copied()
+    }
+}
+
+impl Entry {
+    fn of(registration: &Registration) -> Entry {
+        Entry { test: registration.test, default_topology: registration.default_topology }
+    }
+
+    /// The registered test named `key`, found without building the map: a spare looks up
+    /// only its own test.
+    fn find(key: &[u8]) -> Option<Entry> {
+        registrations()
+            .find(|registration| {
+                super::naming::is_test_name(key, registration.module_path, registration.function)
+            })
+            .map(Entry::of)
+    }
 }
 
 /// The registered tests that the harness may run with these arguments (the program's own left
@@ -387,12 +411,12 @@ fn serve(control: RawFd, name: [u8; 16], ahead: usize) -> ! {
     // SAFETY: a fresh descriptor, when there is one.
     let pidns = (pidns >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidns) });
     let forker = Forker { pidns, may_make: std::cell::Cell::new(true), own };
-    let tests = registry();
+    let tests = Registry::default();
     let mut running: Vec<Running> = Vec::new();
     let mut spares = Spares::new(ahead);
     let mut buffer = vec![0u8; REQUEST_LIMIT];
     loop {
-        spares.refill(&forker, control, name, &tests);
+        spares.refill(&forker, control, name);
         // The server's socket, each spare, then each test and its socket.
         let mut fds = vec![libc::pollfd { fd: control, events: libc::POLLIN, revents: 0 }];
         for spare in &spares.ready {
@@ -552,13 +576,13 @@ fn receive(control: RawFd, buffer: &mut [u8]) -> Received {
 /// failed fork: the parent has been told).
 fn start(
     forker: &Forker,
-    tests: &HashMap<Vec<u8>, Entry>,
+    tests: &Registry,
     request: Request,
     channels: [OwnedFd; REQUEST_FDS],
     control: RawFd,
     name: [u8; 16],
 ) -> Option<Running> {
-    let Some(&Entry { test, .. }) = tests.get(request.key.as_bytes()) else {
+    let Some(Entry { test, .. }) = tests.get(request.key.as_bytes()) else {
         tell(channels[0].as_raw_fd(), b"N");
         return None;
     };
@@ -748,6 +772,21 @@ struct Spares {
     cwd: OsString,
 }
 
+/// How many CPUs this process may run on (its affinity, as `nproc` says). Not
+/// `std::thread::available_parallelism`, which also reads the cgroup's CPU quota (three files
+/// and a few hundred microseconds), paid here before the first spare is forked.
+fn cpus() -> usize {
+    // SAFETY: sched_getaffinity(2) into a zeroed set on the stack, of the size given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_COUNT(&set) as usize
+        } else {
+            1
+        }
+    }
+}
+
 impl Spares {
     fn new(left: usize) -> Spares {
         let rootless =
@@ -756,19 +795,19 @@ impl Spares {
         env.sort();
         let cwd = std::env::current_dir().map(std::path::PathBuf::into_os_string).unwrap_or_default();
         let left = if rootless.is_some() && !cwd.is_empty() { left } else { 0 };
-        let depth = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 4);
+        let depth = cpus().clamp(1, 4);
         Spares { left, rootless, ready: Default::default(), depth, env, cwd }
     }
 
     /// Forks spares until [`Spares::depth`] wait, or as many as tests may still want.
-    fn refill(&mut self, forker: &Forker, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
+    fn refill(&mut self, forker: &Forker, control: RawFd, comm: [u8; 16]) {
         while self.ready.len() < self.depth.min(self.left) && self.rootless.is_some() {
-            self.fork(forker, control, comm, tests);
+            self.fork(forker, control, comm);
         }
     }
 
     /// Forks one spare; on failure, builds no more.
-    fn fork(&mut self, forker: &Forker, control: RawFd, comm: [u8; 16], tests: &HashMap<Vec<u8>, Entry>) {
+    fn fork(&mut self, forker: &Forker, control: RawFd, comm: [u8; 16]) {
         let Some(rootless) = self.rootless else { return };
         let Ok((ours, theirs)) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
@@ -781,7 +820,7 @@ impl Spares {
         let (pid, status) = match forker.fork(rootless) {
             Ok(Fork::Child(as_init)) => {
                 drop(ours);
-                run_spare(theirs, control, server, rootless, as_init, comm, tests);
+                run_spare(theirs, control, server, rootless, as_init, comm);
             }
             Ok(Fork::Parent(pid, status)) => (pid, status),
             Err(_) => (-1, None),
@@ -862,7 +901,6 @@ fn run_spare(
     rootless: bool,
     as_init: Option<AsInit>,
     comm: [u8; 16],
-    tests: &HashMap<Vec<u8>, Entry>,
 ) -> ! {
     // SAFETY: a single-threaded copy of the server: the calls move the socket and a new
     // memory file to fixed numbers (through copies above them) and close everything else.
@@ -944,7 +982,7 @@ fn run_spare(
         libc::close(SPARE_ERRORS);
     }
     drop(stderr);
-    let Some(entry) = tests.get(&key) else { std::process::exit(127) };
+    let Some(entry) = Entry::find(&key) else { std::process::exit(127) };
     let key = OsString::from_vec(key);
     let name = key.to_string_lossy().into_owned();
     let fds = [status, release, stdout].map(|fd| {
