@@ -14,7 +14,7 @@ use crate::ns::setup::{Offload, Setup};
 use crate::ns::{self, NsFds, NsRequest};
 use crate::settings::Settings;
 use crate::timeline::Timeline;
-use crate::topology::{NodeKind, Plan, Topology};
+use crate::topology::{NodeKind, Plan, PlannedIface, Topology};
 use crate::trace::Trace;
 
 /// How long bringing a network up may wait for the kernel to report its links ready.
@@ -23,18 +23,24 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 impl Network {
     /// Builds `topology`. Its local node is the calling process's own network namespace, so
     /// this only ever runs inside a test's child process; `test` names the test (for the
-    /// directory of its captures). `settings` are the child's, read once at its start.
-    pub(crate) fn start(topology: &Topology, test: &str, settings: &Settings) -> Result<Network> {
-        let trace = Trace::new("network", settings.trace);
+    /// directory of its captures). `settings` gives the child's settings, read once at its
+    /// start: it runs on the calling thread while the other nodes' namespaces are being made,
+    /// so that whatever the caller must do first (the child mounts its own `/proc` there)
+    /// overlaps the kernel's work.
+    pub(crate) fn start(
+        topology: &Topology,
+        test: &str,
+        settings: impl FnOnce() -> Result<&'static Settings>,
+    ) -> Result<Network> {
         // The topology was validated and planned once, when it was made; bring-up works from
         // that plan.
         let plan = Arc::clone(topology.plan());
-        let netlink_rt = Arc::new(NetlinkRuntime::start()?);
-        trace.mark("netlink thread started (the topology's plan reused, not validated again)");
         let local = plan.local;
 
-        // The other nodes' namespaces are made on worker threads while this thread configures
-        // the local node, the namespace the child process was born in.
+        // The other nodes' namespaces are made on worker threads while this thread reads the
+        // settings, starts the netlink thread and configures the local node, the namespace the
+        // child process was born in. A worker waits for the netlink thread only to open its
+        // connections, after its namespace is made and set up.
         // Links with conditions cross the middle namespace, made last.
         let others: Vec<usize> = (0..plan.nodes.len()).filter(|i| *i != local).collect();
         let has_middle = plan.links.iter().any(|link| link.middle.is_some());
@@ -45,21 +51,30 @@ impl Network {
         if has_middle {
             requests.push(NsRequest { name: MIDDLE, hostname: false });
         }
-        let open_node = |index: usize| -> Result<NodeNetlink> {
+        let runtime = Handoff::default();
+        let open_netlink = |place: &str| -> Result<NodeNetlink> {
+            let netlink_rt = runtime.wait().ok_or_else(|| {
+                Error::io(format!("opening netlink in {place}"), std::io::Error::other("no netlink thread"))
+            })?;
+            NodeNetlink::open(netlink_rt.handle())
+                .map_err(|e| Error::io(format!("opening netlink in {place}"), e))
+        };
+        let set_up_node = |index: usize| -> Result<()> {
             let node = &plan.nodes[index];
             let forwarding = node.kind == NodeKind::Router;
             // Without IPv6, a node's veth ends get no link-local address from their requests
             // (`create_links`); a switch's bridge needs the namespace's default.
             let link_local_per_interface = node.bridge.is_none();
             let setup = Setup { ping: true, ipv6: plan.ipv6, forwarding, link_local_per_interface };
-            ns::setup::set_up(&format!("node `{}`", node.name), setup)?;
-            NodeNetlink::open(netlink_rt.handle())
-                .map_err(|e| Error::io(format!("opening netlink in node `{}`", plan.nodes[index].name), e))
+            ns::setup::set_up(&format!("node `{}`", node.name), setup)
         };
-        let (mut made, (local_fds, local_netlink)) = ns::create_namespaces(
+        let (mut made, (settings, trace, netlink_rt, local_fds, local_netlink)) = ns::create_namespaces(
             &requests,
             |k, _| match others.get(k) {
-                Some(&index) => open_node(index),
+                Some(&index) => {
+                    set_up_node(index)?;
+                    open_netlink(&format!("node `{}`", plan.nodes[index].name))
+                }
                 None => {
                     // Its middle ends make no IPv6 link-local address (and so send no router
                     // solicitation or MLD report).
@@ -70,17 +85,26 @@ impl Network {
                         link_local_per_interface: false,
                     };
                     ns::setup::set_up("the middle namespace", setup)?;
-                    NodeNetlink::open(netlink_rt.handle())
-                        .map_err(|e| Error::io("opening netlink in the middle namespace", e))
+                    open_netlink("the middle namespace")
                 }
             },
             || {
-                let local_spec = &plan.nodes[local];
-                let netlink = open_node(local)?;
-                let fds = NsFds::of_current_thread(local_spec.hostname)
+                // Whatever happens here, the workers stop waiting when `runtime` is dropped or
+                // set.
+                let runtime = runtime.setter();
+                let settings = settings()?;
+                let trace = Trace::new("network", settings.trace);
+                let netlink_rt = Arc::new(NetlinkRuntime::start()?);
+                runtime.set(Arc::clone(&netlink_rt));
+                trace.mark("netlink thread started (the topology's plan reused, not validated again)");
+                set_up_node(local)?;
+                let netlink = NodeNetlink::open(netlink_rt.handle()).map_err(|e| {
+                    Error::io(format!("opening netlink in node `{}`", plan.nodes[local].name), e)
+                })?;
+                let fds = NsFds::of_current_thread(plan.nodes[local].hostname)
                     .map_err(|e| Error::io("opening the test's own namespaces", e))?;
                 trace.mark("local node configured");
-                Ok((fds, netlink))
+                Ok((settings, trace, netlink_rt, fds, netlink))
             },
         )?;
 
@@ -242,8 +266,10 @@ async fn create_links(
     let middle_at = plan.nodes.len();
     // Each pair: the end made by the request, in its own namespace (`sender`); the end made
     // in place by the same request; the namespace of that second end, which cannot be created
-    // up and is set up afterwards (`receiver`).
-    let mut pairs: Vec<(usize, VethEnd, VethEnd, usize)> = Vec::new();
+    // up and is set up afterwards (`receiver`); and the pair's ends that are interfaces of
+    // nodes, with their node, whose addresses are added as soon as the pair exists.
+    type Pair<'p> = (usize, VethEnd, VethEnd, usize, Vec<(usize, &'p PlannedIface)>);
+    let mut pairs: Vec<Pair<'_>> = Vec::new();
     for link in &plan.links {
         let end = |slot: usize| {
             let (node, iface) = link.ends[slot];
@@ -258,12 +284,17 @@ async fn create_links(
                 controller: spec.bridge.as_ref().map(|bridge| bridge.index),
             }
         };
+        let iface = |slot: usize| {
+            let (node, iface) = link.ends[slot];
+            (node, &plan.nodes[node].ifaces[iface])
+        };
         match &link.middle {
             None => {
                 // A switch's port is created in the switch's namespace, where its bridge is
                 // known.
                 let main = if plan.nodes[link.ends[1].0].kind == NodeKind::Switch { 1 } else { 0 };
-                pairs.push((link.ends[main].0, end(main), end(1 - main), link.ends[1 - main].0));
+                let ifaces = vec![iface(0), iface(1)];
+                pairs.push((link.ends[main].0, end(main), end(1 - main), link.ends[1 - main].0, ifaces));
             }
             Some(middle) => {
                 for (slot, device) in middle.ends.iter().enumerate() {
@@ -276,38 +307,38 @@ async fn create_links(
                         mtu: link.mtu,
                         controller: None,
                     };
-                    pairs.push((link.ends[slot].0, end(slot), middle_end, middle_at));
+                    pairs.push((link.ends[slot].0, end(slot), middle_end, middle_at, vec![iface(slot)]));
                 }
             }
         }
     }
     let ipv6 = plan.ipv6;
-    try_join_all(pairs.iter().map(|(sender, a, b, receiver)| async move {
+    try_join_all(pairs.iter().map(|(sender, a, b, receiver, ifaces)| async move {
         at(*sender).add_veth(a, b).await?;
-        if !ipv6 {
-            // No link-local address on either end, said before `b` comes up: the pair has no
-            // carrier until then.
-            futures_util::future::try_join(
-                at(*sender).set_no_link_local(a.index, &a.name),
-                at(*receiver).set_no_link_local(b.index, &b.name),
-            )
-            .await?;
-        }
-        at(*receiver).set_link_up(b.index, &b.name, true).await
-    }))
-    .await?;
-    trace.mark(&format!("{} veth pairs created", plan.links.len()));
-
-    try_join_all(plan.nodes.iter().enumerate().flat_map(|(index, node)| {
-        node.ifaces.iter().flat_map(move |iface| {
+        // The second end comes up (and the pair gets carrier) while the addresses are added:
+        // an address may be added to an interface that is down.
+        let up = async {
+            if !ipv6 {
+                // No link-local address on either end, said before `b` comes up: the pair has
+                // no carrier until then.
+                futures_util::future::try_join(
+                    at(*sender).set_no_link_local(a.index, &a.name),
+                    at(*receiver).set_no_link_local(b.index, &b.name),
+                )
+                .await?;
+            }
+            at(*receiver).set_link_up(b.index, &b.name, true).await
+        };
+        let addresses = try_join_all(ifaces.iter().flat_map(|&(node, iface)| {
             iface
                 .addrs
                 .iter()
-                .map(move |addr| async move { at(index).add_address(iface.index, &iface.name, *addr).await })
-        })
+                .map(move |addr| async move { at(node).add_address(iface.index, &iface.name, *addr).await })
+        }));
+        futures_util::future::try_join(up, addresses).await
     }))
     .await?;
-    trace.mark("addresses added");
+    trace.mark(&format!("{} veth pairs created, with their addresses", plan.links.len()));
 
     // Every interface of the nodes, then every middle end.
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -349,4 +380,53 @@ async fn create_links(
         trace.mark(&format!("{} static neighbour entries added", plan.static_neighbours.len()));
     }
     Ok(())
+}
+
+/// The netlink thread, from the thread that starts it to the workers that make namespaces
+/// meanwhile: [`Handoff::wait`] blocks until it is set, or until its setter is dropped unset
+/// (the starting thread failed), which gives `None`.
+#[derive(Default)]
+struct Handoff {
+    slot: std::sync::Mutex<Option<Option<Arc<NetlinkRuntime>>>>,
+    changed: std::sync::Condvar,
+}
+
+impl Handoff {
+    fn wait(&self) -> Option<Arc<NetlinkRuntime>> {
+        let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(value) = slot.as_ref() {
+                return value.clone();
+            }
+            slot = self.changed.wait(slot).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    fn setter(&self) -> HandoffSetter<'_> {
+        HandoffSetter(self)
+    }
+
+    fn put(&self, value: Option<Arc<NetlinkRuntime>>) {
+        let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// Sets a [`Handoff`] once; dropped unset (an error, a panic), it tells the waiters there is
+/// nothing to wait for.
+struct HandoffSetter<'a>(&'a Handoff);
+
+impl HandoffSetter<'_> {
+    fn set(&self, value: Arc<NetlinkRuntime>) {
+        self.0.put(Some(value));
+    }
+}
+
+impl Drop for HandoffSetter<'_> {
+    fn drop(&mut self) {
+        self.0.put(None);
+    }
 }

@@ -174,7 +174,9 @@ pub(crate) struct NsRequest<'a> {
 }
 
 /// Creates one network namespace (and UTS namespace where asked) per request and runs `setup`
-/// inside each, on a few short-lived threads, while the calling thread runs `meanwhile`.
+/// inside each, on a few short-lived threads, while the calling thread runs `meanwhile`. An
+/// error of `meanwhile` is returned before any of `setup`'s (a `setup` may wait for something
+/// `meanwhile` makes, and fail because it did not).
 ///
 /// Each worker thread `unshare`s again for every namespace it makes, so a hundred nodes cost a
 /// couple of threads, not a hundred (thread pressure on small CI machines ends in `EAGAIN`).
@@ -219,13 +221,15 @@ where
             })
             .collect()
     });
+    // The calling thread's failure first: workers that wait on it fail because of it.
+    let here = here.expect("ran inside the scope")?;
     let mut slots: Vec<Option<(NsFds, T)>> = (0..requests.len()).map(|_| None).collect();
     for (index, result) in results.into_iter().flatten() {
         let made = result?;
         slots[index] = Some(made);
     }
     let made = slots.into_iter().map(|slot| slot.expect("every namespace request is handled")).collect();
-    Ok((made, here.expect("ran inside the scope")?))
+    Ok((made, here))
 }
 
 fn make_one<T, F>(request: &NsRequest<'_>, index: usize, setup: &F) -> Result<(NsFds, T)>

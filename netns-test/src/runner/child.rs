@@ -118,17 +118,23 @@ impl Prepared {
         // The parent's /proc still shows this process under its PID outside (for the nsenter
         // hints); the test's own /proc, mounted next, knows it only as PID 2.
         let pid = pid_in_parent_namespace();
-        mount_own_proc();
         // The parent read the same settings before starting this child, and would have failed
         // on a bad value; the child reads them for itself rather than trusting the environment
-        // blind.
-        let settings = settings::get().map_err(|error| format!("{error:?}"));
-        let network = match &settings {
-            Ok(settings) => topology()
-                .and_then(|topology| Network::start(&topology, key, settings))
-                .map_err(|error| format!("{error:?}")),
-            Err(error) => Err(error.clone()),
+        // blind. Both steps run while the network's other namespaces are being made, or alone
+        // when its topology cannot be made.
+        let prepared = std::cell::Cell::new(false);
+        let prepare = || {
+            prepared.set(true);
+            mount_own_proc();
+            settings::get()
         };
+        let network = topology()
+            .and_then(|topology| Network::start(&topology, key, prepare))
+            .map_err(|error| format!("{error:?}"));
+        if !prepared.get() {
+            let _ = prepare();
+        }
+        let settings = settings::get().map_err(|error| format!("{error:?}"));
         Prepared { pid, settings, network }
     }
 }

@@ -23,7 +23,8 @@ pub(crate) use plan::firewall::{
     FilterHook, HOOKS, NodeFacts, NodeFirewalls, PlannedFirewall, PlannedRule, plan_firewalls,
 };
 pub(crate) use plan::{
-    Device, Middle, Neighbour, Plan, PlannedLink, PlannedNat, PlannedRoute, mac_for, plan as plan_model,
+    Device, Middle, Neighbour, Plan, PlannedIface, PlannedLink, PlannedNat, PlannedRoute, mac_for,
+    plan as plan_model,
 };
 
 /// What a node is.
