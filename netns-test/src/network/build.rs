@@ -430,3 +430,30 @@ impl Drop for HandoffSetter<'_> {
         self.0.put(None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handoff_releases_its_waiters_with_the_runtime_or_with_nothing() {
+        // A setter dropped unset (the starting thread failed): the waiter gets nothing.
+        let handoff = Handoff::default();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| handoff.wait().is_none());
+            drop(handoff.setter());
+            assert!(waiter.join().expect("the waiter returns"));
+        });
+        // Set, then dropped: the waiters get the runtime, before and after the drop.
+        let handoff = Handoff::default();
+        let runtime = Arc::new(NetlinkRuntime::start().expect("a netlink runtime starts"));
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| handoff.wait().is_some_and(|got| Arc::ptr_eq(&got, &runtime)));
+            let setter = handoff.setter();
+            setter.set(Arc::clone(&runtime));
+            drop(setter);
+            assert!(waiter.join().expect("the waiter returns"));
+        });
+        assert!(handoff.wait().is_some_and(|got| Arc::ptr_eq(&got, &runtime)));
+    }
+}
