@@ -760,7 +760,7 @@ struct Spares {
     /// The mode the spares are built in (`None`: no spares, see
     /// [`crate::settings::internal::building_ahead_mode`]).
     rootless: Option<bool>,
-    /// The spares waiting for their tests, oldest first: as many as the machine has CPUs, so
+    /// The spares waiting for their tests, oldest first: as many as the process may use CPUs, so
     /// that tests run one after the other have the next network built on another CPU, and
     /// tests run in parallel find one each.
     ready: std::collections::VecDeque<Spare>,
